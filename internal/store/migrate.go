@@ -1,0 +1,178 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order, each once, inside a transaction. Never
+// edit a released migration: append a new one. The SQL is shared by both
+// backends; Dialect.Rewrite replaces BYTES (BLOB | BYTEA) and SERIALPK (an
+// auto-increment primary key).
+//
+// Times are unix seconds in BIGINT columns so both backends compare them the
+// same way.
+var migrations = []string{
+	// 1: the directory, sessions, policy, transparency log and events.
+	`
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+CREATE TABLE keysets (
+	serial     BIGINT PRIMARY KEY,
+	note       BYTES NOT NULL,
+	created_at BIGINT NOT NULL
+);
+CREATE TABLE users (
+	id           TEXT PRIMARY KEY,
+	roles        TEXT NOT NULL,
+	clearance    INTEGER NOT NULL,
+	compartments TEXT NOT NULL,
+	disabled     INTEGER NOT NULL DEFAULT 0,
+	created_at   BIGINT NOT NULL,
+	created_by   TEXT NOT NULL
+);
+CREATE TABLE devices (
+	id                 TEXT PRIMARY KEY,
+	user_id            TEXT NOT NULL REFERENCES users(id),
+	sig_key            BYTES NOT NULL,
+	kem_key            BYTES NOT NULL,
+	label              TEXT NOT NULL,
+	status             TEXT NOT NULL,
+	created_at         BIGINT NOT NULL,
+	updated_at         BIGINT NOT NULL,
+	credential         BYTES,
+	credential_expires BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX devices_user ON devices(user_id);
+CREATE TABLE device_approvals (
+	device_id       TEXT NOT NULL REFERENCES devices(id),
+	approver        TEXT NOT NULL,
+	approver_device TEXT NOT NULL,
+	at              BIGINT NOT NULL,
+	PRIMARY KEY (device_id, approver)
+);
+CREATE TABLE invites (
+	hash       BYTES PRIMARY KEY,
+	user_id    TEXT NOT NULL REFERENCES users(id),
+	created_by TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	used_at    BIGINT NOT NULL DEFAULT 0,
+	device_id  TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE sessions (
+	token_hash BYTES PRIMARY KEY,
+	device_id  TEXT NOT NULL REFERENCES devices(id),
+	expires_at BIGINT NOT NULL
+);
+CREATE INDEX sessions_device ON sessions(device_id);
+CREATE TABLE challenges (
+	nonce      BYTES PRIMARY KEY,
+	device_id  TEXT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+CREATE TABLE change_requests (
+	id           SERIALPK,
+	kind         TEXT NOT NULL,
+	subject      TEXT NOT NULL,
+	payload      TEXT NOT NULL,
+	requested_by TEXT NOT NULL,
+	created_at   BIGINT NOT NULL,
+	status       TEXT NOT NULL,
+	resolved_at  BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE change_approvals (
+	request_id BIGINT NOT NULL REFERENCES change_requests(id),
+	approver   TEXT NOT NULL,
+	at         BIGINT NOT NULL,
+	PRIMARY KEY (request_id, approver)
+);
+CREATE TABLE policy_rules (
+	id         SERIALPK,
+	rule       TEXT NOT NULL UNIQUE,
+	created_by TEXT NOT NULL,
+	created_at BIGINT NOT NULL
+);
+CREATE TABLE tlog_head (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	size BIGINT NOT NULL
+);
+INSERT INTO tlog_head (id, size) VALUES (1, 0);
+CREATE TABLE tlog_pending (
+	id   SERIALPK,
+	data BYTES NOT NULL
+);
+CREATE TABLE tlog_entries (
+	idx  BIGINT PRIMARY KEY,
+	data BYTES NOT NULL
+);
+CREATE TABLE tlog_hashes (
+	idx  BIGINT PRIMARY KEY,
+	hash BYTES NOT NULL
+);
+CREATE TABLE tlog_checkpoints (
+	size       BIGINT PRIMARY KEY,
+	note       BYTES NOT NULL,
+	created_at BIGINT NOT NULL
+);
+CREATE TABLE event_heads (
+	device_id TEXT PRIMARY KEY,
+	next_seq  BIGINT NOT NULL
+);
+CREATE TABLE events (
+	device_id  TEXT NOT NULL,
+	seq        BIGINT NOT NULL,
+	type       TEXT NOT NULL,
+	payload    BYTES NOT NULL,
+	created_at BIGINT NOT NULL,
+	PRIMARY KEY (device_id, seq)
+);
+`,
+}
+
+// SchemaVersion is the number of migrations this build knows.
+var SchemaVersion = len(migrations)
+
+// Migrate brings the database up to SchemaVersion. It refuses a database
+// newer than this build. Backends call it before New; it is safe to run
+// concurrently from several nodes on PostgreSQL because each migration
+// inserts its version row under a primary key.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var have int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this build's %d", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		if err := applyMigration(ctx, db, d, v); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, d Dialect, v int) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// Claim the version first: a second node migrating at the same time
+	// fails here on the primary key (PostgreSQL) and leaves the work to us.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, time.Now().Unix()); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, d.Rewrite(migrations[v-1])); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

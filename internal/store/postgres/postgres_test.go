@@ -1,0 +1,37 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"testing"
+
+	"hotline/internal/store"
+	"hotline/internal/store/postgres"
+	"hotline/internal/store/storetest"
+)
+
+// Open returns a store in a fresh schema of the database named by
+// HOTLINE_TEST_POSTGRES, dropped when the test ends. Without the variable the
+// test is skipped, saying so; CI sets it.
+func open(t *testing.T) *store.Store {
+	t.Helper()
+	url := os.Getenv("HOTLINE_TEST_POSTGRES")
+	if url == "" {
+		t.Skip("HOTLINE_TEST_POSTGRES is not set; .ci/run sets it to the local PostgreSQL")
+	}
+	schema := fmt.Sprintf("t_%x", rand.Text()[:12])
+	s, err := postgres.Open(t.Context(), url, postgres.Options{Schema: schema}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := postgres.DropSchema(context.Background(), url, schema); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) { storetest.Run(t, open) }

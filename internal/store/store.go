@@ -1,0 +1,241 @@
+// Package store keeps the server's state: the directory (users, devices,
+// invites), sessions, workflow metadata, the transparency log's entries,
+// hashes and checkpoints, and per-device event queues.
+//
+// There is one implementation of every query, written in the SQL that SQLite
+// and PostgreSQL share; a backend (store/sqlite, store/postgres) supplies the
+// connections and a small Dialect for the few places the two differ. The
+// conformance suite in store/storetest runs against both, so "the same
+// semantics on both" is checked, not hoped for.
+//
+// All access goes through transactions: Update for read-write, View for
+// read-only. Functions passed to them may run more than once (a serialization
+// failure is retried), so they must not have side effects outside the Tx.
+//
+// The store never sees content: message text, briefings and notes travel
+// end-to-end encrypted and are not stored here in plaintext.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Errors returned by store operations. Callers test with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict") // a uniqueness or state precondition failed
+)
+
+// Dialect is what a backend must supply.
+type Dialect interface {
+	// Name is "sqlite" or "postgres".
+	Name() string
+	// Rewrite turns the shared SQL of a migration into the backend's: the
+	// tokens BYTES, SERIALPK and LOCKHEAD are replaced.
+	Rewrite(sql string) string
+	// IsUniqueViolation reports whether err is a unique-constraint error.
+	IsUniqueViolation(err error) bool
+	// IsRetryable reports whether a transaction failed for a reason that a
+	// retry can cure (serialization failure, deadlock, busy).
+	IsRetryable(err error) bool
+	// ForUpdate is appended to SELECTs that must lock the rows they read
+	// (" FOR UPDATE" on PostgreSQL, "" on SQLite where writers are serial).
+	ForUpdate() string
+}
+
+// Store is the handle to a database. It is safe for concurrent use.
+type Store struct {
+	rw      *sql.DB // writers; on SQLite a single connection
+	ro      *sql.DB // readers; may equal rw
+	dialect Dialect
+	log     *slog.Logger
+}
+
+// New wraps open connections. Backends call it after Migrate has run. rw is
+// used for Update, ro for View; they may be the same *sql.DB.
+func New(rw, ro *sql.DB, d Dialect, log *slog.Logger) *Store {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Store{rw: rw, ro: ro, dialect: d, log: log}
+}
+
+// Dialect returns the backend's dialect.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Close closes the connections.
+func (s *Store) Close() error {
+	err := s.rw.Close()
+	if s.ro != s.rw {
+		err = errors.Join(err, s.ro.Close())
+	}
+	return err
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rw.PingContext(ctx) }
+
+// Tx is a transaction. Its methods are the store's queries.
+type Tx struct {
+	tx *sql.Tx
+	d  Dialect
+	ro bool
+}
+
+const maxAttempts = 10
+
+// Update runs fn in a read-write transaction and commits if fn returns nil.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	return s.run(ctx, s.rw, false, fn)
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
+	return s.run(ctx, s.ro, true, fn)
+}
+
+func (s *Store) run(ctx context.Context, db *sql.DB, ro bool, fn func(*Tx) error) error {
+	var err error
+	for attempt := range maxAttempts {
+		err = s.once(ctx, db, ro, fn)
+		if err == nil || !s.dialect.IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Debug("retrying transaction", "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (s *Store) once(ctx context.Context, db *sql.DB, ro bool, fn func(*Tx) error) (err error) {
+	sqlTx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: ro && s.dialect.Name() == "postgres"})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if err = fn(&Tx{tx: sqlTx, d: s.dialect, ro: ro}); err != nil {
+		return err
+	}
+	if err = sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	res, err := t.tx.ExecContext(ctx, q, args...)
+	if err != nil && t.d.IsUniqueViolation(err) {
+		return nil, fmt.Errorf("%w: %v", ErrConflict, err)
+	}
+	return res, err
+}
+
+// insertNew runs an INSERT … ON CONFLICT DO NOTHING and returns
+// ErrConflict if it inserted nothing. Conflicts are detected this way, not
+// by catching a unique violation, because on PostgreSQL a failed statement
+// aborts the whole transaction while SQLite carries on.
+func (t *Tx) insertNew(ctx context.Context, q string, args ...any) error {
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// execOne runs a statement that must affect exactly one row; otherwise it
+// returns ErrNotFound.
+func (t *Tx) execOne(ctx context.Context, q string, args ...any) error {
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, q, args...)
+}
+
+// notFound maps sql.ErrNoRows to ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// joinList and splitList store small sets (roles, compartments) as
+// comma-separated text; members never contain commas.
+func joinList[T ~string](xs []T) string {
+	ss := make([]string, len(xs))
+	for i, x := range xs {
+		ss[i] = string(x)
+	}
+	return strings.Join(ss, ",")
+}
+
+func splitList[T ~string](s string) []T {
+	if s == "" {
+		return []T{}
+	}
+	parts := strings.Split(s, ",")
+	out := make([]T, len(parts))
+	for i, p := range parts {
+		out[i] = T(p)
+	}
+	return out
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func fromUnix(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+// forUpdate is the lock clause for SELECTs in read-write transactions.
+func (t *Tx) forUpdate() string {
+	if t.ro {
+		return ""
+	}
+	return t.d.ForUpdate()
+}

@@ -1,0 +1,673 @@
+// Package storetest is the store's conformance suite. Every backend runs it
+// (SQLite always, PostgreSQL when HOTLINE_TEST_POSTGRES is set), so both
+// have the same semantics, including under concurrent transactions.
+package storetest
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"hotline/internal/identity"
+	"hotline/internal/store"
+)
+
+// Run runs the suite. open must return a fresh, empty, migrated store for
+// each call; the suite closes it.
+func Run(t *testing.T, open func(t *testing.T) *store.Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, *store.Store)
+	}{
+		{"Users", testUsers},
+		{"Devices", testDevices},
+		{"Approvals", testApprovals},
+		{"Invites", testInvites},
+		{"InviteRace", testInviteRace},
+		{"SessionsAndChallenges", testSessions},
+		{"ChangeRequests", testChangeRequests},
+		{"Policy", testPolicy},
+		{"Log", testLog},
+		{"Events", testEvents},
+		{"EventRace", testEventRace},
+		{"Rollback", testRollback},
+		{"Meta", testMeta},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tt.fn(t, s)
+		})
+	}
+}
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func uid(t *testing.T, s string) identity.UserID {
+	t.Helper()
+	u, err := identity.ParseUserID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func update(t *testing.T, s *store.Store, fn func(*store.Tx) error) {
+	t.Helper()
+	if err := s.Update(t.Context(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func view(t *testing.T, s *store.Store, fn func(*store.Tx) error) {
+	t.Helper()
+	if err := s.View(t.Context(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkUser(t *testing.T, s *store.Store, id string, roles ...identity.Role) store.User {
+	t.Helper()
+	u := store.User{ID: uid(t, id), Roles: identity.Roles(roles).Normalize(), Clearance: identity.Secret,
+		Compartments: identity.Compartments{"ALPHA"}, CreatedAt: t0, CreatedBy: "test"}
+	update(t, s, func(tx *store.Tx) error { return tx.CreateUser(t.Context(), u) })
+	return u
+}
+
+func mkDevice(t *testing.T, s *store.Store, user identity.UserID, n byte, status string) store.Device {
+	t.Helper()
+	var pk identity.PublicKey
+	pk[0], pk[1] = n, byte(len(user.Name))
+	d := store.Device{ID: fmt.Sprintf("dev%02x%s", n, user.Name), User: user, SigKey: pk, KEMKey: []byte{n, 1, 2},
+		Label: "laptop", Status: status, CreatedAt: t0.Add(time.Duration(n) * time.Second), UpdatedAt: t0}
+	update(t, s, func(tx *store.Tx) error { return tx.CreateDevice(t.Context(), d) })
+	return d
+}
+
+func testUsers(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example", identity.RolePrincipal)
+	mkUser(t, s, "bob@state.example", identity.RoleAdmin, identity.RoleSecurityOfficer)
+
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateUser(ctx, alice); !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("duplicate user: got %v, want ErrConflict", err)
+		}
+		// The transaction must stay usable after a conflict (PostgreSQL
+		// aborts a transaction on a failed statement; the store must not
+		// let one happen).
+		_, err := tx.GetUser(ctx, alice.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	view(t, s, func(tx *store.Tx) error {
+		got, err := tx.GetUser(ctx, alice.ID)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(alice, got); diff != "" {
+			t.Errorf("GetUser (-want +got):\n%s", diff)
+		}
+		if _, err := tx.GetUser(ctx, uid(t, "nobody@state.example")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetUser(nobody) = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+
+	alice.Clearance = identity.TopSecret
+	alice.Compartments = identity.Compartments{"ALPHA", "BRAVO"}
+	alice.Roles = identity.Roles{identity.RolePrincipal, identity.RoleAdmin}
+	alice.Disabled = true
+	update(t, s, func(tx *store.Tx) error { return tx.UpdateUser(ctx, alice) })
+	view(t, s, func(tx *store.Tx) error {
+		us, err := tx.ListUsers(ctx)
+		if err != nil {
+			return err
+		}
+		if len(us) != 2 || us[0].ID != alice.ID || us[1].ID.Name != "bob" {
+			t.Fatalf("ListUsers = %v", us)
+		}
+		if diff := cmp.Diff(alice, us[0]); diff != "" {
+			t.Errorf("after UpdateUser (-want +got):\n%s", diff)
+		}
+		admins, err := tx.UsersWithRole(ctx, identity.RoleAdmin)
+		if err != nil {
+			return err
+		}
+		if len(admins) != 1 || admins[0].ID.Name != "bob" {
+			t.Errorf("UsersWithRole(admin) = %v, want bob only (alice is disabled)", admins)
+		}
+		return nil
+	})
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		return tx.UpdateUser(ctx, store.User{ID: uid(t, "ghost@state.example")})
+	}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateUser(ghost) = %v, want ErrNotFound", err)
+	}
+}
+
+func testDevices(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example").ID
+	bob := mkUser(t, s, "bob@state.example").ID
+	d1 := mkDevice(t, s, alice, 1, store.DeviceActive)
+	d2 := mkDevice(t, s, alice, 2, store.DevicePending)
+	mkDevice(t, s, bob, 3, store.DeviceActive)
+
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateDevice(ctx, d1); !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("duplicate device: got %v, want ErrConflict", err)
+		}
+		return tx.SetDeviceStatus(ctx, d2.ID, store.DeviceActive, t0.Add(time.Minute), store.DevicePending)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		return tx.SetDeviceStatus(ctx, d2.ID, store.DeviceActive, t0, store.DevicePending)
+	}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("approve active device: %v, want ErrConflict", err)
+	}
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		return tx.SetDeviceStatus(ctx, "nosuchdevice", store.DeviceRevoked, t0, store.DeviceActive)
+	}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoke unknown device: %v, want ErrNotFound", err)
+	}
+	exp := t0.Add(24 * time.Hour)
+	update(t, s, func(tx *store.Tx) error { return tx.SetCredential(ctx, d1.ID, []byte("signed credential"), exp) })
+
+	view(t, s, func(tx *store.Tx) error {
+		got, err := tx.GetDevice(ctx, d1.ID)
+		if err != nil {
+			return err
+		}
+		want := d1
+		want.Credential, want.CredentialExpires = []byte("signed credential"), exp
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("GetDevice (-want +got):\n%s", diff)
+		}
+		ds, err := tx.ListDevices(ctx, alice)
+		if err != nil {
+			return err
+		}
+		if len(ds) != 2 || ds[0].ID != d1.ID || ds[1].ID != d2.ID || ds[1].Status != store.DeviceActive {
+			t.Errorf("ListDevices(alice) = %+v", ds)
+		}
+		all, err := tx.ListDevices(ctx, identity.UserID{})
+		if err != nil {
+			return err
+		}
+		if len(all) != 3 {
+			t.Errorf("ListDevices(all) has %d devices, want 3", len(all))
+		}
+		return nil
+	})
+}
+
+func testApprovals(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example").ID
+	sec := mkUser(t, s, "sec@state.example").ID
+	d := mkDevice(t, s, alice, 1, store.DevicePending)
+	a1 := store.Approval{DeviceID: d.ID, Approver: sec, ApproverDevice: "secdev", At: t0}
+	a2 := store.Approval{DeviceID: d.ID, Approver: alice, ApproverDevice: "alicedev", At: t0.Add(time.Second)}
+	update(t, s, func(tx *store.Tx) error { return tx.AddApproval(ctx, a1) })
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		dup := a1
+		dup.ApproverDevice = "secdev2"
+		if err := tx.AddApproval(ctx, dup); !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("second approval by the same user: %v, want ErrConflict", err)
+		}
+		return tx.AddApproval(ctx, a2)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view(t, s, func(tx *store.Tx) error {
+		got, err := tx.Approvals(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]store.Approval{a1, a2}, got); diff != "" {
+			t.Errorf("Approvals (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+}
+
+func testInvites(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example").ID
+	inv := store.Invite{Hash: sha256.Sum256([]byte("code")), User: alice, CreatedBy: "admin@state.example", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	expired := store.Invite{Hash: sha256.Sum256([]byte("old")), User: alice, CreatedBy: "x", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.CreateInvite(ctx, inv); err != nil {
+			return err
+		}
+		return tx.CreateInvite(ctx, expired)
+	})
+	now := t0.Add(30 * time.Minute)
+	var got store.Invite
+	update(t, s, func(tx *store.Tx) error {
+		var err error
+		got, err = tx.UseInvite(ctx, inv.Hash, "dev1", now)
+		return err
+	})
+	if diff := cmp.Diff(inv, got); diff != "" {
+		t.Errorf("UseInvite (-want +got):\n%s", diff)
+	}
+	for name, h := range map[string][32]byte{"reused": inv.Hash, "expired": expired.Hash, "unknown": sha256.Sum256([]byte("nope"))} {
+		err := s.Update(ctx, func(tx *store.Tx) error {
+			_, err := tx.UseInvite(ctx, h, "dev2", now)
+			return err
+		})
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("UseInvite(%s) = %v, want ErrNotFound", name, err)
+		}
+	}
+}
+
+// testInviteRace: many devices race to use one invite; exactly one wins.
+func testInviteRace(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example").ID
+	inv := store.Invite{Hash: sha256.Sum256([]byte("race")), User: alice, CreatedBy: "x", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	update(t, s, func(tx *store.Tx) error { return tx.CreateInvite(ctx, inv) })
+	const n = 8
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins int
+	)
+	for i := range n {
+		wg.Go(func() {
+			err := s.Update(ctx, func(tx *store.Tx) error {
+				_, err := tx.UseInvite(ctx, inv.Hash, fmt.Sprintf("dev%d", i), t0)
+				return err
+			})
+			switch {
+			case err == nil:
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			case !errors.Is(err, store.ErrNotFound):
+				t.Errorf("racer %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("%d racers used the invite, want exactly 1", wins)
+	}
+}
+
+func testSessions(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example").ID
+	d := mkDevice(t, s, alice, 1, store.DeviceActive)
+	sess := store.Session{TokenHash: sha256.Sum256([]byte("tok")), DeviceID: d.ID, ExpiresAt: t0.Add(10 * time.Minute)}
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.CreateSession(ctx, sess); err != nil {
+			return err
+		}
+		if err := tx.CreateChallenge(ctx, []byte("nonce1"), d.ID, t0.Add(time.Minute)); err != nil {
+			return err
+		}
+		return tx.CreateChallenge(ctx, []byte("nonce2"), d.ID, t0.Add(time.Minute))
+	})
+	view(t, s, func(tx *store.Tx) error {
+		got, err := tx.GetSession(ctx, sess.TokenHash, t0)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(sess, got); diff != "" {
+			t.Errorf("GetSession (-want +got):\n%s", diff)
+		}
+		if _, err := tx.GetSession(ctx, sess.TokenHash, sess.ExpiresAt); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("expired session: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	check := func(name string, nonce, dev string, now time.Time, want error) {
+		t.Helper()
+		err := s.Update(ctx, func(tx *store.Tx) error { return tx.UseChallenge(ctx, []byte(nonce), dev, now) })
+		if !errors.Is(err, want) {
+			t.Errorf("UseChallenge %s = %v, want %v", name, err, want)
+		}
+	}
+	check("wrong device", "nonce1", "other", t0, store.ErrNotFound)
+	check("first use", "nonce1", d.ID, t0, nil)
+	check("second use", "nonce1", d.ID, t0, store.ErrNotFound)
+	check("expired", "nonce2", d.ID, t0.Add(time.Minute), store.ErrNotFound)
+
+	update(t, s, func(tx *store.Tx) error { return tx.DeleteSessions(ctx, d.ID) })
+	view(t, s, func(tx *store.Tx) error {
+		if _, err := tx.GetSession(ctx, sess.TokenHash, t0); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("session after DeleteSessions: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	update(t, s, func(tx *store.Tx) error { return tx.Expire(ctx, t0.Add(time.Hour)) })
+}
+
+func testChangeRequests(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	admin1, admin2 := uid(t, "a1@state.example"), uid(t, "a2@state.example")
+	var first, second int64
+	update(t, s, func(tx *store.Tx) error {
+		var err error
+		first, err = tx.CreateChangeRequest(ctx, store.ChangeRequest{Kind: "clearance", Subject: "bob@state.example", Payload: `{"clearance":"secret"}`, RequestedBy: admin1, CreatedAt: t0})
+		if err != nil {
+			return err
+		}
+		second, err = tx.CreateChangeRequest(ctx, store.ChangeRequest{Kind: "clearance", Subject: "bob@state.example", Payload: `{"clearance":"top-secret"}`, RequestedBy: admin1, CreatedAt: t0.Add(time.Second)})
+		return err
+	})
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.ApproveChangeRequest(ctx, second, admin1, t0); !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("requester approving again: %v, want ErrConflict", err)
+		}
+		if err := tx.ApproveChangeRequest(ctx, second, admin2, t0.Add(2*time.Second)); err != nil {
+			return err
+		}
+		return tx.ResolveChangeRequest(ctx, second, store.ChangeApplied, t0.Add(2*time.Second))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view(t, s, func(tx *store.Tx) error {
+		all, err := tx.ListChangeRequests(ctx, "")
+		if err != nil {
+			return err
+		}
+		if len(all) != 2 || all[0].ID != second || all[1].ID != first {
+			t.Fatalf("ListChangeRequests = %+v", all)
+		}
+		if all[1].Status != store.ChangeReplaced || all[0].Status != store.ChangeApplied {
+			t.Errorf("statuses = %s, %s; want applied, replaced", all[0].Status, all[1].Status)
+		}
+		if diff := cmp.Diff([]identity.UserID{admin1, admin2}, all[0].Approvers); diff != "" {
+			t.Errorf("approvers (-want +got):\n%s", diff)
+		}
+		if _, err := tx.PendingChangeRequest(ctx, "clearance", "bob@state.example"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("PendingChangeRequest after apply: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		return tx.ResolveChangeRequest(ctx, second, store.ChangeApplied, t0)
+	}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("resolving twice: %v, want ErrNotFound", err)
+	}
+}
+
+func testPolicy(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	var id1 int64
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		var err error
+		if id1, err = tx.AddPolicyRule(ctx, store.PolicyRule{Rule: "any -> any : allow", CreatedBy: "x", CreatedAt: t0}); err != nil {
+			return err
+		}
+		if _, err := tx.AddPolicyRule(ctx, store.PolicyRule{Rule: "any -> any : allow", CreatedBy: "y", CreatedAt: t0}); !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("duplicate rule: %v, want ErrConflict", err)
+		}
+		_, err = tx.AddPolicyRule(ctx, store.PolicyRule{Rule: "role:counterpart -> any : deny", CreatedBy: "x", CreatedAt: t0})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	update(t, s, func(tx *store.Tx) error {
+		rule, err := tx.RemovePolicyRule(ctx, id1)
+		if rule != "any -> any : allow" {
+			t.Errorf("removed rule %q", rule)
+		}
+		return err
+	})
+	view(t, s, func(tx *store.Tx) error {
+		rs, err := tx.ListPolicyRules(ctx)
+		if err != nil {
+			return err
+		}
+		if len(rs) != 1 || rs[0].Rule != "role:counterpart -> any : deny" {
+			t.Errorf("ListPolicyRules = %+v", rs)
+		}
+		if _, err := tx.RemovePolicyRule(ctx, id1); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("removing twice: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}
+
+func testLog(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	update(t, s, func(tx *store.Tx) error {
+		for i := range 5 {
+			if err := tx.AppendPending(ctx, []byte{byte(i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	update(t, s, func(tx *store.Tx) error {
+		size, err := tx.LockLogHead(ctx)
+		if err != nil || size != 0 {
+			return fmt.Errorf("LockLogHead = %d, %v", size, err)
+		}
+		ps, err := tx.Pending(ctx, 3)
+		if err != nil {
+			return err
+		}
+		if len(ps) != 3 || ps[0].Data[0] != 0 || ps[2].Data[0] != 2 {
+			t.Fatalf("Pending(3) = %+v", ps)
+		}
+		var ids []int64
+		for i, p := range ps {
+			ids = append(ids, p.ID)
+			if err := tx.PutEntry(ctx, int64(i), p.Data); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeletePending(ctx, ids); err != nil {
+			return err
+		}
+		if err := tx.PutHashes(ctx, 0, [][32]byte{{1}, {2}, {3}}); err != nil {
+			return err
+		}
+		if err := tx.SetLogSize(ctx, 3); err != nil {
+			return err
+		}
+		return tx.PutCheckpoint(ctx, 3, []byte("cp3"), t0)
+	})
+	view(t, s, func(tx *store.Tx) error {
+		if n, err := tx.LogSize(ctx); err != nil || n != 3 {
+			t.Errorf("LogSize = %d, %v; want 3", n, err)
+		}
+		es, err := tx.Entries(ctx, 1, 3)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([][]byte{{1}, {2}}, es); diff != "" {
+			t.Errorf("Entries(1,3) (-want +got):\n%s", diff)
+		}
+		if _, err := tx.Entries(ctx, 0, 4); err == nil {
+			t.Errorf("Entries past the end: no error")
+		}
+		hs, err := tx.Hashes(ctx, []int64{2, 0})
+		if err != nil {
+			return err
+		}
+		if hs[0] != [32]byte{3} || hs[1] != [32]byte{1} {
+			t.Errorf("Hashes = %v", hs)
+		}
+		if _, err := tx.Hashes(ctx, []int64{9}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("missing hash: %v, want ErrNotFound", err)
+		}
+		size, note, err := tx.LatestCheckpoint(ctx)
+		if err != nil || size != 3 || string(note) != "cp3" {
+			t.Errorf("LatestCheckpoint = %d %q %v", size, note, err)
+		}
+		ps, err := tx.Pending(ctx, 10)
+		if err != nil {
+			return err
+		}
+		if len(ps) != 2 || ps[0].Data[0] != 3 {
+			t.Errorf("Pending after integration = %+v", ps)
+		}
+		return nil
+	})
+	err := s.Update(ctx, func(tx *store.Tx) error { return tx.PutEntry(ctx, 0, []byte("again")) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("overwriting entry 0: %v, want ErrConflict", err)
+	}
+}
+
+func testEvents(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	update(t, s, func(tx *store.Tx) error {
+		for i := range 3 {
+			seq, err := tx.PushEvent(ctx, store.Event{DeviceID: "d1", Type: "t", Payload: []byte{byte(i)}, CreatedAt: t0})
+			if err != nil {
+				return err
+			}
+			if seq != int64(i+1) {
+				t.Errorf("seq %d, want %d", seq, i+1)
+			}
+		}
+		_, err := tx.PushEvent(ctx, store.Event{DeviceID: "d2", Type: "t", Payload: []byte{9}, CreatedAt: t0})
+		return err
+	})
+	update(t, s, func(tx *store.Tx) error { return tx.AckEvents(ctx, "d1", 1) })
+	view(t, s, func(tx *store.Tx) error {
+		es, err := tx.EventsAfter(ctx, "d1", 0, 10)
+		if err != nil {
+			return err
+		}
+		want := []store.Event{
+			{DeviceID: "d1", Seq: 2, Type: "t", Payload: []byte{1}, CreatedAt: t0},
+			{DeviceID: "d1", Seq: 3, Type: "t", Payload: []byte{2}, CreatedAt: t0},
+		}
+		if diff := cmp.Diff(want, es); diff != "" {
+			t.Errorf("EventsAfter (-want +got):\n%s", diff)
+		}
+		if last, err := tx.LastEventSeq(ctx, "d1"); err != nil || last != 3 {
+			t.Errorf("LastEventSeq(d1) = %d, %v", last, err)
+		}
+		if last, err := tx.LastEventSeq(ctx, "nobody"); err != nil || last != 0 {
+			t.Errorf("LastEventSeq(nobody) = %d, %v", last, err)
+		}
+		return nil
+	})
+	// Acknowledged events stay gone and seqs never repeat.
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.AckEvents(ctx, "d1", 3); err != nil {
+			return err
+		}
+		seq, err := tx.PushEvent(ctx, store.Event{DeviceID: "d1", Type: "t", Payload: []byte{}, CreatedAt: t0})
+		if seq != 4 {
+			t.Errorf("seq after ack = %d, want 4", seq)
+		}
+		return err
+	})
+}
+
+// testEventRace: concurrent pushes to one device get distinct, contiguous
+// sequence numbers.
+func testEventRace(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	const n = 16
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			err := s.Update(ctx, func(tx *store.Tx) error {
+				_, err := tx.PushEvent(ctx, store.Event{DeviceID: "d", Type: "t", Payload: []byte{byte(i)}, CreatedAt: t0})
+				return err
+			})
+			if err != nil {
+				t.Errorf("push %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	view(t, s, func(tx *store.Tx) error {
+		es, err := tx.EventsAfter(ctx, "d", 0, 100)
+		if err != nil {
+			return err
+		}
+		if len(es) != n {
+			t.Fatalf("%d events, want %d", len(es), n)
+		}
+		for i, e := range es {
+			if e.Seq != int64(i+1) {
+				t.Errorf("event %d has seq %d", i, e.Seq)
+			}
+		}
+		return nil
+	})
+}
+
+func testRollback(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateUser(ctx, store.User{ID: uid(t, "temp@state.example"), Roles: identity.Roles{}, Compartments: identity.Compartments{}, CreatedAt: t0}); err != nil {
+			return err
+		}
+		if err := tx.AppendPending(ctx, []byte("entry")); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want boom", err)
+	}
+	view(t, s, func(tx *store.Tx) error {
+		if _, err := tx.GetUser(ctx, uid(t, "temp@state.example")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("user survived rollback: %v", err)
+		}
+		if ps, err := tx.Pending(ctx, 10); err != nil || len(ps) != 0 {
+			t.Errorf("pending entry survived rollback: %v %v", ps, err)
+		}
+		return nil
+	})
+}
+
+func testMeta(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	update(t, s, func(tx *store.Tx) error {
+		if _, err := tx.GetMeta(ctx, "org"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetMeta(missing) = %v", err)
+		}
+		if err := tx.SetMeta(ctx, "org", "a.example"); err != nil {
+			return err
+		}
+		if err := tx.SetMeta(ctx, "org", "state.example"); err != nil {
+			return err
+		}
+		if err := tx.PutKeySet(ctx, 1, []byte("ks1"), t0); err != nil {
+			return err
+		}
+		return tx.PutKeySet(ctx, 2, []byte("ks2"), t0)
+	})
+	view(t, s, func(tx *store.Tx) error {
+		v, err := tx.GetMeta(ctx, "org")
+		if err != nil || v != "state.example" {
+			t.Errorf("GetMeta = %q, %v", v, err)
+		}
+		serial, note, err := tx.LatestKeySet(ctx)
+		if err != nil || serial != 2 || string(note) != "ks2" {
+			t.Errorf("LatestKeySet = %d %q %v", serial, note, err)
+		}
+		return nil
+	})
+}
