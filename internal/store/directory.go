@@ -388,3 +388,10 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// KeySet returns the signed key set with this serial.
+func (t *Tx) KeySet(ctx context.Context, serial int64) ([]byte, error) {
+	var note []byte
+	err := t.queryRow(ctx, `SELECT note FROM keysets WHERE serial = $1`, serial).Scan(&note)
+	return note, notFound(err)
+}

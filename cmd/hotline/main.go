@@ -1,0 +1,193 @@
+// Command hotline is Hotline's server, its operator's tool and a headless
+// client, in one binary.
+//
+//	hotline init    --data DIR --org ORG           create an organisation
+//	hotline serve   --data DIR --listen HOST:PORT  run the server
+//	hotline enroll  --server URL --invite CODE --profile DIR
+//	hotline whoami | user | invite | device | policy | log | events  (as a device)
+//	hotline key rotate | backup | restore | log audit                (as the operator)
+//
+// Run `hotline help` or `hotline COMMAND -h` for details. Errors are printed
+// as "hotline: error: …", followed by "hotline: hint: …" where a hint helps.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"hotline/internal/apierr"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// cmdEnv is what every command gets.
+type cmdEnv struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(e *cmdEnv, args []string) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"init", "create an organisation in a new data directory", cmdInit},
+		{"serve", "run the server", cmdServe},
+		{"enroll", "enrol this device with an invite code", cmdEnroll},
+		{"whoami", "show this device, its user and credential", cmdWhoami},
+		{"user", "manage users: add, list, show, roles, clearance, requests", cmdUser},
+		{"invite", "create an invite code for a user's next device", cmdInvite},
+		{"device", "manage devices: list, approve, revoke, accept", cmdDevice},
+		{"policy", "manage the contact policy: list, add, remove, check", cmdPolicy},
+		{"log", "the transparency log: verify, checkpoint, compare, audit", cmdLog},
+		{"events", "print this device's event stream", cmdEvents},
+		{"key", "rotate the organisation's online keys with the root key", cmdKey},
+		{"backup", "write a consistent snapshot of a SQLite data directory", cmdBackup},
+		{"restore", "restore a data directory from a backup", cmdRestore},
+	}
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &cmdEnv{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	for _, c := range commands {
+		if c.name == args[0] {
+			err := c.run(e, args[1:])
+			if err == nil {
+				return 0
+			}
+			return report(stderr, err)
+		}
+	}
+	fmt.Fprintf(stderr, "hotline: error: unknown command %q\nhotline: hint: run hotline help\n", args[0])
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Hotline: secure, accountable communication for leaders and their staff.")
+	fmt.Fprintln(w, "\nUsage: hotline COMMAND [flags]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun hotline COMMAND -h for a command's flags. See docs/ for the operator guide.")
+}
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// hintError carries a hint for the user.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e hintError) Error() string { return e.err.Error() }
+func (e hintError) Unwrap() error { return e.err }
+
+func withHint(err error, format string, args ...any) error {
+	return hintError{err: err, hint: fmt.Sprintf(format, args...)}
+}
+
+// report prints an error and returns the exit status.
+func report(w io.Writer, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(w, "hotline: error: %s\nhotline: hint: run with -h for usage\n", ue.msg)
+		return 2
+	}
+	fmt.Fprintf(w, "hotline: error: %s\n", err)
+	var he hintError
+	var ae *apierr.Error
+	switch {
+	case errors.As(err, &he):
+		fmt.Fprintf(w, "hotline: hint: %s\n", he.hint)
+	case errors.As(err, &ae) && ae.Hint != "":
+		fmt.Fprintf(w, "hotline: hint: %s\n", ae.Hint)
+	}
+	return 1
+}
+
+// newFlags returns a flag set that prints to stderr and does not exit.
+func newFlags(e *cmdEnv, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: hotline %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags that may come before or after positional arguments, and
+// checks the number of positional arguments.
+func parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			pos = append(pos, args[1:]...)
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) < minArgs || maxArgs >= 0 && len(pos) > maxArgs {
+		return nil, usagef("%s: wrong number of arguments", fs.Name())
+	}
+	return pos, nil
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// required checks that string flags were given.
+func required(fs *flag.FlagSet, names ...string) error {
+	for _, n := range names {
+		if strings.TrimSpace(fs.Lookup(n).Value.String()) == "" {
+			return usagef("%s: --%s is required", fs.Name(), n)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"hotline/internal/server"
+)
+
+func cmdServe(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "serve", "serve --data DIR --listen HOST:PORT [flags]")
+	data := fs.String("data", "", "data `directory` created by hotline init")
+	listen := fs.String("listen", "127.0.0.1:8443", "`address` to listen on")
+	database := fs.String("database", "", "PostgreSQL connection `URL` (overrides config.json); password from PGPASSWORD or --database-password-file")
+	pwFile := fs.String("database-password-file", "", "file holding the PostgreSQL password")
+	cert := fs.String("tls-cert", "", "PEM certificate to serve instead of DIR/tls/cert.pem")
+	key := fs.String("tls-key", "", "PEM private key for --tls-cert")
+	insecure := fs.Bool("insecure-http", false, "serve plain HTTP (loopback addresses only)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	credTTL := fs.Duration("credential-ttl", 7*24*time.Hour, "lifetime of device credentials")
+	addrFile := fs.String("addr-file", "", "write the server's URL to this `file` once it listens (for scripts)")
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if err := required(fs, "data"); err != nil {
+		return err
+	}
+	if (*cert == "") != (*key == "") {
+		return usagef("serve: --tls-cert and --tls-key go together")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usagef("serve: --log-level: %v", err)
+	}
+	var h slog.Handler
+	switch *logFormat {
+	case "text":
+		h = slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})
+	case "json":
+		h = slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level})
+	default:
+		return usagef("serve: --log-format: want text or json")
+	}
+	log := slog.New(h)
+	slog.SetDefault(log)
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	if *insecure {
+		if tcp, ok := ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+			ln.Close()
+			return withHint(fmt.Errorf("--insecure-http is allowed only on a loopback address, not %s", ln.Addr()), "listen on 127.0.0.1 or ::1, or drop --insecure-http")
+		}
+	}
+	srv, err := server.New(e.ctx, server.Config{
+		DataDir: *data, Database: *database, PasswordFile: *pwFile, TLSCert: *cert, TLSKey: *key,
+		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	scheme := "https"
+	if *insecure {
+		scheme = "http"
+	}
+	url := fmt.Sprintf("%s://%s", scheme, ln.Addr())
+	log.Info("serving", "org", srv.Org(), "url", url, "fingerprint", srv.Fingerprint())
+	if *addrFile != "" {
+		if err := os.WriteFile(*addrFile, []byte(url+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		srv.Shutdown(context.Background())
+		return err
+	case <-e.ctx.Done():
+	}
+	log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = srv.Shutdown(ctx)
+	<-errc
+	return err
+}

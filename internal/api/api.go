@@ -1,0 +1,304 @@
+// Package api is the wire format between Hotline devices and servers: JSON
+// bodies over HTTPS, and messages on the WebSocket event stream. Server and
+// clients share these types, so there is one definition of the protocol.
+// docs/api.md describes the endpoints.
+//
+// Binary values (keys, signatures, nonces, log entries) are standard base64;
+// signed notes (credentials, key sets, checkpoints) travel as their text.
+// Times are RFC 3339. Every error response is {"error": {"code", "message",
+// "hint"}} with a code from internal/apierr.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"hotline/internal/apierr"
+)
+
+// MaxBody is the largest request body any endpoint accepts.
+const MaxBody = 64 << 10
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error *apierr.Error `json:"error"`
+}
+
+// Decode reads exactly one JSON value into v, refusing unknown fields,
+// trailing data and bodies over limit bytes. Its errors are *apierr.Error.
+func Decode(r io.Reader, limit int64, v any) error {
+	lr := &io.LimitedReader{R: r, N: limit + 1}
+	dec := json.NewDecoder(lr)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if lr.N <= 0 {
+			return apierr.New(apierr.TooLarge, "request body over %d bytes", limit)
+		}
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return apierr.New(apierr.BadRequest, "empty request body")
+		case errors.As(err, &se):
+			return apierr.New(apierr.BadRequest, "malformed JSON at byte %d", se.Offset)
+		case errors.As(err, &te):
+			return apierr.New(apierr.BadRequest, "field %q: want %s", te.Field, te.Type)
+		}
+		return apierr.New(apierr.BadRequest, "malformed JSON: %s", safeJSONError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if lr.N <= 0 {
+			return apierr.New(apierr.TooLarge, "request body over %d bytes", limit)
+		}
+		return apierr.New(apierr.BadRequest, "trailing data after the JSON value")
+	}
+	return nil
+}
+
+// safeJSONError keeps encoding/json's description of an unknown field or
+// similar, which names the field but no value.
+func safeJSONError(err error) string {
+	s := err.Error()
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// OrgInfo is GET /v1/org: what a device needs to trust the organisation.
+type OrgInfo struct {
+	Org       string `json:"org"`
+	RootKey   string `json:"root_key"` // note verifier key of the offline root key
+	KeySet    string `json:"keyset"`   // the current root-signed key set
+	LogOrigin string `json:"log_origin"`
+}
+
+// EnrollRequest is POST /v1/enroll.
+type EnrollRequest struct {
+	Invite string `json:"invite"`
+	SigKey string `json:"sig_key"`
+	KEMKey string `json:"kem_key"`
+	Label  string `json:"label"`
+	Proof  string `json:"proof"` // signature by sig_key over identity.EnrolMessage
+}
+
+// EnrollResponse answers EnrollRequest.
+type EnrollResponse struct {
+	User       string `json:"user"`
+	Device     string `json:"device"`
+	Status     string `json:"status"`
+	Credential string `json:"credential,omitempty"`
+}
+
+// ChallengeRequest is POST /v1/auth/challenge.
+type ChallengeRequest struct {
+	Device string `json:"device"`
+}
+
+// ChallengeResponse carries a nonce to sign with identity.AuthChallengeMessage.
+type ChallengeResponse struct {
+	Nonce   string    `json:"nonce"`
+	Expires time.Time `json:"expires"`
+}
+
+// SessionRequest is POST /v1/auth/session.
+type SessionRequest struct {
+	Device    string `json:"device"`
+	Nonce     string `json:"nonce"`
+	Signature string `json:"signature"`
+}
+
+// SessionResponse carries a short-lived session token for the
+// Authorization: Bearer header. It is never stored on disk by clients.
+type SessionResponse struct {
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+}
+
+// User is a directory entry.
+type User struct {
+	ID           string    `json:"id"`
+	Roles        []string  `json:"roles"`
+	Clearance    string    `json:"clearance"`
+	Compartments []string  `json:"compartments"`
+	Disabled     bool      `json:"disabled,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	CreatedBy    string    `json:"created_by"`
+}
+
+// Approval is one user's approval of a device.
+type Approval struct {
+	Approver       string    `json:"approver"`
+	ApproverDevice string    `json:"approver_device"`
+	At             time.Time `json:"at"`
+}
+
+// Device is an enrolled device.
+type Device struct {
+	ID                string     `json:"id"`
+	User              string     `json:"user"`
+	Label             string     `json:"label"`
+	Status            string     `json:"status"`
+	SigKey            string     `json:"sig_key"`
+	CreatedAt         time.Time  `json:"created_at"`
+	UpdatedAt         time.Time  `json:"updated_at"`
+	CredentialExpires *time.Time `json:"credential_expires,omitempty"`
+	Approvals         []Approval `json:"approvals,omitempty"`
+}
+
+// Me is GET /v1/me.
+type Me struct {
+	User       User   `json:"user"`
+	Device     Device `json:"device"`
+	Credential string `json:"credential,omitempty"`
+}
+
+// Credential is POST /v1/me/credential's answer: a fresh credential.
+type Credential struct {
+	Credential string `json:"credential"`
+}
+
+// Invite is a one-time enrolment code, shown once.
+type Invite struct {
+	User    string    `json:"user"`
+	Code    string    `json:"invite"`
+	Expires time.Time `json:"expires"`
+}
+
+// CreateUserRequest is POST /v1/users.
+type CreateUserRequest struct {
+	User         string   `json:"user"`
+	Roles        []string `json:"roles"`
+	Clearance    string   `json:"clearance,omitempty"`
+	Compartments []string `json:"compartments,omitempty"`
+}
+
+// CreateUserResponse answers CreateUserRequest.
+type CreateUserResponse struct {
+	User             User   `json:"user"`
+	Invite           Invite `json:"invite"`
+	ClearanceRequest int64  `json:"clearance_request,omitempty"`
+}
+
+// RolesRequest is PUT /v1/users/{id}/roles.
+type RolesRequest struct {
+	Roles []string `json:"roles"`
+}
+
+// ClearanceRequest is PUT /v1/users/{id}/clearance.
+type ClearanceRequest struct {
+	Clearance    string   `json:"clearance"`
+	Compartments []string `json:"compartments"`
+}
+
+// ClearanceResponse says whether the change applied or awaits a second
+// approver.
+type ClearanceResponse struct {
+	User      User     `json:"user"`
+	Applied   bool     `json:"applied"`
+	RequestID int64    `json:"request_id,omitempty"`
+	Approvers []string `json:"approvers"`
+}
+
+// ChangeRequest is a change awaiting a second approver.
+type ChangeRequest struct {
+	ID          int64           `json:"id"`
+	Kind        string          `json:"kind"`
+	Subject     string          `json:"subject"`
+	Change      json.RawMessage `json:"change"`
+	RequestedBy string          `json:"requested_by"`
+	CreatedAt   time.Time       `json:"created_at"`
+	Status      string          `json:"status"`
+	Approvers   []string        `json:"approvers"`
+}
+
+// InviteRequest is POST /v1/invites.
+type InviteRequest struct {
+	User string `json:"user"`
+}
+
+// ApproveResponse is POST /v1/devices/{id}/approve's answer.
+type ApproveResponse struct {
+	Device    Device `json:"device"`
+	Activated bool   `json:"activated"`
+	Needed    int    `json:"approvals_needed"`
+}
+
+// RevokeRequest is POST /v1/devices/{id}/revoke.
+type RevokeRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Rule is a contact-policy rule.
+type Rule struct {
+	ID        int64     `json:"id"`
+	Rule      string    `json:"rule"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AddRuleRequest is POST /v1/policy.
+type AddRuleRequest struct {
+	Rule string `json:"rule"`
+}
+
+// ContactRequest is POST /v1/contact.
+type ContactRequest struct {
+	To string `json:"to"`
+}
+
+// ContactResponse says a contact is allowed (refusals are errors).
+type ContactResponse struct {
+	Allowed bool   `json:"allowed"`
+	Rule    string `json:"rule,omitempty"`
+}
+
+// Checkpoint is GET /v1/log/checkpoint: a signed C2SP checkpoint.
+type Checkpoint struct {
+	Checkpoint string `json:"checkpoint"`
+}
+
+// Entries is GET /v1/log/entries?start=&end=.
+type Entries struct {
+	Start   int64    `json:"start"`
+	Entries [][]byte `json:"entries"`
+}
+
+// MaxEntriesPerRequest bounds one GET /v1/log/entries.
+const MaxEntriesPerRequest = 1000
+
+// InclusionProof is GET /v1/log/proof/inclusion?index=&size=.
+type InclusionProof struct {
+	Index int64    `json:"index"`
+	Size  int64    `json:"size"`
+	Proof []string `json:"proof"`
+}
+
+// ConsistencyProof is GET /v1/log/proof/consistency?old=&new=.
+type ConsistencyProof struct {
+	Old   int64    `json:"old"`
+	New   int64    `json:"new"`
+	Proof []string `json:"proof"`
+}
+
+// Stream message types on GET /v1/events (a WebSocket).
+const (
+	StreamReady  = "ready"  // server: the stream is open; LastSeq is the newest seq
+	StreamEvent  = "event"  // server: a durable event; acknowledge it
+	StreamNotice = "notice" // server: an ephemeral notice (Kind "checkpoint")
+	StreamAck    = "ack"    // client: every event up to Seq is handled
+)
+
+// StreamMessage is one message on the event stream.
+type StreamMessage struct {
+	Type    string          `json:"type"`
+	Seq     int64           `json:"seq,omitempty"`
+	Event   string          `json:"event,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	Kind    string          `json:"kind,omitempty"`
+	Data    string          `json:"data,omitempty"`
+	LastSeq int64           `json:"last_seq,omitempty"`
+}

@@ -1,0 +1,181 @@
+// Package events connects the durable per-device event queues in the store
+// to live connections.
+//
+// Durable events (a device awaiting approval, a revocation) are written to
+// the store with Tx.PushEvent inside the transaction that causes them; after
+// commit the writer calls Hub.Wake for the devices concerned, and each of
+// their connections reads its queue from where it left off. The store is the
+// queue, so a slow or disconnected device costs the server no memory and
+// loses nothing: it resumes from its last acknowledged sequence number.
+//
+// Notices are ephemeral and coalescing: a new checkpoint is announced to
+// every connection, and a connection that has not yet sent the previous
+// notice of the same kind sends only the newest. Memory per connection is
+// bounded by the number of notice kinds.
+//
+// The Hub is in-process. A cluster (several nodes on one PostgreSQL) relays
+// Wake, Close and Broadcast between nodes over the bus; the Hub's API is
+// what the bus calls.
+package events
+
+import (
+	"sync"
+)
+
+// Notice is an ephemeral announcement. Kind names the coalescing slot.
+type Notice struct {
+	Kind string
+	Data []byte
+}
+
+// Sub is one live connection's subscription.
+type Sub struct {
+	Device string
+	// Wake receives when the device's durable queue may have grown.
+	Wake chan struct{}
+	// Done is closed when the hub closes the subscription (device revoked or
+	// hub shutting down); Reason says why.
+	Done chan struct{}
+
+	hub     *Hub
+	mu      sync.Mutex // guards notices and reason
+	notices map[string]Notice
+	reason  string
+}
+
+// Reason returns why Done was closed.
+func (s *Sub) Reason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
+
+// TakeNotices returns and clears the pending notices.
+func (s *Sub) TakeNotices() []Notice {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Notice, 0, len(s.notices))
+	for _, n := range s.notices {
+		out = append(out, n)
+	}
+	clear(s.notices)
+	return out
+}
+
+func (s *Sub) wake() {
+	select {
+	case s.Wake <- struct{}{}:
+	default:
+	}
+}
+
+// Hub tracks live subscriptions by device.
+type Hub struct {
+	mu     sync.Mutex // guards subs and closed
+	subs   map[string]map[*Sub]struct{}
+	closed bool
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{subs: map[string]map[*Sub]struct{}{}} }
+
+// Subscribe registers a connection of device. It returns nil if the hub is
+// shut down.
+func (h *Hub) Subscribe(device string) *Sub {
+	s := &Sub{Device: device, Wake: make(chan struct{}, 1), Done: make(chan struct{}), hub: h, notices: map[string]Notice{}}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	if h.subs[device] == nil {
+		h.subs[device] = map[*Sub]struct{}{}
+	}
+	h.subs[device][s] = struct{}{}
+	return s
+}
+
+// Unsubscribe removes s; it is safe to call more than once.
+func (h *Hub) Unsubscribe(s *Sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.subs[s.Device]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(h.subs, s.Device)
+		}
+	}
+}
+
+// Wake tells the devices' connections to read their queues.
+func (h *Hub) Wake(devices ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, d := range devices {
+		for s := range h.subs[d] {
+			s.wake()
+		}
+	}
+}
+
+// Close ends every connection of device, for example on revocation.
+func (h *Hub) Close(device, reason string) {
+	h.mu.Lock()
+	subs := h.subs[device]
+	delete(h.subs, device)
+	h.mu.Unlock()
+	for s := range subs {
+		s.close(reason)
+	}
+}
+
+func (s *Sub) close(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.Done:
+	default:
+		s.reason = reason
+		close(s.Done)
+	}
+}
+
+// Broadcast queues a notice on every connection, replacing an unsent notice
+// of the same kind.
+func (h *Hub) Broadcast(n Notice) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.subs {
+		for s := range m {
+			s.mu.Lock()
+			s.notices[n.Kind] = n
+			s.mu.Unlock()
+			s.wake()
+		}
+	}
+}
+
+// Count returns the number of live subscriptions.
+func (h *Hub) Count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, m := range h.subs {
+		n += len(m)
+	}
+	return n
+}
+
+// Shutdown closes every subscription and refuses new ones.
+func (h *Hub) Shutdown(reason string) {
+	h.mu.Lock()
+	h.closed = true
+	all := h.subs
+	h.subs = map[string]map[*Sub]struct{}{}
+	h.mu.Unlock()
+	for _, m := range all {
+		for s := range m {
+			s.close(reason)
+		}
+	}
+}

@@ -1,0 +1,246 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"hotline/internal/api"
+	"hotline/internal/apierr"
+	"hotline/internal/metrics"
+	"hotline/internal/org"
+	"hotline/internal/store"
+)
+
+// access says who may call a route.
+type access int
+
+const (
+	public access = iota // anyone
+	anyDev               // any enrolled device with a session, pending included
+	active               // an active device
+)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, acc access, h func(http.ResponseWriter, *http.Request, org.Actor) error) {
+		mux.Handle(pattern, s.wrap(pattern, acc, h))
+	}
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", s.metrics.reg)
+
+	handle("GET /v1/org", public, s.getOrg)
+	handle("POST /v1/enroll", public, s.enroll)
+	handle("POST /v1/auth/challenge", public, s.challenge)
+	handle("POST /v1/auth/session", public, s.login)
+	handle("DELETE /v1/auth/session", anyDev, s.logout)
+
+	handle("GET /v1/me", anyDev, s.me)
+	handle("POST /v1/me/credential", active, s.renew)
+	handle("GET /v1/events", anyDev, s.events)
+
+	handle("GET /v1/users", active, s.listUsers)
+	handle("POST /v1/users", active, s.createUser)
+	handle("GET /v1/users/{id}", active, s.getUser)
+	handle("PUT /v1/users/{id}/roles", active, s.setRoles)
+	handle("PUT /v1/users/{id}/clearance", active, s.setClearance)
+	handle("GET /v1/requests", active, s.listRequests)
+	handle("POST /v1/invites", active, s.createInvite)
+
+	handle("GET /v1/devices", active, s.listDevices)
+	handle("POST /v1/devices/{id}/approve", active, s.approveDevice)
+	handle("POST /v1/devices/{id}/revoke", active, s.revokeDevice)
+
+	handle("GET /v1/policy", active, s.listRules)
+	handle("POST /v1/policy", active, s.addRule)
+	handle("DELETE /v1/policy/{id}", active, s.removeRule)
+	handle("POST /v1/contact", active, s.checkContact)
+
+	handle("GET /v1/log/checkpoint", active, s.checkpoint)
+	handle("GET /v1/log/entries", active, s.entries)
+	handle("GET /v1/log/proof/inclusion", active, s.inclusionProof)
+	handle("GET /v1/log/proof/consistency", active, s.consistencyProof)
+
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, apierr.New(apierr.NotFound, "no such endpoint"))
+	})
+	return mux
+}
+
+// wrap authenticates, meters, logs and turns errors into responses. Logs
+// carry the route pattern, status, code, device and duration: never a body,
+// a query value or a token.
+func (s *Server) wrap(pattern string, acc access, h func(http.ResponseWriter, *http.Request, org.Actor) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		var actor org.Actor
+		err := func() error {
+			if acc != public {
+				var err error
+				if actor, err = s.authenticate(r, acc); err != nil {
+					return err
+				}
+			}
+			r.Body = http.MaxBytesReader(rw, r.Body, api.MaxBody)
+			return h(rw, r, actor)
+		}()
+		code := ""
+		if err != nil {
+			e := apierr.From(err)
+			code = string(e.Code)
+			if e.Code == apierr.Internal {
+				s.log.Error("request failed", "route", pattern, "err", err)
+			}
+			if !rw.wrote {
+				writeError(rw, e)
+			}
+		}
+		s.metrics.requests.Inc(pattern, strconv.Itoa(rw.status))
+		s.metrics.latency.Observe(time.Since(start).Seconds(), pattern)
+		s.log.Debug("request", "route", pattern, "status", rw.status, "code", code,
+			"device", actor.Device.ID, "duration", time.Since(start))
+	})
+}
+
+func (s *Server) authenticate(r *http.Request, acc access) (org.Actor, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return org.Actor{}, apierr.New(apierr.Unauthenticated, "missing session token").
+			WithHint("authenticate with POST /v1/auth/challenge and /v1/auth/session")
+	}
+	a, err := s.svc.Authenticate(r.Context(), tok)
+	if err != nil {
+		return org.Actor{}, err
+	}
+	if acc == active && a.Device.Status != store.DeviceActive {
+		return org.Actor{}, apierr.New(apierr.DevicePending, "device %s awaits approval", a.Device.ID).
+			WithHint("ask one of your other devices or a security officer to run: hotline device approve %s", a.Device.ID)
+	}
+	return a, nil
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController and the WebSocket upgrade reach the
+// underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *apierr.Error) {
+	writeJSON(w, e.Status(), api.ErrorBody{Error: e})
+}
+
+func decode(r *http.Request, v any) error { return api.Decode(r.Body, api.MaxBody, v) }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("health check", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// serverMetrics are the server's Prometheus series.
+type serverMetrics struct {
+	reg       *metrics.Registry
+	requests  *metrics.CounterVec
+	latency   *metrics.Histogram
+	enrolment *metrics.CounterVec
+	refusals  *metrics.CounterVec
+	logSize   atomic.Int64
+}
+
+func newServerMetrics(s *Server) *serverMetrics {
+	reg := metrics.NewRegistry()
+	m := &serverMetrics{
+		reg:       reg,
+		requests:  reg.NewCounterVec("hotline_http_requests_total", "HTTP requests by route pattern and status.", "route", "status"),
+		latency:   reg.NewHistogram("hotline_http_request_duration_seconds", "HTTP request latency by route pattern.", metrics.DefBuckets, "route"),
+		enrolment: reg.NewCounterVec("hotline_enrolments_total", "Enrolment attempts by result code.", "result"),
+		refusals:  reg.NewCounterVec("hotline_contact_refusals_total", "Contacts refused by the policy, by code.", "code"),
+	}
+	reg.NewGaugeFunc("hotline_log_size", "Entries in the transparency log.", func() float64 { return float64(m.logSize.Load()) })
+	reg.NewGaugeFunc("hotline_event_streams", "Open event-stream connections.", func() float64 { return float64(s.hub.Count()) })
+	return m
+}
+
+// limiters rate-limit unauthenticated endpoints per client address.
+type limiters struct {
+	mu     sync.Mutex
+	enrol  map[string]*rate.Limiter
+	auth   map[string]*rate.Limiter
+	er     rate.Limit
+	eb     int
+	pruned time.Time
+}
+
+func newLimiters(cfg Config) *limiters {
+	l := &limiters{enrol: map[string]*rate.Limiter{}, auth: map[string]*rate.Limiter{}, er: rate.Limit(10.0 / 60), eb: 10}
+	if cfg.EnrolRate > 0 {
+		l.er = rate.Limit(cfg.EnrolRate)
+	}
+	if cfg.EnrolBurst > 0 {
+		l.eb = cfg.EnrolBurst
+	}
+	return l
+}
+
+// allow reports whether the client at addr may make another attempt of the
+// kind ("enrol" or "auth").
+func (l *limiters) allow(kind, addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if time.Since(l.pruned) > 10*time.Minute {
+		clear(l.enrol) // forgetting limiters only ever grants a fresh burst
+		clear(l.auth)
+		l.pruned = time.Now()
+	}
+	m, r, b := l.enrol, l.er, l.eb
+	if kind == "auth" {
+		m, r, b = l.auth, rate.Limit(2), 60
+	}
+	lim := m[host]
+	if lim == nil {
+		lim = rate.NewLimiter(r, b)
+		m[host] = lim
+	}
+	return lim.Allow()
+}

@@ -1,0 +1,261 @@
+// Package server wires Hotline's HTTP and WebSocket API to the organisation
+// service, the transparency log and the event hub. Only cmd/hotline imports
+// it. Decisions live in internal/org; this package decodes requests,
+// authenticates devices, applies rate limits and writes responses.
+//
+// Shutdown order: stop accepting connections and close event streams; wait
+// for in-flight requests; close the transparency log (it integrates what is
+// queued); close the store.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"hotline/internal/datadir"
+	"hotline/internal/events"
+	"hotline/internal/identity"
+	"hotline/internal/org"
+	"hotline/internal/store"
+	"hotline/internal/transparency"
+)
+
+// Config configures a server.
+type Config struct {
+	DataDir      string
+	Database     string // PostgreSQL URL, overriding config.json
+	PasswordFile string
+	TLSCert      string // PEM files to use instead of DIR/tls
+	TLSKey       string
+	InsecureHTTP bool // plain HTTP; allowed only on loopback listeners
+	Logger       *slog.Logger
+
+	CredentialTTL time.Duration
+	SessionTTL    time.Duration
+	InviteTTL     time.Duration
+	// EnrolRate and EnrolBurst limit enrolment attempts per client address
+	// (default 10 a minute, burst 10).
+	EnrolRate  float64
+	EnrolBurst int
+	Now        func() time.Time
+}
+
+// Server is a running Hotline server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	dir     *datadir.Dir
+	store   *store.Store
+	tlog    *transparency.Log
+	hub     *events.Hub
+	svc     *org.Service
+	metrics *serverMetrics
+	limits  *limiters
+	tls     *tls.Config
+	pin     string
+	origin  string
+	keyset  []byte
+
+	http    *http.Server
+	ctx     context.Context // cancelled at shutdown
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // background loops
+	closing sync.Once
+
+	streamMu sync.Mutex     // guards stopping
+	stopping bool           // no new event streams once set
+	streams  sync.WaitGroup // open event streams (hijacked: http.Server does not track them)
+}
+
+// streamStart registers a new event stream unless the server is stopping.
+func (s *Server) streamStart() bool {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.streams.Add(1)
+	return true
+}
+
+// New opens the data directory, the database and the log, and prepares the
+// handlers. It does not listen; call Serve.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	dir, err := datadir.Open(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, dir: dir, hub: events.NewHub(), origin: identity.LogKeyName(dir.Config.Org)}
+	if !cfg.InsecureHTTP {
+		if err := s.loadTLS(); err != nil {
+			return nil, err
+		}
+	}
+	issuer, err := dir.Issuer()
+	if err != nil {
+		return nil, fmt.Errorf("issuer key: %w", err)
+	}
+	logKey, err := dir.LogSigner()
+	if err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
+	s.store, err = dir.OpenStore(ctx, datadir.StoreOptions{Database: cfg.Database, PasswordFile: cfg.PasswordFile, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkKeys(ctx, issuer, logKey); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.metrics = newServerMetrics(s)
+	s.tlog, err = transparency.Open(ctx, s.store, s.origin, logKey.Signer, transparency.Options{
+		Logger: cfg.Logger, Now: cfg.Now,
+		OnCheckpoint: func(size int64, signed []byte) {
+			s.metrics.logSize.Store(size)
+			s.hub.Broadcast(events.Notice{Kind: "checkpoint", Data: signed})
+		},
+	})
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.svc = org.New(org.Config{
+		Org: dir.Config.Org, Issuer: issuer.Signer, KeySet: s.keyset, Store: s.store, Log: s.tlog, Hub: s.hub,
+		CredentialTTL: cfg.CredentialTTL, SessionTTL: cfg.SessionTTL, InviteTTL: cfg.InviteTTL, Now: cfg.Now, Logger: cfg.Logger,
+	})
+	s.limits = newLimiters(cfg)
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		TLSConfig:         s.tls,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+	}
+	s.wg.Go(s.housekeeping)
+	return s, nil
+}
+
+func (s *Server) loadTLS() error {
+	var (
+		cert tls.Certificate
+		err  error
+	)
+	if s.cfg.TLSCert != "" || s.cfg.TLSKey != "" {
+		cert, err = tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	} else {
+		cert, err = s.dir.TLSCertificate()
+	}
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	s.pin = datadir.Fingerprint(cert.Certificate[0])
+	s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	return nil
+}
+
+// checkKeys loads the latest key set and refuses to start if the online
+// keys on disk are not the ones it names (a half-finished rotation).
+func (s *Server) checkKeys(ctx context.Context, issuer, logKey identity.OrgKey) error {
+	root, err := s.dir.RootVerifier()
+	if err != nil {
+		return err
+	}
+	sets, err := datadir.KeySets(ctx, s.store, root)
+	if err != nil {
+		return fmt.Errorf("key sets: %w", err)
+	}
+	if len(sets) == 0 {
+		return errors.New("the database holds no key set; was `hotline init` run for it?")
+	}
+	cur := sets[len(sets)-1]
+	if cur.Issuer != issuer.VerifierKey || cur.Log != logKey.VerifierKey {
+		return fmt.Errorf("the online keys in %s are not the ones key set %d names; finish the rotation (docs/operator.md)", s.dir.Path, cur.Serial)
+	}
+	return s.store.View(ctx, func(tx *store.Tx) error {
+		_, s.keyset, err = tx.LatestKeySet(ctx)
+		return err
+	})
+}
+
+// Fingerprint returns the TLS certificate pin ("" over plain HTTP).
+func (s *Server) Fingerprint() string { return s.pin }
+
+// Org returns the organisation's domain name.
+func (s *Server) Org() string { return s.dir.Config.Org }
+
+// Log returns the transparency log (tests use it to wait for checkpoints).
+func (s *Server) Log() *transparency.Log { return s.tlog }
+
+// Serve accepts connections on ln until Shutdown. Plain HTTP is refused
+// unless InsecureHTTP is set and ln is a loopback address.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.InsecureHTTP {
+		if !isLoopback(ln.Addr()) {
+			return fmt.Errorf("--insecure-http is allowed only on a loopback address, not %s", ln.Addr())
+		}
+		err := s.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+	err := s.http.Serve(tls.NewListener(ln, s.tls))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
+// Shutdown stops the server in the documented order. It is safe to call more
+// than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.closing.Do(func() {
+		s.streamMu.Lock()
+		s.stopping = true
+		s.streamMu.Unlock()
+		s.hub.Shutdown("server shutting down")
+		err = s.http.Shutdown(ctx)
+		s.cancel()
+		s.streams.Wait()
+		s.wg.Wait()
+		err = errors.Join(err, s.tlog.Close(), s.store.Close())
+	})
+	return err
+}
+
+// housekeeping expires sessions and challenges every minute.
+func (s *Server) housekeeping() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			if err := s.svc.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("expire sessions", "err", err)
+			}
+		}
+	}
+}
