@@ -240,7 +240,8 @@ func (c *Clearance) UnmarshalText(b []byte) error {
 
 // Compartments is a set of need-to-know labels, kept sorted without
 // duplicates. Labels are upper-case letters, digits, '-' and '_', 1 to 32
-// characters.
+// characters, starting with a letter or digit (so no label is "-", the
+// written form of the empty set).
 type Compartments []string
 
 // ParseCompartments parses a comma-separated list of labels; input is
@@ -268,9 +269,9 @@ func (cs Compartments) Validate() error {
 		if len(c) == 0 || len(c) > maxCompartmentLen {
 			return invalid("compartment %q: must be 1 to %d characters", c, maxCompartmentLen)
 		}
-		for _, r := range c {
-			if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return invalid("compartment %q: use A-Z, 0-9, '-' and '_'", c)
+		for i, r := range c {
+			if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '-' || r == '_')) {
+				return invalid("compartment %q: use A-Z, 0-9, '-' and '_', starting with a letter or digit", c)
 			}
 		}
 	}
