@@ -1,0 +1,210 @@
+package tlog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxEntrySize is the largest encoded entry.
+const MaxEntrySize = 16 << 10
+
+// Limits on entry fields.
+const (
+	sigKeySize    = 32 // Ed25519 public key
+	maxKEMKeySize = 2048
+	maxReasonLen  = 64
+)
+
+// Entry types. The comment says which fields each type requires.
+const (
+	TypeOrgCreate      = "org.create"      // KeySet: the root-signed key set; only the first entry
+	TypeKeysRotate     = "keys.rotate"     // KeySet
+	TypeUserCreate     = "user.create"     // User, Clearance (Roles, Compartments)
+	TypeUserRoles      = "user.roles"      // User (Roles)
+	TypeUserClearance  = "user.clearance"  // User, Clearance (Compartments, Approvers)
+	TypeUserDisable    = "user.disable"    // User
+	TypeDeviceEnrol    = "device.enrol"    // User, Device, SigKey, KEMKey, Reason "active" or "pending"
+	TypeDeviceApprove  = "device.approve"  // User, Device, Approvers: all approvers of the device
+	TypeDeviceRevoke   = "device.revoke"   // User, Device, Reason
+	TypePolicyAdd      = "policy.add"      // Rule
+	TypePolicyRemove   = "policy.remove"   // Rule
+	TypeContactRefused = "contact.refused" // Actor, Target, Reason (ActorDevice, Count)
+)
+
+// Entry is one log record. Its encoding is canonical JSON: the fields in
+// this order, empty ones omitted, no HTML escaping, no trailing newline.
+type Entry struct {
+	Type         string   `json:"type"`
+	Time         int64    `json:"time"`                   // unix seconds, > 0
+	Actor        string   `json:"actor,omitempty"`        // user who caused it; "" for the system
+	ActorDevice  string   `json:"actor_device,omitempty"` // the device Actor used
+	User         string   `json:"user,omitempty"`         // subject user
+	Device       string   `json:"device,omitempty"`       // subject device
+	SigKey       string   `json:"sig_key,omitempty"`      // base64 Ed25519 public key
+	KEMKey       string   `json:"kem_key,omitempty"`      // base64 HPKE public key
+	Roles        []string `json:"roles,omitempty"`
+	Clearance    string   `json:"clearance,omitempty"`
+	Compartments []string `json:"compartments,omitempty"`
+	Rule         string   `json:"rule,omitempty"`   // contact-policy rule text
+	Target       string   `json:"target,omitempty"` // e.g. the user a refused contact was aimed at
+	Reason       string   `json:"reason,omitempty"` // a stable code such as "lost", never free text
+	Approvers    []string `json:"approvers,omitempty"`
+	Count        int      `json:"count,omitempty"`  // e.g. suppressed refusals folded into this one
+	KeySet       string   `json:"keyset,omitempty"` // root-signed key set (note text)
+}
+
+// Marshal validates e and returns its canonical encoding.
+func (e Entry) Marshal() ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return nil, malformed("entry: %v", err)
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(b) > MaxEntrySize {
+		return nil, malformed("entry is %d bytes, limit %d", len(b), MaxEntrySize)
+	}
+	return b, nil
+}
+
+// ParseEntry parses an entry, accepting only the canonical encoding that
+// [Entry.Marshal] produces for a valid entry.
+func ParseEntry(b []byte) (Entry, error) {
+	if len(b) > MaxEntrySize {
+		return Entry{}, malformed("entry is %d bytes, limit %d", len(b), MaxEntrySize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var e Entry
+	if err := dec.Decode(&e); err != nil {
+		return Entry{}, malformed("entry: %v", err)
+	}
+	if dec.InputOffset() != int64(len(b)) {
+		return Entry{}, malformed("entry has trailing data")
+	}
+	canon, err := e.Marshal()
+	if err != nil {
+		return Entry{}, err
+	}
+	if !bytes.Equal(canon, b) {
+		return Entry{}, malformed("entry is not in canonical form")
+	}
+	return e, nil
+}
+
+// Validate checks that e has a known type, a positive time, the fields its
+// type requires, and well-formed values. Errors wrap [ErrMalformed].
+func (e Entry) Validate() error {
+	var missing []string
+	need := func(field string, ok bool) {
+		if !ok {
+			missing = append(missing, field)
+		}
+	}
+	switch e.Type {
+	case TypeOrgCreate, TypeKeysRotate:
+		need("keyset", e.KeySet != "")
+	case TypeUserCreate, TypeUserClearance:
+		need("user", e.User != "")
+		need("clearance", e.Clearance != "")
+	case TypeUserRoles, TypeUserDisable:
+		need("user", e.User != "")
+	case TypeDeviceEnrol:
+		need("user", e.User != "")
+		need("device", e.Device != "")
+		need("sig_key", e.SigKey != "")
+		need("kem_key", e.KEMKey != "")
+		need(`reason "active" or "pending"`, e.Reason == "active" || e.Reason == "pending")
+	case TypeDeviceApprove:
+		need("user", e.User != "")
+		need("device", e.Device != "")
+		need("approvers", len(e.Approvers) > 0)
+	case TypeDeviceRevoke:
+		need("user", e.User != "")
+		need("device", e.Device != "")
+		need("reason", e.Reason != "")
+	case TypePolicyAdd, TypePolicyRemove:
+		need("rule", e.Rule != "")
+	case TypeContactRefused:
+		need("actor", e.Actor != "")
+		need("target", e.Target != "")
+		need("reason", e.Reason != "")
+	default:
+		return malformed("entry type %.40q unknown", e.Type)
+	}
+	if missing != nil {
+		return malformed("%s entry lacks %s", e.Type, strings.Join(missing, ", "))
+	}
+	if e.Time <= 0 {
+		return malformed("%s entry time %d is not positive", e.Type, e.Time)
+	}
+	if e.Count < 0 {
+		return malformed("%s entry count %d is negative", e.Type, e.Count)
+	}
+	for _, s := range []string{e.Actor, e.ActorDevice, e.User, e.Device, e.Clearance, e.Rule, e.Target, e.KeySet} {
+		if !utf8.ValidString(s) {
+			return malformed("%s entry has invalid UTF-8", e.Type)
+		}
+	}
+	for _, l := range []struct {
+		field string
+		names []string
+	}{{"roles", e.Roles}, {"compartments", e.Compartments}, {"approvers", e.Approvers}} {
+		if err := checkList(l.names); err != nil {
+			return malformed("%s entry %s: %v", e.Type, l.field, err)
+		}
+	}
+	if e.SigKey != "" {
+		if k, err := decodeBase64(e.SigKey); err != nil || len(k) != sigKeySize {
+			return malformed("%s entry sig_key is not a base64 %d-byte key", e.Type, sigKeySize)
+		}
+	}
+	if e.KEMKey != "" {
+		if k, err := decodeBase64(e.KEMKey); err != nil || len(k) > maxKEMKeySize {
+			return malformed("%s entry kem_key is not base64 of at most %d bytes", e.Type, maxKEMKeySize)
+		}
+	}
+	if !isCode(e.Reason) {
+		return malformed("%s entry reason %.40q is not a code", e.Type, e.Reason)
+	}
+	return nil
+}
+
+// checkList checks a list of names: each non-empty, valid UTF-8, unique.
+func checkList(list []string) error {
+	seen := make(map[string]bool, len(list))
+	for _, s := range list {
+		switch {
+		case s == "":
+			return errors.New("empty name")
+		case !utf8.ValidString(s):
+			return errors.New("invalid UTF-8")
+		case seen[s]:
+			return fmt.Errorf("%.40q listed twice", s)
+		}
+		seen[s] = true
+	}
+	return nil
+}
+
+// isCode reports whether s is empty or a stable code: at most 64 bytes of
+// lower-case ASCII letters, digits, '.', '_' and '-'.
+func isCode(s string) bool {
+	if len(s) > maxReasonLen {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

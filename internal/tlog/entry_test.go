@@ -1,0 +1,190 @@
+package tlog
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func validEntries() []Entry {
+	return []Entry{
+		orgCreate(),
+		{Type: TypeKeysRotate, Time: 5, Actor: "root@org.example", KeySet: "org.example\nnew keys\n"},
+		{Type: TypeUserCreate, Time: 6, Actor: "admin@org.example", User: "ada@org.example", Roles: []string{"principal"}, Clearance: "secret", Compartments: []string{"alpha", "bravo"}},
+		{Type: TypeUserRoles, Time: 7, User: "ada@org.example", Roles: []string{"principal", "duty-officer"}},
+		{Type: TypeUserRoles, Time: 7, User: "ada@org.example"},
+		{Type: TypeUserClearance, Time: 8, User: "ada@org.example", Clearance: "top-secret", Approvers: []string{"sec1@org.example", "sec2@org.example"}},
+		{Type: TypeUserDisable, Time: 9, User: "ada@org.example", Reason: "left"},
+		enrol("ada@org.example", "phone", StatusActive),
+		enrol("ada@org.example", "laptop", StatusPending),
+		approve("ada@org.example", "laptop", "sec1@org.example"),
+		revoke("ada@org.example", "phone"),
+		{Type: TypePolicyAdd, Time: 10, Rule: `allow role:principal -> org:<partner.example> "quoted" & <html>`},
+		{Type: TypePolicyRemove, Time: 11, Rule: "deny *"},
+		{Type: TypeContactRefused, Time: 12, Actor: "bob@org.example", ActorDevice: "phone", Target: "ada@org.example", Reason: "clearance", Count: 3},
+		{Type: TypeContactRefused, Time: 1 << 40, Actor: "bob@org.example", Target: "ada@org.example", Reason: "policy.deny"},
+	}
+}
+
+func TestEntryRoundTrip(t *testing.T) {
+	for _, e := range validEntries() {
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal(%+v): %v", e, err)
+		}
+		got, err := ParseEntry(b)
+		if err != nil {
+			t.Fatalf("ParseEntry(%s): %v", b, err)
+		}
+		if diff := cmp.Diff(e, got); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	}
+	b, err := validEntries()[11].Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"type":"policy.add","time":10,"rule":"allow role:principal -> org:<partner.example> \"quoted\" & <html>"}`; string(b) != want {
+		t.Errorf("Marshal = %s, want %s", b, want)
+	}
+}
+
+func TestParseEntryMalformed(t *testing.T) {
+	sig := key("k", 32)
+	tests := map[string]string{
+		"empty":               ``,
+		"null":                `null`,
+		"array":               `[]`,
+		"unknown field":       `{"type":"user.disable","time":1,"user":"a@b","extra":1}`,
+		"unknown type":        `{"type":"user.delete","time":1,"user":"a@b"}`,
+		"no type":             `{"time":1,"user":"a@b"}`,
+		"time 0":              `{"type":"user.disable","time":0,"user":"a@b"}`,
+		"no time":             `{"type":"user.disable","user":"a@b"}`,
+		"time negative":       `{"type":"user.disable","time":-5,"user":"a@b"}`,
+		"time float":          `{"type":"user.disable","time":1.5,"user":"a@b"}`,
+		"time exponent":       `{"type":"user.disable","time":1e3,"user":"a@b"}`,
+		"time as string":      `{"type":"user.disable","time":"1","user":"a@b"}`,
+		"field order":         `{"time":1,"type":"user.disable","user":"a@b"}`,
+		"space after colon":   `{"type": "user.disable","time":1,"user":"a@b"}`,
+		"leading space":       ` {"type":"user.disable","time":1,"user":"a@b"}`,
+		"trailing newline":    `{"type":"user.disable","time":1,"user":"a@b"}` + "\n",
+		"trailing data":       `{"type":"user.disable","time":1,"user":"a@b"}{}`,
+		"trailing garbage":    `{"type":"user.disable","time":1,"user":"a@b"}x`,
+		"duplicate field":     `{"type":"user.disable","time":1,"user":"a@b","user":"c@d"}`,
+		"field name case":     `{"Type":"user.disable","time":1,"user":"a@b"}`,
+		"explicit empty":      `{"type":"user.disable","time":1,"actor":"","user":"a@b"}`,
+		"explicit null":       `{"type":"user.roles","time":1,"user":"a@b","roles":null}`,
+		"empty list":          `{"type":"user.roles","time":1,"user":"a@b","roles":[]}`,
+		"escaped char":        `{"type":"user.disable","time":1,"user":"\u0061@b"}`,
+		"escaped HTML":        `{"type":"policy.add","time":1,"rule":"\u003c"}`,
+		"invalid UTF-8":       "{\"type\":\"user.disable\",\"time\":1,\"user\":\"a\xff@b\"}",
+		"missing user":        `{"type":"user.disable","time":1}`,
+		"missing clearance":   `{"type":"user.create","time":1,"user":"a@b"}`,
+		"missing keyset":      `{"type":"org.create","time":1}`,
+		"missing approvers":   `{"type":"device.approve","time":1,"user":"a@b","device":"d"}`,
+		"enrol bad status":    `{"type":"device.enrol","time":1,"user":"a@b","device":"d","sig_key":"` + sig + `","kem_key":"AAAA","reason":"revoked"}`,
+		"enrol no sig key":    `{"type":"device.enrol","time":1,"user":"a@b","device":"d","kem_key":"AAAA","reason":"active"}`,
+		"bad base64":          `{"type":"device.enrol","time":1,"user":"a@b","device":"d","sig_key":"!!!!","kem_key":"AAAA","reason":"active"}`,
+		"base64 padding bits": `{"type":"device.enrol","time":1,"user":"a@b","device":"d","sig_key":"` + sig[:42] + `B=","kem_key":"AAAA","reason":"active"}`,
+		"base64 newline":      `{"type":"device.enrol","time":1,"user":"a@b","device":"d","sig_key":"` + sig[:10] + `\n` + sig[10:] + `","kem_key":"AAAA","reason":"active"}`,
+		"sig key 31 bytes":    `{"type":"device.enrol","time":1,"user":"a@b","device":"d","sig_key":"` + key("k", 31) + `","kem_key":"AAAA","reason":"active"}`,
+		"kem key too long":    `{"type":"device.enrol","time":1,"user":"a@b","device":"d","sig_key":"` + sig + `","kem_key":"` + key("k", 2049) + `","reason":"active"}`,
+		"reason free text":    `{"type":"device.revoke","time":1,"user":"a@b","device":"d","reason":"Lost it on the train"}`,
+		"negative count":      `{"type":"contact.refused","time":1,"actor":"a@b","target":"c@d","reason":"policy","count":-1}`,
+		"duplicate approver":  `{"type":"device.approve","time":1,"user":"a@b","device":"d","approvers":["x@b","x@b"]}`,
+		"empty role":          `{"type":"user.roles","time":1,"user":"a@b","roles":[""]}`,
+		"oversize":            `{"type":"policy.add","time":1,"rule":"` + strings.Repeat("x", MaxEntrySize) + `"}`,
+	}
+	for name, text := range tests {
+		if e, err := ParseEntry([]byte(text)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: ParseEntry(%.80s) = %+v, %v; want ErrMalformed", name, text, e, err)
+		}
+	}
+}
+
+func TestEntryLimits(t *testing.T) {
+	e := Entry{Type: TypePolicyAdd, Time: 1}
+	overhead := len(`{"type":"policy.add","time":1,"rule":""}`)
+	e.Rule = strings.Repeat("x", MaxEntrySize-overhead)
+	b, err := e.Marshal()
+	if err != nil || len(b) != MaxEntrySize {
+		t.Fatalf("Marshal of a %d-byte entry: %d bytes, %v", MaxEntrySize, len(b), err)
+	}
+	if _, err := ParseEntry(b); err != nil {
+		t.Errorf("ParseEntry of a %d-byte entry: %v", MaxEntrySize, err)
+	}
+	e.Rule += "x"
+	if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Marshal of an oversize entry: err = %v, want ErrMalformed", err)
+	}
+	d := enrol("a@b", "d", StatusActive)
+	d.KEMKey = key("k", maxKEMKeySize)
+	if _, err := d.Marshal(); err != nil {
+		t.Errorf("Marshal with a %d-byte KEM key: %v", maxKEMKeySize, err)
+	}
+}
+
+// TestEntryMangling flips bytes of and truncates valid entries: every result
+// must fail to parse or parse to an entry that encodes to it.
+func TestEntryMangling(t *testing.T) {
+	for _, e := range validEntries() {
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(m []byte) {
+			got, err := ParseEntry(m)
+			if err != nil {
+				if !errors.Is(err, ErrMalformed) {
+					t.Errorf("ParseEntry(%s): unclassified error %v", m, err)
+				}
+				return
+			}
+			if c, err := got.Marshal(); err != nil || string(c) != string(m) {
+				t.Errorf("ParseEntry(%s) = %+v, which encodes to %s, %v", m, got, c, err)
+			}
+		}
+		for i := range b {
+			for _, mask := range []byte{0x01, 0x20, 0x80, 0xff} {
+				m := []byte(string(b))
+				m[i] ^= mask
+				check(m)
+			}
+		}
+		for n := range len(b) {
+			check(b[:n])
+		}
+	}
+}
+
+func FuzzParseEntry(f *testing.F) {
+	for _, e := range validEntries() {
+		b, err := e.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"type":"user.disable","time":1,"user":"a@b"} `))
+	f.Add([]byte(`{"type":"user.disable","time":1,"user":"a@b","Type":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := ParseEntry(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error does not wrap ErrMalformed: %v", err)
+			}
+			return
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("parsed entry is invalid: %v", err)
+		}
+		if c, err := e.Marshal(); err != nil || string(c) != string(b) {
+			t.Fatalf("Marshal(ParseEntry(%q)) = %q, %v", b, c, err)
+		}
+		if err := NewDeviceSet().Apply(0, e); err != nil && !errors.Is(err, ErrVerify) {
+			t.Fatalf("Apply of a valid entry to an empty set: %v", err)
+		}
+	})
+}
