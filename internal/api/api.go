@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"hotline/internal/apierr"
@@ -34,7 +35,8 @@ func Decode(r io.Reader, limit int64, v any) error {
 	dec := json.NewDecoder(lr)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if lr.N <= 0 {
+		var mbe *http.MaxBytesError
+		if lr.N <= 0 || errors.As(err, &mbe) {
 			return apierr.New(apierr.TooLarge, "request body over %d bytes", limit)
 		}
 		var se *json.SyntaxError
@@ -50,7 +52,8 @@ func Decode(r io.Reader, limit int64, v any) error {
 		return apierr.New(apierr.BadRequest, "malformed JSON: %s", safeJSONError(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		if lr.N <= 0 {
+		var mbe *http.MaxBytesError
+		if lr.N <= 0 || errors.As(err, &mbe) {
 			return apierr.New(apierr.TooLarge, "request body over %d bytes", limit)
 		}
 		return apierr.New(apierr.BadRequest, "trailing data after the JSON value")

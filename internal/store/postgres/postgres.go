@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -33,8 +35,30 @@ type Options struct {
 	MaxConns int
 }
 
-// Open connects, migrates and returns the store.
+// ErrPasswordInURL is returned for a connection string that carries a
+// password: command lines and config files are readable by others.
+var ErrPasswordInURL = errors.New("postgres: the connection string holds a password; use PGPASSWORD, ~/.pgpass or a password file instead")
+
+// HasPassword reports whether a libpq URL or keyword/value connection string
+// carries a password.
+func HasPassword(connString string) bool {
+	if u, err := url.Parse(connString); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		_, set := u.User.Password()
+		return set || u.Query().Has("password")
+	}
+	return passwordKeyword.MatchString(connString)
+}
+
+// passwordKeyword finds a password keyword in a keyword/value string; libpq
+// allows spaces around '='.
+var passwordKeyword = regexp.MustCompile(`(^|\s)password\s*=`)
+
+// Open connects, migrates and returns the store. A connection string with a
+// password is refused (ErrPasswordInURL).
 func Open(ctx context.Context, connString string, opts Options, log *slog.Logger) (*store.Store, error) {
+	if HasPassword(connString) {
+		return nil, ErrPasswordInURL
+	}
 	cfg, err := pgx.ParseConfig(connString)
 	if err != nil {
 		// pgx's message can echo the connection string; keep only its kind.

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -35,3 +36,24 @@ func open(t *testing.T) *store.Store {
 }
 
 func TestConformance(t *testing.T) { storetest.Run(t, open) }
+
+func TestHasPassword(t *testing.T) {
+	for s, want := range map[string]bool{
+		"postgres://u@h/db":                 false,
+		"postgres://u:secret@h/db":          true,
+		"postgresql://u:@h/db":              true,
+		"postgres://u@h/db?password=secret": true,
+		"postgres://h/db?sslmode=disable":   false,
+		"host=h user=u dbname=d":            false,
+		"host=h user=u password=secret":     true,
+		"host=h user=u password = secret":   true,
+		"host=h user=passwordless":          false,
+	} {
+		if got := postgres.HasPassword(s); got != want {
+			t.Errorf("HasPassword(%q) = %v, want %v", s, got, want)
+		}
+	}
+	if _, err := postgres.Open(t.Context(), "postgres://u:secret@127.0.0.1:1/db", postgres.Options{}, nil); !errors.Is(err, postgres.ErrPasswordInURL) {
+		t.Errorf("Open with a password in the URL: %v", err)
+	}
+}
