@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Code is a stable, machine-readable error code.
@@ -124,4 +125,14 @@ func Status(c Code) int {
 		}
 	}
 	return http.StatusInternalServerError
+}
+
+// CodesMarkdown renders the code table for docs/api.md.
+func CodesMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| code | HTTP | meaning |\n|---|---|---|\n")
+	for _, c := range Codes {
+		fmt.Fprintf(&b, "| `%s` | %d | %s |\n", c.Code, c.Status, c.Doc)
+	}
+	return b.String()
 }

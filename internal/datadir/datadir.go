@@ -164,7 +164,7 @@ func Fingerprint(der []byte) string {
 // NormalizeFingerprint accepts a pin with or without the "sha256:" prefix,
 // colons or upper case.
 func NormalizeFingerprint(s string) (string, error) {
-	h := strings.ToLower(strings.TrimPrefix(strings.TrimSpace(s), "sha256:"))
+	h := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:")
 	h = strings.ReplaceAll(h, ":", "")
 	if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
 		return "", fmt.Errorf("fingerprint %q: want sha256: and 64 hex digits", s)

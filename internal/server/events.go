@@ -79,7 +79,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, a org.Actor) err
 	err = s.stream(ctx, c, sub, a.Device.ID, after, acks)
 	switch {
 	case errors.Is(err, errRevoked):
-		c.Close(websocket.StatusPolicyViolation, sub.Reason())
+		c.Close(websocket.StatusPolicyViolation, "device revoked")
 	case err != nil && ctx.Err() == nil:
 		s.log.Debug("event stream ended", "device", a.Device.ID, "err", err)
 		c.Close(websocket.StatusInternalError, "stream error")
@@ -145,6 +145,15 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 				return err
 			}
 		case <-ping.C:
+			// Another node may have revoked the device: look, so its stream
+			// ends within one keep-alive interval wherever it is served.
+			var d store.Device
+			if err := s.store.View(ctx, func(tx *store.Tx) (err error) { d, err = tx.GetDevice(ctx, device); return }); err != nil {
+				return err
+			}
+			if d.Status == store.DeviceRevoked {
+				return errRevoked
+			}
 			pctx, cancel := context.WithTimeout(ctx, writeTimeout)
 			err := c.Ping(pctx)
 			cancel()

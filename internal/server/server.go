@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -119,6 +120,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.checkKeys(ctx, issuer, logKey); err != nil {
 		s.store.Close()
 		return nil, err
+	}
+	if _, err := os.Stat(dir.File(datadir.RootKeyFile)); err == nil {
+		cfg.Logger.Warn("the offline root key is still in the data directory; move it off this server", "file", dir.File(datadir.RootKeyFile))
 	}
 	s.metrics = newServerMetrics(s)
 	s.tlog, err = transparency.Open(ctx, s.store, s.origin, logKey.Signer, transparency.Options{

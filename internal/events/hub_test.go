@@ -1,0 +1,58 @@
+package events
+
+import (
+	"testing"
+)
+
+func TestHub(t *testing.T) {
+	h := NewHub()
+	a1, a2, b := h.Subscribe("a"), h.Subscribe("a"), h.Subscribe("b")
+	if h.Count() != 3 {
+		t.Fatalf("Count = %d", h.Count())
+	}
+	h.Wake("a")
+	for _, s := range []*Sub{a1, a2} {
+		select {
+		case <-s.Wake:
+		default:
+			t.Errorf("%s not woken", s.Device)
+		}
+	}
+	select {
+	case <-b.Wake:
+		t.Error("b woken by a's wake")
+	default:
+	}
+	// Notices coalesce per kind: only the newest checkpoint is kept.
+	h.Broadcast(Notice{Kind: "checkpoint", Data: []byte("1")})
+	h.Broadcast(Notice{Kind: "checkpoint", Data: []byte("2")})
+	ns := b.TakeNotices()
+	if len(ns) != 1 || string(ns[0].Data) != "2" {
+		t.Errorf("notices = %+v, want only the newest", ns)
+	}
+	if len(b.TakeNotices()) != 0 {
+		t.Error("TakeNotices did not clear")
+	}
+	h.Close("a", "device revoked")
+	for _, s := range []*Sub{a1, a2} {
+		select {
+		case <-s.Done:
+			if s.Reason() != "device revoked" {
+				t.Errorf("reason %q", s.Reason())
+			}
+		default:
+			t.Errorf("a's subscription still open after Close")
+		}
+	}
+	h.Close("a", "again") // closing twice is harmless
+	h.Unsubscribe(a1)
+	h.Shutdown("bye")
+	select {
+	case <-b.Done:
+	default:
+		t.Error("Shutdown left b open")
+	}
+	if h.Subscribe("c") != nil || h.Count() != 0 {
+		t.Error("Subscribe after Shutdown")
+	}
+}
