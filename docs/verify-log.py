@@ -50,7 +50,7 @@ def tree_hash(leaves):
 
 def parse_key(vkey):
     """A note verifier key: name+hexhash+base64(0x01 || 32-byte Ed25519 key)."""
-    name, keyhash, b64 = vkey.strip().split("+")
+    name, keyhash, b64 = vkey.strip().split("+", 2)  # base64 may itself contain '+' 
     raw = base64.b64decode(b64)
     if len(raw) != 33 or raw[0] != 1:
         raise ValueError("not an Ed25519 note key: " + vkey)
@@ -110,4 +110,7 @@ def main(export):
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    main(sys.argv[1])
+    try:
+        main(sys.argv[1])
+    except (ValueError, IndexError, OSError) as e:
+        sys.exit("malformed export: %s" % e)
