@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -43,7 +42,7 @@ func FuzzEndpoints(f *testing.F) {
 	e := newEnv(f, "sqlite")
 	admin := e.admin(f)
 	tok := token(f, e, admin)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	hc := e.httpClient()
 	known := map[apierr.Code]bool{}
 	for _, c := range apierr.Codes {
 		known[c.Code] = true

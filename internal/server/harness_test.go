@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -137,6 +140,19 @@ func (e *env) restart(t testing.TB) {
 	t.Helper()
 	e.stop()
 	e.start(t)
+}
+
+// httpClient makes raw requests to the test server, pinning its certificate.
+func (e *env) httpClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, // replaced by the pin check
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if datadir.Fingerprint(cs.PeerCertificates[0].Raw) != e.fp {
+				return errors.New("not the test server's certificate")
+			}
+			return nil
+		},
+	}}}
 }
 
 // enroll enrols a new device with an invite into a fresh profile.

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -88,7 +87,7 @@ func token(t testing.TB, e *env, c *client.Client) string {
 	}
 	dev := c.Profile().Device
 	body, _ := json.Marshal(api.ChallengeRequest{Device: dev})
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	hc := e.httpClient()
 	resp, err := hc.Post(e.url+"/v1/auth/challenge", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +120,7 @@ func raw(t *testing.T, e *env, method, path, token string, body []byte) (int, ap
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // test only: the server is ours
+	hc := e.httpClient()
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +166,7 @@ func TestLoginNeedsTheDeviceKey(t *testing.T) {
 	dev := admin.Profile().Device
 	var ch api.ChallengeResponse
 	body, _ := json.Marshal(api.ChallengeRequest{Device: dev})
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	hc := e.httpClient()
 	resp, err := hc.Post(e.url+"/v1/auth/challenge", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -737,7 +736,7 @@ func TestCanaryNeverStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Metrics.
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	hc := e.httpClient()
 	resp, err := hc.Get(e.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -775,7 +774,7 @@ func TestCanaryNeverStored(t *testing.T) {
 
 func TestHealthAndMetrics(t *testing.T) {
 	e := newEnv(t, "sqlite")
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	hc := e.httpClient()
 	resp, err := hc.Get(e.url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
