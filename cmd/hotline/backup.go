@@ -106,11 +106,22 @@ func cmdRestore(e *cmdEnv, args []string) error {
 		return err
 	}
 	defer f.Close()
+	_, statErr := os.Stat(*data)
+	existed := statErr == nil
 	if err := os.MkdirAll(*data, 0o700); err != nil {
 		return err
 	}
 	if err := extractBackup(f, *data); err != nil {
-		os.RemoveAll(*data)
+		// Remove what the restore wrote, but not an empty directory the
+		// operator made (a mount point, say).
+		if existed {
+			entries, _ := os.ReadDir(*data)
+			for _, en := range entries {
+				os.RemoveAll(filepath.Join(*data, en.Name()))
+			}
+		} else {
+			os.RemoveAll(*data)
+		}
 		return fmt.Errorf("restore %s: %w", *from, err)
 	}
 	rep, err := audit(e, *data, datadir.StoreOptions{})

@@ -121,7 +121,10 @@ func cmdUser(e *cmdEnv, args []string) error {
 		if *asJSON {
 			return printJSON(e.stdout, res)
 		}
-		if res.Applied {
+		if res.Applied && len(res.Approvers) == 0 { // the server changed nothing
+			fmt.Fprintf(e.stdout, "%s is already cleared %s %s; nothing changed.\n", res.User.ID, clearanceDisplay(res.User.Clearance),
+				orNone(strings.Join(res.User.Compartments, ",")))
+		} else if res.Applied {
 			fmt.Fprintf(e.stdout, "%s is now cleared %s %s (approved by %s).\n", res.User.ID, clearanceDisplay(res.User.Clearance),
 				orNone(strings.Join(res.User.Compartments, ",")), strings.Join(res.Approvers, ", "))
 		} else {

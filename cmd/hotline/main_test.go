@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	_ "modernc.org/sqlite"
+)
+
+// TestMain makes the test binary answer to the name "hotline", so scripts
+// run the real command (`exec hotline ...`) in a subprocess, and so
+// crash_test.go can start a server it may SIGKILL.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"hotline": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScript runs the scenarios in testdata/*.txtar. Each is an end-to-end
+// story told with the CLI: a real server in the background on 127.0.0.1:0,
+// real devices in profile directories, and the few helper commands below
+// for what a shell would do with jq, stat or sqlite3.
+func TestScript(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitfile": cmdWaitFile,
+			"readvar":  cmdReadVar,
+			"jsonvar":  cmdJSONVar,
+			"addrvar":  cmdAddrVar,
+			"sqlexec":  cmdSQLExec,
+			"snapshot": cmdSnapshot,
+			"perm":     cmdPerm,
+			"exitcode": cmdExitCode,
+		},
+	})
+}
+
+// waitTimeout bounds every wait in the helper commands.
+const waitTimeout = 30 * time.Second
+
+// waitfile FILE [REGEXP]: wait (up to 30s) until FILE holds a complete
+// line, as hotline serve --addr-file writes once the server listens, or
+// until its content matches REGEXP (to see that a background command got
+// somewhere, such as a profile recording an event).
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: waitfile FILE [REGEXP]")
+	}
+	done := func(b []byte) bool { return bytes.HasSuffix(b, []byte("\n")) }
+	if len(args) == 2 {
+		re, err := regexp.Compile("(?m)" + args[1])
+		ts.Check(err)
+		done = re.Match
+	}
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		if b, err := os.ReadFile(path); err == nil && done(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear or match within %s", args[0], waitTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readvar FILE VAR: set VAR to FILE's content without surrounding space.
+// FILE may be stdout or stderr.
+func cmdReadVar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: readvar FILE VAR")
+	}
+	ts.Setenv(args[1], strings.TrimSpace(ts.ReadFile(args[0])))
+}
+
+// jsonvar FILE PATH VAR: set VAR to the value at PATH (dotted; numbers
+// index arrays) in the JSON document in FILE, which may be stdout. Strings
+// are set as is, anything else as JSON. A missing path fails the script,
+// or, negated, asserts that the path is absent.
+func cmdJSONVar(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 && !(neg && len(args) == 2) {
+		ts.Fatalf("usage: jsonvar FILE PATH VAR | ! jsonvar FILE PATH")
+	}
+	var v any
+	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &v); err != nil {
+		ts.Fatalf("%s: %v", args[0], err)
+	}
+	got, err := jsonPath(v, args[1])
+	if neg {
+		if err == nil {
+			ts.Fatalf("%s: %s is present: %v", args[0], args[1], got)
+		}
+		return
+	}
+	if err != nil {
+		ts.Fatalf("%s: %v", args[0], err)
+	}
+	s, ok := got.(string)
+	if !ok {
+		b, _ := json.Marshal(got)
+		s = string(b)
+	}
+	ts.Setenv(args[2], s)
+}
+
+func jsonPath(v any, path string) (any, error) {
+	for _, k := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[k]; !ok {
+				return nil, fmt.Errorf("no field %q in path %s", k, path)
+			}
+		case []any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil, fmt.Errorf("no element %q in path %s (array of %d)", k, path, len(x))
+			}
+			v = x[i]
+		default:
+			return nil, fmt.Errorf("%q in path %s: not an object or array", k, path)
+		}
+	}
+	return v, nil
+}
+
+// addrvar FILE VAR: set VAR to the host:port of the URL in FILE (an
+// --addr-file), to restart a server on the address its devices know.
+func cmdAddrVar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: addrvar FILE VAR")
+	}
+	u, err := url.Parse(strings.TrimSpace(ts.ReadFile(args[0])))
+	if err != nil || u.Host == "" {
+		ts.Fatalf("%s: not a server URL", args[0])
+	}
+	ts.Setenv(args[1], u.Host)
+}
+
+// sqlexec DBFILE SQL: run one statement against a stopped server's SQLite
+// database, as an attacker with file access would. It fails unless the
+// statement changed at least one row, so a tampering step cannot silently
+// do nothing.
+func cmdSQLExec(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sqlexec DBFILE SQL")
+	}
+	path := ts.MkAbs(args[0])
+	if _, err := os.Stat(path); err != nil {
+		ts.Fatalf("%v", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	ts.Check(err)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	res, err := db.ExecContext(ctx, args[1])
+	if err != nil {
+		ts.Fatalf("sqlexec: %v", err)
+	}
+	n, err := res.RowsAffected()
+	ts.Check(err)
+	if n == 0 {
+		ts.Fatalf("sqlexec: no rows changed")
+	}
+	ts.Logf("sqlexec: %d rows changed", n)
+}
+
+// snapshot DIR: print every file under DIR with its mode, size and SHA-256,
+// one per line in path order, so a script can prove nothing changed.
+func cmdSnapshot(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: snapshot DIR")
+	}
+	root := ts.MkAbs(args[0])
+	w := ts.Stdout()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			fmt.Fprintf(w, "%v %s/\n", info.Mode(), filepath.ToSlash(rel))
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%v %d %x %s\n", info.Mode(), len(b), sha256.Sum256(b), filepath.ToSlash(rel))
+		return nil
+	})
+	ts.Check(err)
+}
+
+// perm FILE MODE: assert FILE's permission bits are MODE (octal, 0600).
+func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: perm FILE MODE")
+	}
+	want, err := strconv.ParseUint(args[1], 8, 32)
+	if err != nil {
+		ts.Fatalf("perm: bad mode %q", args[1])
+	}
+	info, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	got := info.Mode().Perm()
+	if (got == fs.FileMode(want)) == neg {
+		ts.Fatalf("%s has mode %#o; want %s%#o", args[0], got, map[bool]string{true: "not "}[neg], want)
+	}
+}
+
+// exitcode N PROGRAM [ARGS...]: run PROGRAM like exec and assert that it
+// exits with status N, for where 1 (an error) and 2 (a usage error) differ.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: bad status %q", args[0])
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d; want %d", args[1], got, want)
+	}
+}
