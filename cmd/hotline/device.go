@@ -9,11 +9,15 @@ import (
 
 	"hotline/internal/api"
 	"hotline/internal/client"
+	"hotline/internal/datadir"
+	"hotline/internal/identity"
+	"hotline/internal/org"
 )
 
 func cmdInvite(e *cmdEnv, args []string) error {
-	fs := newFlags(e, "invite", "invite [USER] --profile DIR   (default: your own next device)")
+	fs := newFlags(e, "invite", "invite [USER] --profile DIR   (default: your own next device)\n   or: hotline invite --data DIR USER   (operator, for a user with no active device)")
 	profile := profileFlag(fs)
+	data := fs.String("data", "", "operator: mint the invite in this data `directory` (break-glass; see docs/operator.md)")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if len(args) > 0 && args[0] == "create" { // "hotline invite create [USER]" reads naturally too
 		args = args[1:]
@@ -21,6 +25,20 @@ func cmdInvite(e *cmdEnv, args []string) error {
 	pos, err := parse(fs, args, 0, 1)
 	if err != nil {
 		return err
+	}
+	if *data != "" {
+		if len(pos) != 1 {
+			return usagef("invite --data: name the user")
+		}
+		inv, err := operatorInvite(e, *data, pos[0])
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, api.Invite{User: inv.User.String(), Code: inv.Code, Expires: inv.Expires})
+		}
+		fmt.Fprintf(e.stdout, "Operator invite for a device of %s, valid until %s, usable once:\n  %s\n", inv.User, inv.Expires.Format("2006-01-02 15:04 MST"), inv.Code)
+		return nil
 	}
 	c, err := openProfile(*profile)
 	if err != nil {
@@ -137,4 +155,24 @@ func cmdDevice(e *cmdEnv, args []string) error {
 		return nil
 	}
 	return nil
+}
+
+func operatorInvite(e *cmdEnv, dir, name string) (org.Invite, error) {
+	d, err := datadir.Open(dir)
+	if err != nil {
+		return org.Invite{}, err
+	}
+	if !strings.Contains(name, "@") {
+		name += "@" + d.Config.Org
+	}
+	user, err := identity.ParseUserID(name)
+	if err != nil {
+		return org.Invite{}, err
+	}
+	st, err := d.OpenStore(e.ctx, datadir.StoreOptions{})
+	if err != nil {
+		return org.Invite{}, err
+	}
+	defer st.Close()
+	return org.New(org.Config{Org: d.Config.Org, Store: st}).OperatorInvite(e.ctx, user)
 }

@@ -196,7 +196,13 @@ func cmdEvents(e *cmdEnv, args []string) error {
 		}
 		return nil
 	})
-	if ctx.Err() != nil && e.ctx.Err() == nil {
+	if e.ctx.Err() != nil {
+		return nil // interrupted: following ends
+	}
+	if ctx.Err() != nil {
+		if *count == 0 {
+			return nil // followed for --timeout, as asked
+		}
 		return fmt.Errorf("events: saw %d of %d events in %s", seen, *count, *timeout)
 	}
 	return err

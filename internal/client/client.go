@@ -367,18 +367,23 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 }
 
+// maybeRenew renews the credential when a third of its lifetime is left,
+// or when it no longer verifies: expired, or signed by an issuer key the
+// organisation has since rotated away.
 func (c *Client) maybeRenew(ctx context.Context, path string) error {
 	if path == "/v1/me/credential" {
 		return nil
 	}
-	cr, err := c.Credential()
-	if err != nil && !errors.Is(err, identity.ErrExpired) {
-		return nil // pending: nothing to renew
+	c.mu.Lock()
+	has := c.cred != nil
+	c.mu.Unlock()
+	if !has {
+		return nil // pending: nothing to renew yet
 	}
-	if err == nil && !cr.NeedsRenewal(c.now()) {
+	if cr, err := c.Credential(); err == nil && !cr.NeedsRenewal(c.now()) {
 		return nil
 	}
-	_, err = c.Renew(ctx)
+	_, err := c.Renew(ctx)
 	return err
 }
 
@@ -484,10 +489,20 @@ func (c *Client) Me(ctx context.Context) (api.Me, error) {
 	cur := c.cred
 	c.mu.Unlock()
 	if me.Credential != "" && me.Credential != string(cur) {
+		// A credential the server stored before an issuer rotation no
+		// longer verifies; renewing replaces it.
 		if err := c.storeCredential([]byte(me.Credential)); err != nil {
-			return me, err
+			if _, rerr := c.Renew(ctx); rerr != nil {
+				return me, errors.Join(err, rerr)
+			}
 		}
 	}
+	if err := c.maybeRenew(ctx, ""); err != nil {
+		return me, err
+	}
+	c.mu.Lock()
+	me.Credential = string(c.cred)
+	c.mu.Unlock()
 	return me, nil
 }
 

@@ -92,6 +92,18 @@ func (c *Client) VerifyLog(ctx context.Context) (*VerifyReport, error) {
 	if err := c.learnKeySets(entries); err != nil {
 		return nil, err
 	}
+	// Only the log key in force may sign a new checkpoint: a retired key,
+	// even one that leaked, cannot.
+	c.mu.Lock()
+	ks := c.keyset
+	c.mu.Unlock()
+	current, err := ks.LogVerifier()
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := tlog.OpenCheckpoint([]byte(cp.Checkpoint), c.prof.LogOrigin, note.VerifierList(current)); err != nil {
+		return nil, fmt.Errorf("%w: the checkpoint is not signed by the log key of key set %d: %v", ErrLogProblem, ks.Serial, err)
+	}
 	m, err = tlog.NewMonitor(c.prof.LogOrigin, c.logVerifiers(), st)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrLogProblem, err)
@@ -327,8 +339,19 @@ func checkApprovers(u identity.UserID, d tlog.DeviceState, ur *userRoles) string
 	return ""
 }
 
-// Accept records that the user recognises one of their devices.
+// Accept records that the user recognises one of their devices. The device
+// must be one of the user's in the log this device last verified.
 func (c *Client) Accept(id string) error {
+	st, err := c.loadMonitor()
+	if err != nil {
+		return err
+	}
+	if st == nil || st.Devices == nil {
+		return errors.New("no verified log yet: run hotline log verify first")
+	}
+	if !slices.ContainsFunc(st.Devices.Devices(c.Profile().User), func(d tlog.DeviceState) bool { return d.Device == id }) {
+		return fmt.Errorf("the verified log holds no device %s of %s; run hotline log verify, then check the ID", id, c.Profile().User)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !slices.Contains(c.prof.Accepted, id) {

@@ -82,9 +82,11 @@ func (s *Service) Enrol(ctx context.Context, req EnrolRequest) (EnrolResult, err
 		if err != nil {
 			return err
 		}
+		// With no active device, nobody of the user's own can approve: the
+		// invite's creator stands in (below).
 		first := true
 		for _, d := range existing {
-			first = first && d.Status == store.DeviceRevoked
+			first = first && d.Status != store.DeviceActive
 		}
 		now := s.now()
 		d := store.Device{ID: id, User: u.ID, SigKey: req.SigKey, KEMKey: req.KEMKey, Label: label,
@@ -102,7 +104,7 @@ func (s *Service) Enrol(ctx context.Context, req EnrolRequest) (EnrolResult, err
 		if first {
 			// The invite's creator vouched for the user's first device; that
 			// counts as an approval if they may approve this user's devices.
-			approved := inv.CreatedBy == SystemActor
+			approved := inv.CreatedBy == SystemActor && u.CreatedBy == SystemActor
 			if by, err := identity.ParseUserID(inv.CreatedBy); err == nil && by != u.ID {
 				creator, err := t.GetUser(ctx, by)
 				if err != nil {

@@ -38,8 +38,8 @@ type Config struct {
 	Issuer note.Signer // signs device credentials
 	KeySet []byte      // the current root-signed key set (note)
 	Store  *store.Store
-	Log    *transparency.Log
-	Hub    *events.Hub
+	Log    *transparency.Log // nil: entries wait in the store for the server's integrator
+	Hub    *events.Hub       // nil: no live streams to wake
 
 	CredentialTTL time.Duration // default 7 days
 	SessionTTL    time.Duration // default 15 minutes
@@ -127,7 +127,9 @@ func (s *Service) update(ctx context.Context, fn func(*txn) error) error {
 	if err != nil {
 		return storeErr(err)
 	}
-	s.cfg.Log.Kick()
+	if s.cfg.Log != nil { // nil for operator commands that run beside the server
+		s.cfg.Log.Kick()
+	}
 	if s.cfg.Hub != nil {
 		s.cfg.Hub.Wake(woken...)
 	}

@@ -148,6 +148,32 @@ func (s *Service) CreateInvite(ctx context.Context, a Actor, user identity.UserI
 	return inv, err
 }
 
+// OperatorInvite mints an invite for a user who has no active device, on
+// the authority of whoever holds the server's data directory: the
+// break-glass path when the last administrator's device is gone. The device
+// it enrols is active at once only for the administrator `hotline init`
+// created (the one user the log shows the system vouching for); anyone
+// else's waits for a security officer's approval as usual.
+func (s *Service) OperatorInvite(ctx context.Context, user identity.UserID) (Invite, error) {
+	var inv Invite
+	err := s.update(ctx, func(t *txn) error {
+		u, err := t.user(user)
+		if err != nil {
+			return err
+		}
+		active, err := t.activeDevices(u.ID)
+		if err != nil {
+			return err
+		}
+		if len(active) > 0 {
+			return apierr.New(apierr.Conflict, "%s has an active device; invite from it instead (hotline invite)", u.ID)
+		}
+		inv, err = t.createInvite(u.ID, SystemActor)
+		return err
+	})
+	return inv, err
+}
+
 // SetRoles replaces a user's roles.
 func (s *Service) SetRoles(ctx context.Context, a Actor, user identity.UserID, roles identity.Roles) (store.User, error) {
 	if err := a.can(directory.ActUserRoles); err != nil {
@@ -242,6 +268,15 @@ func (t *txn) changeClearance(a Actor, u store.User, c identity.Clearance, comps
 		return t.reissueCredentials(u)
 	}
 	if !directory.ClearanceChangeNeedsTwo(u.Clearance, c, u.Compartments, comps) {
+		// A pending raise was asked of the old clearance; this change
+		// replaces it, so a second admin cannot later approve a stale request.
+		if req, err := t.PendingChangeRequest(ctx, kindClearance, u.ID.String()); err == nil {
+			if err := t.ResolveChangeRequest(ctx, req.ID, store.ChangeReplaced, t.s.now()); err != nil {
+				return 0, nil, err
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return 0, nil, err
+		}
 		return 0, []identity.UserID{a.User.ID}, apply([]identity.UserID{a.User.ID})
 	}
 	payload, err := json.Marshal(clearancePayload{Clearance: c, Compartments: comps})

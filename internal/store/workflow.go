@@ -109,15 +109,18 @@ func (t *Tx) changeRequests(ctx context.Context, where string, args ...any) ([]C
 		return nil, err
 	}
 	for i := range rs {
-		if rs[i].Approvers, err = t.changeApprovers(ctx, rs[i].ID); err != nil {
+		if rs[i].Approvers, err = t.changeApprovers(ctx, rs[i].ID, rs[i].RequestedBy); err != nil {
 			return nil, err
 		}
 	}
 	return rs, nil
 }
 
-func (t *Tx) changeApprovers(ctx context.Context, id int64) ([]identity.UserID, error) {
-	rows, err := t.query(ctx, `SELECT approver FROM change_approvals WHERE request_id = $1 ORDER BY at, approver`, id)
+// changeApprovers returns a request's approvers, the requester first, then
+// in the order they approved.
+func (t *Tx) changeApprovers(ctx context.Context, id int64, requester identity.UserID) ([]identity.UserID, error) {
+	rows, err := t.query(ctx, `SELECT approver FROM change_approvals WHERE request_id = $1
+		ORDER BY CASE WHEN approver = $2 THEN 0 ELSE 1 END, at, approver`, id, requester.String())
 	if err != nil {
 		return nil, err
 	}

@@ -49,9 +49,6 @@ func Audit(ctx context.Context, st *store.Store, origin string, root note.Verifi
 			return err
 		}
 		rep.Entries = size
-		if p, err := tx.Pending(ctx, 1<<20); err == nil {
-			rep.Pending = len(p)
-		}
 		// Recompute every stored hash from the entries alone.
 		computed := map[int64]tlog.Hash{}
 		r := sumtlog.HashReaderFunc(func(idx []int64) ([]sumtlog.Hash, error) {
@@ -67,7 +64,12 @@ func Audit(ctx context.Context, st *store.Store, origin string, root note.Verifi
 		})
 		devices := tlog.NewDeviceSet()
 		users := map[string]*store.User{}
-		var logKeys []note.Verifier
+		// The log key in force from each key set's entry on.
+		type keyFrom struct {
+			index int64
+			v     note.Verifier
+		}
+		var logKeys []keyFrom
 		var badEntry int64 = -1
 		const chunk = 1000
 		for start := int64(0); start < size; start += chunk {
@@ -112,9 +114,30 @@ func Audit(ctx context.Context, st *store.Store, origin string, root note.Verifi
 						continue
 					}
 					if v, err := ks.LogVerifier(); err == nil {
-						logKeys = append(logKeys, v)
+						logKeys = append(logKeys, keyFrom{n, v})
 					}
 				}
+			}
+		}
+		// Entries committed with their changes but not yet integrated (the
+		// server stopped, or is writing now) are part of the state the tables
+		// show: replay them too, after the tree.
+		pending, err := tx.Pending(ctx, 1<<30)
+		if err != nil {
+			return err
+		}
+		rep.Pending = len(pending)
+		for i, p := range pending {
+			e, err := tlog.ParseEntry(p.Data)
+			if err != nil {
+				find("pending entry %d: %v", p.ID, err)
+				continue
+			}
+			if err := devices.Apply(size+int64(i), e); err != nil {
+				find("pending entry %d: %v", p.ID, err)
+			}
+			if err := applyUser(users, e); err != nil {
+				find("pending entry %d: %v", p.ID, err)
 			}
 		}
 		// Every stored hash must be one we computed, and vice versa.
@@ -134,13 +157,23 @@ func Audit(ctx context.Context, st *store.Store, origin string, root note.Verifi
 				find("stored hash %d (level %d, node %d) does not match the entries", idx, level, n)
 			}
 		}
-		// Every checkpoint.
-		vs := note.VerifierList(logKeys...)
+		// Every checkpoint, signed by the log key in force at its size: the
+		// newest key set among its entries.
 		err = tx.Checkpoints(ctx, func(n int64, signed []byte) error {
 			rep.Checkpoints++
-			cp, _, err := tlog.OpenCheckpoint(signed, origin, vs)
+			var v note.Verifier
+			for _, k := range logKeys {
+				if k.index < n {
+					v = k.v
+				}
+			}
+			if v == nil {
+				find("checkpoint at size %d: no key set precedes it", n)
+				return nil
+			}
+			cp, _, err := tlog.OpenCheckpoint(signed, origin, note.VerifierList(v))
 			if err != nil {
-				find("checkpoint at size %d: %v", n, err)
+				find("checkpoint at size %d: not signed by the log key in force (%v)", n, err)
 				return nil
 			}
 			if cp.Size != n || n > size {

@@ -408,6 +408,26 @@ func testChangeRequests(t *testing.T, s *store.Store) {
 	}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("resolving twice: %v, want ErrNotFound", err)
 	}
+	// The requester comes first even when a second approval lands in the
+	// same second and sorts before it by name.
+	zed, amy := uid(t, "zed@state.example"), uid(t, "amy@state.example")
+	update(t, s, func(tx *store.Tx) error {
+		id, err := tx.CreateChangeRequest(ctx, store.ChangeRequest{Kind: "clearance", Subject: "carl@state.example", Payload: "{}", RequestedBy: zed, CreatedAt: t0})
+		if err != nil {
+			return err
+		}
+		return tx.ApproveChangeRequest(ctx, id, amy, t0)
+	})
+	view(t, s, func(tx *store.Tx) error {
+		r, err := tx.PendingChangeRequest(ctx, "clearance", "carl@state.example")
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]identity.UserID{zed, amy}, r.Approvers); diff != "" {
+			t.Errorf("approvers, requester first (-want +got):\n%s", diff)
+		}
+		return nil
+	})
 }
 
 func testPolicy(t *testing.T, s *store.Store) {
