@@ -18,6 +18,7 @@ func cmdInvite(e *cmdEnv, args []string) error {
 	fs := newFlags(e, "invite", "invite [USER] --profile DIR   (default: your own next device)\n   or: hotline invite --data DIR USER   (operator, for a user with no active device)")
 	profile := profileFlag(fs)
 	data := fs.String("data", "", "operator: mint the invite in this data `directory` (break-glass; see docs/operator.md)")
+	db := storeFlags(fs)
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if len(args) > 0 && args[0] == "create" { // "hotline invite create [USER]" reads naturally too
 		args = args[1:]
@@ -30,7 +31,7 @@ func cmdInvite(e *cmdEnv, args []string) error {
 		if len(pos) != 1 {
 			return usagef("invite --data: name the user")
 		}
-		inv, err := operatorInvite(e, *data, pos[0])
+		inv, err := operatorInvite(e, *data, pos[0], db())
 		if err != nil {
 			return err
 		}
@@ -157,7 +158,7 @@ func cmdDevice(e *cmdEnv, args []string) error {
 	return nil
 }
 
-func operatorInvite(e *cmdEnv, dir, name string) (org.Invite, error) {
+func operatorInvite(e *cmdEnv, dir, name string, opts datadir.StoreOptions) (org.Invite, error) {
 	d, err := datadir.Open(dir)
 	if err != nil {
 		return org.Invite{}, err
@@ -169,7 +170,7 @@ func operatorInvite(e *cmdEnv, dir, name string) (org.Invite, error) {
 	if err != nil {
 		return org.Invite{}, err
 	}
-	st, err := d.OpenStore(e.ctx, datadir.StoreOptions{})
+	st, err := d.OpenStore(e.ctx, opts)
 	if err != nil {
 		return org.Invite{}, err
 	}

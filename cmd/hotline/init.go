@@ -15,8 +15,7 @@ func cmdInit(e *cmdEnv, args []string) error {
 	admin := fs.String("admin", "admin", "name of the first administrator")
 	rootKey := fs.String("root-key", "", "where to write the offline root key (default DIR/root.key); move it off the server")
 	hosts := fs.String("host", "", "extra comma-separated host names or addresses for the TLS certificate")
-	database := fs.String("database", "", "PostgreSQL connection `URL` (default: SQLite in DIR); password from PGPASSWORD or --database-password-file")
-	pwFile := fs.String("database-password-file", "", "file holding the PostgreSQL password")
+	db := storeFlags(fs) // default: SQLite in DIR
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
@@ -31,7 +30,7 @@ func cmdInit(e *cmdEnv, args []string) error {
 		}
 	}
 	res, err := datadir.Init(e.ctx, *data, datadir.InitOptions{
-		Org: *orgName, Admin: *admin, RootKeyPath: *rootKey, Hosts: hostList, Database: *database, PasswordFile: *pwFile,
+		Org: *orgName, Admin: *admin, RootKeyPath: *rootKey, Hosts: hostList, Database: db().Database, PasswordFile: db().PasswordFile,
 	})
 	if errors.Is(err, datadir.ErrExists) {
 		return withHint(err, "choose a new directory; nothing was changed")
@@ -75,8 +74,7 @@ func cmdKey(e *cmdEnv, args []string) error {
 	rootKey := fs.String("root-key", "", "the offline root key `file`")
 	issuer := fs.Bool("issuer", false, "rotate the credential issuer key")
 	logKey := fs.Bool("log", false, "rotate the log checkpoint key")
-	database := fs.String("database", "", "PostgreSQL connection URL, if not in config.json")
-	pwFile := fs.String("database-password-file", "", "file holding the PostgreSQL password")
+	db := storeFlags(fs)
 	if _, err := parse(fs, args[1:], 0, 0); err != nil {
 		return err
 	}
@@ -97,7 +95,7 @@ func cmdKey(e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	ks, err := d.Rotate(e.ctx, *rootKey, which, datadir.StoreOptions{Database: *database, PasswordFile: *pwFile})
+	ks, err := d.Rotate(e.ctx, *rootKey, which, db())
 	if err != nil {
 		return err
 	}

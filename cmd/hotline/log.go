@@ -121,8 +121,7 @@ func logCompare(e *cmdEnv, args []string) error {
 func logAudit(e *cmdEnv, args []string) error {
 	fs := newFlags(e, "log audit", "log audit --data DIR [--database URL] [--json]")
 	data := fs.String("data", "", "data `directory`")
-	database := fs.String("database", "", "PostgreSQL connection URL, if not in config.json")
-	pwFile := fs.String("database-password-file", "", "file holding the PostgreSQL password")
+	db := storeFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
@@ -130,7 +129,7 @@ func logAudit(e *cmdEnv, args []string) error {
 	if err := required(fs, "data"); err != nil {
 		return err
 	}
-	rep, err := audit(e, *data, datadir.StoreOptions{Database: *database, PasswordFile: *pwFile})
+	rep, err := audit(e, *data, db())
 	if rep != nil {
 		if *asJSON {
 			printJSON(e.stdout, rep)
@@ -215,8 +214,7 @@ func logExport(e *cmdEnv, args []string) error {
 	fs := newFlags(e, "log export", "log export --data DIR --out DIR")
 	data := fs.String("data", "", "data `directory`")
 	out := fs.String("out", "", "`directory` to create for the export")
-	database := fs.String("database", "", "PostgreSQL connection URL, if not in config.json")
-	pwFile := fs.String("database-password-file", "", "file holding the PostgreSQL password")
+	db := storeFlags(fs)
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -231,7 +229,7 @@ func logExport(e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := d.OpenStore(e.ctx, datadir.StoreOptions{Database: *database, PasswordFile: *pwFile})
+	st, err := d.OpenStore(e.ctx, db())
 	if err != nil {
 		return err
 	}

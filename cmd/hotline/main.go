@@ -24,6 +24,7 @@ import (
 	"syscall"
 
 	"hotline/internal/apierr"
+	"hotline/internal/datadir"
 )
 
 func main() {
@@ -173,6 +174,14 @@ func parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string, err
 		return nil, usagef("%s: wrong number of arguments", fs.Name())
 	}
 	return pos, nil
+}
+
+// storeFlags adds --database and --database-password-file to an operator
+// command and returns a function giving the store options they chose.
+func storeFlags(fs *flag.FlagSet) func() datadir.StoreOptions {
+	database := fs.String("database", "", "PostgreSQL connection `URL` (overrides config.json); the password comes from PGPASSWORD, ~/.pgpass or --database-password-file, never the URL")
+	pwFile := fs.String("database-password-file", "", "`file` holding the PostgreSQL password")
+	return func() datadir.StoreOptions { return datadir.StoreOptions{Database: *database, PasswordFile: *pwFile} }
 }
 
 // printJSON writes v as indented JSON.

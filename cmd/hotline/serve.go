@@ -15,8 +15,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 	fs := newFlags(e, "serve", "serve --data DIR --listen HOST:PORT [flags]")
 	data := fs.String("data", "", "data `directory` created by hotline init")
 	listen := fs.String("listen", "127.0.0.1:8443", "`address` to listen on")
-	database := fs.String("database", "", "PostgreSQL connection `URL` (overrides config.json); password from PGPASSWORD or --database-password-file")
-	pwFile := fs.String("database-password-file", "", "file holding the PostgreSQL password")
+	db := storeFlags(fs)
 	cert := fs.String("tls-cert", "", "PEM certificate to serve instead of DIR/tls/cert.pem")
 	key := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	insecure := fs.Bool("insecure-http", false, "serve plain HTTP (loopback addresses only)")
@@ -60,7 +59,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 		}
 	}
 	srv, err := server.New(e.ctx, server.Config{
-		DataDir: *data, Database: *database, PasswordFile: *pwFile, TLSCert: *cert, TLSKey: *key,
+		DataDir: *data, Database: db().Database, PasswordFile: db().PasswordFile, TLSCert: *cert, TLSKey: *key,
 		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL,
 	})
 	if err != nil {
