@@ -62,11 +62,10 @@ func (c *Client) VerifyLog(ctx context.Context) (*VerifyReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := tlog.NewMonitor(c.prof.LogOrigin, c.logVerifiers(), st)
-	if err != nil {
-		return nil, fmt.Errorf("%w: stored monitor state: %v", ErrLogProblem, err)
+	var old int64
+	if st != nil {
+		old = st.Size
 	}
-	old := m.Checkpoint().Size
 	// The checkpoint may be signed by a key from a key set this device has
 	// not seen yet: read the new size without verifying, fetch the entries
 	// (key rotations are entries), then verify.
@@ -104,9 +103,9 @@ func (c *Client) VerifyLog(ctx context.Context) (*VerifyReport, error) {
 	if _, _, err := tlog.OpenCheckpoint([]byte(cp.Checkpoint), c.prof.LogOrigin, note.VerifierList(current)); err != nil {
 		return nil, fmt.Errorf("%w: the checkpoint is not signed by the log key of key set %d: %v", ErrLogProblem, ks.Serial, err)
 	}
-	m, err = tlog.NewMonitor(c.prof.LogOrigin, c.logVerifiers(), st)
+	m, err := tlog.NewMonitor(c.prof.LogOrigin, c.logVerifiers(), st)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrLogProblem, err)
+		return nil, fmt.Errorf("%w: stored monitor state: %v", ErrLogProblem, err)
 	}
 	got, err := m.Update([]byte(cp.Checkpoint), entries)
 	if err != nil {

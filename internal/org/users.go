@@ -32,6 +32,7 @@ type Invite struct {
 
 // CreateUserResult is what CreateUser did.
 type CreateUserResult struct {
+	User   store.User
 	Invite Invite
 	// ClearanceRequest is the ID of the change request opened when the new
 	// user's clearance needs a second approver (0 if none was needed).
@@ -55,6 +56,7 @@ func (s *Service) CreateUser(ctx context.Context, a Actor, nu NewUser) (CreateUs
 		if err != nil {
 			return err
 		}
+		res.User = u
 		if nu.Clearance != identity.Unclassified || len(nu.Compartments) > 0 {
 			if res.ClearanceRequest, _, err = t.changeClearance(a, u, nu.Clearance, nu.Compartments); err != nil {
 				return err

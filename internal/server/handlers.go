@@ -136,11 +136,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, a org.Actor)
 	if err != nil {
 		return err
 	}
-	u, err := s.svc.GetUser(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, api.CreateUserResponse{User: apiUser(u), Invite: apiInvite(res.Invite), ClearanceRequest: res.ClearanceRequest})
+	return writeJSON(w, http.StatusCreated, api.CreateUserResponse{User: apiUser(res.User), Invite: apiInvite(res.Invite), ClearanceRequest: res.ClearanceRequest})
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, a org.Actor) error {
