@@ -91,6 +91,10 @@ type Client struct {
 	cred    []byte
 	token   string
 	expires time.Time
+	// verified is cred, parsed, once it has verified under keyset; zero
+	// when cred or keyset changed since. It saves Do an Ed25519
+	// verification per call.
+	verified identity.Credential
 }
 
 // Options adjust Open and Enroll.
@@ -150,6 +154,10 @@ func (c *Client) setup(server, pin string) error {
 func transport(pin string) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS13}
+	// The server speaks HTTP/1.1, so each concurrent call needs its own
+	// connection; keep more than the default two idle, or every call beyond
+	// two in flight pays a new TLS handshake.
+	t.MaxIdleConnsPerHost = 16
 	if pin != "" {
 		t.TLSClientConfig.InsecureSkipVerify = true // replaced by the pin check below
 		t.TLSClientConfig.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -303,7 +311,7 @@ func (c *Client) storeCredential(cred []byte) error {
 		return err
 	}
 	c.mu.Lock()
-	c.cred = cred
+	c.cred, c.verified = cred, cr
 	c.mu.Unlock()
 	return nil
 }
@@ -375,12 +383,24 @@ func (c *Client) maybeRenew(ctx context.Context, path string) error {
 		return nil
 	}
 	c.mu.Lock()
-	has := c.cred != nil
+	cred, cr := c.cred, c.verified
 	c.mu.Unlock()
-	if !has {
+	if cred == nil {
 		return nil // pending: nothing to renew yet
 	}
-	if cr, err := c.Credential(); err == nil && !cr.NeedsRenewal(c.now()) {
+	if cr.Expires.IsZero() {
+		var err error
+		if cr, err = c.Credential(); err != nil {
+			_, err = c.Renew(ctx)
+			return err
+		}
+		c.mu.Lock()
+		if bytes.Equal(c.cred, cred) {
+			c.verified = cr
+		}
+		c.mu.Unlock()
+	}
+	if !cr.NeedsRenewal(c.now()) { // also true once expired
 		return nil
 	}
 	_, err := c.Renew(ctx)

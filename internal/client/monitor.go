@@ -181,6 +181,7 @@ func (c *Client) learnKeySets(entries [][]byte) error {
 		newer := ks.Serial > c.keyset.Serial
 		if newer {
 			c.keyset = ks
+			c.verified = identity.Credential{} // verify again under the new issuer key
 		}
 		err = c.saveProfileLocked()
 		c.mu.Unlock()

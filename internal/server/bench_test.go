@@ -64,12 +64,18 @@ func BenchmarkEnrol(b *testing.B) {
 			admin := e.admin(b)
 			rc := newRawClient(b, e, nil)
 			b.Run("healthz", func(b *testing.B) { benchHealthz(b, rc) })
+			tok, err := rc.login(b.Context(), e.srv.Org(), admin.Profile().Device, readDeviceKeys(b, admin))
+			if err != nil {
+				b.Fatal(err)
+			}
 			var users atomic.Int64
-			// newUser creates a user and returns the invite (addUser
-			// cannot be used: it calls Fatal, off the benchmark goroutine).
+			// newUser creates a user as the administrator and returns the
+			// invite. (addUser calls Fatal, which only the benchmark's own
+			// goroutine may.)
 			newUser := func(ctx context.Context) (string, error) {
 				var res api.CreateUserResponse
-				err := admin.Do(ctx, http.MethodPost, "/v1/users", api.CreateUserRequest{User: fmt.Sprintf("bench%d@%s", users.Add(1), e.srv.Org()), Roles: []string{}}, &res)
+				req := api.CreateUserRequest{User: fmt.Sprintf("bench%d@%s", users.Add(1), e.srv.Org()), Roles: []string{}}
+				err := rc.call(ctx, http.MethodPost, "/v1/users", tok, req, &res)
 				return res.Invite.Code, err
 			}
 			b.Run("create+enrol", func(b *testing.B) {

@@ -292,23 +292,24 @@ func (l *Log) integrate(ctx context.Context) (int, error) {
 		written = map[int64]tlog.Hash{}
 		r := l.reader(ctx, tx, written)
 		n := size
+		// Stored hashes of consecutive entries are consecutive, so the
+		// batch's entries and hashes go in with a few multi-row INSERTs.
+		var (
+			datas     [][]byte
+			hs        [][32]byte
+			firstHash = sumtlog.StoredHashIndex(0, size)
+		)
 		appendOne := func(data []byte) error {
 			hashes, err := sumtlog.StoredHashes(n, data, r)
 			if err != nil {
 				return fmt.Errorf("hash entry %d: %w", n, err)
 			}
 			first := sumtlog.StoredHashIndex(0, n)
-			hs := make([][32]byte, len(hashes))
 			for i, h := range hashes {
-				hs[i] = h
+				hs = append(hs, h)
 				written[first+int64(i)] = h
 			}
-			if err := tx.PutEntry(ctx, n, data); err != nil {
-				return err
-			}
-			if err := tx.PutHashes(ctx, first, hs); err != nil {
-				return err
-			}
+			datas = append(datas, data)
 			n++
 			return nil
 		}
@@ -326,6 +327,12 @@ func (l *Log) integrate(ctx context.Context) (int, error) {
 			if err := appendOne(q.data); err != nil {
 				return err
 			}
+		}
+		if err := tx.PutEntries(ctx, size, datas); err != nil {
+			return err
+		}
+		if err := tx.PutHashes(ctx, firstHash, hs); err != nil {
+			return err
 		}
 		root, err := tlog.TreeHash(n, r)
 		if err != nil {
