@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"hotline/internal/store"
@@ -55,5 +57,12 @@ func TestHasPassword(t *testing.T) {
 	}
 	if _, err := postgres.Open(t.Context(), "postgres://u:secret@127.0.0.1:1/db", postgres.Options{}, nil); !errors.Is(err, postgres.ErrPasswordInURL) {
 		t.Errorf("Open with a password in the URL: %v", err)
+	}
+}
+
+func TestPasswordFile(t *testing.T) {
+	_, err := postgres.Open(t.Context(), "postgres://u@127.0.0.1:1/db", postgres.Options{PasswordFile: filepath.Join(t.TempDir(), "missing")}, nil)
+	if err == nil || !strings.Contains(err.Error(), "password file") {
+		t.Errorf("missing password file: %v", err)
 	}
 }
