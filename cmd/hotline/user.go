@@ -12,14 +12,15 @@ import (
 
 func cmdUser(e *cmdEnv, args []string) error {
 	if len(args) == 0 {
-		return usagef("user: want add, list, show, roles, clearance or requests")
+		return usagef("user: want add, list, show, roles, clearance, requests or disable")
 	}
 	sub, args := args[0], args[1:]
-	fs := newFlags(e, "user "+sub, "user add|list|show|roles|clearance|requests ... --profile DIR")
+	fs := newFlags(e, "user "+sub, "user add|list|show|roles|clearance|requests|disable ... --profile DIR")
 	profile := profileFlag(fs)
 	asJSON := fs.Bool("json", false, "print as JSON")
 	var roles, clearance, comps *string
 	var all *bool
+	var reason *string
 	switch sub {
 	case "add":
 		roles = fs.String("roles", "", "comma-separated roles")
@@ -29,8 +30,10 @@ func cmdUser(e *cmdEnv, args []string) error {
 		comps = fs.String("compartments", "-", "comma-separated compartments (- for none)")
 	case "requests":
 		all = fs.Bool("all", false, "include applied and replaced requests")
+	case "disable":
+		reason = fs.String("reason", "disabled", "a short reason code, such as left or removed")
 	}
-	want := map[string][2]int{"add": {1, 1}, "list": {0, 0}, "show": {1, 1}, "roles": {2, 2}, "clearance": {2, 2}, "requests": {0, 0}}
+	want := map[string][2]int{"add": {1, 1}, "list": {0, 0}, "show": {1, 1}, "roles": {2, 2}, "clearance": {2, 2}, "requests": {0, 0}, "disable": {1, 1}}
 	n, ok := want[sub]
 	if !ok {
 		return usagef("user: unknown subcommand %q", sub)
@@ -131,6 +134,20 @@ func cmdUser(e *cmdEnv, args []string) error {
 			fmt.Fprintf(e.stdout, "Raising %s to %s needs a second admin: request %d, approved so far by %s.\nThe second admin runs the same command.\n",
 				res.User.ID, clearanceDisplay(pos[1]), res.RequestID, strings.Join(res.Approvers, ", "))
 		}
+		return nil
+	case "disable":
+		id, err := userArg(c, pos[0])
+		if err != nil {
+			return err
+		}
+		var u api.User
+		if err := c.Do(e.ctx, http.MethodPost, "/v1/users/"+url.PathEscape(id.String())+"/disable", api.RevokeRequest{Reason: *reason}, &u); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, u)
+		}
+		fmt.Fprintf(e.stdout, "%s is disabled; every device of theirs is revoked.\n", u.ID)
 		return nil
 	case "requests":
 		path := "/v1/requests"

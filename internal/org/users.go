@@ -176,6 +176,72 @@ func (s *Service) OperatorInvite(ctx context.Context, user identity.UserID) (Inv
 	return inv, err
 }
 
+// DisableUser removes a person from the organisation: the account is
+// disabled, every device of theirs is revoked (sessions end, live streams
+// close), and both are logged. Admins may do it, but not to themselves.
+func (s *Service) DisableUser(ctx context.Context, a Actor, user identity.UserID, reason string) (store.User, error) {
+	if err := a.can(directory.ActUserDisable); err != nil {
+		return store.User{}, err
+	}
+	if reason == "" {
+		reason = "disabled"
+	}
+	if !validReason(reason) {
+		return store.User{}, apierr.New(apierr.BadRequest, "reason must be a short code of a-z, 0-9, '-' and '_' (at most 32)")
+	}
+	if user == a.User.ID {
+		return store.User{}, apierr.New(apierr.Conflict, "you cannot disable your own account").WithHint("ask another admin")
+	}
+	var (
+		u       store.User
+		revoked []string
+	)
+	err := s.update(ctx, func(t *txn) error {
+		var err error
+		if u, err = t.user(user); err != nil {
+			return err
+		}
+		if u.Disabled {
+			return apierr.New(apierr.Conflict, "user %s is already disabled", u.ID)
+		}
+		u.Disabled = true
+		if err := t.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		if err := t.logEntry(tlog.Entry{Type: tlog.TypeUserDisable, Actor: a.User.ID.String(), ActorDevice: a.Device.ID,
+			User: u.ID.String(), Reason: reason}); err != nil {
+			return err
+		}
+		ds, err := t.ListDevices(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.Status == store.DeviceRevoked {
+				continue
+			}
+			if err := t.SetDeviceStatus(ctx, d.ID, store.DeviceRevoked, s.now(), store.DeviceActive, store.DevicePending); err != nil {
+				return err
+			}
+			if err := t.DeleteSessions(ctx, d.ID); err != nil {
+				return err
+			}
+			if err := t.logEntry(tlog.Entry{Type: tlog.TypeDeviceRevoke, Actor: a.User.ID.String(), ActorDevice: a.Device.ID,
+				User: u.ID.String(), Device: d.ID, Reason: "user-disabled"}); err != nil {
+				return err
+			}
+			revoked = append(revoked, d.ID)
+		}
+		return nil
+	})
+	if err == nil && s.cfg.Hub != nil {
+		for _, id := range revoked {
+			s.cfg.Hub.Close(id, "user disabled")
+		}
+	}
+	return u, err
+}
+
 // SetRoles replaces a user's roles.
 func (s *Service) SetRoles(ctx context.Context, a Actor, user identity.UserID, roles identity.Roles) (store.User, error) {
 	if err := a.can(directory.ActUserRoles); err != nil {

@@ -199,6 +199,24 @@ func (s *Server) setClearance(w http.ResponseWriter, r *http.Request, a org.Acto
 	return writeJSON(w, status, api.ClearanceResponse{User: apiUser(res.User), Applied: res.Applied, RequestID: res.RequestID, Approvers: userStrings(res.Approvers)})
 }
 
+func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := parseUser(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var req api.RevokeRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+	}
+	u, err := s.svc.DisableUser(r.Context(), a, id, req.Reason)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, apiUser(u))
+}
+
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, a org.Actor) error {
 	rs, err := s.svc.ListChangeRequests(r.Context(), a, r.URL.Query().Get("all") == "true")
 	if err != nil {

@@ -52,6 +52,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/users/{id}", active, s.getUser)
 	handle("PUT /v1/users/{id}/roles", active, s.setRoles)
 	handle("PUT /v1/users/{id}/clearance", active, s.setClearance)
+	handle("POST /v1/users/{id}/disable", active, s.disableUser)
 	handle("GET /v1/requests", active, s.listRequests)
 	handle("POST /v1/invites", active, s.createInvite)
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
@@ -179,5 +180,83 @@ func TestRetiredLogKeyCannotSign(t *testing.T) {
 	admin = reopenAt(t, admin, e)
 	if _, err := admin.VerifyLog(ctx); !errors.Is(err, client.ErrLogProblem) || !strings.Contains(err.Error(), "not signed by the log key of key set 2") {
 		t.Errorf("device verifying a checkpoint signed by the retired key: %v", err)
+	}
+}
+
+// Disabling a user revokes every device of theirs at once, closes their
+// streams, and keeps the database and the log in agreement.
+func TestDisableUser(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b, func(t *testing.T) {
+			e := newEnv(t, b)
+			ctx := t.Context()
+			admin := e.admin(t)
+			bob, _ := e.enroll(t, addUser(t, admin, "bob"), "bob")
+			var inv api.Invite
+			if err := bob.Do(ctx, "POST", "/v1/invites", api.InviteRequest{User: "bob@state.example"}, &inv); err != nil {
+				t.Fatal(err)
+			}
+			e.enroll(t, inv.Code, "bob phone") // pending
+			var u api.User
+			if err := bob.Do(ctx, "POST", "/v1/users/admin@state.example/disable", nil, &u); !apierr.Is(err, apierr.Forbidden) {
+				t.Errorf("non-admin disabling: %v, want forbidden", err)
+			}
+			if err := admin.Do(ctx, "POST", "/v1/users/admin@state.example/disable", nil, &u); !apierr.Is(err, apierr.Conflict) {
+				t.Errorf("admin disabling themself: %v, want conflict", err)
+			}
+			streamErr := make(chan error, 1)
+			ready := make(chan struct{})
+			go func() {
+				var once bool
+				streamErr <- bob.Events(ctx, func(m api.StreamMessage) error {
+					if m.Type == api.StreamReady && !once {
+						once = true
+						close(ready)
+					}
+					return nil
+				})
+			}()
+			<-ready
+			if err := admin.Do(ctx, "POST", "/v1/users/bob@state.example/disable", api.RevokeRequest{Reason: "left"}, &u); err != nil || !u.Disabled {
+				t.Fatalf("disable: %+v %v", u, err)
+			}
+			select {
+			case err := <-streamErr:
+				if !errors.Is(err, client.ErrStreamRevoked) && !apierr.Is(err, apierr.DeviceRevoked) && !apierr.Is(err, apierr.UserDisabled) {
+					t.Errorf("stream ended with %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("the disabled user's stream stayed open")
+			}
+			if _, err := bob.Me(ctx); err == nil {
+				t.Error("a disabled user's device still works")
+			}
+			var ds []api.Device
+			if err := admin.Do(ctx, "GET", "/v1/devices?user=bob@state.example", nil, &ds); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				if d.Status != "revoked" {
+					t.Errorf("device %s is %s after the user was disabled", d.ID, d.Status)
+				}
+			}
+			if err := admin.Do(ctx, "POST", "/v1/users/bob@state.example/disable", nil, &u); !apierr.Is(err, apierr.Conflict) {
+				t.Errorf("disabling twice: %v, want conflict", err)
+			}
+			if _, err := admin.VerifyLog(ctx); err != nil {
+				t.Fatal(err)
+			}
+			e.stop()
+			d, _ := datadir.Open(e.dir)
+			st, err := d.OpenStore(ctx, datadir.StoreOptions{Database: e.database})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			root, _ := d.RootVerifier()
+			if rep, err := transparency.Audit(ctx, st, "state.example", root); err != nil {
+				t.Errorf("audit: %v %+v", err, rep)
+			}
+		})
 	}
 }

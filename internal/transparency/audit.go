@@ -242,6 +242,8 @@ func Audit(ctx context.Context, st *store.Store, origin string, root note.Verifi
 				find("user %s has roles %q in the users table but %q in the log", u.ID, u.Roles, lu.Roles)
 			case lu.Clearance != u.Clearance || !slices.Equal(lu.Compartments, u.Compartments):
 				find("user %s has clearance %s %v in the users table but %s %v in the log", u.ID, u.Clearance, u.Compartments, lu.Clearance, lu.Compartments)
+			case lu.Disabled != u.Disabled:
+				find("user %s is disabled=%v in the users table but %v in the log", u.ID, u.Disabled, lu.Disabled)
 			}
 			delete(users, u.ID.String())
 		}
@@ -263,6 +265,13 @@ func Audit(ctx context.Context, st *store.Store, origin string, root note.Verifi
 func applyUser(users map[string]*store.User, e tlog.Entry) error {
 	switch e.Type {
 	case tlog.TypeUserCreate, tlog.TypeUserRoles, tlog.TypeUserClearance:
+	case tlog.TypeUserDisable:
+		u := users[e.User]
+		if u == nil {
+			return fmt.Errorf("%s for unknown user %s", e.Type, e.User)
+		}
+		u.Disabled = true
+		return nil
 	default:
 		return nil
 	}
