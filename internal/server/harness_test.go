@@ -21,6 +21,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"hotline/internal/api"
+	"hotline/internal/apierr"
 	"hotline/internal/client"
 	"hotline/internal/datadir"
 	"hotline/internal/server"
@@ -218,6 +219,43 @@ func pgDatabase(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// follow opens c's event stream and returns once the server says it is
+// ready; the channel receives how the stream ended.
+func follow(t *testing.T, c *client.Client) <-chan error {
+	t.Helper()
+	ended := make(chan error, 1)
+	ready := make(chan struct{})
+	var once sync.Once
+	go func() {
+		ended <- c.Events(t.Context(), func(m api.StreamMessage) error {
+			if m.Type == api.StreamReady {
+				once.Do(func() { close(ready) })
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-ended:
+		t.Fatalf("event stream of %s ended before it opened: %v", c.Profile().Device, err)
+	}
+	return ended
+}
+
+// revokedStream fails the test unless the stream ends, within 15 seconds,
+// because its device was revoked or its user disabled.
+func revokedStream(t *testing.T, ended <-chan error) {
+	t.Helper()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, client.ErrStreamRevoked) && !apierr.Is(err, apierr.DeviceRevoked) && !apierr.Is(err, apierr.UserDisabled) {
+			t.Errorf("stream ended with %v, want revocation", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stream stayed open")
+	}
 }
 
 // eventually polls cond until it holds or the deadline passes.

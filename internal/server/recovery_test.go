@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
@@ -204,30 +203,11 @@ func TestDisableUser(t *testing.T) {
 			if err := admin.Do(ctx, "POST", "/v1/users/admin@state.example/disable", nil, &u); !apierr.Is(err, apierr.Conflict) {
 				t.Errorf("admin disabling themself: %v, want conflict", err)
 			}
-			streamErr := make(chan error, 1)
-			ready := make(chan struct{})
-			go func() {
-				var once bool
-				streamErr <- bob.Events(ctx, func(m api.StreamMessage) error {
-					if m.Type == api.StreamReady && !once {
-						once = true
-						close(ready)
-					}
-					return nil
-				})
-			}()
-			<-ready
+			ended := follow(t, bob)
 			if err := admin.Do(ctx, "POST", "/v1/users/bob@state.example/disable", api.RevokeRequest{Reason: "left"}, &u); err != nil || !u.Disabled {
 				t.Fatalf("disable: %+v %v", u, err)
 			}
-			select {
-			case err := <-streamErr:
-				if !errors.Is(err, client.ErrStreamRevoked) && !apierr.Is(err, apierr.DeviceRevoked) && !apierr.Is(err, apierr.UserDisabled) {
-					t.Errorf("stream ended with %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("the disabled user's stream stayed open")
-			}
+			revokedStream(t, ended)
 			if _, err := bob.Me(ctx); err == nil {
 				t.Error("a disabled user's device still works")
 			}

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -318,32 +317,12 @@ func TestRevocationClosesStreams(t *testing.T) {
 			ctx := t.Context()
 			admin := e.admin(t)
 			bob, res := e.enroll(t, addUser(t, admin, "bob"), "bob")
-			streamErr := make(chan error, 1)
-			ready := make(chan struct{})
-			var once sync.Once
-			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			go func() {
-				streamErr <- bob.Events(sctx, func(m api.StreamMessage) error {
-					if m.Type == api.StreamReady {
-						once.Do(func() { close(ready) })
-					}
-					return nil
-				})
-			}()
-			<-ready
+			ended := follow(t, bob)
 			var d api.Device
 			if err := admin.Do(ctx, "POST", "/v1/devices/"+res.Device+"/revoke", api.RevokeRequest{Reason: "lost"}, &d); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case err := <-streamErr:
-				if !errors.Is(err, client.ErrStreamRevoked) && !apierr.Is(err, apierr.DeviceRevoked) {
-					t.Errorf("stream ended with %v, want revocation", err)
-				}
-			case <-sctx.Done():
-				t.Fatal("the revoked device's event stream stayed open")
-			}
+			revokedStream(t, ended)
 			if _, err := bob.Me(ctx); !apierr.Is(err, apierr.DeviceRevoked) && !strings.Contains(fmtErr(err), "device_revoked") {
 				t.Errorf("revoked device's request: %v, want device_revoked", err)
 			}
