@@ -191,7 +191,7 @@ func fuzzWire(f *testing.F, kind string, decode func(b []byte) (wireEncoder, err
 		if got := marshalWire(v); !bytes.Equal(got, b) {
 			t.Fatalf("re-encoding differs:\n in  %x\n out %x", b, got)
 		}
-		exercise(v)
+		exerciseDecoded(v)
 	})
 }
 
@@ -208,7 +208,7 @@ func decodeAs[T any, P interface {
 
 // exercise runs the to-be-signed encoders and extension decoders over a
 // decoded structure: they must not panic on anything that decodes.
-func exercise(v any) {
+func exerciseDecoded(v any) {
 	ctx := sampleGroupContext()
 	switch v := v.(type) {
 	case *MLSMessage:
@@ -218,15 +218,15 @@ func exercise(v any) {
 			ac.tbs(&ctx)
 			ac.tbm(&ctx)
 		case v.KeyPackage != nil:
-			exercise(v.KeyPackage)
+			exerciseDecoded(v.KeyPackage)
 		case v.GroupInfo != nil:
-			exercise(v.GroupInfo)
+			exerciseDecoded(v.GroupInfo)
 		}
 	case *KeyPackage:
 		v.tbs()
-		v.LeafNode.tbs(bs("group"), 1)
+		v.LeafNode.tbs(bytesOf("group"), 1)
 	case *LeafNode:
-		v.tbs(bs("group"), 1)
+		v.tbs(bytesOf("group"), 1)
 	case *GroupInfo:
 		v.tbs()
 	case *AuthenticatedContent:

@@ -24,18 +24,18 @@ func (c *proposalCodec) decode(r *Reader) { c.p = decodeProposal(r) }
 
 // roundTrip decodes all of b into v, then checks that v encodes to exactly
 // b.
-func roundTrip(b []byte, v wireCodec) error {
+func wireRoundTrip(b []byte, v wireCodec) error {
 	if err := unmarshalWire(b, v); err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
 	if got := marshalWire(v); !bytes.Equal(got, b) {
 		return fmt.Errorf("re-encoding differs: %d bytes, want %d; first difference at byte %d",
-			len(got), len(b), firstDiff(got, b))
+			len(got), len(b), firstDifference(got, b))
 	}
 	return nil
 }
 
-func firstDiff(a, b []byte) int {
+func firstDifference(a, b []byte) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {
 			return i
@@ -103,7 +103,7 @@ func TestConformanceMessages(t *testing.T) {
 		for field, b := range v {
 			f := messageFields[field]
 			x := f.new()
-			err := roundTrip(b, x)
+			err := wireRoundTrip(b, x)
 			if err == nil && f.check != nil {
 				err = f.check(x)
 			}
@@ -133,7 +133,7 @@ func TestConformanceWireInOtherVectors(t *testing.T) {
 	exts := map[ExtensionType]int{}
 	check := func(file, field string, b []byte, v wireCodec) {
 		t.Helper()
-		err := roundTrip(b, v)
+		err := wireRoundTrip(b, v)
 		if err == nil {
 			err = checkExtensionsIn(v, exts)
 		}
@@ -291,7 +291,7 @@ func checkExtensionsIn(v any, counts map[ExtensionType]int) error {
 			default:
 				continue
 			}
-			if err := roundTrip(e.Data, x); err != nil {
+			if err := wireRoundTrip(e.Data, x); err != nil {
 				return fmt.Errorf("extension %#04x: %w", uint16(e.Type), err)
 			}
 			counts[e.Type]++

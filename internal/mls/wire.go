@@ -23,6 +23,11 @@ import (
 //     one, possibly empty, when present.
 //   - Decoded structures alias the bytes they were decoded from; the
 //     exported Unmarshal functions copy their input first.
+//   - Nothing is allocated on the strength of a length read from the
+//     input: vectors grow as their items decode. So memory is linear in
+//     the input, at worst some 40 bytes of structures per input byte (a
+//     2-byte proposal reference becomes a 48-byte ProposalOrRef); the
+//     transport bounds message sizes.
 //   - Encoders panic on a structure no decoder produces (an undefined
 //     discriminator, a missing union member): building one is a
 //     programming error, like Writer.Varint's out-of-range length.

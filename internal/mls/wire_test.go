@@ -17,7 +17,7 @@ import (
 // leaf nodes, external and new-member senders, custom proposals, absent
 // path secrets, PrivateMessageContent).
 
-func bs(s string) []byte { return []byte(s) }
+func bytesOf(s string) []byte { return []byte(s) }
 
 func sampleCapabilities() Capabilities {
 	return Capabilities{
@@ -31,19 +31,19 @@ func sampleCapabilities() Capabilities {
 
 func sampleLeafNode(src LeafNodeSource, cred Credential) LeafNode {
 	l := LeafNode{
-		EncryptionKey: bs("encryption key"),
-		SignatureKey:  bs("signature key"),
+		EncryptionKey: bytesOf("encryption key"),
+		SignatureKey:  bytesOf("signature key"),
 		Credential:    cred,
 		Capabilities:  sampleCapabilities(),
 		Source:        src,
-		Extensions:    []Extension{{Type: ExtApplicationID, Data: ApplicationID("app").encodeBytes()}, {Type: 0xF000, Data: bs("x")}},
-		Signature:     bs("leaf signature"),
+		Extensions:    []Extension{{Type: ExtApplicationID, Data: ApplicationID("app").encodeBytes()}, {Type: 0xF000, Data: bytesOf("x")}},
+		Signature:     bytesOf("leaf signature"),
 	}
 	switch src {
 	case LeafNodeSourceKeyPackage:
 		l.Lifetime = Lifetime{NotBefore: 1, NotAfter: 1 << 40}
 	case LeafNodeSourceCommit:
-		l.ParentHash = bs("parent hash")
+		l.ParentHash = bytesOf("parent hash")
 	}
 	return l
 }
@@ -51,20 +51,20 @@ func sampleLeafNode(src LeafNodeSource, cred Credential) LeafNode {
 func (a ApplicationID) encodeBytes() []byte { return marshalWire(a) }
 
 var sampleCredentials = []Credential{
-	{Type: CredentialBasic, Identity: bs("alice")},
-	{Type: CredentialX509, Certificates: [][]byte{bs("leaf cert"), bs("intermediate")}},
+	{Type: CredentialBasic, Identity: bytesOf("alice")},
+	{Type: CredentialX509, Certificates: [][]byte{bytesOf("leaf cert"), bytesOf("intermediate")}},
 	{Type: CredentialX509, Certificates: [][]byte{}},
-	{Type: 0xF002, Data: bs("hotline credential")},
+	{Type: 0xF002, Data: bytesOf("hotline credential")},
 }
 
 func sampleKeyPackage() KeyPackage {
 	return KeyPackage{
 		Version:     MLS10,
 		CipherSuite: MLS128DHKEMX25519AES128GCMSHA256Ed25519,
-		InitKey:     bs("init key"),
+		InitKey:     bytesOf("init key"),
 		LeafNode:    sampleLeafNode(LeafNodeSourceKeyPackage, sampleCredentials[0]),
-		Extensions:  []Extension{{Type: 0x3A3A, Data: bs("grease")}},
-		Signature:   bs("kp signature"),
+		Extensions:  []Extension{{Type: 0x3A3A, Data: bytesOf("grease")}},
+		Signature:   bytesOf("kp signature"),
 	}
 }
 
@@ -73,15 +73,15 @@ func sampleProposals() []Proposal {
 		&AddProposal{KeyPackage: sampleKeyPackage()},
 		&UpdateProposal{LeafNode: sampleLeafNode(LeafNodeSourceUpdate, sampleCredentials[1])},
 		&RemoveProposal{Removed: 7},
-		&PreSharedKeyProposal{PSK: PreSharedKeyID{Type: PSKExternal, ID: bs("psk id"), Nonce: bs("nonce")}},
-		&PreSharedKeyProposal{PSK: PreSharedKeyID{Type: PSKResumption, Usage: ResumptionBranch, PSKGroupID: bs("g"), PSKEpoch: 9, Nonce: bs("n")}},
-		&ReInitProposal{GroupID: bs("new group"), Version: 2, CipherSuite: HotlinePQXWingAES256GCMSHA384Ed25519, Extensions: []Extension{}},
-		&ExternalInitProposal{KEMOutput: bs("kem output")},
+		&PreSharedKeyProposal{PSK: PreSharedKeyID{Type: PSKExternal, ID: bytesOf("psk id"), Nonce: bytesOf("nonce")}},
+		&PreSharedKeyProposal{PSK: PreSharedKeyID{Type: PSKResumption, Usage: ResumptionBranch, PSKGroupID: bytesOf("g"), PSKEpoch: 9, Nonce: bytesOf("n")}},
+		&ReInitProposal{GroupID: bytesOf("new group"), Version: 2, CipherSuite: HotlinePQXWingAES256GCMSHA384Ed25519, Extensions: []Extension{}},
+		&ExternalInitProposal{KEMOutput: bytesOf("kem output")},
 		&GroupContextExtensionsProposal{Extensions: []Extension{
 			makeExtension(ExtRequiredCapabilities, &RequiredCapabilities{Extensions: []ExtensionType{0xF000}, Proposals: []ProposalType{0xF001}, Credentials: []CredentialType{CredentialBasic}}),
-			makeExtension(ExtExternalSenders, ExternalSenders{{SignatureKey: bs("ds key"), Credential: sampleCredentials[0]}}),
+			makeExtension(ExtExternalSenders, ExternalSenders{{SignatureKey: bytesOf("ds key"), Credential: sampleCredentials[0]}}),
 		}},
-		&CustomProposal{ProposalType: 0xF001, Data: bs("custom body")},
+		&CustomProposal{ProposalType: 0xF001, Data: bytesOf("custom body")},
 	}
 }
 
@@ -89,8 +89,8 @@ func sampleUpdatePath() *UpdatePath {
 	return &UpdatePath{
 		LeafNode: sampleLeafNode(LeafNodeSourceCommit, sampleCredentials[3]),
 		Nodes: []UpdatePathNode{
-			{EncryptionKey: bs("k1"), EncryptedPathSecret: []HPKECiphertext{{KEMOutput: bs("kem"), Ciphertext: bs("ct")}}},
-			{EncryptionKey: bs("k2"), EncryptedPathSecret: []HPKECiphertext{}},
+			{EncryptionKey: bytesOf("k1"), EncryptedPathSecret: []HPKECiphertext{{KEMOutput: bytesOf("kem"), Ciphertext: bytesOf("ct")}}},
+			{EncryptionKey: bytesOf("k2"), EncryptedPathSecret: []HPKECiphertext{}},
 		},
 	}
 }
@@ -100,7 +100,7 @@ func sampleCommit() *Commit {
 	for _, p := range sampleProposals() {
 		c.Proposals = append(c.Proposals, ProposalOrRef{Type: ProposalOrRefProposal, Proposal: p})
 	}
-	c.Proposals = append(c.Proposals, ProposalOrRef{Type: ProposalOrRefReference, Reference: bs("proposal ref")})
+	c.Proposals = append(c.Proposals, ProposalOrRef{Type: ProposalOrRefReference, Reference: bytesOf("proposal ref")})
 	return c
 }
 
@@ -108,10 +108,10 @@ func sampleGroupContext() GroupContext {
 	return GroupContext{
 		Version:                 MLS10,
 		CipherSuite:             MLS128DHKEMX25519AES128GCMSHA256Ed25519,
-		GroupID:                 bs("group"),
+		GroupID:                 bytesOf("group"),
 		Epoch:                   42,
-		TreeHash:                bs("tree hash"),
-		ConfirmedTranscriptHash: bs("cth"),
+		TreeHash:                bytesOf("tree hash"),
+		ConfirmedTranscriptHash: bytesOf("cth"),
 		Extensions:              []Extension{makeExtension(ExtExternalSenders, ExternalSenders{})},
 	}
 }
@@ -120,11 +120,11 @@ func sampleRatchetTree() RatchetTree {
 	leaf := sampleLeafNode(LeafNodeSourceCommit, sampleCredentials[0])
 	return RatchetTree{
 		{Type: NodeTypeLeaf, Leaf: &leaf},
-		{Type: NodeTypeParent, Parent: &ParentNode{EncryptionKey: bs("pk"), ParentHash: bs("ph"), UnmergedLeaves: []LeafIndex{1}}},
+		{Type: NodeTypeParent, Parent: &ParentNode{EncryptionKey: bytesOf("pk"), ParentHash: bytesOf("ph"), UnmergedLeaves: []LeafIndex{1}}},
 		nil,
 		nil,
 		{Type: NodeTypeLeaf, Leaf: &leaf},
-		{Type: NodeTypeParent, Parent: &ParentNode{EncryptionKey: bs("pk2"), ParentHash: []byte{}, UnmergedLeaves: []LeafIndex{}}},
+		{Type: NodeTypeParent, Parent: &ParentNode{EncryptionKey: bytesOf("pk2"), ParentHash: []byte{}, UnmergedLeaves: []LeafIndex{}}},
 	}
 }
 
@@ -134,20 +134,20 @@ func sampleGroupInfo() *GroupInfo {
 		GroupContext: sampleGroupContext(),
 		Extensions: []Extension{
 			makeExtension(ExtRatchetTree, tree),
-			makeExtension(ExtExternalPub, &ExternalPub{PublicKey: bs("external pub")}),
-			{Type: 0x4A4A, Data: bs("grease")},
+			makeExtension(ExtExternalPub, &ExternalPub{PublicKey: bytesOf("external pub")}),
+			{Type: 0x4A4A, Data: bytesOf("grease")},
 		},
-		ConfirmationTag: bs("tag"),
+		ConfirmationTag: bytesOf("tag"),
 		Signer:          3,
-		Signature:       bs("gi signature"),
+		Signature:       bytesOf("gi signature"),
 	}
 }
 
 func sampleFramedContent(s Sender, ct ContentType) FramedContent {
-	f := FramedContent{GroupID: bs("group"), Epoch: 42, Sender: s, AuthenticatedData: bs("aad"), ContentType: ct}
+	f := FramedContent{GroupID: bytesOf("group"), Epoch: 42, Sender: s, AuthenticatedData: bytesOf("aad"), ContentType: ct}
 	switch ct {
 	case ContentApplication:
-		f.ApplicationData = bs("hello")
+		f.ApplicationData = bytesOf("hello")
 	case ContentProposal:
 		f.Proposal = &RemoveProposal{Removed: 1}
 	case ContentCommit:
@@ -164,9 +164,9 @@ var sampleSenders = []Sender{
 }
 
 func sampleAuth(ct ContentType) FramedContentAuthData {
-	a := FramedContentAuthData{Signature: bs("sig")}
+	a := FramedContentAuthData{Signature: bytesOf("sig")}
 	if ct == ContentCommit {
-		a.ConfirmationTag = bs("confirmation tag")
+		a.ConfirmationTag = bytesOf("confirmation tag")
 	}
 	return a
 }
@@ -174,7 +174,7 @@ func sampleAuth(ct ContentType) FramedContentAuthData {
 func samplePublicMessage(s Sender, ct ContentType) *PublicMessage {
 	p := &PublicMessage{Content: sampleFramedContent(s, ct), Auth: sampleAuth(ct)}
 	if s.Type == SenderMember {
-		p.MembershipTag = bs("membership tag")
+		p.MembershipTag = bytesOf("membership tag")
 	}
 	return p
 }
@@ -185,15 +185,15 @@ func sampleMessages() map[string]*MLSMessage {
 	kp := sampleKeyPackage()
 	out := map[string]*MLSMessage{
 		"private": {Version: MLS10, WireFormat: WireFormatPrivateMessage, PrivateMessage: &PrivateMessage{
-			GroupID: bs("group"), Epoch: 1, ContentType: ContentApplication, AuthenticatedData: []byte{},
-			EncryptedSenderData: bs("esd"), Ciphertext: bs("ciphertext"),
+			GroupID: bytesOf("group"), Epoch: 1, ContentType: ContentApplication, AuthenticatedData: []byte{},
+			EncryptedSenderData: bytesOf("esd"), Ciphertext: bytesOf("ciphertext"),
 		}},
 		"welcome": {Version: MLS10, WireFormat: WireFormatWelcome, Welcome: &Welcome{
 			CipherSuite: MLS128DHKEMX25519AES128GCMSHA256Ed25519,
 			Secrets: []EncryptedGroupSecrets{
-				{NewMember: bs("kp ref"), EncryptedGroupSecrets: HPKECiphertext{KEMOutput: bs("kem"), Ciphertext: bs("ct")}},
+				{NewMember: bytesOf("kp ref"), EncryptedGroupSecrets: HPKECiphertext{KEMOutput: bytesOf("kem"), Ciphertext: bytesOf("ct")}},
 			},
-			EncryptedGroupInfo: bs("encrypted group info"),
+			EncryptedGroupInfo: bytesOf("encrypted group info"),
 		}},
 		"group info":  {Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: sampleGroupInfo()},
 		"key package": {Version: MLS10, WireFormat: WireFormatKeyPackage, KeyPackage: &kp},
@@ -228,20 +228,20 @@ func sampleStructures() map[string]wireCodec {
 	out["ratchet tree"] = &tree
 	out["commit with path"] = sampleCommit()
 	out["commit without path"] = &Commit{Proposals: []ProposalOrRef{}}
-	out["group secrets with path secret"] = &GroupSecrets{JoinerSecret: bs("joiner"), PathSecret: bs("path"), PSKs: []PreSharedKeyID{
-		{Type: PSKExternal, ID: bs("id"), Nonce: bs("nonce")},
+	out["group secrets with path secret"] = &GroupSecrets{JoinerSecret: bytesOf("joiner"), PathSecret: bytesOf("path"), PSKs: []PreSharedKeyID{
+		{Type: PSKExternal, ID: bytesOf("id"), Nonce: bytesOf("nonce")},
 	}}
-	out["group secrets with empty path secret"] = &GroupSecrets{JoinerSecret: bs("joiner"), PathSecret: []byte{}, PSKs: []PreSharedKeyID{}}
-	out["group secrets without path secret"] = &GroupSecrets{JoinerSecret: bs("joiner"), PSKs: []PreSharedKeyID{}}
+	out["group secrets with empty path secret"] = &GroupSecrets{JoinerSecret: bytesOf("joiner"), PathSecret: []byte{}, PSKs: []PreSharedKeyID{}}
+	out["group secrets without path secret"] = &GroupSecrets{JoinerSecret: bytesOf("joiner"), PSKs: []PreSharedKeyID{}}
 	for _, s := range sampleSenders {
 		out[fmt.Sprintf("authenticated content sender %d", s.Type)] = &AuthenticatedContent{
 			WireFormat: WireFormatPrivateMessage, Content: sampleFramedContent(s, ContentCommit), Auth: sampleAuth(ContentCommit),
 		}
 	}
 	out["sender data"] = &SenderData{Leaf: 3, Generation: 1 << 31, ReuseGuard: [4]byte{1, 2, 3, 4}}
-	out["external senders"] = &ExternalSenders{{SignatureKey: bs("k"), Credential: sampleCredentials[1]}}
+	out["external senders"] = &ExternalSenders{{SignatureKey: bytesOf("k"), Credential: sampleCredentials[1]}}
 	out["required capabilities"] = &RequiredCapabilities{Extensions: []ExtensionType{}, Proposals: []ProposalType{}, Credentials: []CredentialType{}}
-	out["external pub"] = &ExternalPub{PublicKey: bs("k")}
+	out["external pub"] = &ExternalPub{PublicKey: bytesOf("k")}
 	app := ApplicationID("app")
 	out["application id"] = &app
 	return out
@@ -304,8 +304,8 @@ func newLike(v wireCodec) wireCodec {
 }
 
 func TestGroupSecretsOptionalPathSecret(t *testing.T) {
-	for _, ps := range [][]byte{nil, {}, bs("secret")} {
-		b := marshalWire(&GroupSecrets{JoinerSecret: bs("j"), PathSecret: ps})
+	for _, ps := range [][]byte{nil, {}, bytesOf("secret")} {
+		b := marshalWire(&GroupSecrets{JoinerSecret: bytesOf("j"), PathSecret: ps})
 		var g GroupSecrets
 		if err := unmarshalWire(b, &g); err != nil {
 			t.Fatal(err)
@@ -357,7 +357,7 @@ func TestTBS(t *testing.T) {
 		fn(&w)
 		return w.Bytes()
 	}
-	groupBinding := enc(func(w *Writer) { w.Opaque(bs("gid")); w.U32(9) })
+	groupBinding := enc(func(w *Writer) { w.Opaque(bytesOf("gid")); w.U32(9) })
 
 	for src := LeafNodeSourceKeyPackage; src <= LeafNodeSourceCommit; src++ {
 		l := sampleLeafNode(src, sampleCredentials[0])
@@ -367,7 +367,7 @@ func TestTBS(t *testing.T) {
 		if src != LeafNodeSourceKeyPackage {
 			want = cat(content, groupBinding)
 		}
-		if got := l.tbs(bs("gid"), 9); !bytes.Equal(got, want) {
+		if got := l.tbs(bytesOf("gid"), 9); !bytes.Equal(got, want) {
 			t.Errorf("LeafNodeTBS for source %d:\n got %x\nwant %x", src, got, want)
 		}
 	}
@@ -406,7 +406,7 @@ func TestTBS(t *testing.T) {
 		}
 	}
 
-	pm := &PrivateMessage{GroupID: bs("g"), Epoch: 0x0102, ContentType: ContentCommit, AuthenticatedData: bs("ad")}
+	pm := &PrivateMessage{GroupID: bytesOf("g"), Epoch: 0x0102, ContentType: ContentCommit, AuthenticatedData: bytesOf("ad")}
 	if got, want := pm.senderDataAAD(), []byte{1, 'g', 0, 0, 0, 0, 0, 0, 1, 2, 3}; !bytes.Equal(got, want) {
 		t.Errorf("SenderDataAAD = %x, want %x", got, want)
 	}
@@ -585,7 +585,7 @@ func TestWireMalformed(t *testing.T) {
 	}
 	content := func(sender, ct []byte) []byte { // a FramedContent
 		return enc(func(w *Writer) {
-			w.Opaque(bs("g"))
+			w.Opaque(bytesOf("g"))
 			w.U64(0)
 			w.Raw(sender)
 			w.Opaque(nil)
@@ -598,7 +598,7 @@ func TestWireMalformed(t *testing.T) {
 		return enc(func(w *Writer) {
 			w.U16(uint16(MLS10))
 			w.U16(uint16(WireFormatPrivateMessage))
-			w.Opaque(bs("g"))
+			w.Opaque(bytesOf("g"))
 			w.U64(0)
 			w.U8(ct)
 			w.Opaque(nil)
