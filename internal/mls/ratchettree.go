@@ -78,7 +78,12 @@ func (n *Node) decode(r *Reader) {
 // be shorter than the full tree it stands for.
 type RatchetTree []*Node
 
+// encode panics on an empty tree or one ending in a blank node, which no
+// receiver accepts: the tree must be truncated first.
 func (t RatchetTree) encode(w *Writer) {
+	if len(t) == 0 || t[len(t)-1] == nil {
+		panic("mls: cannot encode a ratchet tree that is empty or ends in a blank node")
+	}
 	w.Vector(func(w *Writer) {
 		for _, n := range t {
 			w.Optional(n != nil, n.encode)

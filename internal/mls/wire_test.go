@@ -499,6 +499,8 @@ func TestEncodePanicsOnBadUnion(t *testing.T) {
 		{"leaf node source 0", &LeafNode{Credential: sampleCredentials[0]}},
 		{"node without leaf", &Node{Type: NodeTypeLeaf}},
 		{"node type 0", &Node{}},
+		{"empty ratchet tree", &RatchetTree{}},
+		{"ratchet tree ending blank", &RatchetTree{sampleRatchetTree()[0], nil}},
 		{"custom proposal of a known type", &proposalCodec{&CustomProposal{ProposalType: ProposalAdd}}},
 		{"custom proposal type 0", &proposalCodec{&CustomProposal{}}},
 		{"proposal-or-ref without proposal", &ProposalOrRef{Type: ProposalOrRefProposal}},
