@@ -125,3 +125,37 @@ func (s *Suite) DecryptWithLabel(priv HPKEPrivateKey, label string, context, kem
 	}
 	return pt, nil
 }
+
+// deriver runs a sequence of derivations, keeping the first error, like
+// Reader does for decoding: a derivation fails only on a programming error
+// (an impossible length), so checking once at the end keeps the schedule
+// readable.
+type deriver struct {
+	s   *Suite
+	err error
+}
+
+func (d *deriver) keep(b []byte, err error) []byte {
+	if d.err == nil && err != nil {
+		d.err = err
+	}
+	return b
+}
+
+func (d *deriver) extract(salt, ikm []byte) []byte {
+	if d.err != nil {
+		return nil
+	}
+	return d.keep(d.s.Extract(salt, ikm))
+}
+
+func (d *deriver) expand(secret []byte, label string, context []byte, length int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	return d.keep(d.s.ExpandWithLabel(secret, label, context, length))
+}
+
+func (d *deriver) derive(secret []byte, label string) []byte {
+	return d.expand(secret, label, nil, d.s.nh)
+}

@@ -17,6 +17,8 @@ type vectorCounts struct {
 	checked map[CipherSuite]int
 	skipped map[CipherSuite]int
 	cross   []string
+	// detail says what a vector holds, for files with many checks each.
+	detail string
 }
 
 func newVectorCounts(file string) *vectorCounts {
@@ -66,7 +68,11 @@ func (c *vectorCounts) log(t *testing.T) {
 	if n == 0 {
 		t.Fatalf("%s: no vectors checked", c.file)
 	}
-	msg := fmt.Sprintf("%s: %d vectors checked (suites %s), %d skipped for unimplemented suites", c.file, n, suites, m)
+	what := "vectors"
+	if c.detail != "" {
+		what += " (" + c.detail + ")"
+	}
+	msg := fmt.Sprintf("%s: %d %s checked (suites %s), %d skipped for unimplemented suites", c.file, n, what, suites, m)
 	if m > 0 {
 		msg += " (" + skipped + ")"
 	}
