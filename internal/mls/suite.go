@@ -190,6 +190,15 @@ func (s *Suite) Nk() int { return s.nk }
 // Nn returns the size of an AEAD nonce in bytes.
 func (s *Suite) Nn() int { return s.nn }
 
+// HPKEIDs returns the suite's HPKE KEM, KDF and AEAD identifiers (RFC
+// 9180, section 7; X-Wing is KEM 0x647a).
+func (s *Suite) HPKEIDs() (kem, kdf, aead uint16) { return s.kem.ID(), s.kdf.ID(), s.aead.ID() }
+
+// SignatureScheme returns the suite's signature scheme as a TLS
+// SignatureScheme: 0x0807 Ed25519, 0x0403, 0x0503 and 0x0603 ECDSA on P-256,
+// P-384 and P-521 with SHA-256, SHA-384 and SHA-512.
+func (s *Suite) SignatureScheme() uint16 { return uint16(s.sig) }
+
 // Hash returns the suite's hash of data.
 func (s *Suite) Hash(data []byte) []byte {
 	h := s.newHash()

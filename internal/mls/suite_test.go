@@ -56,8 +56,8 @@ func TestSuiteParameters(t *testing.T) {
 		if s.Nh() != tt.nh || s.Nk() != tt.nk || s.Nn() != tt.nn {
 			t.Errorf("%v: Nh, Nk, Nn = %d, %d, %d, want %d, %d, %d", s, s.Nh(), s.Nk(), s.Nn(), tt.nh, tt.nk, tt.nn)
 		}
-		if s.kem.ID() != tt.kem || s.kdf.ID() != tt.kdf || s.aead.ID() != tt.aead || s.sig != tt.sig {
-			t.Errorf("%v: HPKE (%#04x, %#04x, %#04x) %v, want (%#04x, %#04x, %#04x) %v", s, s.kem.ID(), s.kdf.ID(), s.aead.ID(), s.sig, tt.kem, tt.kdf, tt.aead, tt.sig)
+		if kem, kdf, aead := s.HPKEIDs(); kem != tt.kem || kdf != tt.kdf || aead != tt.aead || s.SignatureScheme() != uint16(tt.sig) {
+			t.Errorf("%v: HPKE (%#04x, %#04x, %#04x) %#04x, want (%#04x, %#04x, %#04x) %v", s, kem, kdf, aead, s.SignatureScheme(), tt.kem, tt.kdf, tt.aead, tt.sig)
 		}
 		priv, err := s.GenerateHPKEKey(nil)
 		if err != nil {
