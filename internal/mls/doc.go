@@ -7,8 +7,9 @@
 // crypto/rand); tests pass a deterministic one.
 //
 // The package is built in layers, each checked against the official
-// conformance vectors of mlswg/mls-implementations (see
-// ../shared/vectors/mls and conformance_test.go):
+// conformance vectors of mlswg/mls-implementations (../shared/vectors/mls;
+// the TestConformance* tests, which log how many vectors of each file they
+// checked and which suites they skipped):
 //
 //   - codec.go: the TLS presentation language with MLS variable-length
 //     integers; every decoder is strict (canonical encodings only) and

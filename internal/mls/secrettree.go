@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/bits"
 )
 
 // The secret tree (RFC 9420, section 9) turns an epoch's encryption_secret
@@ -121,7 +120,7 @@ type SecretTree struct {
 	nLeaves uint32
 	// nodes holds the secrets of tree nodes not yet split: the frontier
 	// between consumed and untouched parts of the tree.
-	nodes map[uint32]secret
+	nodes map[NodeIndex]secret
 	// leaves holds the ratchets of leaves whose secret was consumed.
 	leaves map[uint32]*leafRatchets
 }
@@ -152,7 +151,7 @@ func (s *Suite) NewSecretTree(encryptionSecret []byte, nLeaves uint32) (*SecretT
 	t := &SecretTree{
 		suite:   s,
 		nLeaves: nLeaves,
-		nodes:   map[uint32]secret{stRoot(nLeaves): newSecret(append([]byte(nil), encryptionSecret...))},
+		nodes:   map[NodeIndex]secret{root(nLeaves): newSecret(append([]byte(nil), encryptionSecret...))},
 		leaves:  map[uint32]*leafRatchets{},
 	}
 	return t, nil
@@ -259,35 +258,35 @@ func (t *SecretTree) ratchet(leaf uint32, typ RatchetType) (*ratchet, error) {
 // it and the nearest ancestor still holding a secret, and removes it from
 // the tree: the caller consumes it.
 func (t *SecretTree) leafSecret(leaf uint32) ([]byte, error) {
-	x := 2 * leaf
+	x := NodeIndex(2 * leaf)
 	n := x
 	for {
 		if _, ok := t.nodes[n]; ok {
 			break
 		}
-		if n == stRoot(t.nLeaves) {
+		if n == root(t.nLeaves) {
 			// Unreachable while the invariant holds: the leaves of
 			// unstarted ratchets are all below a node in t.nodes.
 			return nil, errors.New("mls: secret tree: no secret above the leaf")
 		}
-		n = stParent(n)
+		n = parent(n, t.nLeaves)
 	}
 	d := deriver{s: t.suite}
 	for n != x {
-		parent := t.nodes[n]
+		ps := t.nodes[n]
 		delete(t.nodes, n)
-		left := d.expand(parent.bytes(), "tree", []byte("left"), t.suite.nh)
-		right := d.expand(parent.bytes(), "tree", []byte("right"), t.suite.nh)
-		parent.erase()
+		ls := d.expand(ps.bytes(), "tree", []byte("left"), t.suite.nh)
+		rs := d.expand(ps.bytes(), "tree", []byte("right"), t.suite.nh)
+		ps.erase()
 		if d.err != nil {
 			return nil, fmt.Errorf("mls: secret tree: %w", d.err)
 		}
-		t.nodes[stLeft(n)] = newSecret(left)
-		t.nodes[stRight(n)] = newSecret(right)
+		t.nodes[left(n)] = newSecret(ls)
+		t.nodes[right(n)] = newSecret(rs)
 		if x < n {
-			n = stLeft(n)
+			n = left(n)
 		} else {
-			n = stRight(n)
+			n = right(n)
 		}
 	}
 	s := t.nodes[x]
@@ -383,29 +382,4 @@ func (s *Suite) SenderDataKeyNonce(senderDataSecret, ciphertext []byte) (key, no
 		return nil, nil, fmt.Errorf("mls: sender data key: %w", d.err)
 	}
 	return key, nonce, nil
-}
-
-// Tree math for the secret tree, over the array representation of a
-// complete binary tree with a power-of-two number of leaves (RFC 9420,
-// appendix C): leaf i is node 2i, a node's level is its number of trailing
-// one bits. These are private, st-prefixed stand-ins for the package's
-// tree math, to be unified with it.
-
-// stRoot returns the root of a tree with n leaves, n a power of two.
-func stRoot(n uint32) uint32 { return n - 1 }
-
-// stLevel returns x's height above the leaves.
-func stLevel(x uint32) int { return bits.TrailingZeros32(^x) }
-
-// stLeft returns the left child of the parent node x.
-func stLeft(x uint32) uint32 { return x ^ (1 << (stLevel(x) - 1)) }
-
-// stRight returns the right child of the parent node x.
-func stRight(x uint32) uint32 { return x ^ (3 << (stLevel(x) - 1)) }
-
-// stParent returns the parent of x, which must not be the root.
-func stParent(x uint32) uint32 {
-	k := stLevel(x)
-	b := (x >> (k + 1)) & 1
-	return (x | 1<<k) ^ b<<(k+1)
 }

@@ -117,31 +117,6 @@ func checkSecretTree(t *testing.T, s *Suite, v *secretTreeVector, count bool) in
 
 // TestSecretTreeMath checks the secret tree's private tree math against
 // tree-math.json (every tree there has a power-of-two leaf count).
-func TestSecretTreeMath(t *testing.T) {
-	var vs []struct {
-		NLeaves uint32    `json:"n_leaves"`
-		Root    uint32    `json:"root"`
-		Left    []*uint32 `json:"left"`
-		Right   []*uint32 `json:"right"`
-		Parent  []*uint32 `json:"parent"`
-	}
-	loadVectors(t, "tree-math", &vs)
-	for _, v := range vs {
-		if stRoot(v.NLeaves) != v.Root {
-			t.Errorf("%d leaves: root %d, want %d", v.NLeaves, stRoot(v.NLeaves), v.Root)
-		}
-		for x := range uint32(2*v.NLeaves - 1) {
-			if v.Parent[x] != nil && stParent(x) != *v.Parent[x] {
-				t.Errorf("%d leaves: parent(%d) = %d, want %d", v.NLeaves, x, stParent(x), *v.Parent[x])
-			}
-			if v.Left[x] != nil && (stLeft(x) != *v.Left[x] || stRight(x) != *v.Right[x]) {
-				t.Errorf("%d leaves: children(%d) = %d, %d, want %d, %d", v.NLeaves, x, stLeft(x), stRight(x), *v.Left[x], *v.Right[x])
-			}
-		}
-	}
-	t.Logf("tree-math.json: %d trees checked for the secret tree's parent, left, right and root", len(vs))
-}
-
 func newTestTree(t *testing.T, cs CipherSuite, n uint32) *SecretTree {
 	t.Helper()
 	s := mustSuite(t, cs)
@@ -211,7 +186,7 @@ func TestSecretTreeOutOfOrder(t *testing.T) {
 // TestSecretTreeErasure: every consumed secret is zeroed and dropped.
 func TestSecretTreeErasure(t *testing.T) {
 	tree := newTestTree(t, MLS128DHKEMX25519AES128GCMSHA256Ed25519, 4)
-	root := tree.nodes[stRoot(4)].bytes()
+	root := tree.nodes[root(4)].bytes()
 	k0, err := tree.Next(2, ApplicationRatchet)
 	if err != nil {
 		t.Fatal(err)
@@ -221,12 +196,12 @@ func TestSecretTreeErasure(t *testing.T) {
 	}
 	// Leaf 2 is node 4; the frontier is now node 1 (leaves 0, 1), node 6
 	// (leaf 3) — and nothing of leaf 2 or the nodes above it.
-	for _, n := range []uint32{3, 5, 4} {
+	for _, n := range []NodeIndex{3, 5, 4} {
 		if _, ok := tree.nodes[n]; ok {
 			t.Errorf("node %d secret still held", n)
 		}
 	}
-	for _, n := range []uint32{1, 6} {
+	for _, n := range []NodeIndex{1, 6} {
 		if _, ok := tree.nodes[n]; !ok {
 			t.Errorf("node %d secret missing", n)
 		}
