@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/hpke"
 	cryptorand "crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -244,4 +246,40 @@ func ParseKEMPublicKey(b []byte) error {
 		return invalid("kem public key: %v", err)
 	}
 	return nil
+}
+
+// CryptoSigner returns k as a crypto.Signer, for protocols that sign with
+// the device key themselves (the device's MLS leaves are signed with it, so
+// the signature keys in a group are the keys the transparency log shows).
+// The signer holds the key only in a closure: it prints as nothing but a
+// function address, like k itself.
+func (k SigningKey) CryptoSigner() crypto.Signer {
+	pub := k.Public()
+	return deviceSigner{pub: ed25519.PublicKey(pub[:]), sign: k.Sign}
+}
+
+type deviceSigner struct {
+	pub  ed25519.PublicKey
+	sign func([]byte) []byte
+}
+
+func (s deviceSigner) Public() crypto.PublicKey { return s.pub }
+
+// String, GoString, Format and LogValue redact, as SigningKey's do.
+func (s deviceSigner) String() string {
+	var p PublicKey
+	copy(p[:], s.pub)
+	return "ed25519-signer(REDACTED, public=" + p.DeviceID() + ")"
+}
+func (s deviceSigner) GoString() string           { return s.String() }
+func (s deviceSigner) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+func (s deviceSigner) LogValue() slog.Value       { return slog.StringValue(s.String()) }
+
+// Sign signs message (Ed25519 signs messages, not digests); opts must ask
+// for no pre-hashing.
+func (s deviceSigner) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts != nil && opts.HashFunc() != crypto.Hash(0) {
+		return nil, errors.New("identity: device keys sign messages, not digests")
+	}
+	return s.sign(message), nil
 }

@@ -29,6 +29,7 @@ func TestRedaction(t *testing.T) {
 		secret []byte
 	}{
 		{"SigningKey", f.sig, f.sig.key().Seed()},
+		{"CryptoSigner", f.sig.CryptoSigner(), f.sig.key().Seed()},
 		{"KEMKey", f.kem, kemSeed},
 		{"OrgKey", org, orgRaw[1:]},
 	}

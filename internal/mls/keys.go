@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/hpke"
@@ -57,6 +58,16 @@ func newEd25519Key(seed []byte) SignaturePrivateKey {
 	return SignaturePrivateKey{sigEd25519, func() any { return k }}
 }
 
+// NewEd25519Signer makes a SignaturePrivateKey of an Ed25519 key held by a
+// crypto.Signer, such as a device's identity key, whose private bytes never
+// leave it. PrivateBytes returns nil for such a key.
+func NewEd25519Signer(s crypto.Signer) (SignaturePrivateKey, error) {
+	if _, ok := s.Public().(ed25519.PublicKey); !ok {
+		return SignaturePrivateKey{}, fmt.Errorf("%w: signer's public key is %T, not Ed25519", ErrMalformedKey, s.Public())
+	}
+	return SignaturePrivateKey{sigEd25519, func() any { return s }}, nil
+}
+
 func newECDSAKey(scheme signatureScheme, k *ecdsa.PrivateKey) SignaturePrivateKey {
 	return SignaturePrivateKey{scheme, func() any { return k }}
 }
@@ -78,6 +89,8 @@ func (k SignaturePrivateKey) Public() []byte {
 			panic("mls: ECDSA key with an invalid public key: " + err.Error())
 		}
 		return b
+	case crypto.Signer: // after the concrete types, which are crypto.Signers too
+		return append([]byte(nil), k.Public().(ed25519.PublicKey)...)
 	}
 	return nil
 }

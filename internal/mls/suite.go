@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
@@ -490,6 +491,8 @@ func (s *Suite) sign(key SignaturePrivateKey, msg []byte) ([]byte, error) {
 		h := newHash()
 		h.Write(msg)
 		return ecdsa.SignASN1(rand.Reader, k, h.Sum(nil))
+	case crypto.Signer: // an Ed25519 key held elsewhere (NewEd25519Signer)
+		return k.Sign(nil, msg, crypto.Hash(0))
 	}
 	panic("mls: unreachable: signature key of unknown type")
 }
