@@ -132,6 +132,19 @@ CREATE TABLE events (
 	PRIMARY KEY (device_id, seq)
 );
 `,
+	// 2: MLS key packages, per device and cipher suite.
+	`
+CREATE TABLE key_packages (
+	ref          BYTES PRIMARY KEY,
+	device_id    TEXT NOT NULL REFERENCES devices(id),
+	cipher_suite INTEGER NOT NULL,
+	data         BYTES NOT NULL,
+	last_resort  INTEGER NOT NULL,
+	not_after    BIGINT NOT NULL,
+	created_at   BIGINT NOT NULL
+);
+CREATE INDEX key_packages_device ON key_packages(device_id, cipher_suite, last_resort, created_at);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

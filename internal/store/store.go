@@ -239,3 +239,14 @@ func (t *Tx) forUpdate() string {
 	}
 	return t.d.ForUpdate()
 }
+
+// forUpdateSkipLocked is the lock clause for taking one item off a queue:
+// rows other transactions hold are skipped rather than waited for, so
+// concurrent takers get different rows. SQLite's writers are serial and
+// need no clause.
+func (t *Tx) forUpdateSkipLocked() string {
+	if t.ro || t.d.ForUpdate() == "" {
+		return ""
+	}
+	return t.d.ForUpdate() + " SKIP LOCKED"
+}

@@ -37,6 +37,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"EventRace", testEventRace},
 		{"Rollback", testRollback},
 		{"Meta", testMeta},
+		{"KeyPackages", testKeyPackages},
+		{"KeyPackageRace", testKeyPackageRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -690,4 +692,124 @@ func testMeta(t *testing.T, s *store.Store) {
 		}
 		return nil
 	})
+}
+
+func putKeyPackages(t *testing.T, s *store.Store, dev string, n int, lastResort bool) {
+	t.Helper()
+	update(t, s, func(tx *store.Tx) error {
+		for i := range n {
+			kp := store.KeyPackage{Ref: []byte(fmt.Sprintf("%s-%v-%d", dev, lastResort, i)), DeviceID: dev, CipherSuite: 1,
+				Data: []byte{byte(i)}, LastResort: lastResort, NotAfter: t0.Add(time.Hour), CreatedAt: t0.Add(time.Duration(i) * time.Second)}
+			if err := tx.PutKeyPackage(t.Context(), kp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func testKeyPackages(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example").ID
+	d := mkDevice(t, s, alice, 1, store.DeviceActive)
+	putKeyPackages(t, s, d.ID, 2, false)
+	putKeyPackages(t, s, d.ID, 1, true)
+	// A second last-resort package replaces the first.
+	update(t, s, func(tx *store.Tx) error {
+		return tx.PutKeyPackage(ctx, store.KeyPackage{Ref: []byte("lr2"), DeviceID: d.ID, CipherSuite: 1, Data: []byte("lr2"),
+			LastResort: true, NotAfter: t0.Add(time.Hour), CreatedAt: t0})
+	})
+	err := s.Update(ctx, func(tx *store.Tx) error {
+		return tx.PutKeyPackage(ctx, store.KeyPackage{Ref: []byte("lr2"), DeviceID: d.ID, CipherSuite: 1, Data: []byte("x"), NotAfter: t0, CreatedAt: t0})
+	})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate ref: %v, want ErrConflict", err)
+	}
+	stock := func() (int, bool) {
+		var n int
+		var lr bool
+		view(t, s, func(tx *store.Tx) (err error) { n, lr, err = tx.KeyPackageStock(ctx, d.ID, 1, t0); return })
+		return n, lr
+	}
+	if n, lr := stock(); n != 2 || !lr {
+		t.Fatalf("stock = %d, %v; want 2, true", n, lr)
+	}
+	claim := func(now time.Time) (store.KeyPackage, error) {
+		var kp store.KeyPackage
+		err := s.Update(ctx, func(tx *store.Tx) (err error) { kp, err = tx.ClaimKeyPackage(ctx, d.ID, 1, now); return })
+		return kp, err
+	}
+	for i, want := range []string{"0", "1", "lr2", "lr2"} {
+		kp, err := claim(t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(kp.Data) != want && !(want != "lr2" && kp.Data[0] == want[0]-'0') {
+			t.Errorf("claim %d got %q, want %q", i, kp.Data, want)
+		}
+		if kp.LastResort != (want == "lr2") {
+			t.Errorf("claim %d: last resort %v", i, kp.LastResort)
+		}
+	}
+	if n, lr := stock(); n != 0 || !lr {
+		t.Errorf("stock after claims = %d, %v; want 0, true", n, lr)
+	}
+	if _, err := claim(t0.Add(2 * time.Hour)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("claim after expiry: %v, want ErrNotFound", err)
+	}
+	if _, err := claim(t0); err != nil {
+		t.Fatal(err)
+	}
+	update(t, s, func(tx *store.Tx) error { return tx.DeleteKeyPackages(ctx, d.ID) })
+	if _, err := claim(t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("claim after DeleteKeyPackages: %v, want ErrNotFound", err)
+	}
+	putKeyPackages(t, s, d.ID, 1, false)
+	update(t, s, func(tx *store.Tx) error { return tx.ExpireKeyPackages(ctx, t0.Add(2*time.Hour)) })
+	if n, _ := stock(); n != 0 {
+		t.Errorf("stock after expiry = %d", n)
+	}
+}
+
+// testKeyPackageRace: concurrent claims get distinct ordinary packages, and
+// fall back to the last-resort one only when no ordinary one is left.
+func testKeyPackageRace(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example").ID
+	d := mkDevice(t, s, alice, 1, store.DeviceActive)
+	putKeyPackages(t, s, d.ID, 5, false)
+	putKeyPackages(t, s, d.ID, 1, true)
+	const n = 8
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		ordinary = map[string]int{}
+		lastRes  int
+	)
+	for range n {
+		wg.Go(func() {
+			var kp store.KeyPackage
+			err := s.Update(ctx, func(tx *store.Tx) (err error) { kp, err = tx.ClaimKeyPackage(ctx, d.ID, 1, t0); return })
+			if err != nil {
+				t.Errorf("claim: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if kp.LastResort {
+				lastRes++
+			} else {
+				ordinary[string(kp.Ref)]++
+			}
+		})
+	}
+	wg.Wait()
+	if len(ordinary) != 5 || lastRes != 3 {
+		t.Errorf("%d distinct ordinary packages and %d last-resort claims; want 5 and 3 (%v)", len(ordinary), lastRes, ordinary)
+	}
+	for ref, c := range ordinary {
+		if c != 1 {
+			t.Errorf("package %s claimed %d times", ref, c)
+		}
+	}
 }
