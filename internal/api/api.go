@@ -305,3 +305,30 @@ type StreamMessage struct {
 	Data    string          `json:"data,omitempty"`
 	LastSeq int64           `json:"last_seq,omitempty"`
 }
+
+// KeyPackagesUpload is POST /v1/keypackages: MLSMessage-encoded key
+// packages, and optionally a last-resort one that replaces the previous.
+type KeyPackagesUpload struct {
+	KeyPackages [][]byte `json:"key_packages"`
+	LastResort  []byte   `json:"last_resort,omitempty"`
+}
+
+// KeyPackageStock is a device's supply of key packages for one suite.
+type KeyPackageStock struct {
+	CipherSuite uint16 `json:"cipher_suite"`
+	Ordinary    int    `json:"ordinary"`
+	LastResort  bool   `json:"last_resort"`
+}
+
+// KeyPackageClaim is POST /v1/keypackages/claim.
+type KeyPackageClaim struct {
+	User        string `json:"user"`
+	CipherSuite uint16 `json:"cipher_suite"`
+}
+
+// ClaimedKeyPackage is one device's key package, handed out once.
+type ClaimedKeyPackage struct {
+	Device     string `json:"device"`
+	KeyPackage []byte `json:"key_package"`
+	LastResort bool   `json:"last_resort"`
+}

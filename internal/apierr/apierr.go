@@ -35,6 +35,8 @@ const (
 	UserDisabled      Code = "user_disabled"
 	Unavailable       Code = "unavailable"
 	Internal          Code = "internal"
+	KeyPackageInvalid Code = "key_package_invalid"
+	KeyPackageMissing Code = "key_package_missing"
 )
 
 // Codes maps every code to its HTTP status and a description for the docs.
@@ -60,6 +62,8 @@ var Codes = []struct {
 	{UserDisabled, http.StatusForbidden, "the user account is disabled"},
 	{Unavailable, http.StatusServiceUnavailable, "the server is busy or shutting down; retry later"},
 	{Internal, http.StatusInternalServerError, "an internal error; the server logged the cause"},
+	{KeyPackageInvalid, http.StatusBadRequest, "an uploaded MLS key package is malformed, badly signed, expired, or not bound to the uploading device and its credential"},
+	{KeyPackageMissing, http.StatusNotFound, "none of the user's devices has a key package for the cipher suite"},
 }
 
 // Error is an error that may be shown to the caller.

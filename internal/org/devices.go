@@ -103,6 +103,9 @@ func (s *Service) RevokeDevice(ctx context.Context, a Actor, deviceID, reason st
 		if err := t.DeleteSessions(ctx, d.ID); err != nil {
 			return err
 		}
+		if err := t.DeleteKeyPackages(ctx, d.ID); err != nil { // it must never be added to a group again
+			return err
+		}
 		if err := t.logEntry(tlog.Entry{Type: tlog.TypeDeviceRevoke, Actor: a.User.ID.String(), ActorDevice: a.Device.ID,
 			User: d.User.String(), Device: d.ID, Reason: reason}); err != nil {
 			return err

@@ -226,6 +226,9 @@ func (s *Service) DisableUser(ctx context.Context, a Actor, user identity.UserID
 			if err := t.DeleteSessions(ctx, d.ID); err != nil {
 				return err
 			}
+			if err := t.DeleteKeyPackages(ctx, d.ID); err != nil {
+				return err
+			}
 			if err := t.logEntry(tlog.Entry{Type: tlog.TypeDeviceRevoke, Actor: a.User.ID.String(), ActorDevice: a.Device.ID,
 				User: u.ID.String(), Device: d.ID, Reason: "user-disabled"}); err != nil {
 				return err

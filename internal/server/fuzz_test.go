@@ -33,6 +33,9 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", "/v1/log/proof/inclusion?index=PARAM&size=PARAM"},
 	{"GET", "/v1/log/proof/consistency?old=PARAM&new=PARAM"},
 	{"GET", "/v1/requests?all=PARAM"},
+	{"POST", "/v1/keypackages"},
+	{"POST", "/v1/keypackages/claim"},
+	{"GET", "/v1/keypackages?cipher_suite=PARAM"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

@@ -32,7 +32,7 @@ const (
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, acc access, h func(http.ResponseWriter, *http.Request, org.Actor) error) {
-		mux.Handle(pattern, s.wrap(pattern, acc, h))
+		mux.Handle(pattern, s.wrap(pattern, acc, api.MaxBody, h))
 	}
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metrics.reg)
@@ -70,6 +70,10 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/log/proof/inclusion", active, s.inclusionProof)
 	handle("GET /v1/log/proof/consistency", active, s.consistencyProof)
 
+	handle("GET /v1/keypackages", active, s.keyPackageStock)
+	mux.Handle("POST /v1/keypackages", s.wrap("POST /v1/keypackages", active, maxKeyPackageUpload, s.uploadKeyPackages))
+	handle("POST /v1/keypackages/claim", active, s.claimKeyPackages)
+
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apierr.New(apierr.NotFound, "no such endpoint"))
 	})
@@ -79,7 +83,7 @@ func (s *Server) routes() http.Handler {
 // wrap authenticates, meters, logs and turns errors into responses. Logs
 // carry the route pattern, status, code, device and duration: never a body,
 // a query value or a token.
-func (s *Server) wrap(pattern string, acc access, h func(http.ResponseWriter, *http.Request, org.Actor) error) http.Handler {
+func (s *Server) wrap(pattern string, acc access, maxBody int64, h func(http.ResponseWriter, *http.Request, org.Actor) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -91,7 +95,7 @@ func (s *Server) wrap(pattern string, acc access, h func(http.ResponseWriter, *h
 					return err
 				}
 			}
-			r.Body = http.MaxBytesReader(rw, r.Body, api.MaxBody)
+			r.Body = http.MaxBytesReader(rw, r.Body, maxBody)
 			return h(rw, r, actor)
 		}()
 		code := ""

@@ -20,7 +20,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"hotline/internal/datadir"
+	"hotline/internal/deliver"
 	"hotline/internal/events"
 	"hotline/internal/identity"
 	"hotline/internal/org"
@@ -57,6 +60,7 @@ type Server struct {
 	tlog    *transparency.Log
 	hub     *events.Hub
 	svc     *org.Service
+	deliver *deliver.Service
 	metrics *serverMetrics
 	limits  *limiters
 	tls     *tls.Config
@@ -140,6 +144,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Org: dir.Config.Org, Issuer: issuer.Signer, KeySet: s.keyset, Store: s.store, Log: s.tlog, Hub: s.hub,
 		CredentialTTL: cfg.CredentialTTL, SessionTTL: cfg.SessionTTL, InviteTTL: cfg.InviteTTL, Now: cfg.Now, Logger: cfg.Logger,
 	})
+	s.deliver = deliver.New(deliver.Config{Store: s.store, Org: s.svc, Hub: s.hub, Issuers: note.VerifierList(issuer.Verifier), Now: cfg.Now, Logger: cfg.Logger})
 	s.limits = newLimiters(cfg)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.http = &http.Server{
@@ -248,7 +253,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// housekeeping expires sessions and challenges every minute.
+// housekeeping expires sessions, challenges and key packages every minute.
 func (s *Server) housekeeping() {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -259,6 +264,9 @@ func (s *Server) housekeeping() {
 		case <-t.C:
 			if err := s.svc.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
 				s.log.Warn("expire sessions", "err", err)
+			}
+			if err := s.deliver.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("expire key packages", "err", err)
 			}
 		}
 	}

@@ -1,0 +1,136 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"hotline/internal/api"
+	"hotline/internal/mls"
+)
+
+// KeyPackageDir is the profile directory holding the private halves of the
+// device's published key packages, one 0600 file per KeyPackageRef.
+const KeyPackageDir = "keypackages"
+
+type keyPackageSecretsFile struct {
+	CipherSuite uint16 `json:"cipher_suite"`
+	Init        []byte `json:"init"`
+	Encryption  []byte `json:"encryption"`
+}
+
+// UploadKeyPackages makes n key packages of suite (and a last-resort one
+// if asked), signed with the device key and carrying its current
+// credential, keeps their private keys in the profile and publishes them.
+// They expire with the credential; the device publishes new ones after
+// renewing.
+func (c *Client) UploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n int, lastResort bool) ([]api.KeyPackageStock, error) {
+	suite, err := mls.SuiteFor(cs)
+	if err != nil {
+		return nil, err
+	}
+	// Me fetches a credential issued since this device last asked (say it
+	// was approved while away) and renews one near expiry.
+	if _, err := c.Me(ctx); err != nil {
+		return nil, err
+	}
+	cr, err := c.Credential()
+	if err != nil {
+		return nil, fmt.Errorf("key packages need a valid credential: %w", err)
+	}
+	c.mu.Lock()
+	credBytes := append([]byte(nil), c.cred...)
+	c.mu.Unlock()
+	signer, err := mls.NewEd25519Signer(c.sig.CryptoSigner())
+	if err != nil {
+		return nil, err
+	}
+	life := mls.Lifetime{NotBefore: uint64(c.now().Add(-time.Hour).Unix()), NotAfter: uint64(cr.Expires.Unix())}
+	cred := mls.Credential{Type: mls.CredentialBasic, Identity: credBytes}
+	dir := filepath.Join(c.dir, KeyPackageDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var req api.KeyPackagesUpload
+	for i := range n + 1 {
+		if i == n && !lastResort {
+			break
+		}
+		kp, sec, err := suite.NewKeyPackage(nil, cred, signer, life, mls.DefaultCapabilities(cs, nil, nil))
+		if err != nil {
+			return nil, err
+		}
+		initB, err := sec.Init.PrivateBytes()
+		if err != nil {
+			return nil, err
+		}
+		encB, err := sec.Encryption.PrivateBytes()
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(keyPackageSecretsFile{CipherSuite: uint16(cs), Init: initB, Encryption: encB})
+		clear(initB)
+		clear(encB)
+		if err != nil {
+			return nil, err
+		}
+		ref := suite.MakeKeyPackageRef(kp.Marshal())
+		if err := writeFile(filepath.Join(dir, hex.EncodeToString(ref)), b); err != nil {
+			return nil, err
+		}
+		clear(b)
+		msg := (&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatKeyPackage, KeyPackage: kp}).Marshal()
+		if i == n {
+			req.LastResort = msg
+		} else {
+			req.KeyPackages = append(req.KeyPackages, msg)
+		}
+	}
+	var stock []api.KeyPackageStock
+	if err := c.Do(ctx, http.MethodPost, "/v1/keypackages", req, &stock); err != nil {
+		return nil, fmt.Errorf("upload key packages: %w", err)
+	}
+	return stock, nil
+}
+
+// ClaimKeyPackages claims one key package of each of user's devices, for
+// adding them to a group.
+func (c *Client) ClaimKeyPackages(ctx context.Context, user string, cs mls.CipherSuite) ([]api.ClaimedKeyPackage, error) {
+	var out []api.ClaimedKeyPackage
+	err := c.Do(ctx, http.MethodPost, "/v1/keypackages/claim", api.KeyPackageClaim{User: user, CipherSuite: uint16(cs)}, &out)
+	return out, err
+}
+
+// KeyPackageSecrets returns the private keys of one of this device's key
+// packages, by KeyPackageRef.
+func (c *Client) KeyPackageSecrets(ref []byte) (mls.KeyPackageSecrets, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, KeyPackageDir, hex.EncodeToString(ref)))
+	if errors.Is(err, os.ErrNotExist) {
+		return mls.KeyPackageSecrets{}, fmt.Errorf("no key package %x of this device", ref)
+	} else if err != nil {
+		return mls.KeyPackageSecrets{}, err
+	}
+	defer clear(b)
+	var f keyPackageSecretsFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return mls.KeyPackageSecrets{}, err
+	}
+	defer clear(f.Init)
+	defer clear(f.Encryption)
+	suite, err := mls.SuiteFor(mls.CipherSuite(f.CipherSuite))
+	if err != nil {
+		return mls.KeyPackageSecrets{}, err
+	}
+	var sec mls.KeyPackageSecrets
+	if sec.Init, err = suite.ParseHPKEPrivateKey(f.Init); err != nil {
+		return sec, err
+	}
+	sec.Encryption, err = suite.ParseHPKEPrivateKey(f.Encryption)
+	return sec, err
+}
