@@ -251,20 +251,15 @@ func (s *Service) Login(ctx context.Context, deviceID string, nonce, sig []byte)
 func (s *Service) Authenticate(ctx context.Context, token string) (Actor, error) {
 	var a Actor
 	err := s.view(ctx, func(tx *store.Tx) error {
-		sess, err := tx.GetSession(ctx, sha256.Sum256([]byte(token)), s.now())
+		var err error
+		a.Device, a.User, err = tx.SessionActor(ctx, sha256.Sum256([]byte(token)), s.now())
 		if errors.Is(err, store.ErrNotFound) {
 			return apierr.New(apierr.Unauthenticated, "no valid session").WithHint("authenticate again with the device key")
 		} else if err != nil {
 			return err
 		}
-		if a.Device, err = tx.GetDevice(ctx, sess.DeviceID); err != nil {
-			return err
-		}
 		if a.Device.Status == store.DeviceRevoked {
 			return apierr.New(apierr.DeviceRevoked, "device %s has been revoked", a.Device.ID)
-		}
-		if a.User, err = tx.GetUser(ctx, a.Device.User); err != nil {
-			return err
 		}
 		if a.User.Disabled {
 			return apierr.New(apierr.UserDisabled, "user %s is disabled", a.User.ID)

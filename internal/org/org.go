@@ -112,23 +112,33 @@ func rolesOrNone(r identity.Roles) string {
 	return r.String()
 }
 
-// update runs fn in a transaction and, after it commits, wakes the log
-// integrator and the event streams of the devices fn queued events for.
+// update runs fn in a transaction and, after it commits, waits until the
+// log entries fn wrote are in a signed checkpoint, then wakes the event
+// streams of the devices fn queued events for. A change is acknowledged
+// only once the log shows it: a device that enrols and at once verifies
+// the log finds itself there.
 func (s *Service) update(ctx context.Context, fn func(*txn) error) error {
-	var woken []string
+	var (
+		woken  []string
+		logged bool
+	)
 	err := s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
 		t := &txn{Tx: tx, s: s, ctx: ctx}
 		if err := fn(t); err != nil {
 			return err
 		}
-		woken = t.woken
+		woken, logged = t.woken, t.logged
 		return nil
 	})
 	if err != nil {
 		return storeErr(err)
 	}
-	if s.cfg.Log != nil { // nil for operator commands that run beside the server
-		s.cfg.Log.Kick()
+	if logged && s.cfg.Log != nil { // nil for operator commands beside the server
+		if err := s.cfg.Log.Sync(ctx); err != nil {
+			// Committed, and integrated at the latest when the server next
+			// starts; the caller's change stands.
+			s.log.Warn("log entry committed but not yet checkpointed", "err", err)
+		}
 	}
 	if s.cfg.Hub != nil {
 		s.cfg.Hub.Wake(woken...)
@@ -159,9 +169,10 @@ func storeErr(err error) error {
 // txn is a store transaction plus what the service does inside one.
 type txn struct {
 	*store.Tx
-	s     *Service
-	ctx   context.Context
-	woken []string
+	s      *Service
+	ctx    context.Context
+	woken  []string
+	logged bool // a log entry was written
 }
 
 // logEntry queues a transparency-log entry in this transaction.
@@ -171,6 +182,7 @@ func (t *txn) logEntry(e tlog.Entry) error {
 	if err != nil {
 		return fmt.Errorf("log entry %s: %w", e.Type, err)
 	}
+	t.logged = true
 	return t.AppendPending(t.ctx, data)
 }
 

@@ -339,15 +339,6 @@ func (t *Tx) CreateSession(ctx context.Context, s Session) error {
 	return err
 }
 
-// GetSession returns the unexpired session with this token hash.
-func (t *Tx) GetSession(ctx context.Context, hash [32]byte, now time.Time) (Session, error) {
-	s := Session{TokenHash: hash}
-	var exp int64
-	err := t.queryRow(ctx, `SELECT device_id, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2`, hash[:], unix(now)).Scan(&s.DeviceID, &exp)
-	s.ExpiresAt = fromUnix(exp)
-	return s, notFound(err)
-}
-
 // DeleteSessions ends every session of a device.
 func (t *Tx) DeleteSessions(ctx context.Context, deviceID string) error {
 	_, err := t.exec(ctx, `DELETE FROM sessions WHERE device_id = $1`, deviceID)
@@ -394,4 +385,48 @@ func (t *Tx) KeySet(ctx context.Context, serial int64) ([]byte, error) {
 	var note []byte
 	err := t.queryRow(ctx, `SELECT note FROM keysets WHERE serial = $1`, serial).Scan(&note)
 	return note, notFound(err)
+}
+
+// SessionActor returns the unexpired session with this token hash together
+// with its device and the device's user, in one query: it runs on every
+// authenticated request.
+func (t *Tx) SessionActor(ctx context.Context, hash [32]byte, now time.Time) (Device, User, error) {
+	var (
+		sessionDevice, userID string
+		created, updated, exp int64
+		d                     Device
+		u                     User
+		sig                   []byte
+		roles, comps          string
+		clearance, disabled   int
+		ucreated              int64
+	)
+	err := t.queryRow(ctx, `SELECT s.device_id,
+			d.user_id, d.sig_key, d.kem_key, d.label, d.status, d.created_at, d.updated_at, d.credential, d.credential_expires,
+			u.roles, u.clearance, u.compartments, u.disabled, u.created_at, u.created_by
+		FROM sessions s JOIN devices d ON d.id = s.device_id JOIN users u ON u.id = d.user_id
+		WHERE s.token_hash = $1 AND s.expires_at > $2`, hash[:], unix(now)).
+		Scan(&sessionDevice, &userID, &sig, &d.KEMKey, &d.Label, &d.Status, &created, &updated, &d.Credential, &exp,
+			&roles, &clearance, &comps, &disabled, &ucreated, &u.CreatedBy)
+	if err != nil {
+		return Device{}, User{}, notFound(err)
+	}
+	d.ID = sessionDevice
+	if d.User, err = identity.ParseUserID(userID); err != nil {
+		return Device{}, User{}, fmt.Errorf("stored device %q: %w", d.ID, err)
+	}
+	if len(sig) != len(d.SigKey) {
+		return Device{}, User{}, fmt.Errorf("stored device %q: signature key of %d bytes", d.ID, len(sig))
+	}
+	copy(d.SigKey[:], sig)
+	d.CreatedAt, d.UpdatedAt, d.CredentialExpires = fromUnix(created), fromUnix(updated), fromUnix(exp)
+	u.ID = d.User
+	if u.Roles, err = identity.ParseRoles(roles); err != nil {
+		return Device{}, User{}, fmt.Errorf("stored user %q: %w", userID, err)
+	}
+	if u.Compartments, err = identity.ParseCompartments(comps); err != nil {
+		return Device{}, User{}, fmt.Errorf("stored user %q: %w", userID, err)
+	}
+	u.Clearance, u.Disabled, u.CreatedAt = identity.Clearance(clearance), disabled != 0, fromUnix(ucreated)
+	return d, u, nil
 }

@@ -327,15 +327,22 @@ func testSessions(t *testing.T, s *store.Store) {
 		return tx.CreateChallenge(ctx, []byte("nonce2"), d.ID, t0.Add(time.Minute))
 	})
 	view(t, s, func(tx *store.Tx) error {
-		got, err := tx.GetSession(ctx, sess.TokenHash, t0)
+		gotD, gotU, err := tx.SessionActor(ctx, sess.TokenHash, t0)
 		if err != nil {
 			return err
 		}
-		if diff := cmp.Diff(sess, got); diff != "" {
-			t.Errorf("GetSession (-want +got):\n%s", diff)
+		wantU, err := tx.GetUser(ctx, alice)
+		if err != nil {
+			return err
 		}
-		if _, err := tx.GetSession(ctx, sess.TokenHash, sess.ExpiresAt); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("expired session: %v, want ErrNotFound", err)
+		if diff := cmp.Diff(d, gotD); diff != "" {
+			t.Errorf("SessionActor device (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(wantU, gotU); diff != "" {
+			t.Errorf("SessionActor user (-want +got):\n%s", diff)
+		}
+		if _, _, err := tx.SessionActor(ctx, sess.TokenHash, sess.ExpiresAt); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("SessionActor of an expired session: %v, want ErrNotFound", err)
 		}
 		return nil
 	})
@@ -353,7 +360,7 @@ func testSessions(t *testing.T, s *store.Store) {
 
 	update(t, s, func(tx *store.Tx) error { return tx.DeleteSessions(ctx, d.ID) })
 	view(t, s, func(tx *store.Tx) error {
-		if _, err := tx.GetSession(ctx, sess.TokenHash, t0); !errors.Is(err, store.ErrNotFound) {
+		if _, _, err := tx.SessionActor(ctx, sess.TokenHash, t0); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("session after DeleteSessions: %v, want ErrNotFound", err)
 		}
 		return nil
