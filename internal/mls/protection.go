@@ -38,7 +38,7 @@ var (
 	// ErrUnexpectedContent: the content type is not allowed for the sender
 	// type or the wire format: application data in a PublicMessage, a
 	// commit from an external sender, a PrivateMessage from a non-member,
-	// a message without a membership tag where one is needed …
+	// a membership tag from a non-member …
 	ErrUnexpectedContent = errors.New("mls: content not allowed for this sender or wire format")
 	// ErrUnknownSender: the sender is not a member (a leaf outside the
 	// tree). A SignatureKeyFunc should wrap it for a blank leaf.
@@ -51,8 +51,9 @@ var (
 // member's from the content itself (the KeyPackage of an Add, the leaf
 // node of a commit's path). It returns an error if the sender may not
 // send (a blank leaf, say), wrapping ErrUnknownSender where that fits.
-// It is given the content once decrypted, before the signature is
-// checked: it must not trust anything but the sender.
+// It is called before the signature is checked, so nothing in content is
+// authenticated yet: a new member's key is taken from it because that
+// signature is what proves the content is the new member's.
 type SignatureKeyFunc func(content *FramedContent) (signatureKey []byte, err error)
 
 // checkFraming checks that content may be sent in wire format wf by its
@@ -273,6 +274,9 @@ func (s *Suite) ProtectPrivate(ac *AuthenticatedContent, tree *SecretTree, sende
 	if tree == nil || tree.suite.id != s.id {
 		return nil, errors.New("mls: protect private: no secret tree of this suite")
 	}
+	if len(senderDataSecret) != s.nh {
+		return nil, fmt.Errorf("mls: protect private: sender_data_secret of %d bytes, want %d", len(senderDataSecret), s.nh)
+	}
 	if uint32(c.Sender.Leaf) >= tree.Leaves() {
 		return nil, fmt.Errorf("mls: protect private: %w: leaf %d of %d", ErrUnknownSender, c.Sender.Leaf, tree.Leaves())
 	}
@@ -364,6 +368,9 @@ func (s *Suite) OpenPrivate(msg *PrivateMessage, ctx *GroupContext, tree *Secret
 func (s *Suite) decryptPrivate(msg *PrivateMessage, tree *SecretTree, senderDataSecret []byte) (*AuthenticatedContent, RatchetKey, error) {
 	if tree == nil || tree.suite.id != s.id {
 		return nil, RatchetKey{}, errors.New("no secret tree of this suite")
+	}
+	if len(senderDataSecret) != s.nh {
+		return nil, RatchetKey{}, fmt.Errorf("sender_data_secret of %d bytes, want %d", len(senderDataSecret), s.nh)
 	}
 	if !msg.ContentType.valid() {
 		return nil, RatchetKey{}, fmt.Errorf("%w: content type %d", ErrDecode, msg.ContentType)

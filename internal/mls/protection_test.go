@@ -725,6 +725,9 @@ func TestProtectMisuse(t *testing.T) {
 	if _, err := g.s.ProtectPrivate(app, g.tree(t), g.senderData, -1, nil); err == nil {
 		t.Error("negative padding accepted")
 	}
+	if _, err := g.s.ProtectPrivate(app, g.tree(t), g.senderData[1:], 0, nil); err == nil {
+		t.Error("a short sender_data_secret accepted")
+	}
 	tiny, _ := g.s.NewSecretTree(g.epoch.EncryptionSecret(), 1)
 	app = g.sign(t, WireFormatPrivateMessage, g.content(1, ContentApplication))
 	if _, err := g.s.ProtectPrivate(app, tiny, g.senderData, 0, nil); !errors.Is(err, ErrUnknownSender) {

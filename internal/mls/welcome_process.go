@@ -81,7 +81,7 @@ type NewMember struct {
 // commit injected, in order. The HPKE encryptions draw from crypto/rand
 // (see HPKESeal).
 func (s *Suite) NewWelcome(gi *GroupInfo, epoch *EpochSecrets, psks []PreSharedKeyID, members []NewMember) (*Welcome, error) {
-	if gi.GroupContext.CipherSuite != s.id || epoch.suite.id != s.id {
+	if epoch == nil || gi.GroupContext.CipherSuite != s.id || epoch.suite.id != s.id {
 		return nil, fmt.Errorf("mls: new Welcome: %w", ErrWrongSuite)
 	}
 	if len(gi.Signature) == 0 {
