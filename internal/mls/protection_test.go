@@ -262,11 +262,20 @@ func vectorScalar(s *Suite, priv []byte) []byte {
 	if curve == nil {
 		return priv
 	}
-	size := (curve.Params().N.BitLen() + 7) / 8
-	if len(priv) >= size {
-		return priv
+	return padLeft(priv, (curve.Params().N.BitLen()+7)/8)
+}
+
+// vectorHPKEKey does the same for an HPKE private key of a DHKEM suite,
+// whose SerializePrivateKey is Nsk bytes: passive-client-welcome.json has
+// P-521 init keys of 65 bytes.
+func vectorHPKEKey(s *Suite, priv []byte) []byte { return padLeft(priv, s.ikmSize) }
+
+// padLeft left-pads b with zeros to n bytes.
+func padLeft(b []byte, n int) []byte {
+	if len(b) >= n {
+		return b
 	}
-	return append(make([]byte, size-len(priv)), priv...)
+	return append(make([]byte, n-len(b)), b...)
 }
 
 // crossCheckPrivate decrypts another suite's PrivateMessages with s, which

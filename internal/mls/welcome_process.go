@@ -141,7 +141,8 @@ type Joined struct {
 }
 
 // PathSecret returns a copy of the path secret the Welcome carried, nil
-// if there was none.
+// if there was none. The caller should erase it once the path's keys are
+// derived.
 func (j *Joined) PathSecret() []byte { return j.pathSecret.clone() }
 
 // Erase zeroes the path secret and the epoch's secrets.

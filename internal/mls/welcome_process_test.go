@@ -359,3 +359,83 @@ func TestJoinedRedacted(t *testing.T) {
 		t.Error("Erase left secrets behind")
 	}
 }
+
+// TestConformancePassiveClientJoin joins the group of every vector of the
+// three passive-client files with ProcessWelcome, holding the vector's
+// external PSKs, and checks the initial epoch authenticator. The
+// GroupInfo's signer key is read from the ratchet tree (out of band or in
+// the ratchet_tree extension) without validating the tree; that, and
+// following the epochs, are the group layer's.
+func TestConformancePassiveClientJoin(t *testing.T) {
+	for _, file := range []string{"passive-client-welcome", "passive-client-handling-commit", "passive-client-random"} {
+		t.Run(file, func(t *testing.T) { checkPassiveClientJoin(t, file) })
+	}
+}
+
+func checkPassiveClientJoin(t *testing.T, file string) {
+	var vs []struct {
+		CipherSuite  CipherSuite `json:"cipher_suite"`
+		ExternalPSKs []struct {
+			PSKID hexBytes `json:"psk_id"`
+			PSK   hexBytes `json:"psk"`
+		} `json:"external_psks"`
+		KeyPackage                hexBytes  `json:"key_package"`
+		InitPriv                  hexBytes  `json:"init_priv"`
+		Welcome                   hexBytes  `json:"welcome"`
+		RatchetTree               *hexBytes `json:"ratchet_tree"`
+		InitialEpochAuthenticator hexBytes  `json:"initial_epoch_authenticator"`
+	}
+	loadVectors(t, file, &vs)
+	c := newVectorCounts(file + ".json (joining)")
+	withPSKs := 0
+	for i := range vs {
+		v := &vs[i]
+		s := c.suite(t, v.CipherSuite)
+		if s == nil {
+			continue
+		}
+		t.Run(fmt.Sprintf("%d/%d", i, v.CipherSuite), func(t *testing.T) {
+			kp := decodeMLSMessage(t, v.KeyPackage, WireFormatKeyPackage).KeyPackage
+			w := decodeMLSMessage(t, v.Welcome, WireFormatWelcome).Welcome
+			initKey, err := s.ParseHPKEPrivateKey(vectorHPKEKey(s, v.InitPriv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lookup := func(id *PreSharedKeyID) ([]byte, error) {
+				for _, p := range v.ExternalPSKs {
+					if id.Type == PSKExternal && bytes.Equal(id.ID, p.PSKID) {
+						return p.PSK, nil
+					}
+				}
+				return nil, ErrUnknownPSK
+			}
+			signerKey := func(gi *GroupInfo) ([]byte, error) {
+				var tree RatchetTree
+				if v.RatchetTree != nil {
+					if err := unmarshalWire(*v.RatchetTree, &tree); err != nil {
+						return nil, err
+					}
+				} else if ok, err := decodeExtension(gi.Extensions, ExtRatchetTree, &tree); !ok || err != nil {
+					return nil, fmt.Errorf("no ratchet tree: %v", err)
+				}
+				n := int(gi.Signer.node())
+				if n >= len(tree) || tree[n] == nil || tree[n].Leaf == nil {
+					return nil, ErrUnknownSender
+				}
+				return tree[n].Leaf.SignatureKey, nil
+			}
+			j, err := s.ProcessWelcome(w, kp, initKey, lookup, signerKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := j.Epoch.EpochAuthenticator(); !bytes.Equal(got, v.InitialEpochAuthenticator) {
+				t.Errorf("epoch authenticator %x, want %x", got, []byte(v.InitialEpochAuthenticator))
+			}
+			if len(j.PSKs) > 0 {
+				withPSKs++
+			}
+		})
+	}
+	c.detail = fmt.Sprintf("%d of them with PSKs", withPSKs)
+	c.log(t)
+}
