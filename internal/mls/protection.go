@@ -238,6 +238,10 @@ func ratchetFor(t ContentType) RatchetType {
 // reuseGuardLen is the size of a PrivateMessage's reuse guard.
 const reuseGuardLen = 4
 
+// aeadOverhead is how much longer than the plaintext an AEAD ciphertext
+// is: the tag of AES-GCM, every implemented suite's AEAD.
+const aeadOverhead = 16
+
 // guardNonce returns nonce with the reuse guard XORed into its first
 // bytes (RFC 9420, section 6.3.1).
 func guardNonce(nonce []byte, guard [reuseGuardLen]byte) []byte {
@@ -290,7 +294,12 @@ func (s *Suite) ProtectPrivate(ac *AuthenticatedContent, tree *SecretTree, sende
 	pmc := PrivateMessageContent{ApplicationData: c.ApplicationData, Proposal: c.Proposal, Commit: c.Commit, Auth: ac.Auth}
 	pmc.encodeFor(&w, c.ContentType)
 	if padTo > 1 {
-		w.Raw(make([]byte, (padTo-len(w.Bytes())%padTo)%padTo))
+		pad := (padTo - len(w.Bytes())%padTo) % padTo
+		if len(w.Bytes())+pad > MaxVarint-aeadOverhead {
+			clear(w.Bytes())
+			return nil, fmt.Errorf("mls: protect private: plaintext of %d bytes padded to a multiple of %d does not fit a message", len(w.Bytes()), padTo)
+		}
+		w.Raw(make([]byte, pad))
 	}
 	plaintext := w.Bytes()
 	defer clear(plaintext)

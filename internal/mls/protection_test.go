@@ -428,7 +428,7 @@ func TestProtectRoundTrip(t *testing.T) {
 				for _, padTo := range []int{0, 1, 64, 1000} {
 					c := g.content(2, typ)
 					pm := g.protectPrivate(t, sender, c, padTo)
-					if padTo > 1 && (len(pm.Ciphertext)-16)%padTo != 0 {
+					if padTo > 1 && (len(pm.Ciphertext)-aeadOverhead)%padTo != 0 {
 						t.Errorf("content type %d padded to %d: ciphertext of %d bytes", typ, padTo, len(pm.Ciphertext))
 					}
 					wire := (&MLSMessage{Version: MLS10, WireFormat: WireFormatPrivateMessage, PrivateMessage: pm}).Marshal()
@@ -733,6 +733,9 @@ func TestProtectMisuse(t *testing.T) {
 	}
 	if _, err := g.s.ProtectPrivate(app, g.tree(t), g.senderData, -1, nil); err == nil {
 		t.Error("negative padding accepted")
+	}
+	if _, err := g.s.ProtectPrivate(app, g.tree(t), g.senderData, MaxVarint, nil); err == nil {
+		t.Error("padding past the largest message accepted")
 	}
 	if _, err := g.s.ProtectPrivate(app, g.tree(t), g.senderData[1:], 0, nil); err == nil {
 		t.Error("a short sender_data_secret accepted")
