@@ -565,12 +565,21 @@ func (t *Tree) verifyUnmergedLeaves() error {
 		if n == nil || n.Parent == nil {
 			continue
 		}
-		p := NodeIndex(i)
 		u := n.Parent.UnmergedLeaves
-		for j, l := range u {
-			if j > 0 && u[j-1] >= l {
-				return fmt.Errorf("%w: parent node %d: unmerged leaves not in increasing order", ErrInvalidTree, p)
+		for j := 1; j < len(u); j++ {
+			if u[j-1] >= u[j] {
+				return fmt.Errorf("%w: parent node %d: unmerged leaves not in increasing order", ErrInvalidTree, i)
 			}
+		}
+	}
+	// Every list is sorted now, so lookups can use binary search: a parent
+	// high in a large tree can list many unmerged leaves.
+	for i, n := range t.nodes {
+		if n == nil || n.Parent == nil {
+			continue
+		}
+		p := NodeIndex(i)
+		for _, l := range n.Parent.UnmergedLeaves {
 			if !isBelow(l, p) {
 				return fmt.Errorf("%w: parent node %d: unmerged leaf %d is not below it", ErrInvalidTree, p, l)
 			}
@@ -581,8 +590,10 @@ func (t *Tree) verifyUnmergedLeaves() error {
 				if q == p {
 					break
 				}
-				if qn := t.nodes[q]; qn != nil && !slices.Contains(qn.Parent.UnmergedLeaves, l) {
-					return fmt.Errorf("%w: parent node %d lists unmerged leaf %d, node %d between them does not", ErrInvalidTree, p, l, q)
+				if qn := t.nodes[q]; qn != nil {
+					if _, found := slices.BinarySearch(qn.Parent.UnmergedLeaves, l); !found {
+						return fmt.Errorf("%w: parent node %d lists unmerged leaf %d, node %d between them does not", ErrInvalidTree, p, l, q)
+					}
 				}
 			}
 		}
@@ -627,27 +638,47 @@ func (t *Tree) verifyKeys() error {
 // group context's extensions, its required_capabilities, and the
 // credential types of the members.
 type groupRequirements struct {
-	t        *Tree
-	groupID  []byte
-	exts     []ExtensionType
-	req      RequiredCapabilities
-	credUsed []CredentialType
+	t       *Tree
+	groupID []byte
+	exts    []ExtensionType
+	req     RequiredCapabilities
+	members []LeafIndex
+	// credUsers counts the members using each credential type.
+	credUsers map[CredentialType]int
+	// lacking lists, for each credential type asked about, the members
+	// whose capabilities do not support it: computed once per type, so
+	// that validating every leaf of a tree stays linear.
+	lacking map[CredentialType][]LeafIndex
 }
 
 func newGroupRequirements(t *Tree, ctx *GroupContext) (*groupRequirements, error) {
-	g := &groupRequirements{t: t, groupID: ctx.GroupID}
+	g := &groupRequirements{t: t, groupID: ctx.GroupID, members: t.Members(),
+		credUsers: map[CredentialType]int{}, lacking: map[CredentialType][]LeafIndex{}}
 	for _, e := range ctx.Extensions {
 		g.exts = append(g.exts, e.Type)
 	}
 	if _, err := decodeExtension(ctx.Extensions, ExtRequiredCapabilities, &g.req); err != nil {
 		return nil, fmt.Errorf("group context: %w", err)
 	}
-	for _, l := range t.Members() {
-		if c := t.Leaf(l).Credential.Type; !slices.Contains(g.credUsed, c) {
-			g.credUsed = append(g.credUsed, c)
-		}
+	for _, l := range g.members {
+		g.credUsers[t.Leaf(l).Credential.Type]++
 	}
 	return g, nil
+}
+
+// lackingSupport returns the members whose capabilities do not list the
+// credential type c.
+func (g *groupRequirements) lackingSupport(c CredentialType) []LeafIndex {
+	ls, ok := g.lacking[c]
+	if !ok {
+		for _, m := range g.members {
+			if !slices.Contains(g.t.Leaf(m).Capabilities.Credentials, c) {
+				ls = append(ls, m)
+			}
+		}
+		g.lacking[c] = ls
+	}
+	return ls
 }
 
 // check validates the leaf node ln at leaf l against the group, as far as
@@ -683,13 +714,18 @@ func (g *groupRequirements) check(ln *LeafNode, l LeafIndex) error {
 			return fmt.Errorf("does not support the required credential type %#04x", uint16(cr))
 		}
 	}
-	for _, cr := range g.credUsed {
-		if !slices.Contains(c.Credentials, cr) {
+	// Leaf l's current node, which ln may replace, does not count.
+	var own CredentialType
+	if cur := g.t.Leaf(l); cur != nil {
+		own = cur.Credential.Type
+	}
+	for cr, n := range g.credUsers {
+		if (cr != own || n > 1) && !slices.Contains(c.Credentials, cr) {
 			return fmt.Errorf("does not support the credential type %#04x a member uses", uint16(cr))
 		}
 	}
-	for _, m := range g.t.Members() {
-		if m != l && !slices.Contains(g.t.Leaf(m).Capabilities.Credentials, ln.Credential.Type) {
+	for _, m := range g.lackingSupport(ln.Credential.Type) {
+		if m != l {
 			return fmt.Errorf("credential type %#04x is not supported by leaf %d", uint16(ln.Credential.Type), m)
 		}
 	}
