@@ -445,6 +445,32 @@ func (t *Tree) ApplyUpdatePath(keys *TreePrivateKeys, sender LeafIndex, path *Up
 	return commit, err
 }
 
+// ApplyExternalUpdatePath merges the UpdatePath of an external commit
+// (RFC 9420, section 12.4.3.2), whose sender is not yet a member: it takes
+// the leftmost blank leaf, doubling the tree if none is blank, and its path
+// is processed from there as ApplyUpdatePath does. Apply the commit's
+// proposals first. It returns the joiner's leaf and the commit_secret. (The
+// joiner builds such a path with AddLeaf, then CreateUpdatePath from the
+// leaf it got.)
+func (t *Tree) ApplyExternalUpdatePath(keys *TreePrivateKeys, path *UpdatePath, ctx GroupContext) (LeafIndex, []byte, error) {
+	nt := t.Clone()
+	// A stand-in for the joiner's leaf, replaced by the path's: without an
+	// encryption key, so that the path's own key is not taken for a reused
+	// one.
+	standIn := path.LeafNode
+	standIn.EncryptionKey = nil
+	l, err := nt.AddLeaf(&standIn)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: external commit: %w", ErrInvalidUpdatePath, err)
+	}
+	commit, err := nt.ApplyUpdatePath(keys, l, path, ctx, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	*t = *nt
+	return l, commit, nil
+}
+
 // applyUpdatePath is ApplyUpdatePath, returning also the path secret the
 // receiver decrypted, for the conformance tests.
 func (t *Tree) applyUpdatePath(keys *TreePrivateKeys, sender LeafIndex, path *UpdatePath, ctx GroupContext, exclude []LeafIndex) (ancestorSecret, commitSecret []byte, err error) {

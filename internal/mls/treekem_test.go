@@ -672,3 +672,64 @@ func checkTreeInvariant(t *testing.T, tree *Tree, keys *TreePrivateKeys) {
 		}
 	}
 }
+
+// TestExternalCommit has a new client join a vector's group by external
+// commit: it takes the leftmost blank leaf, or doubles a full tree, and
+// every member processes its path to the same commit_secret and tree.
+func TestExternalCommit(t *testing.T) {
+	var vs []treeKEMVector
+	loadVectors(t, "treekem", &vs)
+	s := mustSuite(t, MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	full, gaps := false, false
+	for i := range vs {
+		v := &vs[i]
+		if v.CipherSuite != s.ID() {
+			continue
+		}
+		g := loadTreeKEMGroup(t, s, v)
+		isFull := len(g.tree.Members()) == int(g.tree.Leaves())
+		if isFull && full || !isFull && gaps {
+			continue
+		}
+		full, gaps = full || isFull, gaps || !isFull
+		t.Run(fmt.Sprintf("%d-full=%v", i, isFull), func(t *testing.T) {
+			ln, _, sig := testLeaf(t, s, testRand(9), "joiner")
+			joined := g.tree.Clone()
+			l, err := joined.AddLeaf(ln)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, err := joined.CreateUpdatePath(l, PathParams{Signer: sig, Context: g.ctx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for to, k := range g.keys {
+				tree, keys := g.tree.Clone(), k.Clone()
+				got, commit, err := tree.ApplyExternalUpdatePath(keys, &cp.Path, g.ctx)
+				if err != nil || got != l {
+					t.Fatalf("member %d: leaf %d, %v; want leaf %d", to, got, err, l)
+				}
+				if !bytes.Equal(commit, cp.CommitSecret()) || !bytes.Equal(tree.Marshal(), joined.Marshal()) {
+					t.Fatalf("member %d does not agree with the joiner", to)
+				}
+				checkTreeInvariant(t, tree, keys)
+			}
+			ctx := g.ctx
+			ctx.TreeHash = joined.TreeHash()
+			if err := joined.Validate(&ctx); err != nil {
+				t.Fatal(err)
+			}
+			// A forged signature is refused and changes nothing.
+			bad := cp.Path
+			bad.LeafNode.Signature = bytes.Clone(bad.LeafNode.Signature)
+			bad.LeafNode.Signature[0] ^= 1
+			tree := g.tree.Clone()
+			if _, _, err := tree.ApplyExternalUpdatePath(nil, &bad, g.ctx); !errors.Is(err, ErrBadSignature) || !bytes.Equal(tree.Marshal(), g.tree.Marshal()) {
+				t.Errorf("forged external path: %v", err)
+			}
+		})
+	}
+	if !full || !gaps {
+		t.Fatalf("treekem.json has full trees: %v, trees with blank leaves: %v; want both", full, gaps)
+	}
+}
