@@ -14,13 +14,18 @@
 //   - codec.go: the TLS presentation language with MLS variable-length
 //     integers; every decoder is strict (canonical encodings only) and
 //     fuzzed.
-//   - cipher suites and the labelled primitives built on them
-//     (ExpandWithLabel, DeriveSecret, SignWithLabel, EncryptWithLabel,
-//     RefHash), the key schedule, pre-shared keys and the secret tree.
-//   - tree math and the wire structures: key packages, leaf nodes,
+//   - suite.go, crypto.go, keys.go: cipher suites and the labelled
+//     primitives built on them (ExpandWithLabel, DeriveSecret,
+//     SignWithLabel, EncryptWithLabel, RefHash); psk.go, keyschedule.go,
+//     secrettree.go: pre-shared keys, the key schedule and the secret tree.
+//   - treemath.go and the wire structures: key packages, leaf nodes,
 //     proposals, commits, Welcome, GroupInfo, PublicMessage and
-//     PrivateMessage.
+//     PrivateMessage; keypackage_new.go makes and validates key packages.
+//   - tree.go, tree_validate.go, treekem.go: the ratchet tree with tree
+//     and parent hashes, validation for joiners, and TreeKEM update paths.
+//   - transcript.go, protection.go, welcome_process.go: transcript hashes,
+//     signing, MACing and encrypting messages, and Welcome/GroupInfo.
 //
-// Later layers (the ratchet tree with TreeKEM, message protection, the
-// group state machine) build on these.
+// The group state machine (commits and their validation, joining, the
+// application message flow) builds on these.
 package mls
