@@ -332,3 +332,24 @@ type ClaimedKeyPackage struct {
 	KeyPackage []byte `json:"key_package"`
 	LastResort bool   `json:"last_resort"`
 }
+
+// BlobCreate is POST /v1/blobs: start uploading an encrypted attachment of
+// Size ciphertext bytes.
+type BlobCreate struct {
+	Size int64 `json:"size"`
+}
+
+// Blob describes an upload or a stored blob. IDs are unpadded base64url.
+type Blob struct {
+	ID        string `json:"id"`
+	Size      int64  `json:"size"`
+	ChunkSize int    `json:"chunk_size"`
+	Chunks    int    `json:"chunks"`
+	Present   []int  `json:"present,omitempty"`
+	Complete  bool   `json:"complete"`
+}
+
+// BlobComplete is POST /v1/blobs/{id}/complete.
+type BlobComplete struct {
+	SHA256 []byte `json:"sha256"`
+}

@@ -446,9 +446,20 @@ func (c *Client) session(ctx context.Context) (string, error) {
 }
 
 // call makes one HTTP request.
+// raw is a request or response body sent or received as bytes
+// (application/octet-stream), not JSON.
+type raw []byte
+
 func (c *Client) call(ctx context.Context, method, path, token string, in, out any) error {
-	var body io.Reader
-	if in != nil {
+	var (
+		body        io.Reader
+		contentType = "application/json"
+	)
+	switch in := in.(type) {
+	case nil:
+	case raw:
+		body, contentType = bytes.NewReader(in), "application/octet-stream"
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -460,7 +471,7 @@ func (c *Client) call(ctx context.Context, method, path, token string, in, out a
 		return err
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -482,6 +493,10 @@ func (c *Client) call(ctx context.Context, method, path, token string, in, out a
 		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if r, ok := out.(*raw); ok {
+		*r = data
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {

@@ -36,6 +36,11 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/keypackages"},
 	{"POST", "/v1/keypackages/claim"},
 	{"GET", "/v1/keypackages?cipher_suite=PARAM"},
+	{"POST", "/v1/blobs"},
+	{"PUT", "/v1/blobs/PARAM/chunks/PARAM"},
+	{"GET", "/v1/blobs/PARAM"},
+	{"POST", "/v1/blobs/PARAM/complete"},
+	{"GET", "/v1/blobs/PARAM/chunks/PARAM"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

@@ -15,6 +15,7 @@ import (
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
+	"hotline/internal/deliver"
 	"hotline/internal/metrics"
 	"hotline/internal/org"
 	"hotline/internal/store"
@@ -73,6 +74,12 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/keypackages", active, s.keyPackageStock)
 	mux.Handle("POST /v1/keypackages", s.wrap("POST /v1/keypackages", active, maxKeyPackageUpload, s.uploadKeyPackages))
 	handle("POST /v1/keypackages/claim", active, s.claimKeyPackages)
+
+	handle("POST /v1/blobs", active, s.createBlob)
+	mux.Handle("PUT /v1/blobs/{id}/chunks/{n}", s.wrap("PUT /v1/blobs/{id}/chunks/{n}", active, deliver.BlobChunkSize, s.putChunk))
+	handle("GET /v1/blobs/{id}", active, s.blobStatus)
+	handle("POST /v1/blobs/{id}/complete", active, s.completeBlob)
+	handle("GET /v1/blobs/{id}/chunks/{n}", active, s.getChunk)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apierr.New(apierr.NotFound, "no such endpoint"))

@@ -253,7 +253,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// housekeeping expires sessions, challenges and key packages every minute.
+// housekeeping expires sessions, challenges, key packages and abandoned uploads every minute.
 func (s *Server) housekeeping() {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -267,6 +267,9 @@ func (s *Server) housekeeping() {
 			}
 			if err := s.deliver.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
 				s.log.Warn("expire key packages", "err", err)
+			}
+			if err := s.deliver.ExpireBlobs(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("expire uploads", "err", err)
 			}
 		}
 	}

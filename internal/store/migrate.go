@@ -145,6 +145,25 @@ CREATE TABLE key_packages (
 );
 CREATE INDEX key_packages_device ON key_packages(device_id, cipher_suite, last_resort, created_at);
 `,
+	// 3: encrypted attachment blobs, uploaded in chunks.
+	`
+CREATE TABLE blobs (
+	id           BYTES PRIMARY KEY,
+	owner_device TEXT NOT NULL REFERENCES devices(id),
+	size         BIGINT NOT NULL,
+	chunk_size   INTEGER NOT NULL,
+	sha256       BYTES,
+	complete     INTEGER NOT NULL DEFAULT 0,
+	created_at   BIGINT NOT NULL,
+	expires_at   BIGINT NOT NULL
+);
+CREATE TABLE blob_chunks (
+	blob_id BYTES NOT NULL REFERENCES blobs(id),
+	idx     INTEGER NOT NULL,
+	data    BYTES NOT NULL,
+	PRIMARY KEY (blob_id, idx)
+);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

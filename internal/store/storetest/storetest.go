@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Meta", testMeta},
 		{"KeyPackages", testKeyPackages},
 		{"KeyPackageRace", testKeyPackageRace},
+		{"Blobs", testBlobs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -819,4 +820,74 @@ func testKeyPackageRace(t *testing.T, s *store.Store) {
 			t.Errorf("package %s claimed %d times", ref, c)
 		}
 	}
+}
+
+func testBlobs(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example").ID
+	d := mkDevice(t, s, alice, 1, store.DeviceActive)
+	b := store.Blob{ID: []byte("blob-1"), OwnerDevice: d.ID, Size: 25, ChunkSize: 10, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if b.Chunks() != 3 || b.ChunkLen(0) != 10 || b.ChunkLen(2) != 5 {
+		t.Fatalf("chunk math: %d chunks, last %d", b.Chunks(), b.ChunkLen(2))
+	}
+	if (store.Blob{Size: 0, ChunkSize: 10}).Chunks() != 1 {
+		t.Fatal("an empty blob has one (empty) chunk")
+	}
+	update(t, s, func(tx *store.Tx) error { return tx.CreateBlob(ctx, b) })
+	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.CreateBlob(ctx, b) }); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate blob: %v", err)
+	}
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.PutChunk(ctx, b.ID, 2, []byte("tail!")); err != nil {
+			return err
+		}
+		if err := tx.PutChunk(ctx, b.ID, 0, []byte("0123456789")); err != nil {
+			return err
+		}
+		return tx.PutChunk(ctx, b.ID, 0, []byte("0123456789")) // a resumed upload repeats itself
+	})
+	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.PutChunk(ctx, b.ID, 0, []byte("xxxxxxxxxx")) }); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("same chunk, other bytes: %v, want ErrConflict", err)
+	}
+	view(t, s, func(tx *store.Tx) error {
+		have, err := tx.ChunksPresent(ctx, b.ID)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]int{0, 2}, have); diff != "" {
+			t.Errorf("chunks present (-want +got):\n%s", diff)
+		}
+		got, err := tx.Chunk(ctx, b.ID, 2)
+		if err != nil || string(got) != "tail!" {
+			t.Errorf("chunk 2 = %q, %v", got, err)
+		}
+		if _, err := tx.Chunk(ctx, b.ID, 1); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("missing chunk: %v", err)
+		}
+		return nil
+	})
+	update(t, s, func(tx *store.Tx) error { return tx.CompleteBlob(ctx, b.ID, []byte("hash")) })
+	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.CompleteBlob(ctx, b.ID, []byte("hash")) }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("completing twice: %v, want ErrNotFound", err)
+	}
+	incomplete := store.Blob{ID: []byte("blob-2"), OwnerDevice: d.ID, Size: 5, ChunkSize: 10, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.CreateBlob(ctx, incomplete); err != nil {
+			return err
+		}
+		if err := tx.PutChunk(ctx, incomplete.ID, 0, []byte("abcde")); err != nil {
+			return err
+		}
+		return tx.ExpireBlobs(ctx, t0.Add(2*time.Minute))
+	})
+	view(t, s, func(tx *store.Tx) error {
+		got, err := tx.GetBlob(ctx, b.ID)
+		if err != nil || !got.Complete || string(got.SHA256) != "hash" {
+			t.Errorf("complete blob after expiry: %+v %v", got, err)
+		}
+		if _, err := tx.GetBlob(ctx, incomplete.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("incomplete blob survived its deadline: %v", err)
+		}
+		return nil
+	})
 }
