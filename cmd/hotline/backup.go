@@ -16,7 +16,7 @@ import (
 
 // backupFiles are the data directory's files a backup carries besides the
 // database snapshot. The root key is never among them: it lives offline.
-var backupFiles = []string{datadir.ConfigFile, datadir.IssuerFile, datadir.LogKeyFile, datadir.CertFile, datadir.CertKeyFile}
+var backupFiles = []string{datadir.ConfigFile, datadir.IssuerFile, datadir.LogKeyFile, datadir.DeliveryFile, datadir.CertFile, datadir.CertKeyFile}
 
 func cmdBackup(e *cmdEnv, args []string) error {
 	fs := newFlags(e, "backup", "backup --data DIR --out FILE")

@@ -67,13 +67,14 @@ Then: hotline enroll --server https://127.0.0.1:8443 --fingerprint %s --invite C
 
 func cmdKey(e *cmdEnv, args []string) error {
 	if len(args) == 0 || args[0] != "rotate" {
-		return usagef("key: want: hotline key rotate --data DIR --root-key FILE --issuer --log")
+		return usagef("key: want: hotline key rotate --data DIR --root-key FILE [--issuer] [--log] [--delivery]")
 	}
-	fs := newFlags(e, "key rotate", "key rotate --data DIR --root-key FILE [--issuer] [--log]")
+	fs := newFlags(e, "key rotate", "key rotate --data DIR --root-key FILE [--issuer] [--log] [--delivery]")
 	data := fs.String("data", "", "data `directory`")
 	rootKey := fs.String("root-key", "", "the offline root key `file`")
 	issuer := fs.Bool("issuer", false, "rotate the credential issuer key")
 	logKey := fs.Bool("log", false, "rotate the log checkpoint key")
+	deliveryKey := fs.Bool("delivery", false, "rotate the delivery service's key (the conversations' external sender)")
 	db := storeFlags(fs)
 	if _, err := parse(fs, args[1:], 0, 0); err != nil {
 		return err
@@ -88,8 +89,11 @@ func cmdKey(e *cmdEnv, args []string) error {
 	if *logKey {
 		which = append(which, datadir.RotateLog)
 	}
+	if *deliveryKey {
+		which = append(which, datadir.RotateDelivery)
+	}
 	if len(which) == 0 {
-		return usagef("key rotate: name --issuer, --log or both")
+		return usagef("key rotate: name --issuer, --log, --delivery or several")
 	}
 	d, err := datadir.Open(*data)
 	if err != nil {
@@ -99,6 +103,6 @@ func cmdKey(e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Key set %d signed by the root key.\n  issuer %s\n  log    %s\nRestart hotline serve to use the new keys; devices learn them from the log.\n", ks.Serial, ks.Issuer, ks.Log)
+	fmt.Fprintf(e.stdout, "Key set %d signed by the root key.\n  issuer   %s\n  log      %s\n  delivery %s\nRestart hotline serve to use the new keys; devices learn them from the log.\n", ks.Serial, ks.Issuer, ks.Log, ks.Delivery)
 	return nil
 }

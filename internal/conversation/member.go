@@ -165,3 +165,43 @@ func orNone(c identity.Compartments) string {
 	}
 	return c.String()
 }
+
+// DeliveryService is the identity the organisation's delivery service
+// presents as a conversation's MLS external sender: the key the root-signed
+// key set names, with a basic credential "delivery@ORG".
+func DeliveryService(ks identity.KeySet) (mls.ExternalSender, error) {
+	pub, err := ks.DeliveryPublicKey()
+	if err != nil {
+		return mls.ExternalSender{}, err
+	}
+	return mls.ExternalSender{SignatureKey: pub, Credential: mls.Credential{Type: mls.CredentialBasic, Identity: []byte("delivery@" + ks.Org)}}, nil
+}
+
+// CheckExternalSenders decides whether a conversation's external senders
+// are acceptable: exactly one, the organisation's delivery service, with a
+// key from one of the root-signed key sets the client verified. Hotline's
+// server may only propose removing members (clients refuse its Adds), so
+// no one else may send proposals from outside the group.
+func CheckExternalSenders(exts []mls.Extension, keysets []identity.KeySet) error {
+	senders, ok, err := mls.ParseExternalSenders(exts)
+	if err != nil {
+		return fmt.Errorf("%w: external senders: %v", ErrNotAllowed, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: the conversation names no delivery service as external sender", ErrNotAllowed)
+	}
+	if len(senders) != 1 {
+		return fmt.Errorf("%w: %d external senders; only the delivery service may be one", ErrNotAllowed, len(senders))
+	}
+	for _, ks := range keysets {
+		want, err := DeliveryService(ks)
+		if err != nil {
+			continue
+		}
+		if string(senders[0].SignatureKey) == string(want.SignatureKey) && senders[0].Credential.Type == mls.CredentialBasic &&
+			string(senders[0].Credential.Identity) == string(want.Credential.Identity) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the external sender is not the organisation's delivery service", ErrNotAllowed)
+}

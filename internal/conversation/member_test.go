@@ -186,3 +186,40 @@ func FuzzUnmarshalClassification(f *testing.F) {
 		}
 	})
 }
+
+func TestExternalSenders(t *testing.T) {
+	mk := func() identity.KeySet {
+		iss, _, _ := identity.GenerateOrgKey(nil, identity.IssuerKeyName("state.example"))
+		lg, _, _ := identity.GenerateOrgKey(nil, identity.LogKeyName("state.example"))
+		dl, _, _ := identity.GenerateOrgKey(nil, identity.DeliveryKeyName("state.example"))
+		return identity.KeySet{Org: "state.example", Serial: 1, Issuer: iss.VerifierKey, Log: lg.VerifierKey, Delivery: dl.VerifierKey, Issued: now}
+	}
+	ks1, ks2 := mk(), mk()
+	ds1, err := DeliveryService(ks1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds2, _ := DeliveryService(ks2)
+	ext := func(s ...mls.ExternalSender) []mls.Extension {
+		return []mls.Extension{mls.ExternalSendersExtension(mls.ExternalSenders(s))}
+	}
+	if err := CheckExternalSenders(ext(ds1), []identity.KeySet{ks1}); err != nil {
+		t.Errorf("the delivery service: %v", err)
+	}
+	// After a rotation the client knows both key sets; a group made before
+	// it still names the old key.
+	if err := CheckExternalSenders(ext(ds1), []identity.KeySet{ks1, ks2}); err != nil {
+		t.Errorf("the old delivery key after a rotation: %v", err)
+	}
+	for name, exts := range map[string][]mls.Extension{
+		"none":                  nil,
+		"another key":           ext(ds2),
+		"two senders":           ext(ds1, ds1),
+		"right key, wrong name": ext(mls.ExternalSender{SignatureKey: ds1.SignatureKey, Credential: mls.Credential{Type: mls.CredentialBasic, Identity: []byte("eve")}}),
+		"malformed":             {{Type: mls.ExtExternalSenders, Data: []byte{9}}},
+	} {
+		if err := CheckExternalSenders(exts, []identity.KeySet{ks1}); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("%s: %v, want ErrNotAllowed", name, err)
+		}
+	}
+}

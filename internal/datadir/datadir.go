@@ -5,6 +5,8 @@
 //	DIR/hotline.db         the SQLite database (unless config names PostgreSQL)
 //	DIR/keys/issuer.key    online key that signs device credentials (0600)
 //	DIR/keys/log.key       online key that signs log checkpoints (0600)
+//	DIR/keys/delivery.key  online key of the delivery service, the MLS
+//	                       external sender of every conversation (0600)
 //	DIR/tls/cert.pem       self-signed TLS certificate, pinned by clients
 //	DIR/tls/key.pem        its private key (0600)
 //	root.key               the offline root key; written where the operator
@@ -52,6 +54,7 @@ const (
 	DatabaseFile = "hotline.db"
 	IssuerFile   = "keys/issuer.key"
 	LogKeyFile   = "keys/log.key"
+	DeliveryFile = "keys/delivery.key"
 	CertFile     = "tls/cert.pem"
 	CertKeyFile  = "tls/key.pem"
 	RootKeyFile  = "root.key"
@@ -112,6 +115,11 @@ func (d *Dir) Issuer() (identity.OrgKey, error) { return identity.ReadOrgKey(d.F
 
 // LogSigner reads the online log key.
 func (d *Dir) LogSigner() (identity.OrgKey, error) { return identity.ReadOrgKey(d.File(LogKeyFile)) }
+
+// DeliverySigner reads the online delivery-service key.
+func (d *Dir) DeliverySigner() (identity.OrgKey, error) {
+	return identity.ReadOrgKey(d.File(DeliveryFile))
+}
 
 // StoreOptions choose the database when config.json does not.
 type StoreOptions struct {

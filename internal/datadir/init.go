@@ -102,6 +102,10 @@ func Init(ctx context.Context, dir string, opts InitOptions) (_ *InitResult, err
 	if err != nil {
 		return nil, err
 	}
+	delivery, deliveryText, err := identity.GenerateOrgKey(nil, identity.DeliveryKeyName(opts.Org))
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
 		return nil, err
 	}
@@ -114,7 +118,11 @@ func Init(ctx context.Context, dir string, opts InitOptions) (_ *InitResult, err
 	if err := identity.WriteOrgKey(filepath.Join(dir, LogKeyFile), logText); err != nil {
 		return nil, err
 	}
-	keyset, err := identity.KeySet{Org: opts.Org, Serial: 1, Issuer: issuer.VerifierKey, Log: logKey.VerifierKey, Issued: now}.Sign(root.Signer)
+	if err := identity.WriteOrgKey(filepath.Join(dir, DeliveryFile), deliveryText); err != nil {
+		return nil, err
+	}
+	keyset, err := identity.KeySet{Org: opts.Org, Serial: 1, Issuer: issuer.VerifierKey, Log: logKey.VerifierKey,
+		Delivery: delivery.VerifierKey, Issued: now}.Sign(root.Signer)
 	if err != nil {
 		return nil, err
 	}
@@ -173,8 +181,9 @@ func Init(ctx context.Context, dir string, opts InitOptions) (_ *InitResult, err
 
 // Which online key to rotate.
 const (
-	RotateIssuer = "issuer"
-	RotateLog    = "log"
+	RotateIssuer   = "issuer"
+	RotateLog      = "log"
+	RotateDelivery = "delivery"
 )
 
 // Rotate replaces online keys with new ones and records a key set signed by
@@ -216,17 +225,22 @@ func (d *Dir) Rotate(ctx context.Context, rootKeyPath string, which []string, op
 			name, file = identity.IssuerKeyName(d.Config.Org), IssuerFile
 		case RotateLog:
 			name, file = identity.LogKeyName(d.Config.Org), LogKeyFile
+		case RotateDelivery:
+			name, file = identity.DeliveryKeyName(d.Config.Org), DeliveryFile
 		default:
-			return identity.KeySet{}, fmt.Errorf("unknown key %q: want issuer or log", w)
+			return identity.KeySet{}, fmt.Errorf("unknown key %q: want issuer, log or delivery", w)
 		}
 		k, text, err := identity.GenerateOrgKey(nil, name)
 		if err != nil {
 			return identity.KeySet{}, err
 		}
-		if w == RotateIssuer {
+		switch w {
+		case RotateIssuer:
 			next.Issuer = k.VerifierKey
-		} else {
+		case RotateLog:
 			next.Log = k.VerifierKey
+		case RotateDelivery:
+			next.Delivery = k.VerifierKey
 		}
 		tmp := d.File(file) + ".new"
 		os.Remove(tmp)
@@ -236,7 +250,7 @@ func (d *Dir) Rotate(ctx context.Context, rootKeyPath string, which []string, op
 		replace[tmp] = d.File(file)
 	}
 	if len(replace) == 0 {
-		return identity.KeySet{}, errors.New("nothing to rotate: name issuer, log or both")
+		return identity.KeySet{}, errors.New("nothing to rotate: name issuer, log or delivery")
 	}
 	signed, err := next.Sign(root.Signer)
 	if err != nil {

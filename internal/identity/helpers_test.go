@@ -17,14 +17,14 @@ var t0 = time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
 // testRand returns a deterministic reader; different seeds give different streams.
 func testRand(seed byte) io.Reader { return rand.NewChaCha8([32]byte{seed}) }
 
-// fixture is a small organisation: its three note keys, a device and the
+// fixture is a small organisation: its four note keys, a device and the
 // device's credential and the key set, all deterministic.
 type fixture struct {
-	root, issuer, log OrgKey
-	sig               SigningKey
-	kem               KEMKey
-	cred              Credential
-	ks                KeySet
+	root, issuer, log, delivery OrgKey
+	sig                         SigningKey
+	kem                         KEMKey
+	cred                        Credential
+	ks                          KeySet
 }
 
 func newFixture(t testing.TB) fixture {
@@ -34,6 +34,7 @@ func newFixture(t testing.TB) fixture {
 	f.root = genOrgKey(t, r, RootKeyName(testOrg))
 	f.issuer = genOrgKey(t, r, IssuerKeyName(testOrg))
 	f.log = genOrgKey(t, r, LogKeyName(testOrg))
+	f.delivery = genOrgKey(t, r, DeliveryKeyName(testOrg))
 	var err error
 	if f.sig, err = GenerateSigningKey(r); err != nil {
 		t.Fatal(err)
@@ -52,7 +53,7 @@ func newFixture(t testing.TB) fixture {
 		Issued:       t0,
 		Expires:      t0.Add(90 * 24 * time.Hour),
 	}
-	f.ks = KeySet{Org: testOrg, Serial: 1, Issuer: f.issuer.VerifierKey, Log: f.log.VerifierKey, Issued: t0}
+	f.ks = KeySet{Org: testOrg, Serial: 1, Issuer: f.issuer.VerifierKey, Log: f.log.VerifierKey, Delivery: f.delivery.VerifierKey, Issued: t0}
 	return f
 }
 

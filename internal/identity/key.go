@@ -255,12 +255,23 @@ func ParseKEMPublicKey(b []byte) error {
 // function address, like k itself.
 func (k SigningKey) CryptoSigner() crypto.Signer {
 	pub := k.Public()
-	return deviceSigner{pub: ed25519.PublicKey(pub[:]), sign: k.Sign}
+	return deviceSigner{pub: ed25519.PublicKey(pub[:]), sign: func(m []byte) ([]byte, error) { return k.Sign(m), nil }}
+}
+
+// CryptoSigner returns an Ed25519 organisation key as a crypto.Signer, for
+// the delivery service's key, which signs MLS proposals. Like
+// SigningKey.CryptoSigner, it never hands out private bytes.
+func (k OrgKey) CryptoSigner() (crypto.Signer, error) {
+	pub, err := verifierPublicKey(k.VerifierKey)
+	if err != nil {
+		return nil, err
+	}
+	return deviceSigner{pub: ed25519.PublicKey(pub), sign: k.Signer.Sign}, nil
 }
 
 type deviceSigner struct {
 	pub  ed25519.PublicKey
-	sign func([]byte) []byte
+	sign func([]byte) ([]byte, error)
 }
 
 func (s deviceSigner) Public() crypto.PublicKey { return s.pub }
@@ -281,5 +292,5 @@ func (s deviceSigner) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts) 
 	if opts != nil && opts.HashFunc() != crypto.Hash(0) {
 		return nil, errors.New("identity: device keys sign messages, not digests")
 	}
-	return s.sign(message), nil
+	return s.sign(message)
 }

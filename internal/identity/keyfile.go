@@ -107,6 +107,10 @@ func IssuerKeyName(org string) string { return org + "/issuer" }
 // origin, as C2SP checkpoints require.
 func LogKeyName(org string) string { return org }
 
+// DeliveryKeyName names the delivery service's key (the MLS external
+// sender): ORG/delivery.
+func DeliveryKeyName(org string) string { return org + "/delivery" }
+
 // OrgKey is one of an organisation's Ed25519 note keys (root, issuer or log
 // signer). It prints and logs only its name and public key.
 type OrgKey struct {

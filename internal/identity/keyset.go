@@ -10,26 +10,32 @@ import (
 )
 
 // KeySet names an organisation's online keys. The offline root key signs it;
-// clients that trust the root key learn the current issuer and log keys from
-// the key set with the highest serial. Its signed form is the note text
+// clients that trust the root key learn the current issuer, log and
+// delivery keys from the key set with the highest serial. Its signed form is
+// the note text
 //
 //	hotline-keyset v1
 //	org state.example
 //	serial 3
 //	issuer state.example/issuer+1a2b3c4d+AU…
 //	log state.example+5e6f7a8b+AX…
+//	delivery state.example/delivery+9c0d1e2f+AY…
 //	issued 2026-01-02T15:04:05Z
 type KeySet struct {
 	Org    string
-	Serial int64     // 1 or more, increased on each rotation
-	Issuer string    // the issuer's note verifier key, named IssuerKeyName(Org)
-	Log    string    // the log's note verifier key, named LogKeyName(Org)
-	Issued time.Time // written in UTC to the second
+	Serial int64  // 1 or more, increased on each rotation
+	Issuer string // the issuer's note verifier key, named IssuerKeyName(Org)
+	Log    string // the log's note verifier key, named LogKeyName(Org)
+	// Delivery is the delivery service's key, named DeliveryKeyName(Org): it
+	// signs the MLS proposals the server makes as the groups' external
+	// sender (removing revoked devices), and nothing else.
+	Delivery string
+	Issued   time.Time // written in UTC to the second
 }
 
 const keySetHeader = "hotline-keyset v1"
 
-var keySetKeys = []string{"org", "serial", "issuer", "log", "issued"}
+var keySetKeys = []string{"org", "serial", "issuer", "log", "delivery", "issued"}
 
 func (ks KeySet) body() string {
 	return formatBody(keySetHeader,
@@ -37,6 +43,7 @@ func (ks KeySet) body() string {
 		"serial", strconv.FormatInt(ks.Serial, 10),
 		"issuer", ks.Issuer,
 		"log", ks.Log,
+		"delivery", ks.Delivery,
 		"issued", formatTime(ks.Issued))
 }
 
@@ -53,10 +60,18 @@ func (ks KeySet) validate() error {
 	if _, err := ks.LogVerifier(); err != nil {
 		return err
 	}
+	if _, err := ks.DeliveryVerifier(); err != nil {
+		return err
+	}
 	// The names differ, so compare only the (canonically encoded) keys: one
 	// Ed25519 key must not serve two roles.
-	if strings.SplitN(ks.Issuer, "+", 3)[2] == strings.SplitN(ks.Log, "+", 3)[2] {
-		return invalid("issuer and log use the same key")
+	keys := map[string]string{}
+	for role, vkey := range map[string]string{"issuer": ks.Issuer, "log": ks.Log, "delivery": ks.Delivery} {
+		k := strings.SplitN(vkey, "+", 3)[2]
+		if other, ok := keys[k]; ok {
+			return invalid("%s and %s use the same key", min(role, other), max(role, other))
+		}
+		keys[k] = role
 	}
 	if !validTime(ks.Issued) {
 		return invalid("issued %v: want a time in years 1970 to 9999", ks.Issued)
@@ -111,11 +126,11 @@ func parseKeySet(text string) (KeySet, error) {
 	if err != nil {
 		return KeySet{}, err
 	}
-	ks := KeySet{Org: v[0], Issuer: v[2], Log: v[3]}
+	ks := KeySet{Org: v[0], Issuer: v[2], Log: v[3], Delivery: v[4]}
 	if ks.Serial, err = strconv.ParseInt(v[1], 10, 64); err != nil {
 		return KeySet{}, invalid("serial %q", v[1])
 	}
-	if ks.Issued, err = parseTime("issued", v[4]); err != nil {
+	if ks.Issued, err = parseTime("issued", v[5]); err != nil {
 		return KeySet{}, err
 	}
 	if err := ks.validate(); err != nil {
@@ -135,6 +150,30 @@ func (ks KeySet) IssuerVerifier() (note.Verifier, error) {
 // LogVerifier returns the log key, checking its name.
 func (ks KeySet) LogVerifier() (note.Verifier, error) {
 	return namedVerifier("log", ks.Log, LogKeyName(ks.Org))
+}
+
+// DeliveryVerifier returns the delivery service's key, checking its name.
+func (ks KeySet) DeliveryVerifier() (note.Verifier, error) {
+	return namedVerifier("delivery", ks.Delivery, DeliveryKeyName(ks.Org))
+}
+
+// DeliveryPublicKey returns the delivery service's Ed25519 public key, the
+// signature key of the MLS external sender in every conversation.
+func (ks KeySet) DeliveryPublicKey() ([]byte, error) {
+	if _, err := ks.DeliveryVerifier(); err != nil {
+		return nil, err
+	}
+	return verifierPublicKey(ks.Delivery)
+}
+
+// verifierPublicKey extracts the raw Ed25519 key from a note verifier key
+// ("name+hash+base64(0x01 || key)").
+func verifierPublicKey(vkey string) ([]byte, error) {
+	b, ok := decodeBase64(strings.SplitN(vkey, "+", 3)[2])
+	if !ok || len(b) != 33 || b[0] != 1 {
+		return nil, invalid("key %q is not an Ed25519 note key", vkey)
+	}
+	return b[1:], nil
 }
 
 // namedVerifier parses the note verifier key vkey, requiring the name name

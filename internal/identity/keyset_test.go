@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"crypto"
+	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -18,7 +20,7 @@ func TestKeySetRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantText := fmt.Sprintf("hotline-keyset v1\norg state.example\nserial 1\nissuer %s\nlog %s\nissued 2026-01-02T15:04:05Z\n", f.issuer.VerifierKey, f.log.VerifierKey)
+	wantText := fmt.Sprintf("hotline-keyset v1\norg state.example\nserial 1\nissuer %s\nlog %s\ndelivery %s\nissued 2026-01-02T15:04:05Z\n", f.issuer.VerifierKey, f.log.VerifierKey, f.delivery.VerifierKey)
 	if !strings.HasPrefix(string(msg), wantText+"\n— state.example/root ") {
 		t.Fatalf("signed key set:\n%s\nwant text:\n%s", msg, wantText)
 	}
@@ -38,6 +40,23 @@ func TestKeySetRoundTrip(t *testing.T) {
 	if err != nil || lv.Name() != LogKeyName(testOrg) || lv.KeyHash() != f.log.Verifier.KeyHash() {
 		t.Fatalf("LogVerifier: %v, %v", lv, err)
 	}
+	dv, err := got.DeliveryVerifier()
+	if err != nil || dv.Name() != DeliveryKeyName(testOrg) || dv.KeyHash() != f.delivery.Verifier.KeyHash() {
+		t.Fatalf("DeliveryVerifier: %v, %v", dv, err)
+	}
+	// The delivery key's raw Ed25519 key signs as its crypto.Signer does.
+	pub, err := got.DeliveryPublicKey()
+	if err != nil || len(pub) != 32 {
+		t.Fatalf("DeliveryPublicKey: %x, %v", pub, err)
+	}
+	cs, err := f.delivery.CryptoSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := cs.Sign(nil, []byte("remove device"), crypto.Hash(0))
+	if err != nil || !ed25519.Verify(pub, []byte("remove device"), sig) {
+		t.Fatalf("delivery signer: %v", err)
+	}
 }
 
 func TestKeySetSignValidates(t *testing.T) {
@@ -45,21 +64,24 @@ func TestKeySetSignValidates(t *testing.T) {
 	other := genOrgKey(t, testRand(50), IssuerKeyName("other.example"))
 	sameKey := sameKeyAs(t, f.issuer.VerifierKey, LogKeyName(testOrg))
 	tests := map[string]func(*KeySet){
-		"bad org":              func(ks *KeySet) { ks.Org = "State.Example" },
-		"serial 0":             func(ks *KeySet) { ks.Serial = 0 },
-		"issuer not a key":     func(ks *KeySet) { ks.Issuer = "nonsense" },
-		"issuer private":       func(ks *KeySet) { ks.Issuer = "PRIVATE+KEY+" + ks.Issuer },
-		"issuer of other org":  func(ks *KeySet) { ks.Issuer = other.VerifierKey },
-		"issuer named as log":  func(ks *KeySet) { ks.Issuer = ks.Log },
-		"log named as issuer":  func(ks *KeySet) { ks.Log = ks.Issuer },
-		"log is the root":      func(ks *KeySet) { ks.Log = f.root.VerifierKey },
-		"same key for both":    func(ks *KeySet) { ks.Log = sameKey },
-		"CR in issuer":         func(ks *KeySet) { ks.Issuer = ks.Issuer[:30] + "\r" + ks.Issuer[30:] },
-		"LF in log":            func(ks *KeySet) { ks.Log = ks.Log[:30] + "\n" + ks.Log[30:] },
-		"zero issued":          func(ks *KeySet) { ks.Issued = time.Time{} },
-		"year 10000":           func(ks *KeySet) { ks.Issued = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
-		"newline in org":       func(ks *KeySet) { ks.Org = "state.example\nserial 9" },
-		"org of another's key": func(ks *KeySet) { ks.Org = "other.example" },
+		"bad org":                func(ks *KeySet) { ks.Org = "State.Example" },
+		"serial 0":               func(ks *KeySet) { ks.Serial = 0 },
+		"issuer not a key":       func(ks *KeySet) { ks.Issuer = "nonsense" },
+		"issuer private":         func(ks *KeySet) { ks.Issuer = "PRIVATE+KEY+" + ks.Issuer },
+		"issuer of other org":    func(ks *KeySet) { ks.Issuer = other.VerifierKey },
+		"issuer named as log":    func(ks *KeySet) { ks.Issuer = ks.Log },
+		"log named as issuer":    func(ks *KeySet) { ks.Log = ks.Issuer },
+		"log is the root":        func(ks *KeySet) { ks.Log = f.root.VerifierKey },
+		"same key for both":      func(ks *KeySet) { ks.Log = sameKey },
+		"delivery is the issuer": func(ks *KeySet) { ks.Delivery = sameKeyAs(t, f.issuer.VerifierKey, DeliveryKeyName(testOrg)) },
+		"delivery misnamed":      func(ks *KeySet) { ks.Delivery = sameKeyAs(t, f.delivery.VerifierKey, "state.example/post") },
+		"no delivery":            func(ks *KeySet) { ks.Delivery = "" },
+		"CR in issuer":           func(ks *KeySet) { ks.Issuer = ks.Issuer[:30] + "\r" + ks.Issuer[30:] },
+		"LF in log":              func(ks *KeySet) { ks.Log = ks.Log[:30] + "\n" + ks.Log[30:] },
+		"zero issued":            func(ks *KeySet) { ks.Issued = time.Time{} },
+		"year 10000":             func(ks *KeySet) { ks.Issued = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"newline in org":         func(ks *KeySet) { ks.Org = "state.example\nserial 9" },
+		"org of another's key":   func(ks *KeySet) { ks.Org = "other.example" },
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {

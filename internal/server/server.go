@@ -121,7 +121,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkKeys(ctx, issuer, logKey); err != nil {
+	delivery, err := dir.DeliverySigner()
+	if err != nil {
+		return nil, fmt.Errorf("delivery key: %w", err)
+	}
+	if err := s.checkKeys(ctx, issuer, logKey, delivery); err != nil {
 		s.store.Close()
 		return nil, err
 	}
@@ -179,7 +183,7 @@ func (s *Server) loadTLS() error {
 
 // checkKeys loads the latest key set and refuses to start if the online
 // keys on disk are not the ones it names (a half-finished rotation).
-func (s *Server) checkKeys(ctx context.Context, issuer, logKey identity.OrgKey) error {
+func (s *Server) checkKeys(ctx context.Context, issuer, logKey, delivery identity.OrgKey) error {
 	root, err := s.dir.RootVerifier()
 	if err != nil {
 		return err
@@ -192,7 +196,7 @@ func (s *Server) checkKeys(ctx context.Context, issuer, logKey identity.OrgKey) 
 		return errors.New("the database holds no key set; was `hotline init` run for it?")
 	}
 	cur := sets[len(sets)-1]
-	if cur.Issuer != issuer.VerifierKey || cur.Log != logKey.VerifierKey {
+	if cur.Issuer != issuer.VerifierKey || cur.Log != logKey.VerifierKey || cur.Delivery != delivery.VerifierKey {
 		return fmt.Errorf("the online keys in %s are not the ones key set %d names; finish the rotation (docs/operator.md)", s.dir.Path, cur.Serial)
 	}
 	return s.store.View(ctx, func(tx *store.Tx) error {

@@ -41,7 +41,9 @@ func newFixture(t *testing.T) *fixture {
 	f.root, _, _ = identity.GenerateOrgKey(nil, identity.RootKeyName(origin))
 	issuer, _, _ := identity.GenerateOrgKey(nil, identity.IssuerKeyName(origin))
 	f.logKey, _, _ = identity.GenerateOrgKey(nil, identity.LogKeyName(origin))
-	f.ks, err = identity.KeySet{Org: origin, Serial: 1, Issuer: issuer.VerifierKey, Log: f.logKey.VerifierKey, Issued: time.Now().UTC().Truncate(time.Second)}.Sign(f.root.Signer)
+	delivery, _, _ := identity.GenerateOrgKey(nil, identity.DeliveryKeyName(origin))
+	f.ks, err = identity.KeySet{Org: origin, Serial: 1, Issuer: issuer.VerifierKey, Log: f.logKey.VerifierKey,
+		Delivery: delivery.VerifierKey, Issued: time.Now().UTC().Truncate(time.Second)}.Sign(f.root.Signer)
 	if err != nil {
 		t.Fatal(err)
 	}
