@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"hotline/internal/server"
@@ -23,6 +24,9 @@ func cmdServe(e *cmdEnv, args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	credTTL := fs.Duration("credential-ttl", 7*24*time.Hour, "lifetime of device credentials")
 	addrFile := fs.String("addr-file", "", "write the server's URL to this `file` once it listens (for scripts)")
+	proxies := fs.String("trusted-proxy", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For rate limits believe")
+	enrolRate := fs.Float64("enrol-rate", 10, "enrolment attempts allowed per client address per minute")
+	enrolBurst := fs.Int("enrol-burst", 10, "enrolment attempts a client address may make at once")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -31,6 +35,20 @@ func cmdServe(e *cmdEnv, args []string) error {
 	}
 	if (*cert == "") != (*key == "") {
 		return usagef("serve: --tls-cert and --tls-key go together")
+	}
+	var trusted []*net.IPNet
+	for _, c := range strings.Split(*proxies, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(c)
+		if err != nil {
+			return usagef("serve: --trusted-proxy: %v", err)
+		}
+		trusted = append(trusted, n)
+	}
+	if *enrolRate <= 0 || *enrolBurst <= 0 {
+		return usagef("serve: --enrol-rate and --enrol-burst must be positive")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -61,6 +79,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 	srv, err := server.New(e.ctx, server.Config{
 		DataDir: *data, Database: db().Database, PasswordFile: db().PasswordFile, TLSCert: *cert, TLSKey: *key,
 		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL,
+		TrustedProxies: trusted, EnrolRate: *enrolRate / 60, EnrolBurst: *enrolBurst,
 	})
 	if err != nil {
 		ln.Close()

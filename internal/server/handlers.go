@@ -18,7 +18,7 @@ func (s *Server) getOrg(w http.ResponseWriter, r *http.Request, _ org.Actor) err
 }
 
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request, _ org.Actor) error {
-	if !s.limits.allow("enrol", r.RemoteAddr) {
+	if !s.limits.allow("enrol", s.clientAddr(r)) {
 		s.metrics.enrolment.Inc(string(apierr.RateLimited))
 		return apierr.New(apierr.RateLimited, "too many enrolment attempts from your address").WithHint("wait a minute and retry")
 	}
@@ -48,7 +48,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, _ org.Actor) err
 }
 
 func (s *Server) challenge(w http.ResponseWriter, r *http.Request, _ org.Actor) error {
-	if !s.limits.allow("auth", r.RemoteAddr) {
+	if !s.limits.allow("auth", s.clientAddr(r)) {
 		return apierr.New(apierr.RateLimited, "too many authentication attempts from your address")
 	}
 	var req api.ChallengeRequest

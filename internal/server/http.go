@@ -231,13 +231,47 @@ func newLimiters(cfg Config) *limiters {
 	return l
 }
 
-// allow reports whether the client at addr may make another attempt of the
-// kind ("enrol" or "auth").
-func (l *limiters) allow(kind, addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
+// clientAddr returns the address rate limits apply to: the TCP peer, or,
+// when the peer is a trusted reverse proxy, the last address in
+// X-Forwarded-For that is not itself a trusted proxy (addresses further left
+// can be forged by the client).
+func (s *Server) clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		host = addr
+		host = r.RemoteAddr
 	}
+	if !s.trusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if hop == "" {
+			continue
+		}
+		if !s.trusted(hop) {
+			return hop
+		}
+	}
+	return host
+}
+
+func (s *Server) trusted(addr string) bool {
+	ip := net.ParseIP(addr)
+	if ip == nil {
+		return false
+	}
+	for _, n := range s.cfg.TrustedProxies {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// allow reports whether the client at host may make another attempt of the
+// kind ("enrol" or "auth").
+func (l *limiters) allow(kind, host string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if time.Since(l.pruned) > 10*time.Minute {

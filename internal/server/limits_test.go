@@ -2,7 +2,11 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +78,48 @@ func TestEventBacklog(t *testing.T) {
 		if seqs[i] <= seqs[i-1] {
 			t.Fatalf("event %d has seq %d after %d", i, seqs[i], seqs[i-1])
 		}
+	}
+}
+
+// Behind a trusted reverse proxy, rate limits apply per forwarded client;
+// a client cannot escape its limit by forging X-Forwarded-For, and without
+// a trusted proxy the header is ignored.
+func TestRateLimitsBehindProxy(t *testing.T) {
+	enrolFrom := func(e *env, xff string) apierr.Code {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", e.url+"/v1/enroll", strings.NewReader(`{"invite":"nonsense","sig_key":"","kem_key":"","label":"","proof":""}`))
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		resp, err := e.httpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var eb api.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&eb)
+		return eb.Error.Code
+	}
+	limit := func(c *server.Config) { c.EnrolRate, c.EnrolBurst = 0.001, 2 }
+	// No trusted proxy: the header is ignored; everyone shares the peer's bucket.
+	e := newEnv(t, "sqlite", limit)
+	got := []apierr.Code{enrolFrom(e, "198.51.100.1"), enrolFrom(e, "198.51.100.2"), enrolFrom(e, "198.51.100.3")}
+	if got[2] != apierr.RateLimited {
+		t.Errorf("untrusted peer's forwarded addresses were believed: %v", got)
+	}
+	// 127.0.0.0/8 is the proxy: each forwarded client has its own bucket.
+	e = newEnv(t, "sqlite", limit, func(c *server.Config) {
+		_, n, _ := net.ParseCIDR("127.0.0.0/8")
+		c.TrustedProxies = []*net.IPNet{n}
+	})
+	a := []apierr.Code{enrolFrom(e, "198.51.100.1"), enrolFrom(e, "198.51.100.1"), enrolFrom(e, "198.51.100.1")}
+	if a[0] == apierr.RateLimited || a[1] == apierr.RateLimited || a[2] != apierr.RateLimited {
+		t.Errorf("client A: %v; want two attempts, then rate_limited", a)
+	}
+	if c := enrolFrom(e, "198.51.100.2"); c == apierr.RateLimited {
+		t.Errorf("client B limited by A's attempts")
+	}
+	// A forged hop to the left does not help A: the proxy appends the real one.
+	if c := enrolFrom(e, "203.0.113.9, 198.51.100.1"); c != apierr.RateLimited {
+		t.Errorf("A with a forged X-Forwarded-For: %s, want rate_limited", c)
 	}
 }

@@ -48,7 +48,10 @@ type Config struct {
 	// (default 10 a minute, burst 10).
 	EnrolRate  float64
 	EnrolBurst int
-	Now        func() time.Time
+	// TrustedProxies are reverse proxies whose X-Forwarded-For is believed
+	// when deciding a request's client address for rate limits.
+	TrustedProxies []*net.IPNet
+	Now            func() time.Time
 }
 
 // Server is a running Hotline server.
