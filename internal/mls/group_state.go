@@ -290,7 +290,7 @@ func unmarshalGroupState(b []byte, signer SignaturePrivateKey, opts GroupOptions
 		if rr.Err() != nil {
 			return
 		}
-		k, err := s.ParseHPKEPrivateKey(kb)
+		k, err := parseCanonicalHPKEKey(s, kb)
 		if err != nil {
 			d.fail(rr, "update key: %v", err)
 			return
@@ -326,6 +326,21 @@ func unmarshalGroupState(b []byte, signer SignaturePrivateKey, opts GroupOptions
 		return nil, err
 	}
 	return g, nil
+}
+
+// parseCanonicalHPKEKey parses an HPKE private key and refuses an
+// encoding PrivateBytes would not give back (an unclamped X25519 scalar).
+func parseCanonicalHPKEKey(s *Suite, b []byte) (HPKEPrivateKey, error) {
+	k, err := s.ParseHPKEPrivateKey(b)
+	if err != nil {
+		return k, err
+	}
+	again, err := k.PrivateBytes()
+	defer clear(again)
+	if err != nil || !bytes.Equal(again, b) {
+		return HPKEPrivateKey{}, errors.New("HPKE private key not in its canonical encoding")
+	}
+	return k, nil
 }
 
 func (fx *commitEffects) decode(r *Reader) {
@@ -381,7 +396,7 @@ func (d *stateDecoder) epochState(r *Reader) (e epochState, err error) {
 		if i > 0 && isLeaf(p.x) || i > 1 && p.x <= privs[i-1].x {
 			return e, errors.New("private keys out of order")
 		}
-		k, err := s.ParseHPKEPrivateKey(p.b)
+		k, err := parseCanonicalHPKEKey(s, p.b)
 		if err != nil {
 			return e, fmt.Errorf("private key of node %d: %w", p.x, err)
 		}
