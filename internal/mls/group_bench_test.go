@@ -356,6 +356,7 @@ func BenchmarkVersusTSMLS(b *testing.B) {
 					count = 3
 				}
 				res := ts.call("bench", map[string]any{"suite": int(cs), "n": n, "count": count})
+				delete(res, "ok")
 				raw, _ := json.Marshal(res)
 				var r map[string]struct {
 					Commit  float64 `json:"commit_ns"`

@@ -128,10 +128,22 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent) (*Processed, error) {
 	invalid := func(format string, args ...any) (*Processed, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidProposal}, args...)...)
 	}
+	ref := g.suite.MakeProposalRef(ac.Marshal())
+	for _, q := range g.proposals {
+		if bytes.Equal(q.ref, ref) {
+			if c.Sender.Type == SenderMember && c.Sender.Leaf == g.MyLeaf() {
+				// This member's own proposal, echoed by the delivery
+				// service: already cached.
+				return &Processed{Kind: ContentProposal, Sender: c.Sender, AuthenticatedData: c.AuthenticatedData,
+					Proposal: q.proposal, ProposalRef: bytes.Clone(ref), Epoch: g.ctx.Epoch}, nil
+			}
+			return invalid("received twice")
+		}
+	}
 	switch c.Sender.Type {
 	case SenderMember:
 		if c.Sender.Leaf == g.MyLeaf() {
-			return invalid("this member's own proposal")
+			return invalid("from this member's leaf, but not one it sent")
 		}
 	case SenderExternal:
 		switch c.Proposal.(type) {
@@ -172,12 +184,6 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent) (*Processed, error) {
 		}
 	default:
 		return invalid("type %#04x", uint16(c.Proposal.Type()))
-	}
-	ref := g.suite.MakeProposalRef(ac.Marshal())
-	for _, q := range g.proposals {
-		if bytes.Equal(q.ref, ref) {
-			return invalid("received twice")
-		}
 	}
 	g.proposals = append(g.proposals, cachedProposal{ref: ref, sender: c.Sender, proposal: c.Proposal})
 	return &Processed{Kind: ContentProposal, Sender: c.Sender, AuthenticatedData: c.AuthenticatedData,
