@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -169,7 +170,10 @@ func (k HPKEPrivateKey) PrivateBytes() ([]byte, error) {
 	if k.IsZero() {
 		return nil, fmt.Errorf("%w: zero HPKE private key", ErrMalformedKey)
 	}
-	return k.key().Bytes()
+	// A copy: for X-Wing, crypto/hpke returns the key's own seed, which
+	// the caller's erasing would zero.
+	b, err := k.key().Bytes()
+	return bytes.Clone(b), err
 }
 
 // String returns a redacted form with a fingerprint of the public key.

@@ -9,10 +9,19 @@
 //   create  {group_id}             -> {}              new group with this member alone
 //   add     {key_package}          -> {commit, welcome}
 //   update  {}                     -> {commit}        empty commit with a path (new leaf key)
+//   remove  {leaf}                 -> {commit}        commit removing the member at leaf
+//   leaf    {}                     -> {leaf}          this member's leaf index
+//   group_info {}                  -> {group_info}    GroupInfo with external_pub and ratchet tree
+//   external_join {group_info}     -> {commit}        join by external commit (tree from the GroupInfo)
 //   join    {welcome}              -> {}              (ratchet tree from the Welcome's extension)
 //   process {message}              -> {kind: "application", data} | {kind: "commit"}
 //   send    {data}                 -> {message}       an application message
 //   state   {}                     -> {epoch, epoch_authenticator}
+//   bench   {suite, n, count}      -> {add, update, remove: {commit_ns, process_ns}}
+//           times, inside Node, commits of each kind in a group of n
+//           members made by ts-mls, and a member processing them: the
+//           mean of count runs, each from the same state (ts-mls states
+//           are immutable), in ns per operation.
 //
 // `node harness.mjs --selftest` runs two clients against each other.
 import * as mls from "ts-mls";
@@ -54,6 +63,22 @@ export class Client {
   async update() {
     return this.commit({});
   }
+  async remove({ leaf }) {
+    return this.commit({ extraProposals: [{ proposalType: "remove", remove: { removed: leaf } }] });
+  }
+  async group_info() {
+    const gi = await mls.createGroupInfoWithExternalPubAndRatchetTree(this.state, [], this.impl);
+    return { group_info: hex(mls.encodeMlsMessage({ groupInfo: gi, wireformat: "mls_group_info", version: "mls10" })) };
+  }
+  async external_join({ group_info }) {
+    const gi = this.decode(group_info, "mls_group_info").groupInfo;
+    const r = await mls.joinGroupExternal(gi, this.kp.publicPackage, this.kp.privatePackage, false, this.impl);
+    this.state = r.newState;
+    return { commit: hex(mls.encodeMlsMessage({ publicMessage: r.publicMessage, wireformat: "mls_public_message", version: "mls10" })) };
+  }
+  async leaf() {
+    return { leaf: this.state.privatePath.leafIndex };
+  }
   async join({ welcome }) {
     const w = this.decode(welcome, "mls_welcome").welcome;
     this.state = await mls.joinGroup(w, this.kp.publicPackage, this.kp.privatePackage, mls.emptyPskIndex, this.impl);
@@ -85,6 +110,43 @@ export class Client {
   }
 }
 
+// bench builds a group of n members in ts-mls (a creator adding n-1 key
+// packages in one commit, and the member at leaf 1 joining), then times
+// the creator's commits of each kind and leaf 1 processing them.
+async function bench({ suite, n, count }) {
+  const a = new Client(), b = new Client();
+  await a.hello({ suite, name: "bench creator" });
+  const { key_package } = await b.hello({ suite, name: "bench member" });
+  await a.create({ group_id: hex(new TextEncoder().encode("bench group")) });
+  const kp = (name) => mls.generateKeyPackage({ credentialType: "basic", identity: new TextEncoder().encode(name) }, mls.defaultCapabilities(), mls.defaultLifetime, [], a.impl);
+  const adds = [{ proposalType: "add", add: { keyPackage: b.decode(key_package, "mls_key_package").keyPackage } }];
+  for (let i = 2; i < n; i++) adds.push({ proposalType: "add", add: { keyPackage: (await kp(`member ${i}`)).publicPackage } });
+  const { welcome } = await a.commit({ extraProposals: adds });
+  await b.join({ welcome });
+  const fresh = (await kp("newcomer")).publicPackage;
+  const kinds = {
+    add: [{ proposalType: "add", add: { keyPackage: fresh } }],
+    update: [],
+    remove: [{ proposalType: "remove", remove: { removed: n - 1 } }],
+  };
+  const out = {};
+  for (const [kind, extraProposals] of Object.entries(kinds)) {
+    const opts = { wireAsPublicMessage: true, ratchetTreeExtension: false, extraProposals };
+    let commit;
+    let t0 = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+      commit = (await mls.createCommit({ state: a.state, cipherSuite: a.impl }, opts)).commit;
+    }
+    const commitNs = Number(process.hrtime.bigint() - t0) / count;
+    t0 = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+      await mls.processPublicMessage(b.state, commit.publicMessage, mls.emptyPskIndex, b.impl);
+    }
+    out[kind] = { commit_ns: commitNs, process_ns: Number(process.hrtime.bigint() - t0) / count };
+  }
+  return out;
+}
+
 async function serve() {
   const c = new Client();
   const lines = createInterface({ input: process.stdin });
@@ -93,7 +155,8 @@ async function serve() {
     let res;
     try {
       const req = JSON.parse(line);
-      const fn = { hello: c.hello, create: c.create, add: c.add, update: c.update, join: c.join, process: c.process, send: c.send, state: c.state_ }[req.op];
+      const fn = { hello: c.hello, create: c.create, add: c.add, update: c.update, join: c.join, process: c.process, send: c.send, state: c.state_,
+        remove: c.remove, leaf: c.leaf, group_info: c.group_info, external_join: c.external_join, bench }[req.op];
       if (!fn) throw new Error(`unknown op ${req.op}`);
       res = { ok: true, ...(await fn.call(c, req)) };
     } catch (e) {
