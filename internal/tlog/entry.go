@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,11 @@ const (
 	TypePolicyAdd      = "policy.add"      // Rule
 	TypePolicyRemove   = "policy.remove"   // Rule
 	TypeContactRefused = "contact.refused" // Actor, Target, Reason (ActorDevice, Count)
+	// Conversations: who is in which (never what is said). Conversation is
+	// the MLS group ID in unpadded base64url.
+	TypeConversationCreate = "conversation.create" // Conversation, Actor, ActorDevice, Clearance (Compartments)
+	TypeMemberAdd          = "member.add"          // Conversation, User, Device (Actor, ActorDevice)
+	TypeMemberRemove       = "member.remove"       // Conversation, User, Device, Reason (Actor, ActorDevice)
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -53,8 +59,9 @@ type Entry struct {
 	Target       string   `json:"target,omitempty"` // e.g. the user a refused contact was aimed at
 	Reason       string   `json:"reason,omitempty"` // a stable code such as "lost", never free text
 	Approvers    []string `json:"approvers,omitempty"`
-	Count        int      `json:"count,omitempty"`  // e.g. suppressed refusals folded into this one
-	KeySet       string   `json:"keyset,omitempty"` // root-signed key set (note text)
+	Count        int      `json:"count,omitempty"`        // e.g. suppressed refusals folded into this one
+	KeySet       string   `json:"keyset,omitempty"`       // root-signed key set (note text)
+	Conversation string   `json:"conversation,omitempty"` // MLS group ID, unpadded base64url
 }
 
 // Marshal validates e and returns its canonical encoding.
@@ -137,6 +144,20 @@ func (e Entry) Validate() error {
 		need("actor", e.Actor != "")
 		need("target", e.Target != "")
 		need("reason", e.Reason != "")
+	case TypeConversationCreate:
+		need("conversation", e.Conversation != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("clearance", e.Clearance != "")
+	case TypeMemberAdd:
+		need("conversation", e.Conversation != "")
+		need("user", e.User != "")
+		need("device", e.Device != "")
+	case TypeMemberRemove:
+		need("conversation", e.Conversation != "")
+		need("user", e.User != "")
+		need("device", e.Device != "")
+		need("reason", e.Reason != "")
 	default:
 		return malformed("entry type %.40q unknown", e.Type)
 	}
@@ -174,6 +195,12 @@ func (e Entry) Validate() error {
 	}
 	if !isCode(e.Reason) {
 		return malformed("%s entry reason %.40q is not a code", e.Type, e.Reason)
+	}
+	if e.Conversation != "" {
+		if id, err := base64.RawURLEncoding.Strict().DecodeString(e.Conversation); err != nil || len(id) == 0 || len(id) > 255 ||
+			base64.RawURLEncoding.EncodeToString(id) != e.Conversation {
+			return malformed("%s entry conversation is not a canonical base64url group ID", e.Type)
+		}
 	}
 	return nil
 }

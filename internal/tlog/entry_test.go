@@ -188,3 +188,31 @@ func FuzzParseEntry(f *testing.F) {
 		}
 	})
 }
+
+func TestConversationEntries(t *testing.T) {
+	good := []Entry{
+		{Type: TypeConversationCreate, Time: 1, Conversation: "AAEC", Actor: "a@o.example", ActorDevice: "aaaaaaaaaaaaaaaa", Clearance: "secret"},
+		{Type: TypeMemberAdd, Time: 1, Conversation: "AAEC", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Actor: "a@o.example"},
+		{Type: TypeMemberRemove, Time: 1, Conversation: "AAEC", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Reason: "revoked"},
+	}
+	for _, e := range good {
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+		if got, err := ParseEntry(b); err != nil || got.Conversation != "AAEC" {
+			t.Fatalf("%s: round trip %+v %v", e.Type, got, err)
+		}
+	}
+	for name, e := range map[string]Entry{
+		"no conversation":       {Type: TypeMemberAdd, Time: 1, User: "b@o.example", Device: "d"},
+		"padded base64":         {Type: TypeMemberAdd, Time: 1, Conversation: "AAE=", User: "b@o.example", Device: "d"},
+		"standard base64":       {Type: TypeMemberAdd, Time: 1, Conversation: "+/8", User: "b@o.example", Device: "d"},
+		"remove without reason": {Type: TypeMemberRemove, Time: 1, Conversation: "AAEC", User: "b@o.example", Device: "d"},
+		"create without level":  {Type: TypeConversationCreate, Time: 1, Conversation: "AAEC", Actor: "a@o.example", ActorDevice: "d"},
+	} {
+		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
