@@ -164,6 +164,29 @@ CREATE TABLE blob_chunks (
 	PRIMARY KEY (blob_id, idx)
 );
 `,
+	// 4: conversations: the delivery service's public view of each MLS group
+	// and which device holds which leaf.
+	`
+CREATE TABLE conversations (
+	group_id     BYTES PRIMARY KEY,
+	cipher_suite INTEGER NOT NULL,
+	epoch        BIGINT NOT NULL,
+	state        BYTES NOT NULL,
+	level        INTEGER NOT NULL,
+	compartments TEXT NOT NULL,
+	created_by   TEXT NOT NULL,
+	created_at   BIGINT NOT NULL,
+	updated_at   BIGINT NOT NULL
+);
+CREATE TABLE conversation_members (
+	group_id  BYTES NOT NULL REFERENCES conversations(group_id),
+	leaf      INTEGER NOT NULL,
+	device_id TEXT NOT NULL,
+	user_id   TEXT NOT NULL,
+	PRIMARY KEY (group_id, leaf)
+);
+CREATE INDEX conversation_members_device ON conversation_members(device_id);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.
