@@ -18,25 +18,29 @@ type Code string
 
 // The codes. Never change or reuse one; add new ones at the end.
 const (
-	BadRequest        Code = "bad_request"
-	TooLarge          Code = "too_large"
-	Unauthenticated   Code = "unauthenticated"
-	DevicePending     Code = "device_pending"
-	DeviceRevoked     Code = "device_revoked"
-	Forbidden         Code = "forbidden"
-	NotFound          Code = "not_found"
-	Conflict          Code = "conflict"
-	InviteInvalid     Code = "invite_invalid"
-	ProofInvalid      Code = "proof_invalid"
-	RateLimited       Code = "rate_limited"
-	ContactRefused    Code = "contact_refused"
-	ContactViaRequest Code = "contact_via_request"
-	SelfApproval      Code = "self_approval"
-	UserDisabled      Code = "user_disabled"
-	Unavailable       Code = "unavailable"
-	Internal          Code = "internal"
-	KeyPackageInvalid Code = "key_package_invalid"
-	KeyPackageMissing Code = "key_package_missing"
+	BadRequest            Code = "bad_request"
+	TooLarge              Code = "too_large"
+	Unauthenticated       Code = "unauthenticated"
+	DevicePending         Code = "device_pending"
+	DeviceRevoked         Code = "device_revoked"
+	Forbidden             Code = "forbidden"
+	NotFound              Code = "not_found"
+	Conflict              Code = "conflict"
+	InviteInvalid         Code = "invite_invalid"
+	ProofInvalid          Code = "proof_invalid"
+	RateLimited           Code = "rate_limited"
+	ContactRefused        Code = "contact_refused"
+	ContactViaRequest     Code = "contact_via_request"
+	SelfApproval          Code = "self_approval"
+	UserDisabled          Code = "user_disabled"
+	Unavailable           Code = "unavailable"
+	Internal              Code = "internal"
+	KeyPackageInvalid     Code = "key_package_invalid"
+	KeyPackageMissing     Code = "key_package_missing"
+	EpochMoved            Code = "epoch_moved"
+	NotMember             Code = "not_member"
+	MLSInvalid            Code = "mls_invalid"
+	ClearanceInsufficient Code = "clearance_insufficient"
 )
 
 // Codes maps every code to its HTTP status and a description for the docs.
@@ -64,6 +68,10 @@ var Codes = []struct {
 	{Internal, http.StatusInternalServerError, "an internal error; the server logged the cause"},
 	{KeyPackageInvalid, http.StatusBadRequest, "an uploaded MLS key package is malformed, badly signed, expired, or not bound to the uploading device and its credential"},
 	{KeyPackageMissing, http.StatusNotFound, "none of the user's devices has a key package for the cipher suite"},
+	{EpochMoved, http.StatusConflict, "another commit was accepted for this epoch first: process the messages you were sent, then make your commit again"},
+	{NotMember, http.StatusForbidden, "this device is not a member of the conversation, or may not act as that member"},
+	{MLSInvalid, http.StatusBadRequest, "the MLS message is malformed or invalid (signature, proposals, path, tree, or the conversation's rules)"},
+	{ClearanceInsufficient, http.StatusForbidden, "a member's clearance or compartments do not cover the conversation's classification"},
 }
 
 // Error is an error that may be shown to the caller.

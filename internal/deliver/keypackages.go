@@ -20,6 +20,7 @@ import (
 	"hotline/internal/mls"
 	"hotline/internal/org"
 	"hotline/internal/store"
+	"hotline/internal/transparency"
 )
 
 // Limits on key packages.
@@ -40,8 +41,17 @@ type Config struct {
 	Hub   *events.Hub
 	// Issuers verifies device credentials (the current key set's issuer).
 	Issuers note.Verifiers
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Log records conversations and their membership (nil in tests of key
+	// packages alone).
+	Log *transparency.Log
+	// KeySet is the organisation's current key set: its delivery key is the
+	// only external sender new conversations may name.
+	KeySet identity.KeySet
+	// DeliverySigner is the delivery key, which signs the server's Remove
+	// proposals.
+	DeliverySigner mls.SignaturePrivateKey
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Service is the delivery service. It is safe for concurrent use.
