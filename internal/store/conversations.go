@@ -102,17 +102,29 @@ func (t *Tx) RemoveConversationMember(ctx context.Context, groupID []byte, leaf 
 
 // ConversationMembers returns a conversation's members by leaf.
 func (t *Tx) ConversationMembers(ctx context.Context, groupID []byte) ([]ConversationMember, error) {
-	return t.conversationMembers(ctx, `WHERE group_id = $1 ORDER BY leaf`, groupID)
+	return t.conversationMembers(ctx, `m WHERE m.group_id = $1 ORDER BY m.leaf`, groupID)
 }
 
 // DeviceConversations returns the leaves a device holds, in every
 // conversation.
 func (t *Tx) DeviceConversations(ctx context.Context, device string) ([]ConversationMember, error) {
-	return t.conversationMembers(ctx, `WHERE device_id = $1 ORDER BY group_id`, device)
+	return t.conversationMembers(ctx, `m WHERE m.device_id = $1 ORDER BY m.group_id`, device)
+}
+
+// LapsedConversationMembers returns a conversation's members who may no
+// longer be in it: their device is not active (revoked, or unknown) or their
+// user is disabled. The delivery service proposes their removal and holds
+// application messages until a commit removes them.
+func (t *Tx) LapsedConversationMembers(ctx context.Context, groupID []byte) ([]ConversationMember, error) {
+	return t.conversationMembers(ctx, `m
+		LEFT JOIN devices d ON d.id = m.device_id
+		LEFT JOIN users u ON u.id = m.user_id
+		WHERE m.group_id = $1 AND (d.status IS NULL OR d.status <> 'active' OR u.disabled IS NULL OR u.disabled <> 0)
+		ORDER BY m.leaf`, groupID)
 }
 
 func (t *Tx) conversationMembers(ctx context.Context, where string, arg any) ([]ConversationMember, error) {
-	rows, err := t.query(ctx, `SELECT group_id, leaf, device_id, user_id FROM conversation_members `+where, arg)
+	rows, err := t.query(ctx, `SELECT m.group_id, m.leaf, m.device_id, m.user_id FROM conversation_members `+where, arg)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Blobs", testBlobs},
 		{"Conversations", testConversations},
 		{"ConversationCommitRace", testConversationCommitRace},
+		{"LapsedConversationMembers", testLapsedConversationMembers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1003,4 +1005,65 @@ func testConversationCommitRace(t *testing.T, s *store.Store) {
 		}
 		return nil
 	})
+}
+
+// testLapsedConversationMembers: a member lapses when its device is
+// revoked or unknown, or its user is disabled; active members never do.
+func testLapsedConversationMembers(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example")
+	bob := mkUser(t, s, "bob@state.example")
+	carol := mkUser(t, s, "carol@state.example")
+	da := mkDevice(t, s, alice.ID, 1, store.DeviceActive)
+	db := mkDevice(t, s, bob.ID, 2, store.DeviceActive)
+	dc := mkDevice(t, s, carol.ID, 3, store.DeviceActive)
+	db2 := mkDevice(t, s, bob.ID, 4, store.DeviceActive)
+	c := store.Conversation{GroupID: []byte("lapse"), CipherSuite: 1, State: []byte("s0"), Compartments: identity.Compartments{}, CreatedBy: da.ID, CreatedAt: t0, UpdatedAt: t0}
+	other := store.Conversation{GroupID: []byte("other"), CipherSuite: 1, State: []byte("s0"), Compartments: identity.Compartments{}, CreatedBy: da.ID, CreatedAt: t0, UpdatedAt: t0}
+	update(t, s, func(tx *store.Tx) error {
+		for _, cv := range []store.Conversation{c, other} {
+			if err := tx.CreateConversation(ctx, cv); err != nil {
+				return err
+			}
+		}
+		for i, m := range []struct {
+			d store.Device
+			u identity.UserID
+		}{{da, alice.ID}, {db, bob.ID}, {dc, carol.ID}, {db2, bob.ID}} {
+			if err := tx.PutConversationMember(ctx, store.ConversationMember{GroupID: c.GroupID, Leaf: uint32(i), Device: m.d.ID, User: m.u}); err != nil {
+				return err
+			}
+		}
+		// A ghost: a leaf whose device the directory does not know.
+		if err := tx.PutConversationMember(ctx, store.ConversationMember{GroupID: c.GroupID, Leaf: 7, Device: "ghost", User: alice.ID}); err != nil {
+			return err
+		}
+		// The same revoked device in another conversation is not this one's.
+		return tx.PutConversationMember(ctx, store.ConversationMember{GroupID: other.GroupID, Leaf: 0, Device: db.ID, User: bob.ID})
+	})
+	lapsed := func() []string {
+		var out []string
+		view(t, s, func(tx *store.Tx) error {
+			ms, err := tx.LapsedConversationMembers(ctx, c.GroupID)
+			for _, m := range ms {
+				out = append(out, fmt.Sprintf("%d:%s", m.Leaf, m.Device))
+			}
+			return err
+		})
+		return out
+	}
+	if got := lapsed(); !slices.Equal(got, []string{"7:ghost"}) {
+		t.Errorf("before any change: %q, want only the ghost", got)
+	}
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.SetDeviceStatus(ctx, db.ID, store.DeviceRevoked, t0, store.DeviceActive); err != nil {
+			return err
+		}
+		carol.Disabled = true
+		return tx.UpdateUser(ctx, carol)
+	})
+	want := []string{"1:" + db.ID, "2:" + dc.ID, "7:ghost"}
+	if got := lapsed(); !slices.Equal(got, want) {
+		t.Errorf("after revoking bob's first device and disabling carol: %q, want %q", got, want)
+	}
 }
