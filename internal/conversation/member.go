@@ -110,13 +110,30 @@ type Member struct {
 //
 // Errors wrap ErrNotAllowed and say which check failed.
 func CheckMember(leaf *mls.LeafNode, c Classification, issuers note.Verifiers, devices *tlog.DeviceSet, now time.Time) (Member, error) {
+	return checkMember(leaf, c, issuers, devices, func(b []byte) (identity.Credential, error) {
+		return identity.OpenCredential(b, issuers, now)
+	})
+}
+
+// CheckExistingMember is CheckMember for a leaf already in the group, as a
+// joiner finds it in the tree: the same checks except the credential's
+// validity period. A member's leaf keeps the credential its device had when
+// it last committed, which may since have expired; the transparency log,
+// not the expiry, says whether the device may still be there.
+func CheckExistingMember(leaf *mls.LeafNode, c Classification, issuers note.Verifiers, devices *tlog.DeviceSet) (Member, error) {
+	return checkMember(leaf, c, issuers, devices, func(b []byte) (identity.Credential, error) {
+		return identity.VerifyCredential(b, issuers)
+	})
+}
+
+func checkMember(leaf *mls.LeafNode, c Classification, issuers note.Verifiers, devices *tlog.DeviceSet, open func([]byte) (identity.Credential, error)) (Member, error) {
 	no := func(format string, args ...any) (Member, error) {
 		return Member{}, fmt.Errorf("%w: "+format, append([]any{ErrNotAllowed}, args...)...)
 	}
 	if leaf.Credential.Type != mls.CredentialBasic {
 		return no("credential type %d is not a Hotline credential", leaf.Credential.Type)
 	}
-	cred, err := identity.OpenCredential(leaf.Credential.Identity, issuers, now)
+	cred, err := open(leaf.Credential.Identity)
 	if err != nil {
 		return no("credential: %v", err)
 	}

@@ -133,6 +133,17 @@ func TestCheckMember(t *testing.T) {
 	if _, err := CheckMember(ok, secret, issuers, nil, now); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("without a verified log: %v", err)
 	}
+	// A member already in the tree is identified without a clock (expiry is
+	// identity.VerifyCredential's test); every other check still applies.
+	if _, err := CheckExistingMember(ok, secret, issuers, f.devices); err != nil {
+		t.Errorf("an existing member with an expired credential: %v", err)
+	}
+	for name, leaf := range map[string]*mls.LeafNode{"no clearance": outsider, "revoked device": revoked, "forged issuer": forged,
+		"not in the log": unlogged, "credential of another": stolen, "not a Hotline credential": &notBasic} {
+		if _, err := CheckExistingMember(leaf, secret, issuers, f.devices); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("existing member, %s: %v, want ErrNotAllowed", name, err)
+		}
+	}
 	// An UNCLASSIFIED conversation admits the outsider.
 	if _, err := CheckMember(outsider, Classification{}, issuers, f.devices, now); err != nil {
 		t.Errorf("outsider in an unclassified conversation: %v", err)

@@ -195,6 +195,34 @@ func TestOpenCredentialValidity(t *testing.T) {
 	}
 }
 
+// TestVerifyCredential: the signature and form are checked, the validity
+// period is not (the fixture's credential expired long before this test
+// runs, at t0 plus its lifetime).
+func TestVerifyCredential(t *testing.T) {
+	f := newFixture(t)
+	msg, err := f.cred.Sign(f.issuer.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuers := note.VerifierList(f.issuer.Verifier)
+	if _, err := OpenCredential(msg, issuers, time.Now()); !errors.Is(err, ErrExpired) {
+		t.Fatalf("the fixture credential is not expired now (%v); this test needs one that is", err)
+	}
+	c, err := VerifyCredential(msg, issuers)
+	if err != nil || c.Device != f.cred.Device {
+		t.Fatalf("VerifyCredential of an expired credential: %+v %v", c, err)
+	}
+	rogue, _, _ := GenerateOrgKey(nil, IssuerKeyName(f.cred.User.Org))
+	if _, err := VerifyCredential(msg, note.VerifierList(rogue.Verifier)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("under another issuer: %v, want ErrInvalid", err)
+	}
+	bad := append([]byte{}, msg...)
+	bad[len("hotline-credential v1\nuser ")] ^= 1
+	if _, err := VerifyCredential(bad, issuers); !errors.Is(err, ErrInvalid) {
+		t.Errorf("altered: %v, want ErrInvalid", err)
+	}
+}
+
 func TestNeedsRenewal(t *testing.T) {
 	c := Credential{Issued: t0, Expires: t0.Add(90 * time.Hour)}
 	tests := []struct {
