@@ -8,13 +8,23 @@ import (
 	"hotline/internal/identity"
 )
 
-// Conversation is the delivery service's record of one MLS group: its
-// public state (the ratchet tree, GroupContext and transcript hash: no
-// secret, no content) and the classification it acts on.
+// Conversations: the delivery service's record of each MLS group. A
+// conversation's messages (signed handshakes and encrypted application
+// messages, never plaintext) are numbered 1, 2, … in the order the service
+// accepted them; each member device's row says how far it has
+// acknowledged, and a message is kept until every device that should
+// receive it has acknowledged it. Delivery is by reading, not by copying a
+// message into every recipient's queue: one row per message whatever the
+// group's size.
+
+// Conversation is one MLS group: its public state (the ratchet tree,
+// GroupContext and transcript hash: no secret, no content) and the
+// classification the service acts on.
 type Conversation struct {
 	GroupID      []byte
 	CipherSuite  uint16
 	Epoch        uint64
+	HeadSeq      int64  // the newest message's seq (0: none yet)
 	State        []byte // mls.PublicGroup's encoding
 	Level        identity.Clearance
 	Compartments identity.Compartments
@@ -23,24 +33,48 @@ type Conversation struct {
 	UpdatedAt    time.Time
 }
 
-// ConversationMember says which device holds a leaf.
+// ConversationMember says which device holds a leaf, and how far its
+// delivery has got.
 type ConversationMember struct {
 	GroupID []byte
-	Leaf    uint32
 	Device  string
 	User    identity.UserID
+	Leaf    uint32
+	// JoinedSeq is the seq of the commit that added the device (0 for the
+	// creator); it receives the messages after it.
+	JoinedSeq int64
+	// LeftSeq is the seq of the commit that removed the device, 0 while
+	// it is a member. A device that left still receives messages up to
+	// that commit, so it learns it was removed.
+	LeftSeq int64
+	// Acked is the seq up to which the device has acknowledged delivery.
+	Acked int64
+	// HeadSeq and Epoch are the conversation's, where a query joins them.
+	HeadSeq int64
+	Epoch   uint64
+}
+
+// ConversationMessage is one message of a conversation.
+type ConversationMessage struct {
+	GroupID   []byte
+	Seq       int64
+	Epoch     uint64 // the epoch the message was sent in
+	Kind      int    // the MLS content type: 1 application, 2 proposal, 3 commit
+	Sender    string // the sending device, or "" for the delivery service
+	Data      []byte // the MLSMessage
+	CreatedAt time.Time
 }
 
 // CreateConversation records a new conversation; ErrConflict if its group
 // ID is taken.
 func (t *Tx) CreateConversation(ctx context.Context, c Conversation) error {
-	return t.insertNew(ctx, `INSERT INTO conversations (group_id, cipher_suite, epoch, state, level, compartments, created_by, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-		c.GroupID, int(c.CipherSuite), int64(c.Epoch), c.State, int(c.Level), c.Compartments.String(), c.CreatedBy, unix(c.CreatedAt), unix(c.UpdatedAt))
+	return t.insertNew(ctx, `INSERT INTO conversations (group_id, cipher_suite, epoch, head_seq, state, level, compartments, created_by, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
+		c.GroupID, int(c.CipherSuite), int64(c.Epoch), c.HeadSeq, c.State, int(c.Level), c.Compartments.String(), c.CreatedBy, unix(c.CreatedAt), unix(c.UpdatedAt))
 }
 
 // GetConversation returns a conversation, locking it in a read-write
-// transaction: commits to one conversation are applied one at a time.
+// transaction: messages to one conversation are accepted one at a time.
 func (t *Tx) GetConversation(ctx context.Context, groupID []byte) (Conversation, error) {
 	c := Conversation{GroupID: groupID}
 	var (
@@ -49,9 +83,9 @@ func (t *Tx) GetConversation(ctx context.Context, groupID []byte) (Conversation,
 		comps            string
 		created, updated int64
 	)
-	err := t.queryRow(ctx, `SELECT cipher_suite, epoch, state, level, compartments, created_by, created_at, updated_at
+	err := t.queryRow(ctx, `SELECT cipher_suite, epoch, head_seq, state, level, compartments, created_by, created_at, updated_at
 		FROM conversations WHERE group_id = $1`+t.forUpdate(), groupID).
-		Scan(&suite, &epoch, &c.State, &level, &comps, &c.CreatedBy, &created, &updated)
+		Scan(&suite, &epoch, &c.HeadSeq, &c.State, &level, &comps, &c.CreatedBy, &created, &updated)
 	if err != nil {
 		return Conversation{}, notFound(err)
 	}
@@ -63,52 +97,64 @@ func (t *Tx) GetConversation(ctx context.Context, groupID []byte) (Conversation,
 	return c, nil
 }
 
-// AdvanceConversation stores a conversation's next state, if its epoch is
-// still from: ErrConflict otherwise (another commit won).
-func (t *Tx) AdvanceConversation(ctx context.Context, groupID []byte, from, to uint64, state []byte, at time.Time) error {
-	res, err := t.exec(ctx, `UPDATE conversations SET epoch = $1, state = $2, updated_at = $3 WHERE group_id = $4 AND epoch = $5`,
-		int64(to), state, unix(at), groupID, int64(from))
-	if err != nil {
-		return err
+// AppendConversationMessage accepts m as the conversation's next message,
+// if the conversation is still at epoch m.Epoch (ErrConflict otherwise:
+// another commit won the epoch), and moves it to epoch next with state
+// (nil: the state is unchanged). It returns the message's seq.
+func (t *Tx) AppendConversationMessage(ctx context.Context, m ConversationMessage, next uint64, state []byte) (int64, error) {
+	var seq int64
+	err := t.queryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1, epoch = $1, state = COALESCE($2, state), updated_at = $3
+		WHERE group_id = $4 AND epoch = $5 RETURNING head_seq`,
+		int64(next), state, unix(m.CreatedAt), m.GroupID, int64(m.Epoch)).Scan(&seq)
+	if err := notFound(err); err == ErrNotFound {
+		return 0, fmt.Errorf("%w: the conversation is no longer at epoch %d", ErrConflict, m.Epoch)
+	} else if err != nil {
+		return 0, err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n != 1 {
-		return fmt.Errorf("%w: the conversation is no longer at epoch %d", ErrConflict, from)
-	}
-	return nil
+	_, err = t.exec(ctx, `INSERT INTO conversation_messages (group_id, seq, epoch, kind, sender, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		m.GroupID, seq, int64(m.Epoch), m.Kind, m.Sender, m.Data, unix(m.CreatedAt))
+	return seq, err
 }
 
-// SetConversationState stores a conversation's state within its epoch
-// (after a proposal was cached).
-func (t *Tx) SetConversationState(ctx context.Context, groupID []byte, epoch uint64, state []byte, at time.Time) error {
-	return t.AdvanceConversation(ctx, groupID, epoch, epoch, state, at)
-}
-
-// PutConversationMember records which device holds a leaf, replacing any
-// previous holder.
+// PutConversationMember records that a device holds a leaf from JoinedSeq
+// on, with everything up to JoinedSeq counted as acknowledged. A device
+// that was in the conversation before is rejoined.
 func (t *Tx) PutConversationMember(ctx context.Context, m ConversationMember) error {
-	_, err := t.exec(ctx, `INSERT INTO conversation_members (group_id, leaf, device_id, user_id) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (group_id, leaf) DO UPDATE SET device_id = excluded.device_id, user_id = excluded.user_id`,
-		m.GroupID, int64(m.Leaf), m.Device, m.User.String())
+	_, err := t.exec(ctx, `INSERT INTO conversation_members (group_id, device_id, user_id, leaf, joined_seq, left_seq, acked) VALUES ($1, $2, $3, $4, $5, 0, $5)
+		ON CONFLICT (group_id, device_id) DO UPDATE SET user_id = excluded.user_id, leaf = excluded.leaf, joined_seq = excluded.joined_seq, left_seq = 0, acked = excluded.acked`,
+		m.GroupID, m.Device, m.User.String(), int64(m.Leaf), m.JoinedSeq)
 	return err
 }
 
-// RemoveConversationMember forgets a leaf's holder.
-func (t *Tx) RemoveConversationMember(ctx context.Context, groupID []byte, leaf uint32) error {
-	_, err := t.exec(ctx, `DELETE FROM conversation_members WHERE group_id = $1 AND leaf = $2`, groupID, int64(leaf))
-	return err
+// LeaveConversation records that the commit at seq removed a device.
+func (t *Tx) LeaveConversation(ctx context.Context, groupID []byte, device string, seq int64) error {
+	return t.execOne(ctx, `UPDATE conversation_members SET left_seq = $1 WHERE group_id = $2 AND device_id = $3 AND left_seq = 0`, seq, groupID, device)
 }
 
-// ConversationMembers returns a conversation's members by leaf.
+// ConversationMembers returns a conversation's current members by leaf.
 func (t *Tx) ConversationMembers(ctx context.Context, groupID []byte) ([]ConversationMember, error) {
-	return t.conversationMembers(ctx, `m WHERE m.group_id = $1 ORDER BY m.leaf`, groupID)
+	return t.conversationMembers(ctx, `WHERE m.group_id = $1 AND m.left_seq = 0 ORDER BY m.leaf`, groupID)
 }
 
-// DeviceConversations returns the leaves a device holds, in every
-// conversation.
+// ConversationMember returns a device's row in a conversation, also after
+// it left (ErrNotFound if it never was in it, or its last messages were
+// delivered since).
+func (t *Tx) ConversationMember(ctx context.Context, groupID []byte, device string) (ConversationMember, error) {
+	ms, err := t.conversationMembers(ctx, `WHERE m.group_id = $1 AND m.device_id = $2`, groupID, device)
+	if err != nil {
+		return ConversationMember{}, err
+	}
+	if len(ms) == 0 {
+		return ConversationMember{}, ErrNotFound
+	}
+	return ms[0], nil
+}
+
+// DeviceConversations returns a device's rows in every conversation it is
+// in or has messages still to receive from, with each conversation's head
+// and epoch.
 func (t *Tx) DeviceConversations(ctx context.Context, device string) ([]ConversationMember, error) {
-	return t.conversationMembers(ctx, `m WHERE m.device_id = $1 ORDER BY m.group_id`, device)
+	return t.conversationMembers(ctx, `WHERE m.device_id = $1 ORDER BY m.group_id`, device)
 }
 
 // LapsedConversationMembers returns a conversation's members who may no
@@ -116,15 +162,16 @@ func (t *Tx) DeviceConversations(ctx context.Context, device string) ([]Conversa
 // user is disabled. The delivery service proposes their removal and holds
 // application messages until a commit removes them.
 func (t *Tx) LapsedConversationMembers(ctx context.Context, groupID []byte) ([]ConversationMember, error) {
-	return t.conversationMembers(ctx, `m
+	return t.conversationMembers(ctx, `
 		LEFT JOIN devices d ON d.id = m.device_id
 		LEFT JOIN users u ON u.id = m.user_id
-		WHERE m.group_id = $1 AND (d.status IS NULL OR d.status <> 'active' OR u.disabled IS NULL OR u.disabled <> 0)
+		WHERE m.group_id = $1 AND m.left_seq = 0 AND (d.status IS NULL OR d.status <> 'active' OR u.disabled IS NULL OR u.disabled <> 0)
 		ORDER BY m.leaf`, groupID)
 }
 
-func (t *Tx) conversationMembers(ctx context.Context, where string, arg any) ([]ConversationMember, error) {
-	rows, err := t.query(ctx, `SELECT m.group_id, m.leaf, m.device_id, m.user_id FROM conversation_members `+where, arg)
+func (t *Tx) conversationMembers(ctx context.Context, where string, args ...any) ([]ConversationMember, error) {
+	rows, err := t.query(ctx, `SELECT m.group_id, m.device_id, m.user_id, m.leaf, m.joined_seq, m.left_seq, m.acked, c.head_seq, c.epoch
+		FROM conversation_members m JOIN conversations c ON c.group_id = m.group_id `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -132,18 +179,76 @@ func (t *Tx) conversationMembers(ctx context.Context, where string, arg any) ([]
 	var out []ConversationMember
 	for rows.Next() {
 		var (
-			m    ConversationMember
-			leaf int64
-			user string
+			m           ConversationMember
+			leaf, epoch int64
+			user        string
 		)
-		if err := rows.Scan(&m.GroupID, &leaf, &m.Device, &user); err != nil {
+		if err := rows.Scan(&m.GroupID, &m.Device, &user, &leaf, &m.JoinedSeq, &m.LeftSeq, &m.Acked, &m.HeadSeq, &epoch); err != nil {
 			return nil, err
 		}
-		m.Leaf = uint32(leaf)
+		m.Leaf, m.Epoch = uint32(leaf), uint64(epoch)
 		if m.User, err = identity.ParseUserID(user); err != nil {
 			return nil, fmt.Errorf("stored conversation member: %w", err)
 		}
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// ConversationMessages returns up to limit messages of a conversation with
+// after < seq <= upTo (upTo 0: no upper bound), in order.
+func (t *Tx) ConversationMessages(ctx context.Context, groupID []byte, after, upTo int64, limit int) ([]ConversationMessage, error) {
+	if upTo <= 0 {
+		upTo = 1<<63 - 1
+	}
+	rows, err := t.query(ctx, `SELECT seq, epoch, kind, sender, data, created_at FROM conversation_messages
+		WHERE group_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`, groupID, after, upTo, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ConversationMessage
+	for rows.Next() {
+		m := ConversationMessage{GroupID: groupID}
+		var epoch, at int64
+		if err := rows.Scan(&m.Seq, &epoch, &m.Kind, &m.Sender, &m.Data, &at); err != nil {
+			return nil, err
+		}
+		m.Epoch, m.CreatedAt = uint64(epoch), fromUnix(at)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// AckConversation records that a device has handled a conversation's
+// messages up to seq (never moving back, never past the head, nor past
+// the commit that removed it). A device that left and has acknowledged
+// that commit is forgotten.
+func (t *Tx) AckConversation(ctx context.Context, groupID []byte, device string, seq int64) error {
+	if _, err := t.exec(ctx, `UPDATE conversation_members SET acked = $1
+		WHERE group_id = $2 AND device_id = $3 AND acked < $1
+		AND $1 <= (SELECT head_seq FROM conversations WHERE group_id = $2) AND (left_seq = 0 OR $1 <= left_seq)`,
+		seq, groupID, device); err != nil {
+		return err
+	}
+	_, err := t.exec(ctx, `DELETE FROM conversation_members WHERE group_id = $1 AND device_id = $2 AND left_seq > 0 AND acked >= left_seq`, groupID, device)
+	return err
+}
+
+// PruneConversations forgets devices that left a conversation and will
+// never acknowledge its last messages (revoked, or gone from the
+// directory), then deletes the messages every remaining device has
+// acknowledged. It returns how many messages it deleted.
+func (t *Tx) PruneConversations(ctx context.Context) (int64, error) {
+	if _, err := t.exec(ctx, `DELETE FROM conversation_members WHERE left_seq > 0
+		AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = conversation_members.device_id AND d.status = 'active')`); err != nil {
+		return 0, err
+	}
+	res, err := t.exec(ctx, `DELETE FROM conversation_messages WHERE seq <= COALESCE(
+		(SELECT MIN(m.acked) FROM conversation_members m WHERE m.group_id = conversation_messages.group_id),
+		(SELECT c.head_seq FROM conversations c WHERE c.group_id = conversation_messages.group_id))`)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

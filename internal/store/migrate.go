@@ -165,12 +165,16 @@ CREATE TABLE blob_chunks (
 );
 `,
 	// 4: conversations: the delivery service's public view of each MLS group
-	// and which device holds which leaf.
+	// (no secret, no content), which device holds which leaf and how far
+	// each has acknowledged, and each conversation's ordered messages
+	// (MLS ciphertext and signed handshakes) kept until every member's
+	// device has acknowledged them.
 	`
 CREATE TABLE conversations (
 	group_id     BYTES PRIMARY KEY,
 	cipher_suite INTEGER NOT NULL,
 	epoch        BIGINT NOT NULL,
+	head_seq     BIGINT NOT NULL,
 	state        BYTES NOT NULL,
 	level        INTEGER NOT NULL,
 	compartments TEXT NOT NULL,
@@ -179,13 +183,26 @@ CREATE TABLE conversations (
 	updated_at   BIGINT NOT NULL
 );
 CREATE TABLE conversation_members (
-	group_id  BYTES NOT NULL REFERENCES conversations(group_id),
-	leaf      INTEGER NOT NULL,
-	device_id TEXT NOT NULL,
-	user_id   TEXT NOT NULL,
-	PRIMARY KEY (group_id, leaf)
+	group_id   BYTES NOT NULL REFERENCES conversations(group_id),
+	device_id  TEXT NOT NULL,
+	user_id    TEXT NOT NULL,
+	leaf       INTEGER NOT NULL,
+	joined_seq BIGINT NOT NULL,
+	left_seq   BIGINT NOT NULL,
+	acked      BIGINT NOT NULL,
+	PRIMARY KEY (group_id, device_id)
 );
 CREATE INDEX conversation_members_device ON conversation_members(device_id);
+CREATE TABLE conversation_messages (
+	group_id   BYTES NOT NULL REFERENCES conversations(group_id),
+	seq        BIGINT NOT NULL,
+	epoch      BIGINT NOT NULL,
+	kind       INTEGER NOT NULL,
+	sender     TEXT NOT NULL,
+	data       BYTES NOT NULL,
+	created_at BIGINT NOT NULL,
+	PRIMARY KEY (group_id, seq)
+);
 `,
 }
 

@@ -898,64 +898,148 @@ func testBlobs(t *testing.T, s *store.Store) {
 
 func testConversations(t *testing.T, s *store.Store) {
 	ctx := t.Context()
-	alice := mkUser(t, s, "alice@state.example").ID
-	bob := mkUser(t, s, "bob@state.example").ID
+	alice := mkUser(t, s, "alice@state.example")
+	bob := mkUser(t, s, "bob@state.example")
+	da := mkDevice(t, s, alice.ID, 1, store.DeviceActive)
+	db := mkDevice(t, s, bob.ID, 2, store.DeviceActive)
+	db2 := mkDevice(t, s, bob.ID, 3, store.DeviceActive)
 	c := store.Conversation{GroupID: []byte{1, 2, 3}, CipherSuite: 0xF0A1, Epoch: 0, State: []byte("s0"), Level: identity.Secret,
-		Compartments: identity.Compartments{"ALPHA"}, CreatedBy: "dev-a", CreatedAt: t0, UpdatedAt: t0}
+		Compartments: identity.Compartments{"ALPHA"}, CreatedBy: da.ID, CreatedAt: t0, UpdatedAt: t0}
+	msg := func(epoch uint64, kind int, data string) store.ConversationMessage {
+		return store.ConversationMessage{GroupID: c.GroupID, Epoch: epoch, Kind: kind, Sender: da.ID, Data: []byte(data), CreatedAt: t0}
+	}
+	appendMsg := func(m store.ConversationMessage, next uint64, state []byte) int64 {
+		t.Helper()
+		var seq int64
+		update(t, s, func(tx *store.Tx) (err error) {
+			if _, err = tx.GetConversation(ctx, c.GroupID); err != nil {
+				return err
+			}
+			seq, err = tx.AppendConversationMessage(ctx, m, next, state)
+			return err
+		})
+		return seq
+	}
 	update(t, s, func(tx *store.Tx) error {
 		if err := tx.CreateConversation(ctx, c); err != nil {
 			return err
 		}
-		if err := tx.PutConversationMember(ctx, store.ConversationMember{GroupID: c.GroupID, Leaf: 0, Device: "dev-a", User: alice}); err != nil {
-			return err
-		}
-		return tx.PutConversationMember(ctx, store.ConversationMember{GroupID: c.GroupID, Leaf: 1, Device: "dev-b", User: bob})
+		return tx.PutConversationMember(ctx, store.ConversationMember{GroupID: c.GroupID, Leaf: 0, Device: da.ID, User: alice.ID})
 	})
 	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.CreateConversation(ctx, c) }); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("duplicate group ID: %v", err)
 	}
-	update(t, s, func(tx *store.Tx) error {
-		if err := tx.AdvanceConversation(ctx, c.GroupID, 0, 1, []byte("s1"), t0.Add(time.Second)); err != nil {
+	// Epoch 0: an application message, then a commit adding bob's device.
+	if seq := appendMsg(msg(0, 1, "m1"), 0, nil); seq != 1 {
+		t.Errorf("first message seq %d", seq)
+	}
+	var addSeq int64
+	update(t, s, func(tx *store.Tx) (err error) {
+		if _, err = tx.GetConversation(ctx, c.GroupID); err != nil {
 			return err
 		}
-		if err := tx.SetConversationState(ctx, c.GroupID, 1, []byte("s1+proposal"), t0.Add(2*time.Second)); err != nil {
+		if addSeq, err = tx.AppendConversationMessage(ctx, msg(0, 3, "commit-add"), 1, []byte("s1")); err != nil {
 			return err
 		}
-		// Leaf 1 changes hands (removed, its slot reused by another device).
-		return tx.PutConversationMember(ctx, store.ConversationMember{GroupID: c.GroupID, Leaf: 1, Device: "dev-b2", User: bob})
+		return tx.PutConversationMember(ctx, store.ConversationMember{GroupID: c.GroupID, Leaf: 1, Device: db.ID, User: bob.ID, JoinedSeq: addSeq})
 	})
-	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.AdvanceConversation(ctx, c.GroupID, 0, 1, []byte("late"), t0) }); !errors.Is(err, store.ErrConflict) {
+	// A message for an epoch the conversation has left is refused.
+	if err := s.Update(ctx, func(tx *store.Tx) error {
+		_, err := tx.AppendConversationMessage(ctx, msg(0, 3, "late commit"), 1, []byte("late"))
+		return err
+	}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("a second commit for epoch 0: %v, want ErrConflict", err)
 	}
+	appendMsg(msg(1, 1, "m3"), 1, nil)
 	view(t, s, func(tx *store.Tx) error {
 		got, err := tx.GetConversation(ctx, c.GroupID)
 		if err != nil {
 			return err
 		}
-		if got.Epoch != 1 || string(got.State) != "s1+proposal" || got.Level != identity.Secret || got.Compartments.String() != "ALPHA" || got.CipherSuite != 0xF0A1 {
+		if got.Epoch != 1 || got.HeadSeq != 3 || string(got.State) != "s1" || got.Level != identity.Secret || got.Compartments.String() != "ALPHA" || got.CipherSuite != 0xF0A1 {
 			t.Errorf("conversation %+v", got)
 		}
 		ms, err := tx.ConversationMembers(ctx, c.GroupID)
 		if err != nil {
 			return err
 		}
-		if len(ms) != 2 || ms[1].Device != "dev-b2" || ms[0].User != alice {
+		if len(ms) != 2 || ms[0].Device != da.ID || ms[1].Device != db.ID || ms[1].Acked != 2 || ms[1].JoinedSeq != 2 || ms[1].HeadSeq != 3 {
 			t.Errorf("members %+v", ms)
 		}
-		mine, err := tx.DeviceConversations(ctx, "dev-a")
-		if err != nil || len(mine) != 1 || mine[0].Leaf != 0 {
-			t.Errorf("dev-a's conversations %+v %v", mine, err)
+		// bob's device receives what follows its Welcome's commit.
+		all, err := tx.ConversationMessages(ctx, c.GroupID, ms[1].Acked, 0, 100)
+		if err != nil || len(all) != 1 || string(all[0].Data) != "m3" || all[0].Seq != 3 || all[0].Epoch != 1 || all[0].Kind != 1 || all[0].Sender != da.ID {
+			t.Errorf("bob's messages %+v %v", all, err)
+		}
+		if page, err := tx.ConversationMessages(ctx, c.GroupID, 0, 2, 1); err != nil || len(page) != 1 || page[0].Seq != 1 {
+			t.Errorf("a page of one up to seq 2: %+v %v", page, err)
+		}
+		mine, err := tx.DeviceConversations(ctx, da.ID)
+		if err != nil || len(mine) != 1 || mine[0].Leaf != 0 || mine[0].HeadSeq != 3 || mine[0].Epoch != 1 {
+			t.Errorf("alice's conversations %+v %v", mine, err)
 		}
 		if _, err := tx.GetConversation(ctx, []byte{9}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown conversation: %v", err)
 		}
 		return nil
 	})
-	update(t, s, func(tx *store.Tx) error { return tx.RemoveConversationMember(ctx, c.GroupID, 1) })
+	// Acknowledgements never move back, nor past the head.
+	update(t, s, func(tx *store.Tx) error {
+		for _, seq := range []int64{3, 1, 99} {
+			if err := tx.AckConversation(ctx, c.GroupID, da.ID, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx *store.Tx) error {
+		m, err := tx.ConversationMember(ctx, c.GroupID, da.ID)
+		if err != nil || m.Acked != 3 {
+			t.Errorf("alice after acks 3, 1, 99: %+v %v", m, err)
+		}
+		return nil
+	})
+	// Pruning keeps what bob has not acknowledged.
+	var pruned int64
+	update(t, s, func(tx *store.Tx) (err error) { pruned, err = tx.PruneConversations(ctx); return })
+	if pruned != 2 {
+		t.Errorf("pruned %d messages, want 2 (seq 3 is bob's still)", pruned)
+	}
+	// A commit removes bob's device: it still receives that commit, and is
+	// forgotten once it acknowledges it; its leaf goes to his new device.
+	rm := appendMsg(msg(1, 3, "commit-remove"), 2, []byte("s2"))
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.LeaveConversation(ctx, c.GroupID, db.ID, rm); err != nil {
+			return err
+		}
+		if err := tx.LeaveConversation(ctx, c.GroupID, db.ID, rm); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("leaving twice: %v", err)
+		}
+		return tx.PutConversationMember(ctx, store.ConversationMember{GroupID: c.GroupID, Leaf: 1, Device: db2.ID, User: bob.ID, JoinedSeq: rm})
+	})
+	appendMsg(msg(2, 1, "m5"), 2, nil)
 	view(t, s, func(tx *store.Tx) error {
 		ms, err := tx.ConversationMembers(ctx, c.GroupID)
-		if err != nil || len(ms) != 1 {
-			t.Errorf("after removal: %+v %v", ms, err)
+		if err != nil || len(ms) != 2 || ms[1].Device != db2.ID {
+			t.Errorf("members after the removal: %+v %v", ms, err)
+		}
+		old, err := tx.ConversationMember(ctx, c.GroupID, db.ID)
+		if err != nil || old.LeftSeq != rm {
+			t.Errorf("the removed device: %+v %v", old, err)
+		}
+		return nil
+	})
+	update(t, s, func(tx *store.Tx) error { return tx.AckConversation(ctx, c.GroupID, db.ID, 5) }) // past its removal: only up to it
+	view(t, s, func(tx *store.Tx) error {
+		if m, err := tx.ConversationMember(ctx, c.GroupID, db.ID); err != nil || m.Acked != 2 {
+			t.Errorf("an ack past the removal moved the removed device to %+v %v", m, err)
+		}
+		return nil
+	})
+	update(t, s, func(tx *store.Tx) error { return tx.AckConversation(ctx, c.GroupID, db.ID, rm) })
+	view(t, s, func(tx *store.Tx) error {
+		if _, err := tx.ConversationMember(ctx, c.GroupID, db.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the removed device after acknowledging its removal: %v", err)
 		}
 		return nil
 	})
@@ -963,7 +1047,8 @@ func testConversations(t *testing.T, s *store.Store) {
 
 // testConversationCommitRace: concurrent commits to one conversation are
 // applied one at a time, each on the epoch the previous one wrote: none is
-// lost or applied twice (a commit that read a stale epoch gets ErrConflict).
+// lost or applied twice (a commit that read a stale epoch gets ErrConflict),
+// and message numbers have no gap.
 func testConversationCommitRace(t *testing.T, s *store.Store) {
 	ctx := t.Context()
 	c := store.Conversation{GroupID: []byte("race"), CipherSuite: 1, State: []byte("s0"), Compartments: identity.Compartments{}, CreatedBy: "d", CreatedAt: t0, UpdatedAt: t0}
@@ -973,19 +1058,23 @@ func testConversationCommitRace(t *testing.T, s *store.Store) {
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		wins int
+		seqs []int64
 	)
 	for i := range n {
 		wg.Go(func() {
+			var seq int64
 			err := s.Update(ctx, func(tx *store.Tx) error {
 				cur, err := tx.GetConversation(ctx, c.GroupID)
 				if err != nil {
 					return err
 				}
-				return tx.AdvanceConversation(ctx, c.GroupID, cur.Epoch, cur.Epoch+1, []byte{byte(i)}, t0)
+				seq, err = tx.AppendConversationMessage(ctx, store.ConversationMessage{GroupID: c.GroupID, Epoch: cur.Epoch, Kind: 3, Data: []byte{byte(i)}, CreatedAt: t0}, cur.Epoch+1, []byte{byte(i)})
+				return err
 			})
 			if err == nil {
 				mu.Lock()
 				wins++
+				seqs = append(seqs, seq)
 				mu.Unlock()
 			} else if !errors.Is(err, store.ErrConflict) {
 				t.Errorf("committer %d: %v", i, err)
@@ -1000,11 +1089,30 @@ func testConversationCommitRace(t *testing.T, s *store.Store) {
 		}
 		// Each winner read the epoch the previous one wrote: the epochs form
 		// a chain with no commit lost or applied twice.
-		if got.Epoch != uint64(wins) {
-			t.Errorf("epoch %d after %d successful commits", got.Epoch, wins)
+		if got.Epoch != uint64(wins) || got.HeadSeq != int64(wins) {
+			t.Errorf("epoch %d, head %d after %d successful commits", got.Epoch, got.HeadSeq, wins)
+		}
+		ms, err := tx.ConversationMessages(ctx, c.GroupID, 0, 0, 100)
+		if err != nil {
+			return err
+		}
+		for i, m := range ms {
+			if m.Seq != int64(i+1) || m.Epoch != uint64(i) {
+				t.Errorf("message %d: seq %d epoch %d", i, m.Seq, m.Epoch)
+			}
+		}
+		if len(ms) != wins {
+			t.Errorf("%d messages for %d commits", len(ms), wins)
 		}
 		return nil
 	})
+	slices.Sort(seqs)
+	for i, q := range seqs {
+		if q != int64(i+1) {
+			t.Errorf("winners' seqs %v: not 1..%d", seqs, wins)
+			break
+		}
+	}
 }
 
 // testLapsedConversationMembers: a member lapses when its device is
