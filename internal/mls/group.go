@@ -302,13 +302,16 @@ func (g *Group) GroupID() []byte { return bytes.Clone(g.ctx.GroupID) }
 func (g *Group) Epoch() uint64 { return g.ctx.Epoch }
 
 // GroupContext returns a copy of the current GroupContext.
-func (g *Group) GroupContext() GroupContext {
-	c := g.ctx
-	c.GroupID = bytes.Clone(c.GroupID)
-	c.TreeHash = bytes.Clone(c.TreeHash)
-	c.ConfirmedTranscriptHash = bytes.Clone(c.ConfirmedTranscriptHash)
-	c.Extensions = cloneExtensions(c.Extensions)
-	return c
+func (g *Group) GroupContext() GroupContext { return g.ctx.clone() }
+
+// clone returns a deep copy of c.
+func (c *GroupContext) clone() GroupContext {
+	d := *c
+	d.GroupID = bytes.Clone(c.GroupID)
+	d.TreeHash = bytes.Clone(c.TreeHash)
+	d.ConfirmedTranscriptHash = bytes.Clone(c.ConfirmedTranscriptHash)
+	d.Extensions = cloneExtensions(c.Extensions)
+	return d
 }
 
 // TreeHash returns the tree hash of the current ratchet tree.

@@ -650,15 +650,11 @@ func (g *Group) Commit(rand io.Reader, opts CommitOptions) (*CommitResult, error
 // returns it with the confirmation tag (RFC 9420, section 12.4). st.tree
 // must hold the path already.
 func (g *Group) nextEpoch(st *staged, ac *AuthenticatedContent, initSecret, commitSecret []byte) (epochState, error) {
-	ctx := g.ctx
-	ctx.Epoch++
-	ctx.Extensions = st.extensions
-	ctx.TreeHash = st.tree.TreeHash()
-	confirmed, err := g.suite.ConfirmedTranscriptHash(g.interim, ac)
+	ctx, err := g.nextContext(st, ac)
 	if err != nil {
 		return epochState{}, err
 	}
-	ctx.ConfirmedTranscriptHash = confirmed
+	confirmed := ctx.ConfirmedTranscriptHash
 	pskSecret, err := g.pskSecret(st.psks)
 	if err != nil {
 		return epochState{}, err
@@ -678,6 +674,23 @@ func (g *Group) nextEpoch(st *staged, ac *AuthenticatedContent, initSecret, comm
 		ctx: ctx, tree: st.tree, keys: st.keys, secrets: es, secretTree: sec,
 		interim: g.suite.InterimTranscriptHash(confirmed, tag), confirmationTag: tag,
 	}, nil
+}
+
+// nextContext returns the GroupContext of the epoch the commit ac starts,
+// the public part of nextEpoch: the next epoch, the staged extensions, the
+// hash of the staged tree (holding the path already) and the confirmed
+// transcript hash.
+func (g *Group) nextContext(st *staged, ac *AuthenticatedContent) (GroupContext, error) {
+	ctx := g.ctx
+	ctx.Epoch++
+	ctx.Extensions = st.extensions
+	ctx.TreeHash = st.tree.TreeHash()
+	confirmed, err := g.suite.ConfirmedTranscriptHash(g.interim, ac)
+	if err != nil {
+		return GroupContext{}, err
+	}
+	ctx.ConfirmedTranscriptHash = confirmed
+	return ctx, nil
 }
 
 // welcome builds the Welcome of a commit that adds members.

@@ -164,36 +164,18 @@ func externalJoin(s *Suite, rand io.Reader, gi *GroupInfo, ratchetTree RatchetTr
 	if !bytes.Equal(signer.Public(), myKP.LeafNode.SignatureKey) {
 		return nil, nil, errors.New("the signer is not the key package's signature key")
 	}
-	tree, err := treeFor(s, gi, ratchetTree)
-	if err != nil {
-		return nil, nil, err
-	}
-	ctx := gi.GroupContext
-	if ctx.Version != MLS10 {
-		return nil, nil, fmt.Errorf("%w: version %d", ErrWrongSuite, ctx.Version)
-	}
-	if err := checkContextExtensions(&ctx); err != nil {
-		return nil, nil, err
-	}
-	signerLeaf := tree.Leaf(gi.Signer)
-	if signerLeaf == nil {
-		return nil, nil, fmt.Errorf("%w: GroupInfo signer %d is a blank leaf", ErrUnknownSender, gi.Signer)
-	}
-	if err := s.VerifyGroupInfo(gi, signerLeaf.SignatureKey); err != nil {
-		return nil, nil, err
-	}
-	if err := tree.Validate(&ctx); err != nil {
-		return nil, nil, err
-	}
 	var ep ExternalPub
 	if ok, err := decodeExtension(gi.Extensions, ExtExternalPub, &ep); err != nil || !ok {
 		return nil, nil, fmt.Errorf("GroupInfo without a valid external_pub extension (%v)", err)
 	}
-	for _, l := range tree.Members() {
-		if err := opts.validateLeaf(tree.Leaf(l), l); err != nil {
-			return nil, nil, err
-		}
+	// The group as it is, seen from outside: enough to stage the
+	// proposals and compute the transcript.
+	outside, err := outsideView(s, gi, ratchetTree, opts)
+	if err != nil {
+		return nil, nil, err
 	}
+	outside.signer = signer
+	ctx, tree := outside.ctx, outside.tree
 
 	kemOutput, initSecret, err := s.ExternalInit(ep.PublicKey)
 	if err != nil {
@@ -208,14 +190,6 @@ func externalJoin(s *Suite, rand io.Reader, gi *GroupInfo, ratchetTree RatchetTr
 		}
 	}
 	ps = append(ps, stagedProposal{sender: committer, proposal: &ExternalInitProposal{KEMOutput: kemOutput}})
-	// The group as it is, seen from outside: enough to stage the
-	// proposals and compute the transcript.
-	outside := &Group{
-		suite: s, signer: signer, opts: opts,
-		epochState: epochState{ctx: ctx, tree: tree,
-			interim: s.InterimTranscriptHash(ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)},
-		updateKeys: map[string]HPKEPrivateKey{},
-	}
 	st, err := outside.stage(committer, ps, nil)
 	if err != nil {
 		return nil, nil, err
@@ -263,4 +237,48 @@ func externalJoin(s *Suite, rand io.Reader, gi *GroupInfo, ratchetTree RatchetTr
 	}
 	g := &Group{suite: s, signer: signer, opts: opts, epochState: next, updateKeys: map[string]HPKEPrivateKey{}}
 	return g, &MLSMessage{Version: MLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm}, nil
+}
+
+// outsideView checks a GroupInfo and the group's ratchet tree (rt, or
+// gi's ratchet_tree extension) as one who follows or joins the group from
+// outside must (RFC 9420, section 12.4.3.2): the version, the context
+// extensions, the signature by the signer's leaf, the tree in full
+// (Tree.Validate, the tree hash included) and every member's leaf
+// against opts.ValidateLeaf. It returns the group as it is seen from
+// outside, without keys or secrets: suite, options, a copy of the
+// GroupContext, the tree and the interim transcript hash, enough to stage
+// a commit's proposals and compute the transcript.
+func outsideView(s *Suite, gi *GroupInfo, rt RatchetTree, opts GroupOptions) (*Group, error) {
+	tree, err := treeFor(s, gi, rt)
+	if err != nil {
+		return nil, err
+	}
+	ctx := gi.GroupContext.clone()
+	if ctx.Version != MLS10 {
+		return nil, fmt.Errorf("%w: version %d", ErrWrongSuite, ctx.Version)
+	}
+	if err := checkContextExtensions(&ctx); err != nil {
+		return nil, err
+	}
+	signerLeaf := tree.Leaf(gi.Signer)
+	if signerLeaf == nil {
+		return nil, fmt.Errorf("%w: GroupInfo signer %d is a blank leaf", ErrUnknownSender, gi.Signer)
+	}
+	if err := s.VerifyGroupInfo(gi, signerLeaf.SignatureKey); err != nil {
+		return nil, err
+	}
+	if err := tree.Validate(&ctx); err != nil {
+		return nil, err
+	}
+	for _, l := range tree.Members() {
+		if err := opts.validateLeaf(tree.Leaf(l), l); err != nil {
+			return nil, err
+		}
+	}
+	return &Group{
+		suite: s, opts: opts,
+		epochState: epochState{ctx: ctx, tree: tree,
+			interim: s.InterimTranscriptHash(ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)},
+		updateKeys: map[string]HPKEPrivateKey{},
+	}, nil
 }

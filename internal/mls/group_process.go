@@ -71,9 +71,7 @@ func (g *Group) Process(msg *MLSMessage) (*Processed, error) {
 			return &Processed{Kind: ContentCommit, Sender: pm.Content.Sender, Epoch: g.ctx.Epoch, OwnCommit: true,
 				Added: fx.added, Removed: fx.removed, Updated: fx.updated, ReInit: fx.reinit}, nil
 		}
-		c := &pm.Content
-		if c.ContentType == ContentProposal && c.Proposal != nil && c.Proposal.Type() == ProposalAdd &&
-			(c.Sender.Type == SenderExternal || c.Sender.Type == SenderNewMemberProposal) {
+		if isExternalAdd(&pm.Content) {
 			return nil, fmt.Errorf("mls: process: %w", ErrExternalAdd)
 		}
 		ac, err = g.suite.OpenPublic(pm, &g.ctx, g.secrets.membership.bytes(), g.signatureKey(g.tree))
@@ -109,6 +107,13 @@ func (g *Group) Process(msg *MLSMessage) (*Processed, error) {
 	return nil, fmt.Errorf("mls: process: %w: content type %d", ErrUnexpectedContent, c.ContentType)
 }
 
+// isExternalAdd reports whether c is an Add proposed by an external
+// sender or a new member, which Hotline refuses before authenticating it.
+func isExternalAdd(c *FramedContent) bool {
+	return c.ContentType == ContentProposal && c.Proposal != nil && c.Proposal.Type() == ProposalAdd &&
+		(c.Sender.Type == SenderExternal || c.Sender.Type == SenderNewMemberProposal)
+}
+
 func senderString(s Sender) string {
 	switch s.Type {
 	case SenderMember:
@@ -140,29 +145,44 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent) (*Processed, error) {
 			return invalid("received twice")
 		}
 	}
-	switch c.Sender.Type {
+	if c.Sender.Type == SenderMember && c.Sender.Leaf == g.MyLeaf() {
+		return invalid("from this member's leaf, but not one it sent")
+	}
+	if err := g.checkProposal(c.Sender, c.Proposal); err != nil {
+		return nil, err
+	}
+	g.proposals = append(g.proposals, cachedProposal{ref: ref, sender: c.Sender, proposal: c.Proposal})
+	return &Processed{Kind: ContentProposal, Sender: c.Sender, AuthenticatedData: c.AuthenticatedData,
+		Proposal: c.Proposal, ProposalRef: ref, Epoch: g.ctx.Epoch}, nil
+}
+
+// checkProposal validates a received proposal on its own against the
+// current epoch (RFC 9420, section 12.1, and Hotline's rules on external
+// senders): errors wrap ErrInvalidProposal or are ErrExternalAdd.
+func (g *Group) checkProposal(sender Sender, proposal Proposal) error {
+	invalid := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidProposal}, args...)...)
+	}
+	switch sender.Type {
 	case SenderMember:
-		if c.Sender.Leaf == g.MyLeaf() {
-			return invalid("from this member's leaf, but not one it sent")
-		}
 	case SenderExternal:
-		switch c.Proposal.(type) {
+		switch proposal.(type) {
 		case *RemoveProposal:
 		case *AddProposal:
-			return nil, ErrExternalAdd
+			return ErrExternalAdd
 		default:
-			return invalid("external senders may propose only Remove, not type %#04x", uint16(c.Proposal.Type()))
+			return invalid("external senders may propose only Remove, not type %#04x", uint16(proposal.Type()))
 		}
 	default:
-		return nil, ErrExternalAdd // a new member's proposal is an Add
+		return ErrExternalAdd // a new member's proposal is an Add
 	}
-	switch p := c.Proposal.(type) {
+	switch p := proposal.(type) {
 	case *AddProposal:
 		if err := g.validateKeyPackage(&p.KeyPackage); err != nil {
 			return invalid("Add: %v", err)
 		}
 	case *UpdateProposal:
-		if err := g.tree.VerifyLeafNode(&p.LeafNode, c.Sender.Leaf, LeafNodeSourceUpdate, &g.ctx); err != nil {
+		if err := g.tree.VerifyLeafNode(&p.LeafNode, sender.Leaf, LeafNodeSourceUpdate, &g.ctx); err != nil {
 			return invalid("Update: %v", err)
 		}
 	case *RemoveProposal:
@@ -183,11 +203,9 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent) (*Processed, error) {
 			return invalid("GroupContextExtensions: %v", err)
 		}
 	default:
-		return invalid("type %#04x", uint16(c.Proposal.Type()))
+		return invalid("type %#04x", uint16(proposal.Type()))
 	}
-	g.proposals = append(g.proposals, cachedProposal{ref: ref, sender: c.Sender, proposal: c.Proposal})
-	return &Processed{Kind: ContentProposal, Sender: c.Sender, AuthenticatedData: c.AuthenticatedData,
-		Proposal: c.Proposal, ProposalRef: ref, Epoch: g.ctx.Epoch}, nil
+	return nil
 }
 
 // receiveCommit validates a commit in full and moves the group to the
@@ -200,6 +218,70 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent) (*Processed, error) {
 	if committer.Type == SenderMember && committer.Leaf == g.MyLeaf() {
 		return nil, invalidCommit("a commit from this member's own leaf that is not its pending commit")
 	}
+	st, err := g.stageCommit(committer, commit, g.keys)
+	if err != nil {
+		return nil, err
+	}
+	res := &Processed{Kind: ContentCommit, Sender: committer, AuthenticatedData: c.AuthenticatedData,
+		Epoch: g.ctx.Epoch + 1, Added: st.fx.added, Removed: st.fx.removed, Updated: st.fx.updated, ReInit: st.fx.reinit}
+	if st.removedSelf {
+		// This member cannot follow the group further: it has none of
+		// the new epoch's secrets. Erase what it held.
+		res.RemovedSelf = true
+		g.removed = true
+		g.proposals = nil
+		clear(g.updateKeys)
+		if g.pending != nil {
+			g.pending.next.erase()
+			g.pending = nil
+		}
+		g.secretTree.Erase()
+		g.secrets.Erase()
+		g.keys.Erase()
+		return res, nil
+	}
+
+	var commitSecret []byte
+	initSecret := g.secrets.init.bytes()
+	if commit.Path != nil {
+		var sender LeafIndex
+		if sender, commitSecret, err = g.mergePath(st, committer, commit.Path); err != nil {
+			return nil, err
+		}
+		defer clear(commitSecret)
+		if external {
+			res.Added = append(res.Added, sender)
+		}
+	}
+	if external {
+		priv, err := g.secrets.ExternalKeyPair()
+		if err != nil {
+			return nil, err
+		}
+		if initSecret, err = g.suite.ExternalInitSecret(priv, st.externalInit.KEMOutput); err != nil {
+			return nil, invalidCommit("ExternalInit: %v", err)
+		}
+		defer clear(initSecret)
+	}
+	next, err := g.nextEpoch(st, ac, initSecret, commitSecret)
+	if err != nil {
+		return nil, err
+	}
+	if err := next.secrets.VerifyConfirmationTag(next.ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag); err != nil {
+		next.erase()
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+	}
+	g.advance(next, st.fx)
+	return res, nil
+}
+
+// stageCommit resolves a received commit's proposals (by value from the
+// committer, or by reference to proposals cached in the epoch), validates
+// and applies them with stage, and checks the commit has a path where
+// RFC 9420 requires one. keys is the receiver's private view, or nil for
+// the delivery service's (PublicGroup). The path is not merged yet: see
+// mergePath.
+func (g *Group) stageCommit(committer Sender, commit *Commit, keys *TreePrivateKeys) (*staged, error) {
 	ps := make([]stagedProposal, len(commit.Proposals))
 	for i, por := range commit.Proposals {
 		switch por.Type {
@@ -229,79 +311,49 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent) (*Processed, error) {
 			}
 		}
 	}
-	st, err := g.stage(committer, ps, g.keys)
+	st, err := g.stage(committer, ps, keys)
 	if err != nil {
 		return nil, err
 	}
-	res := &Processed{Kind: ContentCommit, Sender: committer, AuthenticatedData: c.AuthenticatedData,
-		Epoch: g.ctx.Epoch + 1, Added: st.fx.added, Removed: st.fx.removed, Updated: st.fx.updated, ReInit: st.fx.reinit}
-	if (st.pathRequired || external) && commit.Path == nil {
+	if (st.pathRequired || committer.Type == SenderNewMemberCommit) && commit.Path == nil {
 		return nil, invalidCommit("no path where one is required")
 	}
-	if st.removedSelf {
-		// This member cannot follow the group further: it has none of
-		// the new epoch's secrets. Erase what it held.
-		res.RemovedSelf = true
-		g.removed = true
-		g.proposals = nil
-		clear(g.updateKeys)
-		if g.pending != nil {
-			g.pending.next.erase()
-			g.pending = nil
-		}
-		g.secretTree.Erase()
-		g.secrets.Erase()
-		g.keys.Erase()
-		return res, nil
-	}
+	return st, nil
+}
 
+// mergePath merges a received commit's path into the staged tree, with the
+// receiver's private keys st.keys (nil: the public part only, and no
+// commit_secret): from the committer's leaf, or for an external commit
+// from the leaf the joiner takes, whose signature key must be that of the
+// leaf it removes if it removes one (a resync). The committer's new leaf
+// passes GroupOptions.ValidateLeaf. It returns the committer's leaf in
+// the new tree and the commit_secret, which the caller clears.
+func (g *Group) mergePath(st *staged, committer Sender, path *UpdatePath) (LeafIndex, []byte, error) {
 	prov := g.ctx
 	prov.Epoch++
 	prov.Extensions = st.extensions
+	sender := committer.Leaf
 	var commitSecret []byte
-	initSecret := g.secrets.init.bytes()
-	if commit.Path != nil {
-		sender := committer.Leaf
-		if external {
-			if sender, commitSecret, err = st.tree.ApplyExternalUpdatePath(st.keys, commit.Path, prov); err != nil {
-				return nil, err
+	var err error
+	if committer.Type == SenderNewMemberCommit {
+		if sender, commitSecret, err = st.tree.ApplyExternalUpdatePath(st.keys, path, prov); err != nil {
+			return 0, nil, err
+		}
+		if len(st.fx.removed) == 1 {
+			// A resync: the joiner replaces its own old leaf, which
+			// must have the same signature key.
+			old := g.tree.Leaf(st.fx.removed[0])
+			if !bytes.Equal(old.SignatureKey, path.LeafNode.SignatureKey) {
+				clear(commitSecret)
+				return 0, nil, invalidCommit("external commit removes leaf %d, of another signature key", st.fx.removed[0])
 			}
-			res.Added = append(res.Added, sender)
-			if len(st.fx.removed) == 1 {
-				// A resync: the joiner replaces its own old leaf, which
-				// must have the same signature key.
-				old := g.tree.Leaf(st.fx.removed[0])
-				if !bytes.Equal(old.SignatureKey, commit.Path.LeafNode.SignatureKey) {
-					clear(commitSecret)
-					return nil, invalidCommit("external commit removes leaf %d, of another signature key", st.fx.removed[0])
-				}
-			}
-		} else if commitSecret, err = st.tree.ApplyUpdatePath(st.keys, sender, commit.Path, prov, st.fx.added); err != nil {
-			return nil, err
 		}
-		defer clear(commitSecret)
-		if err := g.opts.validateLeaf(st.tree.Leaf(sender), sender); err != nil {
-			return nil, err
-		}
+	} else if commitSecret, err = st.tree.ApplyUpdatePath(st.keys, sender, path, prov, st.fx.added); err != nil {
+		return 0, nil, err
 	}
-	if external {
-		priv, err := g.secrets.ExternalKeyPair()
-		if err != nil {
-			return nil, err
-		}
-		if initSecret, err = g.suite.ExternalInitSecret(priv, st.externalInit.KEMOutput); err != nil {
-			return nil, invalidCommit("ExternalInit: %v", err)
-		}
-		defer clear(initSecret)
+	if err := g.opts.validateLeaf(st.tree.Leaf(sender), sender); err != nil {
+		clear(commitSecret)
+		return 0, nil, err
 	}
-	next, err := g.nextEpoch(st, ac, initSecret, commitSecret)
-	if err != nil {
-		return nil, err
-	}
-	if err := next.secrets.VerifyConfirmationTag(next.ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag); err != nil {
-		next.erase()
-		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-	}
-	g.advance(next, st.fx)
-	return res, nil
+	return sender, commitSecret, nil
 }
