@@ -25,6 +25,7 @@ type Conversation struct {
 	CipherSuite  uint16
 	Epoch        uint64
 	HeadSeq      int64  // the newest message's seq (0: none yet)
+	Pending      int    // proposals accepted in the current epoch, not yet committed
 	State        []byte // mls.PublicGroup's encoding
 	Level        identity.Clearance
 	Compartments identity.Compartments
@@ -49,9 +50,13 @@ type ConversationMember struct {
 	LeftSeq int64
 	// Acked is the seq up to which the device has acknowledged delivery.
 	Acked int64
-	// HeadSeq and Epoch are the conversation's, where a query joins them.
+	// HeadSeq and Epoch are the conversation's.
 	HeadSeq int64
 	Epoch   uint64
+	// Lapsed: the device is no longer active (revoked, or unknown) or its
+	// user is disabled. The delivery service proposes its removal and holds
+	// application messages until a commit removes it.
+	Lapsed bool
 }
 
 // ConversationMessage is one message of a conversation.
@@ -68,14 +73,25 @@ type ConversationMessage struct {
 // CreateConversation records a new conversation; ErrConflict if its group
 // ID is taken.
 func (t *Tx) CreateConversation(ctx context.Context, c Conversation) error {
-	return t.insertNew(ctx, `INSERT INTO conversations (group_id, cipher_suite, epoch, head_seq, state, level, compartments, created_by, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
-		c.GroupID, int(c.CipherSuite), int64(c.Epoch), c.HeadSeq, c.State, int(c.Level), c.Compartments.String(), c.CreatedBy, unix(c.CreatedAt), unix(c.UpdatedAt))
+	return t.insertNew(ctx, `INSERT INTO conversations (group_id, cipher_suite, epoch, head_seq, pending, state, level, compartments, created_by, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+		c.GroupID, int(c.CipherSuite), int64(c.Epoch), c.HeadSeq, c.Pending, c.State, int(c.Level), c.Compartments.String(), c.CreatedBy, unix(c.CreatedAt), unix(c.UpdatedAt))
 }
 
-// GetConversation returns a conversation, locking it in a read-write
-// transaction: messages to one conversation are accepted one at a time.
+// GetConversation returns a conversation with its state, locking it in a
+// read-write transaction: messages to one conversation are accepted one at
+// a time.
 func (t *Tx) GetConversation(ctx context.Context, groupID []byte) (Conversation, error) {
+	return t.getConversation(ctx, groupID, "state")
+}
+
+// LockConversation is GetConversation without the state, which an
+// application message does not need (it can be large).
+func (t *Tx) LockConversation(ctx context.Context, groupID []byte) (Conversation, error) {
+	return t.getConversation(ctx, groupID, "NULL")
+}
+
+func (t *Tx) getConversation(ctx context.Context, groupID []byte, state string) (Conversation, error) {
 	c := Conversation{GroupID: groupID}
 	var (
 		suite, level     int
@@ -83,9 +99,9 @@ func (t *Tx) GetConversation(ctx context.Context, groupID []byte) (Conversation,
 		comps            string
 		created, updated int64
 	)
-	err := t.queryRow(ctx, `SELECT cipher_suite, epoch, head_seq, state, level, compartments, created_by, created_at, updated_at
+	err := t.queryRow(ctx, `SELECT cipher_suite, epoch, head_seq, pending, `+state+`, level, compartments, created_by, created_at, updated_at
 		FROM conversations WHERE group_id = $1`+t.forUpdate(), groupID).
-		Scan(&suite, &epoch, &c.HeadSeq, &c.State, &level, &comps, &c.CreatedBy, &created, &updated)
+		Scan(&suite, &epoch, &c.HeadSeq, &c.Pending, &c.State, &level, &comps, &c.CreatedBy, &created, &updated)
 	if err != nil {
 		return Conversation{}, notFound(err)
 	}
@@ -100,12 +116,14 @@ func (t *Tx) GetConversation(ctx context.Context, groupID []byte) (Conversation,
 // AppendConversationMessage accepts m as the conversation's next message,
 // if the conversation is still at epoch m.Epoch (ErrConflict otherwise:
 // another commit won the epoch), and moves it to epoch next with state
-// (nil: the state is unchanged). It returns the message's seq.
+// (nil: the state is unchanged). It returns the message's seq. A proposal
+// (Kind 2) counts as pending until a commit (Kind 3).
 func (t *Tx) AppendConversationMessage(ctx context.Context, m ConversationMessage, next uint64, state []byte) (int64, error) {
 	var seq int64
-	err := t.queryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1, epoch = $1, state = COALESCE($2, state), updated_at = $3
+	err := t.queryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1, epoch = $1, state = COALESCE($2, state), updated_at = $3,
+		pending = CASE WHEN $6 = 3 THEN 0 WHEN $6 = 2 THEN pending + 1 ELSE pending END
 		WHERE group_id = $4 AND epoch = $5 RETURNING head_seq`,
-		int64(next), state, unix(m.CreatedAt), m.GroupID, int64(m.Epoch)).Scan(&seq)
+		int64(next), state, unix(m.CreatedAt), m.GroupID, int64(m.Epoch), m.Kind).Scan(&seq)
 	if err := notFound(err); err == ErrNotFound {
 		return 0, fmt.Errorf("%w: the conversation is no longer at epoch %d", ErrConflict, m.Epoch)
 	} else if err != nil {
@@ -157,21 +175,25 @@ func (t *Tx) DeviceConversations(ctx context.Context, device string) ([]Conversa
 	return t.conversationMembers(ctx, `WHERE m.device_id = $1 ORDER BY m.group_id`, device)
 }
 
-// LapsedConversationMembers returns a conversation's members who may no
-// longer be in it: their device is not active (revoked, or unknown) or their
-// user is disabled. The delivery service proposes their removal and holds
-// application messages until a commit removes them.
+// LapsedConversationMembers returns a conversation's members who have
+// lapsed (see ConversationMember.Lapsed).
 func (t *Tx) LapsedConversationMembers(ctx context.Context, groupID []byte) ([]ConversationMember, error) {
-	return t.conversationMembers(ctx, `
-		LEFT JOIN devices d ON d.id = m.device_id
-		LEFT JOIN users u ON u.id = m.user_id
-		WHERE m.group_id = $1 AND m.left_seq = 0 AND (d.status IS NULL OR d.status <> 'active' OR u.disabled IS NULL OR u.disabled <> 0)
-		ORDER BY m.leaf`, groupID)
+	ms, err := t.ConversationMembers(ctx, groupID)
+	out := ms[:0]
+	for _, m := range ms {
+		if m.Lapsed {
+			out = append(out, m)
+		}
+	}
+	return out, err
 }
 
 func (t *Tx) conversationMembers(ctx context.Context, where string, args ...any) ([]ConversationMember, error) {
-	rows, err := t.query(ctx, `SELECT m.group_id, m.device_id, m.user_id, m.leaf, m.joined_seq, m.left_seq, m.acked, c.head_seq, c.epoch
-		FROM conversation_members m JOIN conversations c ON c.group_id = m.group_id `+where, args...)
+	rows, err := t.query(ctx, `SELECT m.group_id, m.device_id, m.user_id, m.leaf, m.joined_seq, m.left_seq, m.acked, c.head_seq, c.epoch,
+		CASE WHEN d.status IS NULL OR d.status <> 'active' OR u.disabled IS NULL OR u.disabled <> 0 THEN 1 ELSE 0 END
+		FROM conversation_members m JOIN conversations c ON c.group_id = m.group_id
+		LEFT JOIN devices d ON d.id = m.device_id
+		LEFT JOIN users u ON u.id = m.user_id `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -181,12 +203,13 @@ func (t *Tx) conversationMembers(ctx context.Context, where string, args ...any)
 		var (
 			m           ConversationMember
 			leaf, epoch int64
+			lapsed      int
 			user        string
 		)
-		if err := rows.Scan(&m.GroupID, &m.Device, &user, &leaf, &m.JoinedSeq, &m.LeftSeq, &m.Acked, &m.HeadSeq, &epoch); err != nil {
+		if err := rows.Scan(&m.GroupID, &m.Device, &user, &leaf, &m.JoinedSeq, &m.LeftSeq, &m.Acked, &m.HeadSeq, &epoch, &lapsed); err != nil {
 			return nil, err
 		}
-		m.Leaf, m.Epoch = uint32(leaf), uint64(epoch)
+		m.Leaf, m.Epoch, m.Lapsed = uint32(leaf), uint64(epoch), lapsed != 0
 		if m.User, err = identity.ParseUserID(user); err != nil {
 			return nil, fmt.Errorf("stored conversation member: %w", err)
 		}

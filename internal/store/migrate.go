@@ -175,6 +175,7 @@ CREATE TABLE conversations (
 	cipher_suite INTEGER NOT NULL,
 	epoch        BIGINT NOT NULL,
 	head_seq     BIGINT NOT NULL,
+	pending      INTEGER NOT NULL,
 	state        BYTES NOT NULL,
 	level        INTEGER NOT NULL,
 	compartments TEXT NOT NULL,

@@ -956,7 +956,10 @@ func testConversations(t *testing.T, s *store.Store) {
 		if err != nil {
 			return err
 		}
-		if got.Epoch != 1 || got.HeadSeq != 3 || string(got.State) != "s1" || got.Level != identity.Secret || got.Compartments.String() != "ALPHA" || got.CipherSuite != 0xF0A1 {
+		if head, err := tx.LockConversation(ctx, c.GroupID); err != nil || head.State != nil || head.HeadSeq != 3 || head.Epoch != 1 {
+			t.Errorf("conversation without its state: %+v %v", head, err)
+		}
+		if got.Epoch != 1 || got.HeadSeq != 3 || got.Pending != 0 || string(got.State) != "s1" || got.Level != identity.Secret || got.Compartments.String() != "ALPHA" || got.CipherSuite != 0xF0A1 {
 			t.Errorf("conversation %+v", got)
 		}
 		ms, err := tx.ConversationMembers(ctx, c.GroupID)
@@ -1036,6 +1039,21 @@ func testConversations(t *testing.T, s *store.Store) {
 		}
 		return nil
 	})
+	// Proposals are pending until a commit.
+	appendMsg(msg(2, 2, "proposal"), 2, []byte("s2+p"))
+	appendMsg(msg(2, 2, "proposal"), 2, []byte("s2+p+p"))
+	pending := func() int {
+		var got store.Conversation
+		view(t, s, func(tx *store.Tx) (err error) { got, err = tx.LockConversation(ctx, c.GroupID); return })
+		return got.Pending
+	}
+	if n := pending(); n != 2 {
+		t.Errorf("%d proposals pending, want 2", n)
+	}
+	appendMsg(msg(2, 3, "commit"), 3, []byte("s3"))
+	if n := pending(); n != 0 {
+		t.Errorf("%d proposals pending after a commit", n)
+	}
 	update(t, s, func(tx *store.Tx) error { return tx.AckConversation(ctx, c.GroupID, db.ID, rm) })
 	view(t, s, func(tx *store.Tx) error {
 		if _, err := tx.ConversationMember(ctx, c.GroupID, db.ID); !errors.Is(err, store.ErrNotFound) {
