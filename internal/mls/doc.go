@@ -40,6 +40,10 @@
 //     (MarshalState, UnmarshalGroupState). Checked against the
 //     passive-client vectors, and against ts-mls (interop_tsmls_test.go).
 //
+//   - group_public.go, group_public_state.go: the delivery service's
+//     PublicGroup, following a group from its PublicMessage handshakes
+//     without any secret, and proposing its Removes.
+//
 // A messenger uses the Group only. Hotline's rules on top of RFC 9420
 // (handshakes as PublicMessage, the server's Removes accepted and its Adds
 // refused, pending proposals committed before application data, every
