@@ -54,6 +54,9 @@ type sim struct {
 	// roundTrip marshals and unmarshals every member's state after each
 	// step, as a device that stops and resumes does.
 	roundTrip bool
+	// observe, if set, sees every message deliver fans out, before the
+	// members do: the delivery service's view (group_public_test.go).
+	observe func(msg *MLSMessage)
 }
 
 func newSim(t testing.TB, cs CipherSuite, seed uint64, ctxExts []Extension) *sim {
@@ -73,6 +76,9 @@ func newSim(t testing.TB, cs CipherSuite, seed uint64, ctxExts []Extension) *sim
 // deliver has every member but skip process msg.
 func (sm *sim) deliver(msg *MLSMessage, skip *client) []*Processed {
 	sm.t.Helper()
+	if sm.observe != nil {
+		sm.observe(msg)
+	}
 	var out []*Processed
 	wire := msg.Marshal()
 	for _, c := range sm.members {
