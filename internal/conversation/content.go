@@ -21,9 +21,10 @@ const (
 
 // Limits.
 const (
-	MaxText  = 64 << 10
-	MaxTitle = 200
-	MaxData  = 16 << 10
+	MaxText       = 64 << 10
+	MaxTitle      = 200
+	MaxData       = 16 << 10
+	MaxCheckpoint = 4 << 10
 )
 
 // Content is one application message's payload.
@@ -31,6 +32,12 @@ type Content struct {
 	Kind Kind
 	Text string
 	Data []byte
+	// Checkpoint, on any kind, is the sender's latest verified
+	// transparency-log checkpoint (a signed note), which receivers check
+	// against their own view: a server showing members different logs is
+	// caught this way. Senders attach it when it is newer than the last
+	// one they sent in the conversation.
+	Checkpoint []byte
 }
 
 // Marshal encodes c (version 1).
@@ -43,6 +50,7 @@ func (c Content) Marshal() ([]byte, error) {
 	w.U8(uint8(c.Kind))
 	w.Opaque([]byte(c.Text))
 	w.Opaque(c.Data)
+	w.Opaque(c.Checkpoint)
 	return w.Bytes(), nil
 }
 
@@ -52,12 +60,15 @@ func UnmarshalContent(b []byte) (Content, error) {
 	if v := r.U8(); v != 1 && r.Err() == nil {
 		return Content{}, fmt.Errorf("%w: content version %d", ErrMalformed, v)
 	}
-	c := Content{Kind: Kind(r.U8()), Text: string(r.Opaque()), Data: append([]byte(nil), r.Opaque()...)}
+	c := Content{Kind: Kind(r.U8()), Text: string(r.Opaque()), Data: append([]byte(nil), r.Opaque()...), Checkpoint: append([]byte(nil), r.Opaque()...)}
 	if err := r.Done(); err != nil {
 		return Content{}, fmt.Errorf("%w: content: %v", ErrMalformed, err)
 	}
 	if len(c.Data) == 0 {
 		c.Data = nil
+	}
+	if len(c.Checkpoint) == 0 {
+		c.Checkpoint = nil
 	}
 	return c, c.Validate()
 }
@@ -69,6 +80,9 @@ func (c Content) Validate() error {
 	}
 	if !utf8.ValidString(c.Text) {
 		return bad("text is not UTF-8")
+	}
+	if len(c.Checkpoint) > MaxCheckpoint {
+		return bad("a checkpoint has at most %d bytes", MaxCheckpoint)
 	}
 	switch c.Kind {
 	case KindText:

@@ -14,13 +14,14 @@ func TestContent(t *testing.T) {
 		{Kind: KindTitle, Text: "Strait crisis, principals only"},
 		{Kind: KindAttachment, Data: []byte{1, 2, 3}},
 		{Kind: KindCheckpoint, Data: []byte("state.example\n3\nabc=\n")},
+		{Kind: KindText, Text: "with the sender's checkpoint", Checkpoint: []byte("state.example\n4\nabc=\n")},
 	} {
 		b, err := c.Marshal()
 		if err != nil {
 			t.Fatalf("%+v: %v", c, err)
 		}
 		got, err := UnmarshalContent(b)
-		if err != nil || got.Kind != c.Kind || got.Text != c.Text || !bytes.Equal(got.Data, c.Data) {
+		if err != nil || got.Kind != c.Kind || got.Text != c.Text || !bytes.Equal(got.Data, c.Data) || !bytes.Equal(got.Checkpoint, c.Checkpoint) {
 			t.Fatalf("round trip %+v: %+v %v", c, got, err)
 		}
 	}
@@ -32,12 +33,13 @@ func TestContent(t *testing.T) {
 		"empty attachment":     {Kind: KindAttachment},
 		"bad UTF-8":            {Kind: KindText, Text: "\xff"},
 		"too long":             {Kind: KindText, Text: strings.Repeat("a", MaxText+1)},
+		"long checkpoint":      {Kind: KindText, Checkpoint: make([]byte, MaxCheckpoint+1)},
 	} {
 		if _, err := c.Marshal(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
 		}
 	}
-	for name, b := range map[string][]byte{"empty": nil, "version 2": {2, 1, 0, 0}, "trailing": {1, 1, 0, 0, 0}} {
+	for name, b := range map[string][]byte{"empty": nil, "version 2": {2, 1, 0, 0, 0}, "trailing": {1, 1, 0, 0, 0, 0}, "no checkpoint field": {1, 1, 0, 0}} {
 		if _, err := UnmarshalContent(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v", name, err)
 		}
