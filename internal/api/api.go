@@ -77,6 +77,9 @@ type OrgInfo struct {
 	RootKey   string `json:"root_key"` // note verifier key of the offline root key
 	KeySet    string `json:"keyset"`   // the current root-signed key set
 	LogOrigin string `json:"log_origin"`
+	// RequireArchive: conversations must include the organisation's
+	// archive member before anyone sends in them.
+	RequireArchive bool `json:"require_archive,omitempty"`
 }
 
 // EnrollRequest is POST /v1/enroll.
@@ -293,17 +296,25 @@ const (
 	StreamEvent  = "event"  // server: a durable event; acknowledge it
 	StreamNotice = "notice" // server: an ephemeral notice (Kind "checkpoint")
 	StreamAck    = "ack"    // client: every event up to Seq is handled
+	// StreamConv carries a conversation's message (Message); the client
+	// acknowledges with StreamConvAck, Conversation and Seq.
+	StreamConv    = "message"
+	StreamConvAck = "conv_ack"
+	// StreamIdle: server: everything queued so far was sent.
+	StreamIdle = "idle"
 )
 
 // StreamMessage is one message on the event stream.
 type StreamMessage struct {
-	Type    string          `json:"type"`
-	Seq     int64           `json:"seq,omitempty"`
-	Event   string          `json:"event,omitempty"`
-	Payload json.RawMessage `json:"payload,omitempty"`
-	Kind    string          `json:"kind,omitempty"`
-	Data    string          `json:"data,omitempty"`
-	LastSeq int64           `json:"last_seq,omitempty"`
+	Type         string               `json:"type"`
+	Seq          int64                `json:"seq,omitempty"`
+	Event        string               `json:"event,omitempty"`
+	Payload      json.RawMessage      `json:"payload,omitempty"`
+	Kind         string               `json:"kind,omitempty"`
+	Data         string               `json:"data,omitempty"`
+	LastSeq      int64                `json:"last_seq,omitempty"`
+	Conversation string               `json:"conversation,omitempty"`
+	Message      *ConversationMessage `json:"message,omitempty"`
 }
 
 // KeyPackagesUpload is POST /v1/keypackages: MLSMessage-encoded key
@@ -352,4 +363,79 @@ type Blob struct {
 // BlobComplete is POST /v1/blobs/{id}/complete.
 type BlobComplete struct {
 	SHA256 []byte `json:"sha256"`
+}
+
+// ConversationCreate is POST /v1/conversations: the creator's signed
+// GroupInfo (an MLSMessage) at epoch 0, with the ratchet tree extension.
+type ConversationCreate struct {
+	GroupInfo []byte `json:"group_info"`
+}
+
+// ConversationMember is which device of which user holds a leaf.
+type ConversationMember struct {
+	Leaf   uint32 `json:"leaf"`
+	User   string `json:"user"`
+	Device string `json:"device"`
+}
+
+// Conversation is what the server knows of a conversation: routing
+// metadata and its classification, never its content (titles included).
+// IDs are the MLS group ID in unpadded base64url.
+type Conversation struct {
+	ID           string               `json:"id"`
+	Epoch        uint64               `json:"epoch"`
+	HeadSeq      int64                `json:"head_seq"`
+	CipherSuite  uint16               `json:"cipher_suite"`
+	Clearance    string               `json:"clearance"`
+	Compartments []string             `json:"compartments"`
+	CreatedBy    string               `json:"created_by"`
+	Members      []ConversationMember `json:"members"`
+}
+
+// DeviceConversation is one of the calling device's conversations (GET
+// /v1/conversations): where its delivery stands. LeftSeq is the commit
+// that removed it (0 while a member).
+type DeviceConversation struct {
+	ID        string `json:"id"`
+	Leaf      uint32 `json:"leaf"`
+	Epoch     uint64 `json:"epoch"`
+	HeadSeq   int64  `json:"head_seq"`
+	JoinedSeq int64  `json:"joined_seq"`
+	LeftSeq   int64  `json:"left_seq,omitempty"`
+	Acked     int64  `json:"acked"`
+}
+
+// ConversationPost is POST /v1/conversations/{id}/messages: an MLSMessage
+// (a PrivateMessage, or a PublicMessage proposal or commit), and for a
+// commit that adds members, their Welcome.
+type ConversationPost struct {
+	Message []byte `json:"message"`
+	Welcome []byte `json:"welcome,omitempty"`
+}
+
+// ConversationPosted says where an accepted message went, and the
+// conversation's epoch after it.
+type ConversationPosted struct {
+	Seq   int64  `json:"seq"`
+	Epoch uint64 `json:"epoch"`
+}
+
+// ConversationMessage is one message of a conversation, as delivered
+// (GET /v1/conversations/{id}/messages?after=, and on the event stream).
+// Kind is the MLS content type: 1 application, 2 proposal, 3 commit.
+// Sender is the sending device, or empty for the delivery service.
+type ConversationMessage struct {
+	Conversation string    `json:"conversation"`
+	Seq          int64     `json:"seq"`
+	Epoch        uint64    `json:"epoch"`
+	Kind         int       `json:"kind"`
+	Sender       string    `json:"sender,omitempty"`
+	Message      []byte    `json:"message"`
+	Time         time.Time `json:"time"`
+}
+
+// ConversationAck is POST /v1/conversations/{id}/ack: every message up to
+// Seq is handled.
+type ConversationAck struct {
+	Seq int64 `json:"seq"`
 }

@@ -41,6 +41,7 @@ const (
 	NotMember             Code = "not_member"
 	MLSInvalid            Code = "mls_invalid"
 	ClearanceInsufficient Code = "clearance_insufficient"
+	CommitRequired        Code = "commit_required"
 )
 
 // Codes maps every code to its HTTP status and a description for the docs.
@@ -72,6 +73,7 @@ var Codes = []struct {
 	{NotMember, http.StatusForbidden, "this device is not a member of the conversation, or may not act as that member"},
 	{MLSInvalid, http.StatusBadRequest, "the MLS message is malformed or invalid (signature, proposals, path, tree, or the conversation's rules)"},
 	{ClearanceInsufficient, http.StatusForbidden, "a member's clearance or compartments do not cover the conversation's classification"},
+	{CommitRequired, http.StatusConflict, "a member's device was revoked or its user disabled: commit the server's proposal to remove it before sending"},
 }
 
 // Error is an error that may be shown to the caller.

@@ -72,6 +72,10 @@ type Config struct {
 	// Database is a PostgreSQL connection string without a password; empty
 	// means SQLite in DIR/hotline.db.
 	Database string `json:"database,omitempty"`
+	// RequireArchive: every conversation must have the organisation's
+	// archive member before anyone may send in it (clients enforce it;
+	// the server refuses conversations that do not say so).
+	RequireArchive bool `json:"require_archive,omitempty"`
 }
 
 // Dir is an opened data directory.

@@ -1,6 +1,7 @@
 // Package deliver is the server's MLS delivery service: it keeps devices'
-// key packages, and (with the conversations of issue 3) orders each group's
-// commits and fans messages out. It sees MLS structures, never their
+// key packages and encrypted attachments, and for conversations it orders
+// each group's commits, checks who enters them, and fans messages out
+// (conversations.go). It sees MLS structures, never their
 // plaintext: key packages are public, application messages arrive
 // encrypted.
 package deliver
@@ -52,6 +53,19 @@ type Config struct {
 	DeliverySigner mls.SignaturePrivateKey
 	Now            func() time.Time
 	Logger         *slog.Logger
+	// RequireArchive refuses conversations that do not require the
+	// organisation's archive member.
+	RequireArchive bool
+	// Misbehave makes the service break its own rules, for tests that
+	// show clients do not depend on them. No flag or file sets it.
+	Misbehave Misbehaviour
+}
+
+// Misbehaviour lists the rules a test may switch off.
+type Misbehaviour struct {
+	// SkipMemberChecks accepts any leaf into a conversation: no check of
+	// its credential, device, clearance or the contact policy.
+	SkipMemberChecks bool
 }
 
 // Service is the delivery service. It is safe for concurrent use.

@@ -265,7 +265,8 @@ func (t *txn) issueCredential(d store.Device, u store.User) ([]byte, error) {
 
 // reissueCredentials re-signs the credentials of a user's active devices
 // after their roles or clearance changed, so credentials never claim more
-// than the directory grants.
+// than the directory grants. Their key packages carry the old credential,
+// so they are withdrawn; the devices upload new ones when told.
 func (t *txn) reissueCredentials(u store.User) error {
 	ds, err := t.ListDevices(t.ctx, u.ID)
 	if err != nil {
@@ -277,6 +278,9 @@ func (t *txn) reissueCredentials(u store.User) error {
 			continue
 		}
 		if _, err := t.issueCredential(d, u); err != nil {
+			return err
+		}
+		if err := t.DeleteKeyPackages(t.ctx, d.ID); err != nil {
 			return err
 		}
 		ids = append(ids, d.ID)

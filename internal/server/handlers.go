@@ -14,7 +14,8 @@ import (
 )
 
 func (s *Server) getOrg(w http.ResponseWriter, r *http.Request, _ org.Actor) error {
-	return writeJSON(w, http.StatusOK, api.OrgInfo{Org: s.Org(), RootKey: s.dir.Config.RootKey, KeySet: string(s.keyset), LogOrigin: s.origin})
+	return writeJSON(w, http.StatusOK, api.OrgInfo{Org: s.Org(), RootKey: s.dir.Config.RootKey, KeySet: string(s.keyset), LogOrigin: s.origin,
+		RequireArchive: s.dir.Config.RequireArchive})
 }
 
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request, _ org.Actor) error {
@@ -214,6 +215,7 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, a org.Actor
 	if err != nil {
 		return err
 	}
+	s.removeLapsed(r, u.ID)
 	return writeJSON(w, http.StatusOK, apiUser(u))
 }
 
@@ -292,6 +294,7 @@ func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, a org.Acto
 	if err != nil {
 		return err
 	}
+	s.removeLapsed(r, d.User)
 	return writeJSON(w, http.StatusOK, apiDevice(d, nil))
 }
 

@@ -75,6 +75,13 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /v1/keypackages", s.wrap("POST /v1/keypackages", active, maxKeyPackageUpload, s.uploadKeyPackages))
 	handle("POST /v1/keypackages/claim", active, s.claimKeyPackages)
 
+	mux.Handle("POST /v1/conversations", s.wrap("POST /v1/conversations", active, maxConversationCreate, s.createConversation))
+	handle("GET /v1/conversations", active, s.listConversations)
+	handle("GET /v1/conversations/{id}", active, s.getConversation)
+	mux.Handle("POST /v1/conversations/{id}/messages", s.wrap("POST /v1/conversations/{id}/messages", active, maxConversationPost, s.postMessage))
+	handle("GET /v1/conversations/{id}/messages", active, s.listMessages)
+	handle("POST /v1/conversations/{id}/ack", active, s.ackConversation)
+
 	handle("POST /v1/blobs", active, s.createBlob)
 	mux.Handle("PUT /v1/blobs/{id}/chunks/{n}", s.wrap("PUT /v1/blobs/{id}/chunks/{n}", active, deliver.BlobChunkSize, s.putChunk))
 	handle("GET /v1/blobs/{id}", active, s.blobStatus)
@@ -193,6 +200,8 @@ type serverMetrics struct {
 	latency   *metrics.Histogram
 	enrolment *metrics.CounterVec
 	refusals  *metrics.CounterVec
+	messages  *metrics.CounterVec
+	delivered *metrics.CounterVec
 	logSize   atomic.Int64
 }
 
@@ -204,6 +213,8 @@ func newServerMetrics(s *Server) *serverMetrics {
 		latency:   reg.NewHistogram("hotline_http_request_duration_seconds", "HTTP request latency by route pattern.", metrics.DefBuckets, "route"),
 		enrolment: reg.NewCounterVec("hotline_enrolments_total", "Enrolment attempts by result code.", "result"),
 		refusals:  reg.NewCounterVec("hotline_contact_refusals_total", "Contacts refused by the policy, by code.", "code"),
+		messages:  reg.NewCounterVec("hotline_conversation_messages_total", "Conversation messages accepted, by kind (application, proposal, commit).", "kind"),
+		delivered: reg.NewCounterVec("hotline_conversation_deliveries_total", "Conversation messages sent to devices on their event streams.", "kind"),
 	}
 	reg.NewGaugeFunc("hotline_log_size", "Entries in the transparency log.", func() float64 { return float64(m.logSize.Load()) })
 	reg.NewGaugeFunc("hotline_event_streams", "Open event-stream connections.", func() float64 { return float64(s.hub.Count()) })

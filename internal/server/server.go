@@ -26,6 +26,7 @@ import (
 	"hotline/internal/deliver"
 	"hotline/internal/events"
 	"hotline/internal/identity"
+	"hotline/internal/mls"
 	"hotline/internal/org"
 	"hotline/internal/store"
 	"hotline/internal/transparency"
@@ -52,6 +53,10 @@ type Config struct {
 	// when deciding a request's client address for rate limits.
 	TrustedProxies []*net.IPNet
 	Now            func() time.Time
+	// Misbehave makes the delivery service break its rules, for tests
+	// that show clients refuse what an honest server would have refused.
+	// No flag sets it.
+	Misbehave deliver.Misbehaviour
 }
 
 // Server is a running Hotline server.
@@ -70,6 +75,7 @@ type Server struct {
 	pin     string
 	origin  string
 	keyset  []byte
+	keys    identity.KeySet // keyset, parsed
 
 	http    *http.Server
 	ctx     context.Context // cancelled at shutdown
@@ -151,7 +157,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Org: dir.Config.Org, Issuer: issuer.Signer, KeySet: s.keyset, Store: s.store, Log: s.tlog, Hub: s.hub,
 		CredentialTTL: cfg.CredentialTTL, SessionTTL: cfg.SessionTTL, InviteTTL: cfg.InviteTTL, Now: cfg.Now, Logger: cfg.Logger,
 	})
-	s.deliver = deliver.New(deliver.Config{Store: s.store, Org: s.svc, Hub: s.hub, Issuers: note.VerifierList(issuer.Verifier), Now: cfg.Now, Logger: cfg.Logger})
+	dsSigner, err := delivery.CryptoSigner()
+	if err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("delivery key: %w", err)
+	}
+	dsKey, err := mls.NewEd25519Signer(dsSigner)
+	if err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("delivery key: %w", err)
+	}
+	s.deliver = deliver.New(deliver.Config{Store: s.store, Org: s.svc, Hub: s.hub, Issuers: note.VerifierList(issuer.Verifier), Log: s.tlog,
+		KeySet: s.keys, DeliverySigner: dsKey, RequireArchive: dir.Config.RequireArchive, Now: cfg.Now, Logger: cfg.Logger, Misbehave: cfg.Misbehave})
 	s.limits = newLimiters(cfg)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.http = &http.Server{
@@ -202,6 +219,7 @@ func (s *Server) checkKeys(ctx context.Context, issuer, logKey, delivery identit
 	if cur.Issuer != issuer.VerifierKey || cur.Log != logKey.VerifierKey || cur.Delivery != delivery.VerifierKey {
 		return fmt.Errorf("the online keys in %s are not the ones key set %d names; finish the rotation (docs/operator.md)", s.dir.Path, cur.Serial)
 	}
+	s.keys = cur
 	return s.store.View(ctx, func(tx *store.Tx) error {
 		_, s.keyset, err = tx.LatestKeySet(ctx)
 		return err
@@ -260,7 +278,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// housekeeping expires sessions, challenges, key packages and abandoned uploads every minute.
+// housekeeping expires sessions, challenges, key packages and abandoned
+// uploads, and deletes conversation messages every device acknowledged,
+// every minute.
 func (s *Server) housekeeping() {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -277,6 +297,9 @@ func (s *Server) housekeeping() {
 			}
 			if err := s.deliver.ExpireBlobs(s.ctx); err != nil && s.ctx.Err() == nil {
 				s.log.Warn("expire uploads", "err", err)
+			}
+			if _, err := s.deliver.Prune(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("prune conversation messages", "err", err)
 			}
 		}
 	}
