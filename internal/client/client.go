@@ -12,6 +12,9 @@
 //	credential     the current credential (a signed note)
 //	keyset         the newest root-signed key set
 //	monitor.json   the last verified log checkpoint and what it implies
+//	keypackages/   the private keys of this device's MLS key packages
+//	conversations/ each conversation's group state and history, sealed with
+//	               a key derived from device.key (conversations.go, seal.go)
 //
 // Session tokens live only in memory.
 package client
@@ -19,6 +22,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -64,6 +68,9 @@ type Profile struct {
 	// LogKeys are every log verifier key this device has trusted, oldest
 	// first, so checkpoints signed before a rotation still verify.
 	LogKeys []string `json:"log_keys"`
+	// IssuerKeys are every issuer key this device has trusted: members'
+	// credentials may have been issued before a rotation.
+	IssuerKeys []string `json:"issuer_keys"`
 	// Accepted are devices of this user that the user has seen and accepted;
 	// log verification fails on any other active device of the user.
 	Accepted []string `json:"accepted_devices"`
@@ -95,11 +102,37 @@ type Client struct {
 	// when cred or keyset changed since. It saves Do an Ed25519
 	// verification per call.
 	verified identity.Credential
+
+	convs          conversations // conversations.go
+	misbehave      Misbehaviour
+	updateInterval time.Duration
+	updateMessages int
+
+	// The key sealing conversation state at rest (seal.go), derived once.
+	sealOnce sync.Once
+	sealAEAD cipher.AEAD
+	sealErr  error
 }
 
 // Options adjust Open and Enroll.
 type Options struct {
 	Now func() time.Time // clock, for tests
+	// UpdateInterval and UpdateMessages bound how long and for how many
+	// messages sent this device keeps a leaf key in a conversation before
+	// it commits a fresh one (0: DefaultUpdateInterval,
+	// DefaultUpdateMessages).
+	UpdateInterval time.Duration
+	UpdateMessages int
+	// Misbehave makes this device break rules every honest device keeps,
+	// for tests that show the others refuse what it does. No flag sets it.
+	Misbehave Misbehaviour
+}
+
+// Misbehaviour lists the rules a test may switch off.
+type Misbehaviour struct {
+	// SkipLeafChecks adds members without checking their credentials,
+	// clearance or the transparency log.
+	SkipLeafChecks bool
 }
 
 // Open loads the profile in dir.
@@ -110,7 +143,7 @@ func Open(dir string, opts Options) (*Client, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	c := &Client{dir: dir, now: opts.Now}
+	c := &Client{dir: dir, now: opts.Now, misbehave: opts.Misbehave, updateInterval: opts.UpdateInterval, updateMessages: opts.UpdateMessages}
 	if err := json.Unmarshal(b, &c.prof); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ProfileFile), err)
 	}
@@ -265,7 +298,8 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Client, api.EnrollResponse, 
 	}
 	c.sig, c.kem, c.root, c.keyset = sig, kem, root, ks
 	c.prof = Profile{Server: o.Server, Fingerprint: pin, Org: info.Org, RootKey: info.RootKey, LogOrigin: info.LogOrigin,
-		User: res.User, Device: res.Device, Label: o.Label, LogKeys: []string{ks.Log}, Accepted: []string{res.Device}, EnrolIndex: -1}
+		User: res.User, Device: res.Device, Label: o.Label, LogKeys: []string{ks.Log}, IssuerKeys: []string{ks.Issuer},
+		Accepted: []string{res.Device}, EnrolIndex: -1}
 	if err := writeFile(filepath.Join(o.ProfileDir, KeySetFile), []byte(info.KeySet)); err != nil {
 		return nil, res, err
 	}
@@ -546,4 +580,11 @@ func (c *Client) Me(ctx context.Context) (api.Me, error) {
 func KeyFingerprint(b64 string) string {
 	h := sha256.Sum256([]byte(b64))
 	return fmt.Sprintf("%x", h[:8])
+}
+
+// OrgInfo fetches the organisation's public details from the server.
+func (c *Client) OrgInfo(ctx context.Context) (api.OrgInfo, error) {
+	var info api.OrgInfo
+	err := c.call(ctx, http.MethodGet, "/v1/org", "", nil, &info)
+	return info, err
 }

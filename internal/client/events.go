@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
+	"hotline/internal/deliver"
+	"hotline/internal/mls"
 )
 
 // ErrStop, returned by an Events handler, ends the stream: the event it was
@@ -28,6 +31,10 @@ var ErrStreamRevoked = errors.New("event stream closed: device revoked")
 // resumes after it; an event fn fails on is delivered again. Lost
 // connections are retried with backoff; a revoked device gets
 // ErrStreamRevoked.
+//
+// Whatever fn does, the stream keeps the device's conversations current:
+// Welcomes join them, their messages are handled (see OnUpdate), and key
+// packages are replenished when the server says they run low.
 func (c *Client) Events(ctx context.Context, fn func(api.StreamMessage) error) error {
 	backoff := 100 * time.Millisecond
 	for {
@@ -79,17 +86,93 @@ func (c *Client) streamOnce(ctx context.Context, fn func(api.StreamMessage) erro
 		return err
 	}
 	defer conn.CloseNow()
-	conn.SetReadLimit(1 << 20)
+	conn.SetReadLimit(maxStreamMessage)
+
+	// A reader goroutine, so that conversation messages that arrive
+	// together are handled together: the state is saved and the server
+	// told once for the lot (flush), not once per message.
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	in := make(chan api.StreamMessage, 256)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(in)
+		for {
+			var m api.StreamMessage
+			if err := wsjson.Read(rctx, conn, &m); err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case in <- m:
+			case <-rctx.Done():
+				readErr <- rctx.Err()
+				return
+			}
+		}
+	}()
+	unflushed := map[*convEntry]bool{}
+	streamAck := func(id string, seq int64) error {
+		return wsjson.Write(ctx, conn, api.StreamMessage{Type: api.StreamConvAck, Conversation: id, Seq: seq})
+	}
+	// flush saves and acknowledges what was handled: on the stream, or,
+	// when the stream is about to close, with requests that are answered
+	// before this returns (a stream acknowledgement still in flight when
+	// the connection closes may arrive after the caller's next request).
+	flush := func(closing bool) error {
+		ack := streamAck
+		if closing {
+			ack = nil
+		}
+		for e := range unflushed {
+			e.mu.Lock()
+			err := c.flushLocked(ctx, e, ack)
+			c.unlock(e)
+			if err != nil {
+				return err
+			}
+			delete(unflushed, e)
+		}
+		return nil
+	}
 	for {
-		var m api.StreamMessage
-		if err := wsjson.Read(ctx, conn, &m); err != nil {
+		m, ok := <-in
+		if !ok {
+			if err := flush(true); err != nil {
+				return err
+			}
+			err := <-readErr
 			if websocket.CloseStatus(err) == websocket.StatusPolicyViolation {
 				return ErrStreamRevoked
 			}
 			return err
 		}
-		if m.Type == api.StreamEvent && m.Seq <= after {
+		switch {
+		case m.Type == api.StreamEvent && m.Seq <= after:
 			continue // already handled before a reconnect
+		case m.Type == api.StreamConv:
+			if m.Message == nil || m.Message.Conversation != m.Conversation {
+				return errors.New("malformed conversation message on the event stream")
+			}
+			e, err := c.receive(ctx, m.Message)
+			if err != nil {
+				return fmt.Errorf("conversation %s message %d: %w", m.Conversation, m.Seq, err)
+			}
+			if e != nil {
+				unflushed[e] = true
+			}
+		case m.Type == api.StreamEvent && m.Event == deliver.WelcomeEvent:
+			if err := c.join(ctx, m.Payload); err != nil {
+				return fmt.Errorf("handle Welcome event %d: %w", m.Seq, err)
+			}
+		case m.Type == api.StreamEvent && m.Event == "keypackages.low":
+			c.replenish(ctx, m.Payload)
+		case m.Type == api.StreamEvent && m.Event == "credential.updated":
+			// New roles or clearance: the server withdrew this device's
+			// key packages, which carried the old credential.
+			if _, err := c.Me(ctx); err == nil {
+				c.EnsureKeyPackages(ctx, DefaultSuite)
+			}
 		}
 		stop := false
 		if err := fn(m); errors.Is(err, ErrStop) {
@@ -97,8 +180,14 @@ func (c *Client) streamOnce(ctx context.Context, fn func(api.StreamMessage) erro
 		} else if err != nil {
 			return fmt.Errorf("handle %s event %d: %w", m.Event, m.Seq, err)
 		}
+		if len(in) == 0 || m.Type == api.StreamIdle || stop {
+			if err := flush(stop); err != nil {
+				return err
+			}
+		}
 		if m.Type != api.StreamEvent {
 			if stop {
+				conn.Close(websocket.StatusNormalClosure, "done")
 				return ErrStop
 			}
 			continue
@@ -119,4 +208,22 @@ func (c *Client) streamOnce(ctx context.Context, fn func(api.StreamMessage) erro
 			return ErrStop
 		}
 	}
+}
+
+// maxStreamMessage bounds one message on the event stream: a Welcome to a
+// large post-quantum group carries its whole ratchet tree.
+const maxStreamMessage = 8 << 20
+
+// replenish uploads key packages when the server says this device is
+// running low, so others can still add it to conversations. Failure is
+// only logged in the next attempt: the last-resort package still works.
+func (c *Client) replenish(ctx context.Context, payload []byte) {
+	var low struct {
+		CipherSuite uint16 `json:"cipher_suite"`
+		Ordinary    int    `json:"ordinary"`
+	}
+	if json.Unmarshal(payload, &low) != nil || low.Ordinary >= KeyPackageTarget {
+		return
+	}
+	c.UploadKeyPackages(ctx, mls.CipherSuite(low.CipherSuite), KeyPackageTarget-low.Ordinary, false)
 }

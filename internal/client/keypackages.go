@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"hotline/internal/api"
+	"hotline/internal/conversation"
 	"hotline/internal/mls"
 )
 
@@ -21,8 +22,17 @@ const KeyPackageDir = "keypackages"
 
 type keyPackageSecretsFile struct {
 	CipherSuite uint16 `json:"cipher_suite"`
+	KeyPackage  []byte `json:"key_package"` // the public package, needed to join from a Welcome
 	Init        []byte `json:"init"`
 	Encryption  []byte `json:"encryption"`
+	LastResort  bool   `json:"last_resort,omitempty"` // may be used more than once: kept after a join
+}
+
+// leafCapabilities is what this client's leaves support: the suite, and
+// the classification extension every Hotline conversation carries (not a
+// default extension, so leaves must list it).
+func leafCapabilities(cs mls.CipherSuite) mls.Capabilities {
+	return mls.DefaultCapabilities(cs, []mls.ExtensionType{conversation.ExtClassification}, nil)
 }
 
 // UploadKeyPackages makes n key packages of suite (and a last-resort one
@@ -62,7 +72,7 @@ func (c *Client) UploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 		if i == n && !lastResort {
 			break
 		}
-		kp, sec, err := suite.NewKeyPackage(nil, cred, signer, life, mls.DefaultCapabilities(cs, nil, nil))
+		kp, sec, err := suite.NewKeyPackage(nil, cred, signer, life, leafCapabilities(cs))
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +84,7 @@ func (c *Client) UploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 		if err != nil {
 			return nil, err
 		}
-		b, err := json.Marshal(keyPackageSecretsFile{CipherSuite: uint16(cs), Init: initB, Encryption: encB})
+		b, err := json.Marshal(keyPackageSecretsFile{CipherSuite: uint16(cs), KeyPackage: kp.Marshal(), Init: initB, Encryption: encB, LastResort: i == n})
 		clear(initB)
 		clear(encB)
 		if err != nil {
@@ -110,27 +120,57 @@ func (c *Client) ClaimKeyPackages(ctx context.Context, user string, cs mls.Ciphe
 // KeyPackageSecrets returns the private keys of one of this device's key
 // packages, by KeyPackageRef.
 func (c *Client) KeyPackageSecrets(ref []byte) (mls.KeyPackageSecrets, error) {
+	_, sec, err := c.keyPackage(ref)
+	return sec, err
+}
+
+// keyPackage returns one of this device's key packages and its private
+// keys, by KeyPackageRef.
+func (c *Client) keyPackage(ref []byte) (*mls.KeyPackage, mls.KeyPackageSecrets, error) {
+	var sec mls.KeyPackageSecrets
 	b, err := os.ReadFile(filepath.Join(c.dir, KeyPackageDir, hex.EncodeToString(ref)))
 	if errors.Is(err, os.ErrNotExist) {
-		return mls.KeyPackageSecrets{}, fmt.Errorf("no key package %x of this device", ref)
+		return nil, sec, fmt.Errorf("no key package %x of this device", ref)
 	} else if err != nil {
-		return mls.KeyPackageSecrets{}, err
+		return nil, sec, err
 	}
 	defer clear(b)
 	var f keyPackageSecretsFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return mls.KeyPackageSecrets{}, err
+		return nil, sec, err
 	}
 	defer clear(f.Init)
 	defer clear(f.Encryption)
 	suite, err := mls.SuiteFor(mls.CipherSuite(f.CipherSuite))
 	if err != nil {
-		return mls.KeyPackageSecrets{}, err
+		return nil, sec, err
 	}
-	var sec mls.KeyPackageSecrets
+	kp, err := mls.UnmarshalKeyPackage(f.KeyPackage)
+	if err != nil {
+		return nil, sec, err
+	}
 	if sec.Init, err = suite.ParseHPKEPrivateKey(f.Init); err != nil {
-		return sec, err
+		return nil, sec, err
 	}
 	sec.Encryption, err = suite.ParseHPKEPrivateKey(f.Encryption)
-	return sec, err
+	return kp, sec, err
+}
+
+// KeyPackageTarget is how many key packages of a suite a device keeps on
+// the server (the server says when it falls below deliver.LowStock).
+const KeyPackageTarget = 20
+
+// EnsureKeyPackages tops this device's key packages of suite up to
+// KeyPackageTarget, with a last-resort one, so that others can add it to
+// conversations.
+func (c *Client) EnsureKeyPackages(ctx context.Context, cs mls.CipherSuite) error {
+	var st api.KeyPackageStock
+	if err := c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/keypackages?cipher_suite=%d", cs), nil, &st); err != nil {
+		return fmt.Errorf("key package stock: %w", err)
+	}
+	if st.Ordinary >= KeyPackageTarget/2 && st.LastResort {
+		return nil
+	}
+	_, err := c.UploadKeyPackages(ctx, cs, max(0, KeyPackageTarget-st.Ordinary), !st.LastResort)
+	return err
 }

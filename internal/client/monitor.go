@@ -159,6 +159,32 @@ func (c *Client) logVerifiers() note.Verifiers {
 	return note.VerifierList(vs...)
 }
 
+// issuerVerifiers returns every issuer key this device has trusted.
+func (c *Client) issuerVerifiers() note.Verifiers {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := append([]string{c.keyset.Issuer}, c.prof.IssuerKeys...)
+	var vs []note.Verifier
+	for i, k := range keys {
+		if slices.Contains(keys[:i], k) {
+			continue // note.VerifierList refuses a key given twice
+		}
+		if v, err := note.NewVerifier(k); err == nil {
+			vs = append(vs, v)
+		}
+	}
+	return note.VerifierList(vs...)
+}
+
+// keySets returns the key sets this device trusts for external senders:
+// the current one. (A conversation made before a delivery-key rotation
+// names the old key; members then update the group's extensions.)
+func (c *Client) keySets() []identity.KeySet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return []identity.KeySet{c.keyset}
+}
+
 // learnKeySets checks every key set in new entries against the pinned root
 // key and adopts the newest one's keys.
 func (c *Client) learnKeySets(entries [][]byte) error {
@@ -177,6 +203,9 @@ func (c *Client) learnKeySets(entries [][]byte) error {
 		c.mu.Lock()
 		if !slices.Contains(c.prof.LogKeys, ks.Log) {
 			c.prof.LogKeys = append(c.prof.LogKeys, ks.Log)
+		}
+		if !slices.Contains(c.prof.IssuerKeys, ks.Issuer) {
+			c.prof.IssuerKeys = append(c.prof.IssuerKeys, ks.Issuer)
 		}
 		newer := ks.Serial > c.keyset.Serial
 		if newer {
