@@ -74,6 +74,7 @@ type env struct {
 	clock        *clock
 	logs         *syncBuffer
 	database     string // PostgreSQL URL, or "" for SQLite
+	addr         string // the listener's address, kept across restarts
 	cfg          server.Config
 	stop         func() // shuts the current server down
 }
@@ -101,17 +102,23 @@ func newEnv(t testing.TB, backend string, opts ...envOption) *env {
 	return e
 }
 
-// start runs the server (again) on a fresh port.
+// start runs the server (again), on the address it had before if it ran
+// already, so that clients find it there.
 func (e *env) start(t testing.TB) {
 	t.Helper()
 	srv, err := server.New(context.Background(), e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if e.addr != "" {
+		addr = e.addr
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.addr = ln.Addr().String()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	e.srv, e.fp = srv, srv.Fingerprint()
