@@ -5,6 +5,7 @@
 //	hotline serve   --data DIR --listen HOST:PORT  run the server
 //	hotline enroll  --server URL --invite CODE --profile DIR
 //	hotline whoami | user | invite | device | policy | log | events  (as a device)
+//	hotline conversation                                             (as a device)
 //	hotline key rotate | backup | restore | log audit                (as the operator)
 //
 // Run `hotline help` or `hotline COMMAND -h` for details. Errors are printed
@@ -59,6 +60,7 @@ func init() {
 		{"policy", "manage the contact policy: list, add, remove, check", cmdPolicy},
 		{"log", "the transparency log: verify, checkpoint, compare, audit", cmdLog},
 		{"events", "print this device's event stream", cmdEvents},
+		{"conversation", "manage conversations: create, list, members, add, remove", cmdConversation},
 		{"key", "rotate the organisation's online keys with the root key", cmdKey},
 		{"backup", "write a consistent snapshot of a SQLite data directory", cmdBackup},
 		{"restore", "restore a data directory from a backup", cmdRestore},
@@ -90,7 +92,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Hotline: secure, accountable communication for leaders and their staff.")
 	fmt.Fprintln(w, "\nUsage: hotline COMMAND [flags]\n\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun hotline COMMAND -h for a command's flags. See docs/ for the operator guide.")
 }
