@@ -1,29 +1,34 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
+	"hotline/internal/attach"
 	"hotline/internal/client"
 	"hotline/internal/conversation"
 	"hotline/internal/identity"
 )
 
 // Conversations, from the command line: conversation create, list,
-// members, add and remove.
+// members, add and remove; send, read and attach.
 //
 // Every command first syncs the device (client.Sync): it joins the
 // conversations it was added to, handles what arrived, and publishes key
@@ -32,8 +37,8 @@ import (
 // show them. CONV is anything client.FindConversation takes: an ID, a
 // unique prefix of one, or an exact title.
 //
-// A read marker per conversation in the profile (readMarkFile) says what
-// this device has read.
+// read keeps a read marker per conversation in the profile
+// (readMarkFile), so read prints what arrived since the last read.
 
 // openSynced opens a profile and syncs it, printing problems to stderr.
 func openSynced(e *cmdEnv, profile string) (*client.Client, error) {
@@ -425,4 +430,476 @@ func loadReadMarks(c *client.Client) (map[string]int64, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(c.Dir(), readMarkFile), err)
 	}
 	return marks, nil
+}
+
+func readMark(c *client.Client, id string) (int64, error) {
+	marks, err := loadReadMarks(c)
+	return marks[id], err
+}
+
+// saveReadMark moves a conversation's read marker forward to seq.
+func saveReadMark(c *client.Client, id string, seq int64) error {
+	marks, err := loadReadMarks(c)
+	if err != nil {
+		return err
+	}
+	if marks[id] >= seq {
+		return nil
+	}
+	marks[id] = seq
+	b, err := json.Marshal(marks)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(c.Dir(), ".read-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(c.Dir(), readMarkFile))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+func cmdSend(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "send", "send CONV TEXT... --profile DIR   (TEXT - reads the message from standard input)")
+	profile := profileFlag(fs)
+	asJSON := fs.Bool("json", false, "print as JSON")
+	pos, err := parse(fs, args, 2, -1)
+	if err != nil {
+		return err
+	}
+	text := strings.Join(pos[1:], " ")
+	if len(pos) == 2 && pos[1] == "-" {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, conversation.MaxText+2))
+		if err != nil {
+			return fmt.Errorf("read the message from standard input: %w", err)
+		}
+		text = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	}
+	if err := checkText(text); err != nil {
+		return usagef("send: %v", err)
+	}
+	c, info, err := openConversation(e, *profile, pos[0])
+	if err != nil {
+		return err
+	}
+	if err := usableInfo(info); err != nil {
+		return err
+	}
+	m, err := c.Send(e.ctx, info.ID, conversation.Content{Kind: conversation.KindText, Text: text})
+	if err != nil {
+		return convError(err)
+	}
+	if *asJSON {
+		return printJSON(e.stdout, sent{Conversation: m.Conversation, Seq: m.Seq, Epoch: m.Epoch})
+	}
+	fmt.Fprintf(e.stdout, "Sent as message %d.\n", m.Seq)
+	return nil
+}
+
+// sent is what send and attach print with --json.
+type sent struct {
+	Conversation string          `json:"conversation"`
+	Seq          int64           `json:"seq"`
+	Epoch        uint64          `json:"epoch"`
+	Attachment   *attachmentInfo `json:"attachment,omitempty"`
+}
+
+func checkText(s string) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return errors.New("the message is empty")
+	case !utf8.ValidString(s):
+		return errors.New("the message is not UTF-8 text")
+	case len(s) > conversation.MaxText:
+		return fmt.Errorf("a message has at most %d bytes; send a longer text as a file with hotline attach", conversation.MaxText)
+	}
+	return nil
+}
+
+func cmdRead(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "read", "read CONV [--all] [--follow [--count N] [--timeout D]] --profile DIR [--json]")
+	profile := profileFlag(fs)
+	all := fs.Bool("all", false, "print the whole history on this device (default: what arrived since you last read)")
+	follow := fs.Bool("follow", false, "keep printing new messages and membership changes until interrupted")
+	count := fs.Int("count", 0, "with --follow, stop after printing N messages from others (0: follow until interrupted)")
+	timeout := fs.Duration("timeout", 0, "with --follow, give up after this long (0: never)")
+	asJSON := fs.Bool("json", false, "print one JSON object a line")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if !*follow && (*count != 0 || *timeout != 0) {
+		return usagef("read: --count and --timeout go with --follow")
+	}
+	if *count < 0 {
+		return usagef("read: --count must not be negative")
+	}
+	c, info, err := openConversation(e, *profile, pos[0])
+	if err != nil {
+		return err
+	}
+	v := &view{c: c, id: info.ID, asJSON: *asJSON, out: e.stdout, errw: e.stderr, limit: *count}
+	if v.mark, err = readMark(c, info.ID); err != nil {
+		return err
+	}
+	history, err := c.Messages(info.ID)
+	if err != nil {
+		return err
+	}
+	for _, m := range history {
+		if (*all || m.Seq > v.mark) && !v.done() {
+			v.message(m)
+		}
+	}
+	if err := v.err; err != nil {
+		return err
+	}
+	if !*follow {
+		if v.printed == 0 && !*all && !*asJSON {
+			fmt.Fprintln(e.stdout, "No new messages (--all prints the history).")
+		}
+		switch {
+		case info.Removed:
+			fmt.Fprintf(e.stderr, "hotline: warning: you were removed from conversation %s: nothing new will arrive\n", info.ID)
+		case info.Broken != "":
+			fmt.Fprintf(e.stderr, "hotline: warning: conversation %s: this device no longer follows it (%s)\n", info.ID, cleanLine(info.Broken))
+		}
+		return nil
+	}
+	if v.done() {
+		return nil
+	}
+	if err := usableInfo(info); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	if *timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	v.stop = cancel
+	err = c.Follow(ctx, v.update)
+	switch {
+	case v.err != nil:
+		return v.err
+	case v.done(), v.removed(), e.ctx.Err() != nil:
+		return nil // as many as asked, removed, or interrupted
+	case ctx.Err() != nil:
+		if *count == 0 {
+			return nil // followed for --timeout, as asked
+		}
+		return fmt.Errorf("read: saw %d of %d messages in %s", v.others, *count, *timeout)
+	}
+	return err
+}
+
+// view prints one conversation's messages and changes as they come, and
+// moves its read marker. Its methods may be called from several
+// goroutines (chat): mu guards every field after it and the output.
+type view struct {
+	c      *client.Client
+	id     string
+	asJSON bool
+	limit  int                // stop after this many messages from others (0: never)
+	stop   context.CancelFunc // called when the limit is reached or this device is removed
+
+	mu      sync.Mutex
+	out     io.Writer
+	errw    io.Writer
+	mark    int64 // the read marker
+	printed int   // messages printed
+	others  int   // of them, messages from others
+	left    bool  // this device was removed from the conversation
+	err     error // the first error saving the marker
+}
+
+// removed says whether this device was removed from the conversation
+// while following it.
+func (v *view) removed() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.left
+}
+
+func (v *view) done() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.limit > 0 && v.others >= v.limit
+}
+
+// message prints a message and moves the read marker past it.
+func (v *view) message(m client.Message) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.asJSON {
+		b, _ := json.Marshal(jsonMessage(m))
+		fmt.Fprintf(v.out, "%s\n", b)
+	} else {
+		io.WriteString(v.out, messageLine(m))
+	}
+	v.printed++
+	if !m.Own {
+		v.others++
+	}
+	if m.Seq > v.mark {
+		v.mark = m.Seq
+		if err := saveReadMark(v.c, v.id, m.Seq); err != nil && v.err == nil {
+			v.err = err
+		}
+	}
+	if v.limit > 0 && v.others >= v.limit && v.stop != nil {
+		v.stop()
+	}
+}
+
+// update handles an Update while following.
+func (v *view) update(u client.Update) {
+	if u.Conversation != v.id || u.Kind == client.UpdateProblem {
+		v.mu.Lock()
+		warnProblem(v.errw, u)
+		v.mu.Unlock()
+		return
+	}
+	switch u.Kind {
+	case client.UpdateMessage:
+		if u.Message != nil {
+			v.message(*u.Message)
+		}
+	case client.UpdateMembers, client.UpdateLeft:
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if u.Kind == client.UpdateLeft {
+			v.left = true
+			if v.stop != nil {
+				v.stop() // nothing more will come
+			}
+		}
+		if v.asJSON {
+			b, _ := json.Marshal(jsonChange(u))
+			fmt.Fprintf(v.out, "%s\n", b)
+		} else {
+			io.WriteString(v.out, changeLine(u))
+		}
+	}
+}
+
+// shown is a message or change as read --json prints it: an attachment's
+// name and size, never its key.
+type shown struct {
+	Conversation string          `json:"conversation"`
+	Kind         string          `json:"kind"` // text, attachment, title; members, left
+	Seq          int64           `json:"seq,omitempty"`
+	Time         *time.Time      `json:"time,omitempty"`
+	User         string          `json:"user,omitempty"`
+	Device       string          `json:"device,omitempty"`
+	Own          bool            `json:"own,omitempty"`
+	Text         string          `json:"text,omitempty"`
+	Attachment   *attachmentInfo `json:"attachment,omitempty"`
+	By           string          `json:"by,omitempty"`
+	Added        []string        `json:"added,omitempty"`
+	Removed      []string        `json:"removed,omitempty"`
+}
+
+type attachmentInfo struct {
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"media_type"`
+}
+
+func jsonMessage(m client.Message) shown {
+	s := shown{Conversation: m.Conversation, Kind: m.Kind, Seq: m.Seq, Time: &m.Time, User: m.User, Device: m.Device, Own: m.Own, Text: m.Text}
+	if m.Kind == "attachment" {
+		if d, err := attach.UnmarshalDescriptor(m.Data); err == nil {
+			s.Attachment = &attachmentInfo{Name: d.Name, Size: d.Size, MediaType: d.MediaType}
+		}
+	}
+	return s
+}
+
+func jsonChange(u client.Update) shown {
+	s := shown{Conversation: u.Conversation, Kind: string(u.Kind), Added: users(u.Added), Removed: users(u.Removed)}
+	if u.By != nil {
+		s.By = u.By.User
+	}
+	return s
+}
+
+// messageLine formats a message for a terminal:
+//
+//	#7 2025-06-01 10:02 bob@state.example: arriving Tuesday
+//	#8 2025-06-01 10:03 alice@state.example: [attachment plan.pdf, 48213 bytes]
+//	#9 2025-06-01 10:04 -- alice@state.example set the title to "Summit"
+func messageLine(m client.Message) string {
+	head := fmt.Sprintf("#%d %s", m.Seq, m.Time.Local().Format("2006-01-02 15:04"))
+	switch m.Kind {
+	case "text":
+		return fmt.Sprintf("%s %s: %s\n", head, m.User, strings.ReplaceAll(clean(m.Text), "\n", "\n    "))
+	case "attachment":
+		d, err := attach.UnmarshalDescriptor(m.Data)
+		if err != nil {
+			return fmt.Sprintf("%s %s: [attachment that cannot be read: %s]\n", head, m.User, cleanLine(err.Error()))
+		}
+		return fmt.Sprintf("%s %s: [attachment %s, %d bytes]\n", head, m.User, cleanLine(d.Name), d.Size)
+	case "title":
+		return fmt.Sprintf("%s -- %s set the title to \"%s\"\n", head, m.User, cleanLine(m.Text))
+	}
+	return fmt.Sprintf("%s %s: [a %s message this version cannot show]\n", head, m.User, cleanLine(m.Kind))
+}
+
+// changeLine formats a membership change for a terminal.
+func changeLine(u client.Update) string {
+	if u.Kind == client.UpdateLeft {
+		return "-- you were removed from the conversation\n"
+	}
+	by := "the server"
+	if u.By != nil {
+		by = u.By.User
+	}
+	var b strings.Builder
+	if len(u.Added) > 0 {
+		fmt.Fprintf(&b, "-- %s added %s\n", by, strings.Join(users(u.Added), ", "))
+	}
+	if len(u.Removed) > 0 {
+		fmt.Fprintf(&b, "-- %s removed %s\n", by, strings.Join(users(u.Removed), ", "))
+	}
+	return b.String()
+}
+
+func cmdAttach(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "attach", "attach CONV FILE [--type MEDIA] --profile DIR\n   or: hotline attach --get CONV SEQ [--out FILE] --profile DIR")
+	profile := profileFlag(fs)
+	mediaType := fs.String("type", "", "the file's media `type`, such as application/pdf (default: from its extension)")
+	get := fs.Bool("get", false, "save the attachment of message SEQ instead of sending a file")
+	outFile := fs.String("out", "", "with --get, the `file` to write (default: the name the sender gave, in the current directory, never overwritten)")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	pos, err := parse(fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	if *get {
+		seq, err := strconv.ParseInt(pos[1], 10, 64)
+		if err != nil || seq <= 0 {
+			return usagef("attach --get: %q is not a message number", pos[1])
+		}
+		return attachGet(e, *profile, pos[0], seq, *outFile, *asJSON)
+	}
+	if *outFile != "" {
+		return usagef("attach: --out goes with --get")
+	}
+	f, err := os.Open(pos[1])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", pos[1])
+	}
+	if st.Size() > attach.MaxSize {
+		return fmt.Errorf("%s has %d bytes; an attachment has at most %d", pos[1], st.Size(), attach.MaxSize)
+	}
+	name := filepath.Base(pos[1])
+	typ := *mediaType
+	if typ == "" {
+		// Without its parameters: the descriptor's media type has no
+		// spaces, and "text/plain; charset=utf-8" has one.
+		typ, _, _ = mime.ParseMediaType(mime.TypeByExtension(filepath.Ext(name)))
+	}
+	if typ == "" {
+		typ = "application/octet-stream"
+	}
+	// The client checks these only after encrypting and starting the
+	// upload: check them first.
+	if len(name) > 255 || strings.ContainsFunc(name, unicode.IsControl) || !utf8.ValidString(name) {
+		return usagef("attach: the file name %q cannot be sent: at most 255 bytes of printable UTF-8", name)
+	}
+	if len(typ) > 127 || strings.ContainsFunc(typ, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return usagef("attach: --type %q: a media type is at most 127 printable ASCII characters without spaces, such as text/plain;charset=utf-8", typ)
+	}
+	c, info, err := openConversation(e, *profile, pos[0])
+	if err != nil {
+		return err
+	}
+	if err := usableInfo(info); err != nil {
+		return err
+	}
+	m, err := c.SendAttachment(e.ctx, info.ID, f, name, typ)
+	if err != nil {
+		return convError(err)
+	}
+	if *asJSON {
+		return printJSON(e.stdout, sent{Conversation: m.Conversation, Seq: m.Seq, Epoch: m.Epoch,
+			Attachment: &attachmentInfo{Name: name, Size: st.Size(), MediaType: typ}})
+	}
+	fmt.Fprintf(e.stdout, "Sent %s (%d bytes, %s) as message %d.\n", name, st.Size(), typ, m.Seq)
+	return nil
+}
+
+func attachGet(e *cmdEnv, profile, conv string, seq int64, out string, asJSON bool) error {
+	c, info, err := openConversation(e, profile, conv)
+	if err != nil {
+		return err
+	}
+	history, err := c.Messages(info.ID)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(history, func(m client.Message) bool { return m.Seq == seq })
+	if i < 0 {
+		return withHint(fmt.Errorf("conversation %s has no message %d on this device", info.ID, seq), "hotline read %s --all shows the messages this device holds", info.ID)
+	}
+	if history[i].Kind != "attachment" {
+		return fmt.Errorf("message %d of %s is not an attachment", seq, info.ID)
+	}
+	d, err := attach.UnmarshalDescriptor(history[i].Data)
+	if err != nil {
+		return fmt.Errorf("message %d: %w", seq, err)
+	}
+	if out == "" {
+		// The sender chose the name: keep only a plain file name, and
+		// never replace a file.
+		out = filepath.Base(filepath.Clean("/" + d.Name))
+		if out == "/" || out == "." || strings.HasPrefix(out, ".") {
+			return usagef("attach --get: the attachment's name %q is not a safe file name; give --out", d.Name)
+		}
+		if _, err := os.Lstat(out); err == nil {
+			return withHint(fmt.Errorf("%s exists", out), "give --out FILE to choose where to save it")
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".hotline-attachment-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	err = c.DownloadAttachment(e.ctx, d, tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(e.stdout, struct {
+			File string `json:"file"`
+			attachmentInfo
+		}{out, attachmentInfo{Name: d.Name, Size: d.Size, MediaType: d.MediaType}})
+	}
+	fmt.Fprintf(e.stdout, "Saved %s (%d bytes, %s) to %s.\n", cleanLine(d.Name), d.Size, cleanLine(d.MediaType), out)
+	return nil
 }
