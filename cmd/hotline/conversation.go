@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,7 +29,7 @@ import (
 )
 
 // Conversations, from the command line: conversation create, list,
-// members, add and remove; send, read and attach.
+// members, add and remove; send, read, attach and chat.
 //
 // Every command first syncs the device (client.Sync): it joins the
 // conversations it was added to, handles what arrived, and publishes key
@@ -37,7 +38,7 @@ import (
 // show them. CONV is anything client.FindConversation takes: an ID, a
 // unique prefix of one, or an exact title.
 //
-// read keeps a read marker per conversation in the profile
+// read and chat keep a read marker per conversation in the profile
 // (readMarkFile), so read prints what arrived since the last read.
 
 // openSynced opens a profile and syncs it, printing problems to stderr.
@@ -902,4 +903,176 @@ func attachGet(e *cmdEnv, profile, conv string, seq int64, out string, asJSON bo
 	}
 	fmt.Fprintf(e.stdout, "Saved %s (%d bytes, %s) to %s.\n", cleanLine(d.Name), d.Size, cleanLine(d.MediaType), out)
 	return nil
+}
+
+func cmdChat(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "chat", "chat CONV --profile DIR\n\nEach line read is sent; /members, /add USER..., /remove USER... and /quit are commands\n(start a line with // to send one beginning with /). End of input ends the chat.")
+	profile := profileFlag(fs)
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c, info, err := openConversation(e, *profile, pos[0])
+	if err != nil {
+		return err
+	}
+	if err := usableInfo(info); err != nil {
+		return err
+	}
+	v := &view{c: c, id: info.ID, out: e.stdout, errw: e.stderr}
+	if v.mark, err = readMark(c, info.ID); err != nil {
+		return err
+	}
+	history, err := c.Messages(info.ID)
+	if err != nil {
+		return err
+	}
+	for _, m := range history {
+		if m.Seq > v.mark {
+			v.message(m)
+		}
+	}
+	v.printf(v.errw, "Chat in %s%s, %s. Lines you type are sent; /help lists commands; end of input (Ctrl-D) ends the chat.\n",
+		info.ID, quotedTitle(info.Title), classification(info))
+
+	// One goroutine follows the conversation and prints what arrives; the
+	// client hands the same view what it learns while sending. Standard
+	// input is read on another, so that this one also notices an interrupt
+	// or the end of following: a blocked Read cannot be interrupted. On an
+	// interrupt that reader may stay blocked on the terminal until the
+	// process exits; at the end of input, or after /quit, it ends.
+	ctx, cancel := context.WithCancel(e.ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	v.stop = cancel // once removed, nothing more will come
+	c.OnUpdate(v.update)
+	followed := make(chan error, 1)
+	wg.Go(func() { followed <- c.Follow(ctx, v.update) })
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(e.stdin)
+		sc.Buffer(make([]byte, 0, 4096), conversation.MaxText+2)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+	}()
+
+	var n, failed int
+	for {
+		select {
+		case <-e.ctx.Done():
+			return nil // interrupted
+		case err := <-followed:
+			switch {
+			case e.ctx.Err() != nil:
+				return nil
+			case v.removed():
+				return convError(fmt.Errorf("%w: %s", client.ErrRemoved, info.ID))
+			}
+			return fmt.Errorf("following the conversation stopped: %w", err)
+		case line, ok := <-lines:
+			if !ok {
+				if v.removed() {
+					return convError(fmt.Errorf("%w: %s", client.ErrRemoved, info.ID))
+				}
+				select {
+				case err := <-readErr:
+					if err != nil {
+						return fmt.Errorf("read standard input: %w", err)
+					}
+				default:
+				}
+				if failed > 0 {
+					return fmt.Errorf("%d of %d lines failed", failed, n)
+				}
+				return nil
+			}
+			line = strings.TrimSuffix(line, "\r")
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			n++
+			quit, err := chatLine(e.ctx, v, line)
+			if err != nil {
+				err = convError(err)
+				if errors.Is(err, client.ErrRemoved) || errors.Is(err, client.ErrConversationBroken) || errors.Is(err, client.ErrNoConversation) {
+					return err
+				}
+				v.mu.Lock()
+				report(v.errw, err)
+				v.mu.Unlock()
+				failed++
+			}
+			if quit {
+				if failed > 0 {
+					return fmt.Errorf("%d of %d lines failed", failed, n)
+				}
+				return nil
+			}
+		}
+	}
+}
+
+// chatLine sends a line or runs a chat command; it says whether to quit.
+func chatLine(ctx context.Context, v *view, line string) (quit bool, err error) {
+	if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
+		text := strings.TrimPrefix(line, "/")
+		if err := checkText(text); err != nil {
+			return false, err
+		}
+		_, err := v.c.Send(ctx, v.id, conversation.Content{Kind: conversation.KindText, Text: text})
+		return false, err
+	}
+	f := strings.Fields(line)
+	switch f[0] {
+	case "/quit":
+		return true, nil
+	case "/help":
+		v.printf(v.errw, "Commands: /members, /add USER..., /remove USER..., /quit. Start a line with // to send one beginning with /.\n")
+		return false, nil
+	case "/members":
+		info := v.c.Conversation(v.id)
+		if err := usableInfo(info); err != nil {
+			return false, err
+		}
+		v.printf(v.out, "%s", membersTable(info.Members))
+		return false, nil
+	case "/add", "/remove":
+		if len(f) < 2 {
+			return false, fmt.Errorf("%s: name at least one user", f[0])
+		}
+		names, err := userArgs(v.c, f[1:])
+		if err != nil {
+			return false, err
+		}
+		var ms []client.Member
+		if f[0] == "/add" {
+			ms, err = v.c.AddMembers(ctx, v.id, names...)
+		} else {
+			ms, err = v.c.RemoveMembers(ctx, v.id, names...)
+		}
+		if err != nil {
+			return false, err
+		}
+		v.printf(v.out, "%s", changedLines(f[0][1:], ms, v.c.Conversation(v.id).Epoch))
+		return false, nil
+	}
+	return false, withHint(fmt.Errorf("unknown chat command %s", cleanLine(f[0])), "the commands are /members, /add USER..., /remove USER... and /quit; start a line with // to send one beginning with /")
+}
+
+// printf writes to w, one of v's writers, holding v's lock.
+func (v *view) printf(w io.Writer, format string, args ...any) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	fmt.Fprintf(w, format, args...)
 }

@@ -5,7 +5,7 @@
 //	hotline serve   --data DIR --listen HOST:PORT  run the server
 //	hotline enroll  --server URL --invite CODE --profile DIR
 //	hotline whoami | user | invite | device | policy | log | events  (as a device)
-//	hotline conversation | send | read | attach                      (as a device)
+//	hotline conversation | send | read | attach | chat               (as a device)
 //	hotline key rotate | backup | restore | log audit                (as the operator)
 //
 // Run `hotline help` or `hotline COMMAND -h` for details. Errors are printed
@@ -64,6 +64,7 @@ func init() {
 		{"send", "send a message to a conversation", cmdSend},
 		{"read", "print a conversation's new messages, or follow them", cmdRead},
 		{"attach", "send a file to a conversation, or save one received", cmdAttach},
+		{"chat", "talk in a conversation: send lines, see what arrives", cmdChat},
 		{"key", "rotate the organisation's online keys with the root key", cmdKey},
 		{"backup", "write a consistent snapshot of a SQLite data directory", cmdBackup},
 		{"restore", "restore a data directory from a backup", cmdRestore},
