@@ -8,6 +8,13 @@
 // queue, so a slow or disconnected device costs the server no memory and
 // loses nothing: it resumes from its last acknowledged sequence number.
 //
+// Conversation messages are durable in the store too, and a connection can
+// always read them from there; Push hands a just-accepted message to the
+// live connections of its recipients as well, so that in the common case
+// (the connection is up to date) it goes out without a read. A connection
+// holds at most MaxPushed pushed messages: past that it drops them and
+// reads the store instead.
+//
 // Notices are ephemeral and coalescing: a new checkpoint is announced to
 // every connection, and a connection that has not yet sent the previous
 // notice of the same kind sends only the newest. Memory per connection is
@@ -20,6 +27,7 @@ package events
 
 import (
 	"sync"
+	"time"
 )
 
 // Notice is an ephemeral announcement. Kind names the coalescing slot.
@@ -28,19 +36,48 @@ type Notice struct {
 	Data []byte
 }
 
+// Message is a conversation message pushed to its recipients' connections.
+// Data is what the store holds (ciphertext or a signed handshake).
+type Message struct {
+	Conversation string // the group ID, unpadded base64url
+	Seq          int64
+	Epoch        uint64
+	Kind         int
+	Sender       string
+	Data         []byte
+	Time         time.Time
+}
+
+// MaxPushed bounds the pushed messages a connection holds unsent.
+const MaxPushed = 1024
+
 // Sub is one live connection's subscription.
 type Sub struct {
 	Device string
-	// Wake receives when the device's durable queue may have grown.
+	// Wake receives when the device's durable queue may have grown or a
+	// message was pushed.
 	Wake chan struct{}
 	// Done is closed when the hub closes the subscription (device revoked or
 	// hub shutting down); Reason says why.
 	Done chan struct{}
 
 	hub     *Hub
-	mu      sync.Mutex // guards notices and reason
+	mu      sync.Mutex // guards the fields below
 	notices map[string]Notice
 	reason  string
+	stale   bool // the store may hold what was not pushed: read it
+	pushed  []Message
+}
+
+// Take returns the messages pushed since the last Take, and whether the
+// connection must read the store (a Wake, or pushes dropped for want of
+// room).
+func (s *Sub) Take() (pushed []Message, stale bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pushed, stale = s.pushed, s.stale
+	s.pushed, s.stale = nil, false
+	return pushed, stale
 }
 
 // Reason returns why Done was closed.
@@ -82,7 +119,7 @@ func NewHub() *Hub { return &Hub{subs: map[string]map[*Sub]struct{}{}} }
 // Subscribe registers a connection of device. It returns nil if the hub is
 // shut down.
 func (h *Hub) Subscribe(device string) *Sub {
-	s := &Sub{Device: device, Wake: make(chan struct{}, 1), Done: make(chan struct{}), hub: h, notices: map[string]Notice{}}
+	s := &Sub{Device: device, Wake: make(chan struct{}, 1), Done: make(chan struct{}), hub: h, notices: map[string]Notice{}, stale: true}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -113,6 +150,27 @@ func (h *Hub) Wake(devices ...string) {
 	defer h.mu.Unlock()
 	for _, d := range devices {
 		for s := range h.subs[d] {
+			s.mu.Lock()
+			s.stale = true
+			s.mu.Unlock()
+			s.wake()
+		}
+	}
+}
+
+// Push hands m to the live connections of devices (after it was stored).
+func (h *Hub) Push(m Message, devices ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, d := range devices {
+		for s := range h.subs[d] {
+			s.mu.Lock()
+			if len(s.pushed) < MaxPushed {
+				s.pushed = append(s.pushed, m)
+			} else {
+				s.stale = true
+			}
+			s.mu.Unlock()
 			s.wake()
 		}
 	}

@@ -56,3 +56,39 @@ func TestHub(t *testing.T) {
 		t.Error("Subscribe after Shutdown")
 	}
 }
+
+// Pushed messages reach only the recipients' connections, in order; past
+// MaxPushed a connection drops them and is told to read the store.
+func TestHubPush(t *testing.T) {
+	h := NewHub()
+	a, b := h.Subscribe("a"), h.Subscribe("b")
+	if _, stale := a.Take(); !stale {
+		t.Error("a new subscription does not start by reading the store")
+	}
+	b.Take()
+	for i := range 3 {
+		h.Push(Message{Conversation: "c", Seq: int64(i + 1)}, "a")
+	}
+	select {
+	case <-a.Wake:
+	default:
+		t.Error("a push does not wake")
+	}
+	got, stale := a.Take()
+	if stale || len(got) != 3 || got[0].Seq != 1 || got[2].Seq != 3 {
+		t.Errorf("Take = %+v %v", got, stale)
+	}
+	if got, stale := b.Take(); len(got) != 0 || stale {
+		t.Errorf("b got %+v %v", got, stale)
+	}
+	for i := range MaxPushed + 1 {
+		h.Push(Message{Conversation: "c", Seq: int64(i)}, "b")
+	}
+	if got, stale := b.Take(); len(got) != MaxPushed || !stale {
+		t.Errorf("overflow: %d pushed, stale %v", len(got), stale)
+	}
+	h.Wake("a")
+	if _, stale := a.Take(); !stale {
+		t.Error("Wake does not make the connection read the store")
+	}
+}
