@@ -134,6 +134,25 @@ func (t *Tx) AppendConversationMessage(ctx context.Context, m ConversationMessag
 	return seq, err
 }
 
+// AppendApplicationMessage accepts an application message as the
+// conversation's next, if the conversation is at epoch m.Epoch with no
+// proposal pending, in one statement and an insert: ErrConflict otherwise
+// (the caller reads the conversation to say why).
+func (t *Tx) AppendApplicationMessage(ctx context.Context, m ConversationMessage) (int64, error) {
+	var seq int64
+	err := t.queryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1, updated_at = $1
+		WHERE group_id = $2 AND epoch = $3 AND pending = 0 RETURNING head_seq`,
+		unix(m.CreatedAt), m.GroupID, int64(m.Epoch)).Scan(&seq)
+	if err := notFound(err); err == ErrNotFound {
+		return 0, fmt.Errorf("%w: the conversation is not at epoch %d with nothing pending", ErrConflict, m.Epoch)
+	} else if err != nil {
+		return 0, err
+	}
+	_, err = t.exec(ctx, `INSERT INTO conversation_messages (group_id, seq, epoch, kind, sender, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		m.GroupID, seq, int64(m.Epoch), m.Kind, m.Sender, m.Data, unix(m.CreatedAt))
+	return seq, err
+}
+
 // PutConversationMember records that a device holds a leaf from JoinedSeq
 // on, with everything up to JoinedSeq counted as acknowledged. A device
 // that was in the conversation before is rejoined.
@@ -186,6 +205,29 @@ func (t *Tx) LapsedConversationMembers(ctx context.Context, groupID []byte) ([]C
 		}
 	}
 	return out, err
+}
+
+// ConversationsWithLapsedMembers returns the conversations that have a
+// lapsed member (see ConversationMember.Lapsed), up to limit.
+func (t *Tx) ConversationsWithLapsedMembers(ctx context.Context, limit int) ([][]byte, error) {
+	rows, err := t.query(ctx, `SELECT DISTINCT m.group_id FROM conversation_members m
+		LEFT JOIN devices d ON d.id = m.device_id
+		LEFT JOIN users u ON u.id = m.user_id
+		WHERE m.left_seq = 0 AND (d.status IS NULL OR d.status <> 'active' OR u.disabled IS NULL OR u.disabled <> 0)
+		ORDER BY m.group_id LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var g []byte
+		if err := rows.Scan(&g); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
 }
 
 func (t *Tx) conversationMembers(ctx context.Context, where string, args ...any) ([]ConversationMember, error) {

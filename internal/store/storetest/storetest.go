@@ -1050,10 +1050,37 @@ func testConversations(t *testing.T, s *store.Store) {
 	if n := pending(); n != 2 {
 		t.Errorf("%d proposals pending, want 2", n)
 	}
+	// An application message needs its epoch, and nothing pending.
+	appOnly := func(epoch uint64) error {
+		return s.Update(ctx, func(tx *store.Tx) error {
+			_, err := tx.AppendApplicationMessage(ctx, msg(epoch, 1, "app"))
+			return err
+		})
+	}
+	if err := appOnly(2); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("application message with proposals pending: %v, want ErrConflict", err)
+	}
 	appendMsg(msg(2, 3, "commit"), 3, []byte("s3"))
 	if n := pending(); n != 0 {
 		t.Errorf("%d proposals pending after a commit", n)
 	}
+	if err := appOnly(2); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("application message of an old epoch: %v, want ErrConflict", err)
+	}
+	if err := appOnly(3); err != nil {
+		t.Errorf("application message: %v", err)
+	}
+	view(t, s, func(tx *store.Tx) error {
+		got, err := tx.LockConversation(ctx, c.GroupID)
+		if err != nil || got.Epoch != 3 || got.State != nil {
+			t.Errorf("after an application message: %+v %v", got, err)
+		}
+		ms, err := tx.ConversationMessages(ctx, c.GroupID, got.HeadSeq-1, 0, 10)
+		if err != nil || len(ms) != 1 || string(ms[0].Data) != "app" || ms[0].Epoch != 3 || ms[0].Kind != 1 {
+			t.Errorf("the application message: %+v %v", ms, err)
+		}
+		return nil
+	})
 	update(t, s, func(tx *store.Tx) error { return tx.AckConversation(ctx, c.GroupID, db.ID, rm) })
 	view(t, s, func(tx *store.Tx) error {
 		if _, err := tx.ConversationMember(ctx, c.GroupID, db.ID); !errors.Is(err, store.ErrNotFound) {
@@ -1192,4 +1219,11 @@ func testLapsedConversationMembers(t *testing.T, s *store.Store) {
 	if got := lapsed(); !slices.Equal(got, want) {
 		t.Errorf("after revoking bob's first device and disabling carol: %q, want %q", got, want)
 	}
+	view(t, s, func(tx *store.Tx) error {
+		gs, err := tx.ConversationsWithLapsedMembers(ctx, 10)
+		if err != nil || len(gs) != 2 {
+			t.Errorf("conversations with lapsed members: %q %v, want both", gs, err)
+		}
+		return nil
+	})
 }
