@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"hotline/internal/apierr"
 	"hotline/internal/conversation"
+	"hotline/internal/events"
 	"hotline/internal/identity"
 	"hotline/internal/mls"
 	"hotline/internal/org"
@@ -224,8 +227,21 @@ func (s *Service) publicGroupOptions(lc *leafChecker) mls.PublicGroupOptions {
 // txState is what a transaction did that must be acted on after it
 // commits.
 type txState struct {
-	woken  []string
+	woken  []string // devices with new events
+	pushes []push   // messages for recipients' live connections
 	logged bool
+}
+
+type push struct {
+	m  events.Message
+	to []string
+}
+
+// push hands a stored message to its recipients' connections once the
+// transaction commits.
+func (t *txState) push(m store.ConversationMessage, to []string) {
+	t.pushes = append(t.pushes, push{to: to, m: events.Message{Conversation: ConversationID(m.GroupID), Seq: m.Seq, Epoch: m.Epoch,
+		Kind: m.Kind, Sender: m.Sender, Data: m.Data, Time: m.CreatedAt}})
 }
 
 func (t *txState) logEntry(ctx context.Context, tx *store.Tx, now time.Time, e tlog.Entry) error {
@@ -255,6 +271,9 @@ func (s *Service) update(ctx context.Context, fn func(tx *store.Tx, ts *txState)
 		}
 	}
 	if s.cfg.Hub != nil {
+		for _, p := range ts.pushes {
+			s.cfg.Hub.Push(p.m, p.to...)
+		}
 		s.cfg.Hub.Wake(ts.woken...)
 	}
 	return nil
@@ -334,6 +353,48 @@ func (s *Service) CreateConversation(ctx context.Context, a org.Actor, raw []byt
 	return v, err
 }
 
+// memberCache holds the member devices of conversations' current epochs,
+// so that an application message, by far the commonest, needs no read of
+// them. Membership changes only with a commit, which starts a new epoch,
+// so an entry is right for its epoch on every node. A member that lapses
+// within an epoch gets a removal proposal, which stops application
+// messages until committed whatever the cache says (the pending count is
+// in the store).
+type memberCache struct {
+	mu      sync.Mutex // guards entries
+	entries map[string]memberEntry
+}
+
+type memberEntry struct {
+	epoch   uint64
+	devices []string
+}
+
+const maxCachedConversations = 10000
+
+func (m *memberCache) get(groupID []byte, epoch uint64) ([]string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[string(groupID)]
+	return e.devices, ok && e.epoch == epoch
+}
+
+func (m *memberCache) put(groupID []byte, epoch uint64, devices []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.entries == nil || len(m.entries) >= maxCachedConversations {
+		m.entries = map[string]memberEntry{}
+	}
+	m.entries[string(groupID)] = memberEntry{epoch, devices}
+}
+
+// forget drops a conversation's entry (a member lapsed).
+func (m *memberCache) forget(groupID []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.entries, string(groupID))
+}
+
 // Posted says where an accepted message went.
 type Posted struct {
 	Seq   int64
@@ -409,11 +470,28 @@ func lockConversation(ctx context.Context, tx *store.Tx, groupID []byte, withSta
 }
 
 func (s *Service) postApplication(ctx context.Context, tx *store.Tx, ts *txState, a org.Actor, groupID []byte, msg *mls.MLSMessage, raw []byte, out *Posted, required *bool) error {
+	pm := msg.PrivateMessage
+	if bytes.Equal(pm.GroupID, groupID) && pm.ContentType == mls.ContentApplication {
+		// The common case: the members of this epoch are known, and the
+		// conversation is still at it with nothing pending.
+		if devices, ok := s.members.get(groupID, pm.Epoch); ok && slices.Contains(devices, a.Device.ID) {
+			m := store.ConversationMessage{GroupID: groupID, Epoch: pm.Epoch, Kind: int(mls.ContentApplication),
+				Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}
+			seq, err := tx.AppendApplicationMessage(ctx, m)
+			if err == nil {
+				m.Seq = seq
+				*out = Posted{Seq: seq, Epoch: pm.Epoch, Kind: m.Kind}
+				ts.push(m, devices)
+				return nil
+			} else if !errors.Is(err, store.ErrConflict) {
+				return err
+			}
+		}
+	}
 	c, err := lockConversation(ctx, tx, groupID, false)
 	if err != nil {
 		return err
 	}
-	pm := msg.PrivateMessage
 	switch {
 	case !bytes.Equal(pm.GroupID, groupID):
 		return mlsInvalid("the message is for another conversation")
@@ -432,7 +510,10 @@ func (s *Service) postApplication(ctx context.Context, tx *store.Tx, ts *txState
 	if !isMember(members, a.Device.ID) {
 		return apierr.New(apierr.NotMember, "this device is not a member of the conversation")
 	}
-	if lapsed := lapsedOf(members); len(lapsed) > 0 {
+	lapsed := lapsedOf(members)
+	if len(lapsed) == 0 {
+		s.members.put(groupID, c.Epoch, deviceIDs(members))
+	} else {
 		c, err = lockConversation(ctx, tx, groupID, true)
 		if err != nil {
 			return err
@@ -450,13 +531,13 @@ func (s *Service) postApplication(ctx context.Context, tx *store.Tx, ts *txState
 		return apierr.New(apierr.CommitRequired, "proposals of this epoch wait to be committed").
 			WithHint("process the conversation's messages, commit the pending proposals, then send again")
 	}
-	seq, err := tx.AppendConversationMessage(ctx, store.ConversationMessage{GroupID: groupID, Epoch: c.Epoch, Kind: int(mls.ContentApplication),
-		Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}, c.Epoch, nil)
-	if err != nil {
+	m := store.ConversationMessage{GroupID: groupID, Epoch: c.Epoch, Kind: int(mls.ContentApplication),
+		Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}
+	if m.Seq, err = tx.AppendConversationMessage(ctx, m, c.Epoch, nil); err != nil {
 		return err
 	}
-	*out = Posted{Seq: seq, Epoch: c.Epoch, Kind: int(mls.ContentApplication)}
-	ts.woken = append(ts.woken, deviceIDs(members)...)
+	*out = Posted{Seq: m.Seq, Epoch: c.Epoch, Kind: int(mls.ContentApplication)}
+	ts.push(m, deviceIDs(members))
 	return nil
 }
 
@@ -525,21 +606,21 @@ func (s *Service) proposeRemovals(ctx context.Context, tx *store.Tx, ts *txState
 		return 0, err
 	}
 	now := s.cfg.Now()
+	members, err := tx.ConversationMembers(ctx, c.GroupID)
+	if err != nil {
+		return 0, err
+	}
 	for i, raw := range msgs {
 		var st []byte
 		if i == len(msgs)-1 {
 			st = state
 		}
-		if _, err := tx.AppendConversationMessage(ctx, store.ConversationMessage{GroupID: c.GroupID, Epoch: c.Epoch, Kind: int(mls.ContentProposal),
-			Data: raw, CreatedAt: now}, c.Epoch, st); err != nil {
+		m := store.ConversationMessage{GroupID: c.GroupID, Epoch: c.Epoch, Kind: int(mls.ContentProposal), Data: raw, CreatedAt: now}
+		if m.Seq, err = tx.AppendConversationMessage(ctx, m, c.Epoch, st); err != nil {
 			return 0, err
 		}
+		ts.push(m, deviceIDs(members))
 	}
-	members, err := tx.ConversationMembers(ctx, c.GroupID)
-	if err != nil {
-		return 0, err
-	}
-	ts.woken = append(ts.woken, deviceIDs(members)...)
 	return len(msgs), nil
 }
 
@@ -595,14 +676,14 @@ func (s *Service) postHandshake(ctx context.Context, tx *store.Tx, ts *txState, 
 		if err != nil {
 			return err
 		}
-		seq, err := tx.AppendConversationMessage(ctx, store.ConversationMessage{GroupID: groupID, Epoch: c.Epoch, Kind: int(mls.ContentProposal),
-			Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}, c.Epoch, state)
-		if err != nil {
+		m := store.ConversationMessage{GroupID: groupID, Epoch: c.Epoch, Kind: int(mls.ContentProposal),
+			Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}
+		if m.Seq, err = tx.AppendConversationMessage(ctx, m, c.Epoch, state); err != nil {
 			return err
 		}
-		*out = Posted{Seq: seq, Epoch: c.Epoch, Kind: int(mls.ContentProposal)}
+		*out = Posted{Seq: m.Seq, Epoch: c.Epoch, Kind: int(mls.ContentProposal)}
 		members, err := tx.ConversationMembers(ctx, groupID)
-		ts.woken = append(ts.woken, deviceIDs(members)...)
+		ts.push(m, deviceIDs(members))
 		return err
 	}
 	if content.ContentType != mls.ContentCommit {
@@ -722,8 +803,8 @@ func (s *Service) acceptCommit(ctx context.Context, tx *store.Tx, ts *txState, a
 		return err
 	}
 	now := s.cfg.Now()
-	seq, err := tx.AppendConversationMessage(ctx, store.ConversationMessage{GroupID: groupID, Epoch: c.Epoch, Kind: int(mls.ContentCommit),
-		Sender: a.Device.ID, Data: raw, CreatedAt: now}, pp.Epoch, state)
+	cm := store.ConversationMessage{GroupID: groupID, Epoch: c.Epoch, Kind: int(mls.ContentCommit), Sender: a.Device.ID, Data: raw, CreatedAt: now}
+	seq, err := tx.AppendConversationMessage(ctx, cm, pp.Epoch, state)
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return apierr.New(apierr.EpochMoved, "another commit took the epoch").WithHint("process the conversation's messages, then make your commit again")
@@ -782,7 +863,9 @@ func (s *Service) acceptCommit(ctx context.Context, tx *store.Tx, ts *txState, a
 			}
 		}
 	}
-	ts.woken = append(ts.woken, append(woken, added...)...)
+	cm.Seq = seq
+	ts.push(cm, woken) // the members before the commit, those it removes included
+	ts.woken = append(ts.woken, added...)
 	// Members who lapsed and are still in the group: propose their removal
 	// in the new epoch at once.
 	var still []store.ConversationMember
@@ -822,6 +905,7 @@ func (s *Service) RemoveLapsed(ctx context.Context, devices ...string) error {
 			if r.LeftSeq != 0 {
 				continue
 			}
+			s.members.forget(r.GroupID)
 			err := s.update(ctx, func(tx *store.Tx, ts *txState) error {
 				c, err := lockConversation(ctx, tx, r.GroupID, true)
 				if err != nil {
@@ -837,6 +921,38 @@ func (s *Service) RemoveLapsed(ctx context.Context, devices ...string) error {
 			if err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// SweepLapsed proposes the removal of lapsed members wherever no proposal
+// does yet (the server calls it periodically, behind RemoveLapsed and the
+// check when someone posts).
+func (s *Service) SweepLapsed(ctx context.Context) error {
+	var groups [][]byte
+	if err := s.cfg.Store.View(ctx, func(tx *store.Tx) (err error) {
+		groups, err = tx.ConversationsWithLapsedMembers(ctx, 1000)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, g := range groups {
+		s.members.forget(g)
+		err := s.update(ctx, func(tx *store.Tx, ts *txState) error {
+			c, err := lockConversation(ctx, tx, g, true)
+			if err != nil {
+				return err
+			}
+			ms, err := tx.ConversationMembers(ctx, g)
+			if err != nil {
+				return err
+			}
+			_, err = s.proposeRemovals(ctx, tx, ts, c, lapsedOf(ms))
+			return err
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -70,7 +70,8 @@ type Misbehaviour struct {
 
 // Service is the delivery service. It is safe for concurrent use.
 type Service struct {
-	cfg Config
+	cfg     Config
+	members memberCache // conversations.go
 }
 
 // New returns a Service.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -95,13 +96,17 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, a org.Actor) err
 	cancel()
 	<-readerDone
 	// Acknowledgements that arrived as the stream closed (a client that
-	// acknowledges, then hangs up) still count.
+	// acknowledges, then hangs up) still count, and the device's batched
+	// ones are written now: it may reconnect at once.
+	actx, acancel := context.WithTimeout(context.WithoutCancel(s.ctx), writeTimeout)
+	defer acancel()
 	if len(acks) > 0 {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), writeTimeout)
 		if err := s.ack(actx, a.Device.ID, <-acks, acks); err != nil {
 			s.log.Debug("acknowledgements at the end of a stream", "device", a.Device.ID, "err", err)
 		}
-		cancel()
+	}
+	if err := s.flushAcks(actx, a.Device.ID); err != nil {
+		s.log.Debug("acknowledgements at the end of a stream", "device", a.Device.ID, "err", err)
 	}
 	return nil
 }
@@ -134,18 +139,39 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 	// busy: something was sent since the last idle message (and at the
 	// start, so a client catching up learns it has caught up).
 	busy := true
+	// more: the last read of the store filled a batch; read again.
+	more := false
 	for {
-		// Send everything queued after the cursors, a batch at a time.
-		// Conversation messages are read before events and sent after
-		// them: a device added to a conversation gets the Welcome (an
-		// event, written in the transaction that added it) before the
-		// conversation's messages.
-		for {
-			msgs, err := s.conversationMessages(ctx, device, sent)
+		// Messages pushed as they were accepted go out as they are when
+		// they continue what this connection sent; otherwise (a gap, a
+		// conversation it has not read yet, pushes dropped, a Wake) it
+		// reads the store from where it stands.
+		pushed, stale := sub.Take()
+		stale = stale || more
+		var msgs []*api.ConversationMessage
+		for _, m := range pushed {
+			last, known := sent[m.Conversation]
+			switch {
+			case stale:
+			case known && m.Seq <= last:
+			case known && m.Seq == last+1:
+				msgs = append(msgs, pushedMessage(m))
+				sent[m.Conversation] = m.Seq
+			default:
+				stale = true
+			}
+		}
+		more = false
+		var es []store.Event
+		if stale {
+			// Conversation messages are read before events and sent after
+			// them: a device added to a conversation gets the Welcome (an
+			// event, written in the transaction that added it) before the
+			// conversation's messages.
+			read, err := s.conversationMessages(ctx, device, sent)
 			if err != nil {
 				return err
 			}
-			var es []store.Event
 			err = s.store.View(ctx, func(tx *store.Tx) (err error) {
 				es, err = tx.EventsAfter(ctx, device, cursor, streamBatch)
 				return err
@@ -153,23 +179,25 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 			if err != nil {
 				return err
 			}
-			for _, e := range es {
-				if err := write(api.StreamMessage{Type: api.StreamEvent, Seq: e.Seq, Event: e.Type, Payload: json.RawMessage(e.Payload)}); err != nil {
-					return err
-				}
-				cursor = e.Seq
+			msgs = append(msgs, read...)
+			more = len(read) == convBatch || len(es) == streamBatch
+		}
+		for _, e := range es {
+			if err := write(api.StreamMessage{Type: api.StreamEvent, Seq: e.Seq, Event: e.Type, Payload: json.RawMessage(e.Payload)}); err != nil {
+				return err
 			}
-			busy = busy || len(es) > 0 || len(msgs) > 0
-			for _, m := range msgs {
-				if err := write(api.StreamMessage{Type: api.StreamConv, Conversation: m.Conversation, Seq: m.Seq, Message: m}); err != nil {
-					return err
-				}
-				sent[m.Conversation] = m.Seq
-				s.metrics.delivered.Inc(kindLabel(m.Kind))
+			cursor = e.Seq
+		}
+		busy = busy || len(es) > 0 || len(msgs) > 0
+		for _, m := range msgs {
+			if err := write(api.StreamMessage{Type: api.StreamConv, Conversation: m.Conversation, Seq: m.Seq, Message: m}); err != nil {
+				return err
 			}
-			if len(es) < streamBatch && len(msgs) < convBatch {
-				break
-			}
+			sent[m.Conversation] = max(sent[m.Conversation], m.Seq)
+			s.metrics.delivered.Inc(kindLabel(m.Kind))
+		}
+		if more {
+			continue
 		}
 		if busy {
 			if err := write(api.StreamMessage{Type: api.StreamIdle}); err != nil {
@@ -212,8 +240,15 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 	}
 }
 
+// pushedMessage is a pushed message as the stream carries it.
+func pushedMessage(m events.Message) *api.ConversationMessage {
+	return &api.ConversationMessage{Conversation: m.Conversation, Seq: m.Seq, Epoch: m.Epoch, Kind: m.Kind, Sender: m.Sender,
+		Message: m.Data, Time: m.Time.UTC()}
+}
+
 // conversationMessages reads the messages of the device's conversations
-// that this connection has not sent yet, up to convBatch in all.
+// that this connection has not sent yet, up to convBatch in all. It notes
+// in sent where each conversation stands, so that pushes can continue it.
 func (s *Server) conversationMessages(ctx context.Context, device string, sent map[string]int64) ([]*api.ConversationMessage, error) {
 	var out []*api.ConversationMessage
 	err := s.store.View(ctx, func(tx *store.Tx) error {
@@ -225,6 +260,7 @@ func (s *Server) conversationMessages(ctx context.Context, device string, sent m
 		for _, r := range rows {
 			id := deliver.ConversationID(r.GroupID)
 			from := max(r.Acked, sent[id])
+			sent[id] = from // pushes continue from here
 			if r.HeadSeq <= from || r.LeftSeq != 0 && from >= r.LeftSeq {
 				continue
 			}
@@ -245,38 +281,111 @@ func (s *Server) conversationMessages(ctx context.Context, device string, sent m
 }
 
 // ack records acknowledgements: first, and whatever more are already
-// waiting, in one transaction, keeping only the highest per conversation.
+// waiting. Events are deleted at once; conversation acknowledgements are
+// batched (see acker).
 func (s *Server) ack(ctx context.Context, device string, first api.StreamMessage, more <-chan api.StreamMessage) error {
-	var (
-		events int64 = -1
-		convs        = map[string]int64{}
-	)
+	events := int64(-1)
 	take := func(m api.StreamMessage) {
 		if m.Type == api.StreamAck {
 			events = max(events, m.Seq)
 		} else {
-			convs[m.Conversation] = max(convs[m.Conversation], m.Seq)
+			s.acks.add(device, m.Conversation, m.Seq)
 		}
 	}
 	take(first)
 	for len(more) > 0 {
 		take(<-more)
 	}
-	return s.store.Update(ctx, func(tx *store.Tx) error {
-		if events >= 0 {
-			if err := tx.AckEvents(ctx, device, events); err != nil {
-				return err
-			}
+	if events < 0 {
+		return nil
+	}
+	return s.store.Update(ctx, func(tx *store.Tx) error { return tx.AckEvents(ctx, device, events) })
+}
+
+// ackFlush is how often batched conversation acknowledgements are written.
+const ackFlush = time.Second
+
+// acker batches devices' acknowledgements of conversation messages, which
+// arrive for nearly every message delivered: they are written every
+// ackFlush, and for a device when its stream ends, so that a write per
+// delivery does not take the database's time from the messages
+// themselves. An acknowledgement lost in a crash only means the messages
+// are delivered again, which devices recognise by their numbers.
+type acker struct {
+	mu      sync.Mutex // guards pending
+	pending map[ackKey]int64
+}
+
+type ackKey struct{ device, conversation string }
+
+func (a *acker) add(device, conversation string, seq int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pending == nil {
+		a.pending = map[ackKey]int64{}
+	}
+	k := ackKey{device, conversation}
+	a.pending[k] = max(a.pending[k], seq)
+}
+
+// take removes and returns the pending acknowledgements of device ("": of
+// every device).
+func (a *acker) take(device string) map[ackKey]int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if device == "" {
+		out := a.pending
+		a.pending = nil
+		return out
+	}
+	out := map[ackKey]int64{}
+	for k, v := range a.pending {
+		if k.device == device {
+			out[k] = v
+			delete(a.pending, k)
 		}
-		for id, seq := range convs {
-			gid, err := deliver.ParseConversationID(id)
+	}
+	return out
+}
+
+// flushAcks writes the pending acknowledgements of device ("": all).
+func (s *Server) flushAcks(ctx context.Context, device string) error {
+	pending := s.acks.take(device)
+	if len(pending) == 0 {
+		return nil
+	}
+	return s.store.Update(ctx, func(tx *store.Tx) error {
+		for k, seq := range pending {
+			gid, err := deliver.ParseConversationID(k.conversation)
 			if err != nil {
 				continue
 			}
-			if err := tx.AckConversation(ctx, gid, device, seq); err != nil {
+			if err := tx.AckConversation(ctx, gid, k.device, seq); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// ackLoop writes batched acknowledgements until the server stops, then
+// writes the last of them.
+func (s *Server) ackLoop() {
+	t := time.NewTicker(ackFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			defer cancel()
+			if err := s.flushAcks(ctx, ""); err != nil {
+				s.log.Warn("write acknowledgements at shutdown", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := s.flushAcks(s.ctx, ""); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("write acknowledgements", "err", err)
+			}
+		}
+	}
 }

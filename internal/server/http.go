@@ -226,13 +226,19 @@ type limiters struct {
 	mu     sync.Mutex
 	enrol  map[string]*rate.Limiter
 	auth   map[string]*rate.Limiter
-	er     rate.Limit
-	eb     int
+	er, ar rate.Limit
+	eb, ab int
 	pruned time.Time
 }
 
 func newLimiters(cfg Config) *limiters {
-	l := &limiters{enrol: map[string]*rate.Limiter{}, auth: map[string]*rate.Limiter{}, er: rate.Limit(10.0 / 60), eb: 10}
+	l := &limiters{enrol: map[string]*rate.Limiter{}, auth: map[string]*rate.Limiter{}, er: rate.Limit(10.0 / 60), eb: 10, ar: 2, ab: 60}
+	if cfg.AuthRate > 0 {
+		l.ar = rate.Limit(cfg.AuthRate)
+	}
+	if cfg.AuthBurst > 0 {
+		l.ab = cfg.AuthBurst
+	}
 	if cfg.EnrolRate > 0 {
 		l.er = rate.Limit(cfg.EnrolRate)
 	}
@@ -292,7 +298,7 @@ func (l *limiters) allow(kind, host string) bool {
 	}
 	m, r, b := l.enrol, l.er, l.eb
 	if kind == "auth" {
-		m, r, b = l.auth, rate.Limit(2), 60
+		m, r, b = l.auth, l.ar, l.ab
 	}
 	lim := m[host]
 	if lim == nil {

@@ -49,6 +49,10 @@ type Config struct {
 	// (default 10 a minute, burst 10).
 	EnrolRate  float64
 	EnrolBurst int
+	// AuthRate and AuthBurst limit authentication attempts per client
+	// address (default 2 a second, burst 60).
+	AuthRate  float64
+	AuthBurst int
 	// TrustedProxies are reverse proxies whose X-Forwarded-For is believed
 	// when deciding a request's client address for rate limits.
 	TrustedProxies []*net.IPNet
@@ -71,6 +75,7 @@ type Server struct {
 	deliver *deliver.Service
 	metrics *serverMetrics
 	limits  *limiters
+	acks    acker
 	tls     *tls.Config
 	pin     string
 	origin  string
@@ -180,6 +185,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 	}
 	s.wg.Go(s.housekeeping)
+	s.wg.Go(s.ackLoop)
 	return s, nil
 }
 
@@ -279,8 +285,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // housekeeping expires sessions, challenges, key packages and abandoned
-// uploads, and deletes conversation messages every device acknowledged,
-// every minute.
+// uploads, deletes conversation messages every device acknowledged, and
+// proposes removing lapsed members that no proposal removes yet, every
+// minute.
 func (s *Server) housekeeping() {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -300,6 +307,9 @@ func (s *Server) housekeeping() {
 			}
 			if _, err := s.deliver.Prune(s.ctx); err != nil && s.ctx.Err() == nil {
 				s.log.Warn("prune conversation messages", "err", err)
+			}
+			if err := s.deliver.SweepLapsed(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("propose removing lapsed members", "err", err)
 			}
 		}
 	}
