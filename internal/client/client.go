@@ -45,6 +45,7 @@ import (
 	"hotline/internal/apierr"
 	"hotline/internal/datadir"
 	"hotline/internal/identity"
+	"hotline/internal/tlog"
 )
 
 // Profile files.
@@ -102,6 +103,13 @@ type Client struct {
 	// when cred or keyset changed since. It saves Do an Ed25519
 	// verification per call.
 	verified identity.Credential
+
+	monMu sync.Mutex // guards mon
+	mon   struct {
+		st   *tlog.MonitorState
+		size int64
+		mod  time.Time
+	}
 
 	convs          conversations // conversations.go
 	misbehave      Misbehaviour

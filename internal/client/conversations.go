@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -175,9 +176,11 @@ type convFile struct {
 	Broken  string `json:"broken,omitempty"`
 	// Seq is the last message of the conversation this device handled.
 	Seq int64 `json:"seq"`
-	// Own are this device's own application messages the server accepted
-	// past Seq: MLS senders cannot decrypt their own, so they are skipped.
-	Own []int64 `json:"own,omitempty"`
+	// Own names this device's own application messages sent past Seq, by
+	// ownKey: MLS senders cannot decrypt their own, so they are skipped
+	// when they come back. A message is listed before it is posted, so
+	// the state need not be saved again once the server took it.
+	Own []string `json:"own,omitempty"`
 	// LastUpdate is when this device last committed a fresh leaf;
 	// SentSinceUpdate counts its messages since.
 	LastUpdate      time.Time `json:"last_update"`
@@ -209,9 +212,10 @@ type convEntry struct {
 
 // conversations is the client's conversation cache and update handler.
 type conversations struct {
-	mu      sync.Mutex // guards entries and handler
-	entries map[string]*convEntry
-	handler func(Update)
+	mu        sync.Mutex // guards entries, handler and described
+	entries   map[string]*convEntry
+	handler   func(Update)
+	described map[string]Member // by credential (see member)
 }
 
 func convID(groupID []byte) string { return base64.RawURLEncoding.EncodeToString(groupID) }
@@ -398,20 +402,40 @@ func (c *Client) checkGroup(g *mls.Group) error {
 }
 
 // member describes a leaf from its credential (checked when it entered).
+// Descriptions are cached by credential: every received message names its
+// sender, and verifying the credential's signature each time would cost as
+// much as the message.
 func (c *Client) member(m mls.Member) Member {
 	out := Member{Leaf: uint32(m.Index)}
 	if m.Leaf == nil {
 		return out
 	}
-	cr, err := identity.VerifyCredential(m.Leaf.Credential.Identity, c.issuerVerifiers())
-	if err != nil {
-		out.User = "(unverified)"
-		return out
+	key := string(m.Leaf.Credential.Identity)
+	c.convs.mu.Lock()
+	d, ok := c.convs.described[key]
+	c.convs.mu.Unlock()
+	if !ok {
+		cr, err := identity.VerifyCredential(m.Leaf.Credential.Identity, c.issuerVerifiers())
+		if err != nil {
+			out.User = "(unverified)"
+			return out
+		}
+		d.User, d.Org, d.Device, d.Roles = cr.User.String(), cr.User.Org, cr.Device, cr.Roles
+		d.Clearance, d.Compartments = cr.Clearance.Token(), cr.Compartments
+		d.Self = cr.Device == c.sig.Public().DeviceID()
+		c.convs.mu.Lock()
+		if len(c.convs.described) >= 4096 {
+			clear(c.convs.described)
+		}
+		if c.convs.described == nil {
+			c.convs.described = map[string]Member{}
+		}
+		c.convs.described[key] = d
+		c.convs.mu.Unlock()
 	}
-	out.User, out.Org, out.Device, out.Roles = cr.User.String(), cr.User.Org, cr.Device, cr.Roles
-	out.Clearance, out.Compartments = cr.Clearance.Token(), append([]string{}, cr.Compartments...)
-	out.Self = cr.Device == c.sig.Public().DeviceID()
-	return out
+	d.Leaf = out.Leaf
+	d.Compartments = append([]string{}, d.Compartments...)
+	return d
 }
 
 func (c *Client) memberAt(g *mls.Group, l mls.LeafIndex) Member {
@@ -983,12 +1007,24 @@ func (c *Client) sendLocked(ctx context.Context, e *convEntry, content conversat
 		if err != nil {
 			return Message{}, err
 		}
+		raw := m.Marshal()
 		// The key this used is gone from the state before the message
-		// leaves: a crash cannot make this device reuse it.
+		// leaves, so a crash cannot make this device reuse it; the state
+		// also knows the message as its own, and counts it.
+		own := ownKey(raw)
+		e.file.Own = append(e.file.Own, own)
+		e.file.SentSinceUpdate++
+		if size > 0 {
+			e.file.CheckpointSize = size
+		}
 		if err := c.saveLocked(e); err != nil {
 			return Message{}, err
 		}
-		posted, err := c.post(ctx, e.id, m.Marshal(), nil)
+		posted, err := c.post(ctx, e.id, raw, nil)
+		if err != nil {
+			e.file.Own = slices.DeleteFunc(e.file.Own, func(k string) bool { return k == own })
+			e.dirty = true
+		}
 		if retryable(err) {
 			if err := c.catchUpLocked(ctx, e, 0); err != nil {
 				return Message{}, err
@@ -1000,18 +1036,11 @@ func (c *Client) sendLocked(ctx context.Context, e *convEntry, content conversat
 		p := c.Profile()
 		msg := Message{Conversation: e.id, Seq: posted.Seq, Epoch: e.group.Epoch(), Time: c.now().UTC(), User: p.User, Device: p.Device,
 			Own: true, Kind: kindName(content.Kind), Text: content.Text, Data: content.Data}
-		if posted.Seq > e.file.Seq {
-			e.file.Own = append(e.file.Own, posted.Seq)
-		}
-		e.file.SentSinceUpdate++
-		if size > 0 {
-			e.file.CheckpointSize = size
-		}
 		if content.Kind == conversation.KindTitle {
 			e.file.Title = content.Text
-		}
-		if err := c.saveLocked(e); err != nil {
-			return msg, err
+			if err := c.saveLocked(e); err != nil {
+				return msg, err
+			}
 		}
 		if content.Kind != conversation.KindCheckpoint {
 			if err := c.recordLocked(msg); err != nil {
@@ -1123,9 +1152,11 @@ func (c *Client) handleLocked(ctx context.Context, e *convEntry, m api.Conversat
 		e.updates = append(e.updates, Update{Conversation: e.id, Kind: UpdateProblem, Err: fmt.Errorf("message %d: %w", m.Seq, err)})
 	}
 	defer func() { e.file.Seq, e.dirty, e.unacked = m.Seq, true, true }()
-	if i := slices.Index(e.file.Own, m.Seq); i >= 0 {
-		e.file.Own = slices.Delete(e.file.Own, i, i+1)
-		return nil
+	if len(e.file.Own) > 0 && m.Kind == int(mls.ContentApplication) {
+		if i := slices.Index(e.file.Own, ownKey(m.Message)); i >= 0 {
+			e.file.Own = slices.Delete(e.file.Own, i, i+1)
+			return nil
+		}
 	}
 	if usable(e) != nil {
 		return nil
@@ -1139,9 +1170,12 @@ func (c *Client) handleLocked(ctx context.Context, e *convEntry, m api.Conversat
 		c.refuseLocked(e, m, msg, err)
 		return nil
 	}
-	before := map[mls.LeafIndex]*mls.LeafNode{}
-	for _, mm := range e.group.Members() {
-		before[mm.Index] = mm.Leaf
+	var before map[mls.LeafIndex]*mls.LeafNode // the leaves a commit may remove
+	if msg.PublicMessage != nil && msg.PublicMessage.Content.ContentType == mls.ContentCommit {
+		before = map[mls.LeafIndex]*mls.LeafNode{}
+		for _, mm := range e.group.Members() {
+			before[mm.Index] = mm.Leaf
+		}
 	}
 	p, err := e.group.Process(msg)
 	if err != nil && errors.Is(err, mls.ErrLeafRefused) {
@@ -1461,4 +1495,10 @@ func (c *Client) SendAttachment(ctx context.Context, id string, r io.Reader, nam
 		return Message{}, err
 	}
 	return c.Send(ctx, id, conversation.Content{Kind: conversation.KindAttachment, Data: d.Marshal()})
+}
+
+// ownKey names one of this device's own messages: a hash of its bytes.
+func ownKey(msg []byte) string {
+	h := sha256.Sum256(msg)
+	return hex.EncodeToString(h[:16])
 }

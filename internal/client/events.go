@@ -135,8 +135,25 @@ func (c *Client) streamOnce(ctx context.Context, fn func(api.StreamMessage) erro
 		}
 		return nil
 	}
+	// Handled conversation messages are saved and acknowledged within
+	// flushDelay, and at once when the stream is about to close.
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	timing := false
 	for {
-		m, ok := <-in
+		var (
+			m  api.StreamMessage
+			ok bool
+		)
+		select {
+		case m, ok = <-in:
+		case <-timer.C:
+			timing = false
+			if err := flush(false); err != nil {
+				return err
+			}
+			continue
+		}
 		if !ok {
 			if err := flush(true); err != nil {
 				return err
@@ -160,6 +177,10 @@ func (c *Client) streamOnce(ctx context.Context, fn func(api.StreamMessage) erro
 			}
 			if e != nil {
 				unflushed[e] = true
+				if !timing {
+					timer.Reset(flushDelay)
+					timing = true
+				}
 			}
 		case m.Type == api.StreamEvent && m.Event == deliver.WelcomeEvent:
 			if err := c.join(ctx, m.Payload); err != nil {
@@ -180,7 +201,9 @@ func (c *Client) streamOnce(ctx context.Context, fn func(api.StreamMessage) erro
 		} else if err != nil {
 			return fmt.Errorf("handle %s event %d: %w", m.Event, m.Seq, err)
 		}
-		if len(in) == 0 || m.Type == api.StreamIdle || stop {
+		if stop || len(unflushed) > 0 && m.Type == api.StreamEvent {
+			// Stopping, or an event (a Welcome, say) that must not be
+			// acknowledged before the messages handled before it are saved.
 			if err := flush(stop); err != nil {
 				return err
 			}
@@ -209,6 +232,13 @@ func (c *Client) streamOnce(ctx context.Context, fn func(api.StreamMessage) erro
 		}
 	}
 }
+
+// flushDelay bounds how long handled conversation messages wait to be
+// saved and acknowledged: the state is written once for all that arrive
+// together, not once per message. Until then a crash only means the
+// server delivers them again (the application may see them twice; their
+// numbers tell).
+const flushDelay = 250 * time.Millisecond
 
 // maxStreamMessage bounds one message on the event stream: a Welcome to a
 // large post-quantum group carries its whole ratchet tree.

@@ -58,7 +58,7 @@ func (c *Client) VerifyLog(ctx context.Context) (*VerifyReport, error) {
 	if err := c.Do(ctx, http.MethodGet, "/v1/log/checkpoint", nil, &cp); err != nil {
 		return nil, fmt.Errorf("fetch checkpoint: %w", err)
 	}
-	st, err := c.loadMonitor()
+	st, err := c.loadMonitorCopy()
 	if err != nil {
 		return nil, err
 	}
@@ -437,7 +437,36 @@ func (c *Client) CompareCheckpoint(ctx context.Context, other []byte) error {
 	return nil
 }
 
+// loadMonitor returns the monitor's state as last saved. Every leaf check
+// reads it, so it is kept parsed in memory while the file is unchanged (by
+// size and modification time). The state returned is shared: read it only.
 func (c *Client) loadMonitor() (*tlog.MonitorState, error) {
+	path := filepath.Join(c.dir, MonitorFile)
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	c.monMu.Lock()
+	defer c.monMu.Unlock()
+	if c.mon.st != nil && c.mon.size == fi.Size() && c.mon.mod.Equal(fi.ModTime()) {
+		return c.mon.st, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var st tlog.MonitorState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.mon.st, c.mon.size, c.mon.mod = &st, fi.Size(), fi.ModTime()
+	return &st, nil
+}
+
+// loadMonitorCopy returns a copy of the monitor's state to change.
+func (c *Client) loadMonitorCopy() (*tlog.MonitorState, error) {
 	b, err := os.ReadFile(filepath.Join(c.dir, MonitorFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -456,5 +485,8 @@ func (c *Client) saveMonitor(st *tlog.MonitorState) error {
 	if err != nil {
 		return err
 	}
+	c.monMu.Lock()
+	c.mon.st = nil
+	c.monMu.Unlock()
 	return writeFile(filepath.Join(c.dir, MonitorFile), b)
 }
