@@ -37,11 +37,12 @@ const benchParallelism = 4 // goroutines per GOMAXPROCS in RunParallel
 
 // benchEnv starts a server for benchmarks: logs discarded (request lines
 // are Debug, off in production) and no enrolment rate limit.
-func benchEnv(b *testing.B, backend string) *env {
+func benchEnv(b testing.TB, backend string) *env {
 	b.Helper()
 	return newEnv(b, backend, func(c *server.Config) {
 		c.Logger = slog.New(slog.DiscardHandler)
 		c.EnrolRate, c.EnrolBurst = 1e9, 1e9
+		c.AuthRate, c.AuthBurst = 1e9, 1e9
 	})
 }
 
