@@ -505,3 +505,96 @@ func (e *env) pgDumpArgs(t *testing.T) []string {
 }
 
 var _ = apierr.EpochMoved
+
+// Bad input to a conversation gets a stable code and changes nothing.
+func TestConversationRefusesBadMessages(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	ctx := t.Context()
+	admin := e.admin(t)
+	alice := newMember(t, e, admin, "alice")
+	bob := newMember(t, e, admin, "bob")
+	carol := newMember(t, e, admin, "carol")
+	info, err := alice.CreateConversation(ctx, client.CreateOptions{Title: "t", Members: []string{"bob@state.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	sync1(t, bob)
+	send(t, bob, id, "hello")
+	var page []api.ConversationMessage
+	if err := alice.Do(ctx, "GET", "/v1/conversations/"+id+"/messages?after=0", nil, &page); err != nil {
+		t.Fatal(err)
+	}
+	var aliceCommit, bobMessage []byte
+	for _, m := range page {
+		if m.Kind == 3 && m.Sender == alice.Profile().Device {
+			aliceCommit = m.Message
+		}
+		if m.Kind == 1 && m.Sender == bob.Profile().Device {
+			bobMessage = m.Message
+		}
+	}
+	if aliceCommit == nil || bobMessage == nil {
+		t.Fatal("no commit or message to replay")
+	}
+	state := func() api.Conversation {
+		var c api.Conversation
+		if err := alice.Do(ctx, "GET", "/v1/conversations/"+id, nil, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	before := state()
+	gi := (&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatKeyPackage, KeyPackage: ghostKeyPackage(t, e, "bob@state.example")}).Marshal()
+	other, err := bob.CreateConversation(ctx, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		as   *member
+		path string
+		post api.ConversationPost
+		code apierr.Code
+	}{
+		{"garbage", bob, id, api.ConversationPost{Message: []byte("not mls")}, apierr.MLSInvalid},
+		{"a key package", bob, id, api.ConversationPost{Message: gi}, apierr.MLSInvalid},
+		{"a Welcome with an application message", bob, id, api.ConversationPost{Message: bobMessage, Welcome: []byte{1}}, apierr.MLSInvalid},
+		{"another conversation's message", bob, other.ID, api.ConversationPost{Message: bobMessage}, apierr.MLSInvalid},
+		{"a non-member", carol, id, api.ConversationPost{Message: bobMessage}, apierr.NotMember},
+		{"a commit of an old epoch", alice, id, api.ConversationPost{Message: aliceCommit}, apierr.EpochMoved},
+		{"an unknown conversation", bob, "AAAAAAAAAAAAAAAAAAAAAA", api.ConversationPost{Message: bobMessage}, apierr.NotFound},
+		{"a bad ID", bob, "not an id!", api.ConversationPost{Message: bobMessage}, apierr.BadRequest},
+	} {
+		err := tc.as.Do(ctx, "POST", "/v1/conversations/"+url.PathEscape(tc.path)+"/messages", tc.post, nil)
+		if !apierr.Is(err, tc.code) {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
+		}
+	}
+	// A member sending another member's handshake: re-signed content is
+	// what it would need, and the server checks whose leaf it is.
+	tampered := slices.Clone(aliceCommit)
+	tampered[len(tampered)/2] ^= 1
+	if err := bob.Do(ctx, "POST", "/v1/conversations/"+id+"/messages", api.ConversationPost{Message: tampered}, nil); err == nil {
+		t.Error("a tampered commit was accepted")
+	}
+	if got := state(); got.Epoch != before.Epoch || got.HeadSeq != before.HeadSeq {
+		t.Errorf("the conversation moved: %+v, was %+v", got, before)
+	}
+	// Reading and acknowledging are for members.
+	if err := carol.Do(ctx, "GET", "/v1/conversations/"+id+"/messages", nil, nil); !apierr.Is(err, apierr.NotMember) {
+		t.Errorf("a non-member reads: %v", err)
+	}
+	if err := carol.Do(ctx, "GET", "/v1/conversations/"+id, nil, nil); !apierr.Is(err, apierr.NotMember) {
+		t.Errorf("a non-member looks: %v", err)
+	}
+	if err := carol.Do(ctx, "POST", "/v1/conversations/"+id+"/ack", api.ConversationAck{Seq: 1}, nil); !apierr.Is(err, apierr.NotMember) {
+		t.Errorf("a non-member acknowledges: %v", err)
+	}
+	sync1(t, alice, bob)
+	for _, m := range []*member{alice, bob} {
+		if p := m.problems(); len(p) > 0 {
+			t.Errorf("%s saw problems: %q", m.name, p)
+		}
+	}
+}

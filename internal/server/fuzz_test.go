@@ -11,6 +11,8 @@ import (
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
+	"hotline/internal/client"
+	"hotline/internal/conversation"
 )
 
 // routes the fuzzer aims at; PARAM is replaced by fuzzed text.
@@ -41,6 +43,11 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", "/v1/blobs/PARAM"},
 	{"POST", "/v1/blobs/PARAM/complete"},
 	{"GET", "/v1/blobs/PARAM/chunks/PARAM"},
+	{"POST", "/v1/conversations"},
+	{"GET", "/v1/conversations/PARAM"},
+	{"POST", "/v1/conversations/PARAM/messages"},
+	{"GET", "/v1/conversations/PARAM/messages?after=PARAM"},
+	{"POST", "/v1/conversations/PARAM/ack"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an
@@ -55,10 +62,29 @@ func FuzzEndpoints(f *testing.F) {
 	for _, c := range apierr.Codes {
 		known[c.Code] = true
 	}
+	// A conversation of the admin's alone, and one of its messages, so
+	// the fuzzer starts from bodies the conversation endpoints parse.
+	if err := admin.EnsureKeyPackages(f.Context(), client.DefaultSuite); err != nil {
+		f.Fatal(err)
+	}
+	conv, err := admin.CreateConversation(f.Context(), client.CreateOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := admin.Send(f.Context(), conv.ID, conversation.Content{Kind: conversation.KindText, Text: "seed"}); err != nil {
+		f.Fatal(err)
+	}
+	var page []api.ConversationMessage
+	if err := admin.Do(f.Context(), "GET", "/v1/conversations/"+conv.ID+"/messages", nil, &page); err != nil || len(page) == 0 {
+		f.Fatalf("seed messages: %v", err)
+	}
+	seedPost, _ := json.Marshal(api.ConversationPost{Message: page[len(page)-1].Message})
 	for i := range fuzzRoutes {
 		f.Add(uint8(i), "admin@state.example", []byte(`{"user":"x@state.example","roles":["admin"]}`))
 		f.Add(uint8(i), "1", []byte(`{}`))
 		f.Add(uint8(i), "aaaaaaaaaaaaaaaa", []byte(`{"rule":"any -> any : deny","reason":"lost"}`))
+		f.Add(uint8(i), conv.ID, seedPost)
+		f.Add(uint8(i), conv.ID, []byte(`{"seq":1}`))
 	}
 	f.Fuzz(func(t *testing.T, route uint8, param string, body []byte) {
 		r := fuzzRoutes[int(route)%len(fuzzRoutes)]
