@@ -41,33 +41,38 @@ import (
 // read and chat keep a read marker per conversation in the profile
 // (readMarkFile), so read prints what arrived since the last read.
 
-// openSynced opens a profile and syncs it, printing problems to stderr.
-func openSynced(e *cmdEnv, profile string) (*client.Client, error) {
-	c, err := openProfile(profile)
-	if err != nil {
-		return nil, err
+// openSynced opens a profile, takes its lock (lockProfile) and syncs it,
+// printing problems to stderr. The caller calls release when done.
+func openSynced(e *cmdEnv, profile string) (c *client.Client, release func(), err error) {
+	if c, err = openProfile(profile); err != nil {
+		return nil, nil, err
+	}
+	if release, err = lockProfile(c.Dir()); err != nil {
+		return nil, nil, err
 	}
 	c.OnUpdate(func(u client.Update) { warnProblem(e.stderr, u) })
 	if err := c.Sync(e.ctx); err != nil {
-		return nil, fmt.Errorf("sync: %w", err)
+		release()
+		return nil, nil, fmt.Errorf("sync: %w", err)
 	}
-	return c, nil
+	return c, release, nil
 }
 
-// openConversation opens and syncs a profile and finds a conversation.
-func openConversation(e *cmdEnv, profile, name string) (*client.Client, client.ConversationInfo, error) {
+// openConversation is openSynced, then finds a conversation.
+func openConversation(e *cmdEnv, profile, name string) (*client.Client, client.ConversationInfo, func(), error) {
 	if strings.TrimSpace(name) == "" {
-		return nil, client.ConversationInfo{}, usagef("name a conversation by its ID, a prefix of it, or its title")
+		return nil, client.ConversationInfo{}, nil, usagef("name a conversation by its ID, a prefix of it, or its title")
 	}
-	c, err := openSynced(e, profile)
+	c, release, err := openSynced(e, profile)
 	if err != nil {
-		return nil, client.ConversationInfo{}, err
+		return nil, client.ConversationInfo{}, nil, err
 	}
 	info, err := c.FindConversation(name)
 	if err != nil {
-		return nil, info, convError(err)
+		release()
+		return nil, info, nil, convError(err)
 	}
-	return c, info, nil
+	return c, info, release, nil
 }
 
 // warnProblem prints an Update of kind problem as a warning.
@@ -173,10 +178,11 @@ func convCreate(e *cmdEnv, args []string) error {
 	if len(*title) > conversation.MaxTitle || !utf8.ValidString(*title) {
 		return usagef("conversation create: a title is UTF-8 text of at most %d bytes", conversation.MaxTitle)
 	}
-	c, err := openSynced(e, *profile)
+	c, release, err := openSynced(e, *profile)
 	if err != nil {
 		return err
 	}
+	defer release()
 	members, err := userArgs(c, pos)
 	if err != nil {
 		return err
@@ -221,10 +227,11 @@ func convList(e *cmdEnv, args []string) error {
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	c, err := openSynced(e, *profile)
+	c, release, err := openSynced(e, *profile)
 	if err != nil {
 		return err
 	}
+	defer release()
 	all, err := c.Conversations()
 	if err != nil {
 		return err
@@ -285,10 +292,11 @@ func convMembers(e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, info, err := openConversation(e, *profile, pos[0])
+	_, info, release, err := openConversation(e, *profile, pos[0])
 	if err != nil {
 		return err
 	}
+	defer release()
 	if err := usableInfo(info); err != nil {
 		return err
 	}
@@ -307,10 +315,11 @@ func convAddRemove(e *cmdEnv, sub string, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, info, err := openConversation(e, *profile, pos[0])
+	c, info, release, err := openConversation(e, *profile, pos[0])
 	if err != nil {
 		return err
 	}
+	defer release()
 	if err := usableInfo(info); err != nil {
 		return err
 	}
@@ -488,10 +497,11 @@ func cmdSend(e *cmdEnv, args []string) error {
 	if err := checkText(text); err != nil {
 		return usagef("send: %v", err)
 	}
-	c, info, err := openConversation(e, *profile, pos[0])
+	c, info, release, err := openConversation(e, *profile, pos[0])
 	if err != nil {
 		return err
 	}
+	defer release()
 	if err := usableInfo(info); err != nil {
 		return err
 	}
@@ -544,10 +554,11 @@ func cmdRead(e *cmdEnv, args []string) error {
 	if *count < 0 {
 		return usagef("read: --count must not be negative")
 	}
-	c, info, err := openConversation(e, *profile, pos[0])
+	c, info, release, err := openConversation(e, *profile, pos[0])
 	if err != nil {
 		return err
 	}
+	defer release()
 	v := &view{c: c, id: info.ID, asJSON: *asJSON, out: e.stdout, errw: e.stderr, limit: *count}
 	if v.mark, err = readMark(c, info.ID); err != nil {
 		return err
@@ -830,10 +841,11 @@ func cmdAttach(e *cmdEnv, args []string) error {
 	if len(typ) > 127 || strings.ContainsFunc(typ, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		return usagef("attach: --type %q: a media type is at most 127 printable ASCII characters without spaces, such as text/plain;charset=utf-8", typ)
 	}
-	c, info, err := openConversation(e, *profile, pos[0])
+	c, info, release, err := openConversation(e, *profile, pos[0])
 	if err != nil {
 		return err
 	}
+	defer release()
 	if err := usableInfo(info); err != nil {
 		return err
 	}
@@ -850,10 +862,11 @@ func cmdAttach(e *cmdEnv, args []string) error {
 }
 
 func attachGet(e *cmdEnv, profile, conv string, seq int64, out string, asJSON bool) error {
-	c, info, err := openConversation(e, profile, conv)
+	c, info, release, err := openConversation(e, profile, conv)
 	if err != nil {
 		return err
 	}
+	defer release()
 	history, err := c.Messages(info.ID)
 	if err != nil {
 		return err
@@ -912,10 +925,11 @@ func cmdChat(e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, info, err := openConversation(e, *profile, pos[0])
+	c, info, release, err := openConversation(e, *profile, pos[0])
 	if err != nil {
 		return err
 	}
+	defer release()
 	if err := usableInfo(info); err != nil {
 		return err
 	}

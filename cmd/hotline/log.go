@@ -179,6 +179,11 @@ func cmdEvents(e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	release, err := lockProfile(c.Dir()) // the stream handles conversations too
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx, cancel := e.ctx, context.CancelFunc(func() {})
 	if *timeout > 0 {
 		ctx, cancel = context.WithTimeout(e.ctx, *timeout)
