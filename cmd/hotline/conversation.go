@@ -334,13 +334,32 @@ func convAddRemove(e *cmdEnv, sub string, args []string) error {
 		ms, err = c.RemoveMembers(e.ctx, info.ID, names...)
 	}
 	if err != nil {
-		return convError(err)
+		return addError(err, info, names)
 	}
 	if *asJSON {
 		return printJSON(e.stdout, ms)
 	}
 	_, err = io.WriteString(e.stdout, changedLines(sub, ms, c.Conversation(info.ID).Epoch))
 	return err
+}
+
+// addError is convError, and explains the client's "no device to add"
+// (an unexported error) when every user named is a member already.
+func addError(err error, info client.ConversationInfo, names []string) error {
+	if err.Error() != "no device to add" {
+		return convError(err)
+	}
+	in := users(info.Members)
+	for _, n := range names {
+		if !slices.Contains(in, n) {
+			return err
+		}
+	}
+	who := strings.Join(names, ", ") + " are members"
+	if len(names) == 1 {
+		who = names[0] + " is a member"
+	}
+	return withHint(err, "%s already; a new device of theirs joins once it has published key packages", who)
 }
 
 // changedLines reports the members an add or remove changed.
@@ -1076,7 +1095,7 @@ func chatLine(ctx context.Context, v *view, line string) (quit bool, err error) 
 			ms, err = v.c.RemoveMembers(ctx, v.id, names...)
 		}
 		if err != nil {
-			return false, err
+			return false, addError(err, v.c.Conversation(v.id), names)
 		}
 		v.printf(v.out, "%s", changedLines(f[0][1:], ms, v.c.Conversation(v.id).Epoch))
 		return false, nil
