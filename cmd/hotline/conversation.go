@@ -589,6 +589,8 @@ func cmdRead(e *cmdEnv, args []string) error {
 	for _, m := range history {
 		if (*all || m.Seq > v.mark) && !v.done() {
 			v.message(m)
+		} else {
+			v.seen(m)
 		}
 	}
 	if err := v.err; err != nil {
@@ -647,11 +649,12 @@ type view struct {
 	mu      sync.Mutex
 	out     io.Writer
 	errw    io.Writer
-	mark    int64 // the read marker
-	printed int   // messages printed
-	others  int   // of them, messages from others
-	left    bool  // this device was removed from the conversation
-	err     error // the first error saving the marker
+	mark    int64  // the read marker
+	title   string // the last title seen
+	printed int    // messages printed
+	others  int    // of them, messages from others
+	left    bool   // this device was removed from the conversation
+	err     error  // the first error saving the marker
 }
 
 // removed says whether this device was removed from the conversation
@@ -668,10 +671,19 @@ func (v *view) done() bool {
 	return v.limit > 0 && v.others >= v.limit
 }
 
-// message prints a message and moves the read marker past it.
+// message prints a message and moves the read marker past it. A title
+// that repeats the one before is not printed: the client sends the title
+// again, for the new members, whenever it adds some.
 func (v *view) message(m client.Message) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if m.Kind == "title" {
+		if m.Text == v.title {
+			v.markLocked(m.Seq)
+			return
+		}
+		v.title = m.Text
+	}
 	if v.asJSON {
 		b, _ := json.Marshal(jsonMessage(m))
 		fmt.Fprintf(v.out, "%s\n", b)
@@ -682,14 +694,29 @@ func (v *view) message(m client.Message) {
 	if !m.Own {
 		v.others++
 	}
-	if m.Seq > v.mark {
-		v.mark = m.Seq
-		if err := saveReadMark(v.c, v.id, m.Seq); err != nil && v.err == nil {
-			v.err = err
-		}
-	}
+	v.markLocked(m.Seq)
 	if v.limit > 0 && v.others >= v.limit && v.stop != nil {
 		v.stop()
+	}
+}
+
+// seen notes a message of the history that is not printed.
+func (v *view) seen(m client.Message) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if m.Kind == "title" {
+		v.title = m.Text
+	}
+}
+
+// markLocked moves the read marker forward to seq.
+func (v *view) markLocked(seq int64) {
+	if seq <= v.mark {
+		return
+	}
+	v.mark = seq
+	if err := saveReadMark(v.c, v.id, seq); err != nil && v.err == nil {
+		v.err = err
 	}
 }
 
@@ -963,6 +990,8 @@ func cmdChat(e *cmdEnv, args []string) error {
 	for _, m := range history {
 		if m.Seq > v.mark {
 			v.message(m)
+		} else {
+			v.seen(m)
 		}
 	}
 	v.printf(v.errw, "Chat in %s%s, %s. Lines you type are sent; /help lists commands; end of input (Ctrl-D) ends the chat.\n",
