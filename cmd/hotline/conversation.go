@@ -343,10 +343,10 @@ func convAddRemove(e *cmdEnv, sub string, args []string) error {
 	return err
 }
 
-// addError is convError, and explains the client's "no device to add"
-// (an unexported error) when every user named is a member already.
+// addError is convError, and explains client.ErrNothingToAdd when every
+// user named is a member already.
 func addError(err error, info client.ConversationInfo, names []string) error {
-	if err.Error() != "no device to add" {
+	if !errors.Is(err, client.ErrNothingToAdd) {
 		return convError(err)
 	}
 	in := users(info.Members)
@@ -775,7 +775,8 @@ type attachmentInfo struct {
 }
 
 func jsonMessage(m client.Message) shown {
-	s := shown{Conversation: m.Conversation, Kind: m.Kind, Seq: m.Seq, Time: &m.Time, User: m.User, Device: m.Device, Own: m.Own, Text: m.Text}
+	s := shown{Conversation: m.Conversation, Kind: m.Kind, Seq: m.Seq, Time: &m.Time, User: m.User, Device: m.Device, Own: m.Own, Text: m.Text,
+		Added: m.Added, Removed: m.Removed}
 	if m.Kind == "attachment" {
 		if d, err := attach.UnmarshalDescriptor(m.Data); err == nil {
 			s.Attachment = &attachmentInfo{Name: d.Name, Size: d.Size, MediaType: d.MediaType}
@@ -810,6 +811,19 @@ func messageLine(m client.Message) string {
 		return fmt.Sprintf("%s %s: [attachment %s, %d bytes]\n", head, m.User, cleanLine(d.Name), d.Size)
 	case "title":
 		return fmt.Sprintf("%s -- %s set the title to \"%s\"\n", head, m.User, cleanLine(m.Text))
+	case "members":
+		by := m.User
+		if by == "" {
+			by = "the server"
+		}
+		var b strings.Builder
+		if len(m.Added) > 0 {
+			fmt.Fprintf(&b, "%s -- %s added %s\n", head, by, cleanLine(strings.Join(m.Added, ", ")))
+		}
+		if len(m.Removed) > 0 {
+			fmt.Fprintf(&b, "%s -- %s removed %s\n", head, by, cleanLine(strings.Join(m.Removed, ", ")))
+		}
+		return b.String()
 	}
 	return fmt.Sprintf("%s %s: [a %s message this version cannot show]\n", head, m.User, cleanLine(m.Kind))
 }

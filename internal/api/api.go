@@ -331,10 +331,12 @@ type KeyPackageStock struct {
 	LastResort  bool   `json:"last_resort"`
 }
 
-// KeyPackageClaim is POST /v1/keypackages/claim.
+// KeyPackageClaim is POST /v1/keypackages/claim. Except names devices not
+// to claim for (those already in the conversation, say).
 type KeyPackageClaim struct {
-	User        string `json:"user"`
-	CipherSuite uint16 `json:"cipher_suite"`
+	User        string   `json:"user"`
+	CipherSuite uint16   `json:"cipher_suite"`
+	Except      []string `json:"except,omitempty"`
 }
 
 // ClaimedKeyPackage is one device's key package, handed out once.

@@ -82,10 +82,19 @@ func (d Descriptor) Validate() error {
 		return bad("ciphertext size %d for a file of %d bytes", d.CiphertextSize, d.Size)
 	case len(d.CiphertextHash) != 32:
 		return bad("hash of %d bytes", len(d.CiphertextHash))
-	case !printable(d.Name, maxName):
-		return bad("name is not printable UTF-8 of at most %d bytes", maxName)
-	case !printable(d.MediaType, maxMediaType) || strings.ContainsAny(d.MediaType, " \t"):
-		return bad("media type")
+	}
+	return CheckNames(d.Name, d.MediaType)
+}
+
+// CheckNames checks a file's name and media type as a Descriptor carries
+// them: printable UTF-8, and a media type without parameters or spaces
+// ("text/plain", not "text/plain; charset=utf-8").
+func CheckNames(name, mediaType string) error {
+	switch {
+	case !printable(name, maxName):
+		return fmt.Errorf("%w: name is not printable UTF-8 of at most %d bytes", ErrMalformed, maxName)
+	case !printable(mediaType, maxMediaType) || strings.ContainsAny(mediaType, " \t;"):
+		return fmt.Errorf("%w: media type %.40q is not a bare type/subtype of at most %d bytes", ErrMalformed, mediaType, maxMediaType)
 	}
 	return nil
 }

@@ -32,6 +32,9 @@ type uploadJournal struct {
 // key; the server never sees it). If the upload is interrupted, call
 // ResumeUploads.
 func (c *Client) UploadAttachment(ctx context.Context, r io.Reader, name, mediaType string) (attach.Descriptor, error) {
+	if err := attach.CheckNames(name, mediaType); err != nil {
+		return attach.Descriptor{}, err
+	}
 	dir := filepath.Join(c.dir, UploadDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return attach.Descriptor{}, err

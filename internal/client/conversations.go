@@ -126,9 +126,13 @@ type Message struct {
 	User         string    `json:"user"`
 	Device       string    `json:"device"`
 	Own          bool      `json:"own,omitempty"`
-	Kind         string    `json:"kind"` // text, attachment, title
+	Kind         string    `json:"kind"` // text, attachment, title, members
 	Text         string    `json:"text,omitempty"`
 	Data         []byte    `json:"data,omitempty"`
+	// Added and Removed are the users a membership change ("members",
+	// made by User) added and removed.
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
 }
 
 func kindName(k conversation.Kind) string {
@@ -552,6 +556,13 @@ func (c *Client) CreateConversation(ctx context.Context, o CreateOptions) (Conve
 		return ConversationInfo{}, err
 	}
 	e.group, e.checkAfter = g, false
+	// Claim and check the members' key packages before the server hears of
+	// the conversation: a member refused now leaves nothing behind.
+	users := append([]string{c.Profile().User}, o.Members...)
+	kps, err := c.claim(ctx, o.Suite, o.Classification, []string{c.Profile().Device}, users)
+	if err != nil {
+		return ConversationInfo{}, err
+	}
 	gi, err := g.GroupInfo(true)
 	if err != nil {
 		return ConversationInfo{}, err
@@ -575,15 +586,12 @@ func (c *Client) CreateConversation(ctx context.Context, o CreateOptions) (Conve
 	}
 	e.file.Title = o.Title
 	err = c.saveLocked(e)
+	if err == nil && len(kps) > 0 {
+		_, err = c.addLocked(ctx, e, kps)
+	}
+	ci := c.infoLocked(e)
 	c.unlock(e)
-	if err != nil {
-		return ConversationInfo{}, err
-	}
-	users := append([]string{c.Profile().User}, o.Members...)
-	if _, err := c.AddMembers(ctx, e.id, users...); err != nil && !(len(o.Members) == 0 && errors.Is(err, errNothingToAdd)) {
-		return c.Conversation(e.id), err
-	}
-	return c.Conversation(e.id), nil
+	return ci, err
 }
 
 // forgetLocked drops a conversation this device could not register.
@@ -706,7 +714,9 @@ func (c *Client) recordLocked(m Message) error {
 	return c.appendSealed(path, "history", m.Conversation, b)
 }
 
-var errNothingToAdd = errors.New("no device to add")
+// ErrNothingToAdd: every device of the users named is in the conversation
+// already (or, for this device's own user, there is no other device).
+var ErrNothingToAdd = errors.New("every device of theirs is a member already")
 
 // AddMembers adds every device of each user that has a key package and is
 // not in the conversation yet. It returns the members added.
@@ -726,7 +736,6 @@ func (c *Client) AddMembers(ctx context.Context, id string, users ...string) ([]
 	if err := usable(e); err != nil {
 		return nil, err
 	}
-	cs := e.group.Suite().ID()
 	class, err := conversation.FromGroupContext(e.group.GroupContext().Extensions)
 	if err != nil {
 		return nil, err
@@ -735,9 +744,20 @@ func (c *Client) AddMembers(ctx context.Context, id string, users ...string) ([]
 	for _, m := range e.group.Members() {
 		have = append(have, c.member(m).Device)
 	}
+	kps, err := c.claim(ctx, e.group.Suite().ID(), class, have, users)
+	if err != nil {
+		return nil, err
+	}
+	return c.addLocked(ctx, e, kps)
+}
+
+// claim claims a key package of every device of each user but those in
+// have, and checks each as every member would, before the server or anyone
+// else sees a commit adding it.
+func (c *Client) claim(ctx context.Context, cs mls.CipherSuite, class conversation.Classification, have, users []string) ([]*mls.KeyPackage, error) {
 	var kps []*mls.KeyPackage
 	for _, u := range users {
-		claimed, err := c.ClaimKeyPackages(ctx, u, cs)
+		claimed, err := c.ClaimKeyPackages(ctx, u, cs, have...)
 		if err != nil {
 			if u == c.Profile().User && apierr.Is(err, apierr.KeyPackageMissing) {
 				continue // this user has no other device to add
@@ -752,15 +772,13 @@ func (c *Client) AddMembers(ctx context.Context, id string, users ...string) ([]
 			if err != nil || m.KeyPackage == nil {
 				return nil, fmt.Errorf("key package of %s device %s: not a key package", u, cl.Device)
 			}
-			// Refuse here what every member would refuse, before the
-			// server or anyone else sees the commit.
 			if err := c.checkLeaf(&m.KeyPackage.LeafNode, class, false); err != nil && !c.misbehave.SkipLeafChecks {
 				return nil, fmt.Errorf("%s device %s: %w", u, cl.Device, err)
 			}
 			kps = append(kps, m.KeyPackage)
 		}
 	}
-	return c.addLocked(ctx, e, kps)
+	return kps, nil
 }
 
 // AddKeyPackages adds the devices whose key packages are given (obtained
@@ -797,7 +815,7 @@ func (c *Client) AddKeyPackages(ctx context.Context, id string, kps ...*mls.KeyP
 // addLocked commits adding kps, then tells the new members the title.
 func (c *Client) addLocked(ctx context.Context, e *convEntry, kps []*mls.KeyPackage) ([]Member, error) {
 	if len(kps) == 0 {
-		return nil, errNothingToAdd
+		return nil, ErrNothingToAdd
 	}
 	var added []Member
 	err := c.commitLocked(ctx, e, func() (mls.CommitOptions, error) {
@@ -1236,6 +1254,19 @@ func (c *Client) handleLocked(ctx context.Context, e *convEntry, m api.Conversat
 			u.Removed = append(u.Removed, c.member(mls.Member{Index: l, Leaf: before[l]}))
 		}
 		e.updates = append(e.updates, u)
+		rec := Message{Conversation: e.id, Seq: m.Seq, Epoch: m.Epoch, Time: m.Time, Kind: "members", Own: p.OwnCommit}
+		if u.By != nil {
+			rec.User, rec.Device = u.By.User, u.By.Device
+		}
+		for _, x := range u.Added {
+			rec.Added = append(rec.Added, x.User)
+		}
+		for _, x := range u.Removed {
+			rec.Removed = append(rec.Removed, x.User)
+		}
+		if err := c.recordLocked(rec); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -109,11 +109,11 @@ func (c *Client) UploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 	return stock, nil
 }
 
-// ClaimKeyPackages claims one key package of each of user's devices, for
-// adding them to a group.
-func (c *Client) ClaimKeyPackages(ctx context.Context, user string, cs mls.CipherSuite) ([]api.ClaimedKeyPackage, error) {
+// ClaimKeyPackages claims one key package of each of user's devices but
+// those in except, for adding them to a group.
+func (c *Client) ClaimKeyPackages(ctx context.Context, user string, cs mls.CipherSuite, except ...string) ([]api.ClaimedKeyPackage, error) {
 	var out []api.ClaimedKeyPackage
-	err := c.Do(ctx, http.MethodPost, "/v1/keypackages/claim", api.KeyPackageClaim{User: user, CipherSuite: uint16(cs)}, &out)
+	err := c.Do(ctx, http.MethodPost, "/v1/keypackages/claim", api.KeyPackageClaim{User: user, CipherSuite: uint16(cs), Except: except}, &out)
 	return out, err
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -196,11 +197,13 @@ type Claimed struct {
 }
 
 // ClaimKeyPackages hands out one key package for each active device of user
-// (except the caller's own device), so the caller can add them to a group.
+// (except the caller's own device and those in except), so the caller can
+// add them to a group. It returns none, and no error, when except names
+// every other active device of the user.
 // Claiming is a contact: the contact policy decides, as for any other, and
 // refusals are logged. Claiming the caller's own user's other devices is
 // always allowed. Devices left with few packages are told to upload more.
-func (s *Service) ClaimKeyPackages(ctx context.Context, a org.Actor, user identity.UserID, suite mls.CipherSuite) ([]Claimed, error) {
+func (s *Service) ClaimKeyPackages(ctx context.Context, a org.Actor, user identity.UserID, suite mls.CipherSuite, except []string) ([]Claimed, error) {
 	if _, err := mls.SuiteFor(suite); err != nil {
 		return nil, apierr.New(apierr.BadRequest, "cipher suite %#04x is not supported", uint16(suite))
 	}
@@ -220,10 +223,16 @@ func (s *Service) ClaimKeyPackages(ctx context.Context, a org.Actor, user identi
 		if err != nil {
 			return err
 		}
+		eligible, excepted := 0, 0
 		for _, d := range ds {
 			if d.Status != store.DeviceActive || d.ID == a.Device.ID {
 				continue
 			}
+			if slices.Contains(except, d.ID) {
+				excepted++
+				continue
+			}
+			eligible++
 			kp, err := tx.ClaimKeyPackage(ctx, d.ID, uint16(suite), now)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
@@ -243,7 +252,7 @@ func (s *Service) ClaimKeyPackages(ctx context.Context, a org.Actor, user identi
 				low = append(low, d.ID)
 			}
 		}
-		if len(out) == 0 {
+		if len(out) == 0 && !(eligible == 0 && excepted > 0) {
 			return apierr.New(apierr.KeyPackageMissing, "no device of %s has a key package for suite %#04x", user, uint16(suite)).
 				WithHint("the user's devices upload key packages when they next connect")
 		}

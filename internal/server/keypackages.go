@@ -41,7 +41,10 @@ func (s *Server) claimKeyPackages(w http.ResponseWriter, r *http.Request, a org.
 	if err != nil {
 		return err
 	}
-	claimed, err := s.deliver.ClaimKeyPackages(r.Context(), a, user, mls.CipherSuite(req.CipherSuite))
+	if len(req.Except) > 100 {
+		return apierr.New(apierr.BadRequest, "except: at most 100 devices")
+	}
+	claimed, err := s.deliver.ClaimKeyPackages(r.Context(), a, user, mls.CipherSuite(req.CipherSuite), req.Except)
 	if err != nil {
 		return err
 	}
