@@ -135,6 +135,18 @@ type epochState struct {
 	secretTree      *SecretTree
 	interim         []byte // interim transcript hash
 	confirmationTag []byte // of the commit that started the epoch
+
+	// treeEnc caches the encoding of tree for MarshalState: an epoch's
+	// tree never changes, and a device saves its state after every message
+	// it sends or receives, so the tree (the bulk of the state in a large
+	// post-quantum group) is encoded once per epoch, not every time.
+	treeEnc treeEncoding
+}
+
+// treeEncoding is a tree's encoding, valid while tree is the epoch's.
+type treeEncoding struct {
+	tree *Tree
+	b    []byte
 }
 
 func (e *epochState) erase() {

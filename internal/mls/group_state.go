@@ -108,7 +108,12 @@ func (g *Group) MarshalState() ([]byte, error) {
 
 func (e *epochState) encode(w *Writer) error {
 	e.ctx.encode(w)
-	e.tree.RatchetTree().encode(w)
+	if e.treeEnc.tree != e.tree {
+		var tw Writer
+		e.tree.RatchetTree().encode(&tw)
+		e.treeEnc = treeEncoding{tree: e.tree, b: tw.Bytes()}
+	}
+	w.Raw(e.treeEnc.b)
 	w.U32(uint32(e.keys.Leaf()))
 	var err error
 	// The leaf's key first, then the parents' in increasing order.
