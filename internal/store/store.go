@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -47,6 +48,9 @@ type Dialect interface {
 	// ForUpdate is appended to SELECTs that must lock the rows they read
 	// (" FOR UPDATE" on PostgreSQL, "" on SQLite where writers are serial).
 	ForUpdate() string
+	// CachesStatements reports whether the driver keeps prepared
+	// statements itself (pgx does); otherwise the store does.
+	CachesStatements() bool
 }
 
 // Store is the handle to a database. It is safe for concurrent use.
@@ -55,6 +59,9 @@ type Store struct {
 	ro      *sql.DB // readers; may equal rw
 	dialect Dialect
 	log     *slog.Logger
+	// Prepared statements of rw and ro, by query text: parsing a query
+	// costs more than running most of them.
+	rwStmts, roStmts *stmtCache
 }
 
 // New wraps open connections. Backends call it after Migrate has run. rw is
@@ -63,7 +70,81 @@ func New(rw, ro *sql.DB, d Dialect, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{rw: rw, ro: ro, dialect: d, log: log}
+	s := &Store{rw: rw, ro: ro, dialect: d, log: log}
+	if d.CachesStatements() {
+		return s
+	}
+	s.rwStmts, s.roStmts = &stmtCache{db: rw}, &stmtCache{db: ro}
+	if ro == rw {
+		s.roStmts = s.rwStmts
+	}
+	return s
+}
+
+// stmtCache holds statements prepared on one *sql.DB (database/sql
+// prepares each on a connection the first time a transaction there uses
+// it), for backends whose driver does not cache them itself (SQLite's).
+// A query seen for the first time runs unprepared while it is prepared in
+// the background: preparing on the DB needs a free connection, which a
+// transaction in progress may hold (SQLite's one writer). Queries built
+// with a variable number of values are many; past maxStmts they are run
+// unprepared.
+type stmtCache struct {
+	db     *sql.DB
+	mu     sync.Mutex // guards m and closed
+	m      map[string]*sql.Stmt
+	closed bool
+	wg     sync.WaitGroup // background preparations
+}
+
+const maxStmts = 256
+
+func (c *stmtCache) get(q string) *sql.Stmt {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[q]; ok || c.closed || len(c.m) >= maxStmts {
+		return st // nil while it is being prepared
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[q] = nil
+	c.wg.Go(func() {
+		st, err := c.db.Prepare(q)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err != nil || c.closed {
+			if st != nil {
+				st.Close()
+			}
+			delete(c.m, q) // the query itself reports any error
+			return
+		}
+		c.m[q] = st
+	})
+	return nil
+}
+
+// close waits for preparations in progress, then closes every statement.
+func (c *stmtCache) close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		if st != nil {
+			st.Close()
+		}
+	}
+	c.m = nil
 }
 
 // Dialect returns the backend's dialect.
@@ -71,6 +152,10 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close closes the connections.
 func (s *Store) Close() error {
+	s.rwStmts.close()
+	if s.roStmts != s.rwStmts {
+		s.roStmts.close()
+	}
 	err := s.rw.Close()
 	if s.ro != s.rw {
 		err = errors.Join(err, s.ro.Close())
@@ -83,9 +168,10 @@ func (s *Store) Ping(ctx context.Context) error { return s.rw.PingContext(ctx) }
 
 // Tx is a transaction. Its methods are the store's queries.
 type Tx struct {
-	tx *sql.Tx
-	d  Dialect
-	ro bool
+	tx    *sql.Tx
+	d     Dialect
+	ro    bool
+	stmts *stmtCache
 }
 
 const maxAttempts = 10
@@ -127,7 +213,11 @@ func (s *Store) once(ctx context.Context, db *sql.DB, ro bool, fn func(*Tx) erro
 			_ = sqlTx.Rollback()
 		}
 	}()
-	if err = fn(&Tx{tx: sqlTx, d: s.dialect, ro: ro}); err != nil {
+	stmts := s.rwStmts
+	if ro {
+		stmts = s.roStmts
+	}
+	if err = fn(&Tx{tx: sqlTx, d: s.dialect, ro: ro, stmts: stmts}); err != nil {
 		return err
 	}
 	if err = sqlTx.Commit(); err != nil {
@@ -137,7 +227,15 @@ func (s *Store) once(ctx context.Context, db *sql.DB, ro bool, fn func(*Tx) erro
 }
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	res, err := t.tx.ExecContext(ctx, q, args...)
+	var (
+		res sql.Result
+		err error
+	)
+	if st := t.stmts.get(q); st != nil {
+		res, err = t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	} else {
+		res, err = t.tx.ExecContext(ctx, q, args...)
+	}
 	if err != nil && t.d.IsUniqueViolation(err) {
 		return nil, fmt.Errorf("%w: %v", ErrConflict, err)
 	}
@@ -181,10 +279,16 @@ func (t *Tx) execOne(ctx context.Context, q string, args ...any) error {
 }
 
 func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := t.stmts.get(q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
 	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
 func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := t.stmts.get(q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
 	return t.tx.QueryContext(ctx, q, args...)
 }
 

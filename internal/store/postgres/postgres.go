@@ -162,3 +162,7 @@ func pgCode(err error) string {
 	}
 	return ""
 }
+
+// CachesStatements is true: pgx prepares and caches statements per
+// connection itself.
+func (Dialect) CachesStatements() bool { return true }

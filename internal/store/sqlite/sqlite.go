@@ -90,3 +90,6 @@ func (Dialect) IsRetryable(err error) bool {
 }
 
 func (Dialect) ForUpdate() string { return "" }
+
+// CachesStatements is false: the store keeps SQLite's prepared statements.
+func (Dialect) CachesStatements() bool { return false }
