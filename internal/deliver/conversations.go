@@ -788,7 +788,7 @@ func (s *Service) acceptCommit(ctx context.Context, tx *store.Tx, ts *txState, a
 		for _, l := range pp.Added {
 			got := lc.seen[l]
 			if got.user.ID != a.User.ID {
-				if _, err := s.cfg.Org.CheckContact(ctx, a, got.user.ID); err != nil {
+				if _, err := s.cfg.Org.CheckContactTx(ctx, tx, a, got.user.ID); err != nil {
 					return err
 				}
 			}

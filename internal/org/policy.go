@@ -103,28 +103,36 @@ func rules(ctx context.Context, tx *store.Tx) ([]policy.Rule, error) {
 // contact_via_request) and is written to the transparency log, rate-limited
 // per device.
 func (s *Service) CheckContact(ctx context.Context, a Actor, target identity.UserID) (policy.Decision, error) {
+	var (
+		d   policy.Decision
+		err error
+	)
+	verr := s.view(ctx, func(tx *store.Tx) error {
+		d, err = s.CheckContactTx(ctx, tx, a, target)
+		return nil
+	})
+	if verr != nil {
+		return d, verr
+	}
+	return d, err
+}
+
+// CheckContactTx is CheckContact within a transaction the caller holds
+// (the delivery service checks whom a commit adds in the transaction that
+// accepts it, and must not wait for a second connection meanwhile).
+func (s *Service) CheckContactTx(ctx context.Context, tx *store.Tx, a Actor, target identity.UserID) (policy.Decision, error) {
 	if err := a.can(directory.ActContactCheck); err != nil {
 		return policy.Decision{}, err
 	}
-	var (
-		d   policy.Decision
-		tgt store.User
-	)
-	err := s.view(ctx, func(tx *store.Tx) error {
-		var err error
-		if tgt, err = (&txn{Tx: tx, s: s, ctx: ctx}).user(target); err != nil {
-			return err
-		}
-		rs, err := rules(ctx, tx)
-		if err != nil {
-			return err
-		}
-		d = policy.Evaluate(rs, policy.Party{User: a.User.ID, Roles: a.User.Roles}, policy.Party{User: tgt.ID, Roles: tgt.Roles})
-		return nil
-	})
+	tgt, err := (&txn{Tx: tx, s: s, ctx: ctx}).user(target)
 	if err != nil {
-		return policy.Decision{}, err
+		return policy.Decision{}, storeErr(err)
 	}
+	rs, err := rules(ctx, tx)
+	if err != nil {
+		return policy.Decision{}, storeErr(err)
+	}
+	d := policy.Evaluate(rs, policy.Party{User: a.User.ID, Roles: a.User.Roles}, policy.Party{User: tgt.ID, Roles: tgt.Roles})
 	if tgt.Disabled && d.Effect == policy.Allow {
 		return d, apierr.New(apierr.UserDisabled, "user %s is disabled", tgt.ID)
 	}
