@@ -104,12 +104,13 @@ type Client struct {
 	// verification per call.
 	verified identity.Credential
 
-	monMu sync.Mutex // guards mon
+	monMu sync.Mutex // guards mon and consistent
 	mon   struct {
 		st   *tlog.MonitorState
 		size int64
 		mod  time.Time
 	}
+	consistent map[string]bool // checkpoints CompareCheckpoint found consistent
 
 	convs          conversations // conversations.go
 	misbehave      Misbehaviour

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -172,9 +173,11 @@ type Update struct {
 	Err          error      `json:"-"`
 }
 
-// convFile is what conversations/ID.state holds.
+// convFile is what conversations/ID.state holds (sealed): stateMagic, the
+// length of the JSON of these fields (4 bytes, big-endian), that JSON, then
+// the MLS group's state as it is (which can be large: kept out of JSON).
 type convFile struct {
-	Group   []byte `json:"group,omitempty"` // mls.Group state; nil once removed or broken
+	Group   []byte `json:"-"` // mls.Group state; nil once removed or broken
 	Title   string `json:"title,omitempty"`
 	Removed bool   `json:"removed,omitempty"`
 	Broken  string `json:"broken,omitempty"`
@@ -192,6 +195,38 @@ type convFile struct {
 	// CheckpointSize is the log size of the last checkpoint this device
 	// sent into the conversation.
 	CheckpointSize int64 `json:"checkpoint_size"`
+}
+
+var convStateMagic = []byte("HCS1")
+
+func (f *convFile) marshal() ([]byte, error) {
+	meta, err := json.Marshal(f)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(convStateMagic)+4+len(meta)+len(f.Group))
+	b = append(b, convStateMagic...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(meta)))
+	b = append(append(b, meta...), f.Group...)
+	return b, nil
+}
+
+func (f *convFile) unmarshal(b []byte) error {
+	if !bytes.HasPrefix(b, convStateMagic) || len(b) < len(convStateMagic)+4 {
+		return errors.New("not a conversation state")
+	}
+	b = b[len(convStateMagic):]
+	n := binary.BigEndian.Uint32(b)
+	if uint64(n) > uint64(len(b)-4) {
+		return errors.New("conversation state truncated")
+	}
+	if err := json.Unmarshal(b[4:4+n], f); err != nil {
+		return err
+	}
+	if rest := b[4+n:]; len(rest) > 0 {
+		f.Group = bytes.Clone(rest)
+	}
+	return nil
 }
 
 // convEntry is one conversation in memory. mu guards everything in it and
@@ -261,7 +296,7 @@ func (c *Client) entry(id string) (*convEntry, error) {
 	defer clear(b)
 	gid, _ := base64.RawURLEncoding.DecodeString(id)
 	e := &convEntry{id: id, gid: gid}
-	if err := json.Unmarshal(b, &e.file); err != nil {
+	if err := e.file.unmarshal(b); err != nil {
 		return nil, fmt.Errorf("conversation %s: %w", id, err)
 	}
 	if e.file.Group != nil {
@@ -321,7 +356,7 @@ func (c *Client) saveLocked(e *convEntry) error {
 		f.Group = st
 		defer clear(st)
 	}
-	b, err := json.Marshal(f)
+	b, err := f.marshal()
 	if err != nil {
 		return err
 	}

@@ -405,36 +405,63 @@ func (c *Client) LastCheckpoint() ([]byte, error) {
 // device's verified view, with a consistency proof from the server when the
 // sizes differ. A server showing two parties different logs fails here.
 func (c *Client) CompareCheckpoint(ctx context.Context, other []byte) error {
-	st, err := c.loadMonitor()
-	if err != nil {
+	// Members of a conversation send the same few checkpoints. One no
+	// larger than this device's view, and consistent with it, is a prefix
+	// of everything this device will verify later (its view only grows by
+	// consistency proofs): it need not be checked again.
+	key := string(other)
+	c.monMu.Lock()
+	seen := c.consistent[key]
+	c.monMu.Unlock()
+	if seen {
+		return nil
+	}
+	prefix, err := c.compareCheckpoint(ctx, other)
+	if err != nil || !prefix {
 		return err
 	}
+	c.monMu.Lock()
+	if c.consistent == nil || len(c.consistent) >= 1024 {
+		c.consistent = map[string]bool{}
+	}
+	c.consistent[key] = true
+	c.monMu.Unlock()
+	return nil
+}
+
+// compareCheckpoint is CompareCheckpoint without the memory; prefix says
+// the other checkpoint is no larger than this device's view.
+func (c *Client) compareCheckpoint(ctx context.Context, other []byte) (prefix bool, err error) {
+	st, err := c.loadMonitor()
+	if err != nil {
+		return false, err
+	}
 	if st == nil {
-		return errors.New("no verified checkpoint yet: run hotline log verify")
+		return false, errors.New("no verified checkpoint yet: run hotline log verify")
 	}
 	theirs, _, err := tlog.OpenCheckpoint(other, c.prof.LogOrigin, c.logVerifiers())
 	if err != nil {
-		return fmt.Errorf("%w: the other checkpoint: %v", ErrLogProblem, err)
+		return false, fmt.Errorf("%w: the other checkpoint: %v", ErrLogProblem, err)
 	}
 	ours, _, err := tlog.OpenCheckpoint(st.Checkpoint, c.prof.LogOrigin, c.logVerifiers())
 	if err != nil {
-		return fmt.Errorf("%w: our checkpoint: %v", ErrLogProblem, err)
+		return false, fmt.Errorf("%w: our checkpoint: %v", ErrLogProblem, err)
 	}
 	var proof []tlog.Hash
 	if ours.Size != theirs.Size && min(ours.Size, theirs.Size) > 0 {
 		var p api.ConsistencyProof
 		q := fmt.Sprintf("/v1/log/proof/consistency?old=%d&new=%d", min(ours.Size, theirs.Size), max(ours.Size, theirs.Size))
 		if err := c.Do(ctx, http.MethodGet, q, nil, &p); err != nil {
-			return fmt.Errorf("fetch consistency proof: %w", err)
+			return false, fmt.Errorf("fetch consistency proof: %w", err)
 		}
 		if proof, err = tlog.DecodeProof(p.Proof); err != nil {
-			return fmt.Errorf("%w: %v", ErrLogProblem, err)
+			return false, fmt.Errorf("%w: %v", ErrLogProblem, err)
 		}
 	}
 	if err := tlog.CheckConsistent(ours, theirs, proof); err != nil {
-		return fmt.Errorf("%w: %v", ErrLogProblem, err)
+		return false, fmt.Errorf("%w: %v", ErrLogProblem, err)
 	}
-	return nil
+	return theirs.Size <= ours.Size, nil
 }
 
 // loadMonitor returns the monitor's state as last saved. Every leaf check
