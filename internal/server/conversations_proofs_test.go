@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"hotline/internal/api"
 	"hotline/internal/apierr"
 	"hotline/internal/attach"
@@ -597,4 +599,93 @@ func TestConversationRefusesBadMessages(t *testing.T) {
 			t.Errorf("%s saw problems: %q", m.name, p)
 		}
 	}
+}
+
+// Where the organisation requires its archive member, the server refuses
+// conversations that do not require it, and clients refuse to send while
+// it is not a member.
+func TestArchiveRequired(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	ctx := t.Context()
+	d, err := datadir.Open(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Config.RequireArchive = true
+	writeJSON(t, filepath.Join(e.dir, "config.json"), d.Config)
+	e.restart(t)
+	admin := e.admin(t)
+	alice := newMember(t, e, admin, "alice")
+	newMember(t, e, admin, "bob")
+	archive := newMember(t, e, admin, "archive", "archive")
+	info, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.ArchiveRequired {
+		t.Fatal("the client did not mark the conversation as requiring the archive")
+	}
+	if _, err := alice.Send(ctx, info.ID, text("no archive yet")); !errors.Is(err, client.ErrArchiveMissing) {
+		t.Fatalf("send without the archive member: %v", err)
+	}
+	if _, err := alice.AddMembers(ctx, info.ID, "archive@state.example"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, info.ID, "recorded")
+	sync1(t, archive)
+	if got := texts(t, archive, info.ID); !slices.Equal(got, []string{"alice: recorded"}) {
+		t.Errorf("the archive member read %q", got)
+	}
+	// A conversation that does not require the archive is refused.
+	if err := alice.Do(ctx, "POST", "/v1/conversations", api.ConversationCreate{GroupInfo: groupInfoWithout(t, alice)}, nil); !apierr.Is(err, apierr.MLSInvalid) ||
+		!strings.Contains(err.Error(), "archive") {
+		t.Errorf("a conversation without the archive requirement: %v", err)
+	}
+}
+
+// groupInfoWithout makes, with m's device key and credential, the GroupInfo
+// of a new conversation whose classification does not require the archive.
+func groupInfoWithout(t *testing.T, m *member) []byte {
+	t.Helper()
+	sig, _, err := identity.ReadDeviceKeys(m.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := os.ReadFile(filepath.Join(m.Dir(), client.CredentialFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := mls.SuiteFor(client.DefaultSuite)
+	signer, _ := mls.NewEd25519Signer(sig.CryptoSigner())
+	kp, sec, err := s.NewKeyPackage(nil, mls.Credential{Type: mls.CredentialBasic, Identity: cred}, signer, mls.Lifetime{},
+		mls.DefaultCapabilities(client.DefaultSuite, []mls.ExtensionType{conversation.ExtClassification}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := os.ReadFile(filepath.Join(m.Dir(), client.KeySetFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := note.NewVerifier(m.Profile().RootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := identity.OpenKeySet(ks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := conversation.DeliveryService(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exts := []mls.Extension{{Type: conversation.ExtClassification, Data: conversation.Classification{}.Marshal()}, mls.ExternalSendersExtension(mls.ExternalSenders{ds})}
+	g, err := mls.NewGroup(nil, s, []byte("no archive here!"), kp, sec, signer, exts, mls.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := g.GroupInfo(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatGroupInfo, GroupInfo: gi}).Marshal()
 }
