@@ -42,21 +42,50 @@ import (
 
 var stateMagic = []byte("HMLG")
 
-const stateVersion = 1
+// State versions: 1 holds everything; 2 holds everything but the current
+// epoch's ratchet tree, which is stored apart (MarshalStateWithoutTree).
+const (
+	stateVersion            = 1
+	stateVersionTreeOutside = 2
+)
 
 // MarshalState returns the group's state, pending commit included, for
 // UnmarshalGroupState. The result holds secrets: the caller owns it and
 // should seal and erase it. A removed member's group, whose secrets are
 // erased, has no state to store (ErrInactive).
 func (g *Group) MarshalState() ([]byte, error) {
+	return g.marshalState(true)
+}
+
+// MarshalStateWithoutTree is MarshalState without the current epoch's
+// ratchet tree, which MarshalTree gives and UnmarshalGroupStateWithTree
+// takes back. The tree is most of a large group's state and changes only
+// with the epoch, while the rest changes with every message: a device
+// stores the tree once per epoch and the rest as often as it must.
+func (g *Group) MarshalStateWithoutTree() ([]byte, error) {
+	return g.marshalState(false)
+}
+
+// MarshalTree returns the current epoch's ratchet tree (public: no
+// secret), for MarshalStateWithoutTree.
+func (g *Group) MarshalTree() []byte {
+	g.epochState.encodeTree()
+	return bytes.Clone(g.treeEnc.b)
+}
+
+func (g *Group) marshalState(withTree bool) ([]byte, error) {
 	if g.removed {
 		return nil, fmt.Errorf("mls: marshal state: %w: this member was removed", ErrInactive)
 	}
 	var w Writer
 	w.Raw(stateMagic)
-	w.U8(stateVersion)
+	if withTree {
+		w.U8(stateVersion)
+	} else {
+		w.U8(stateVersionTreeOutside)
+	}
 	w.U16(uint16(g.suite.id))
-	if err := g.epochState.encode(&w); err != nil {
+	if err := g.epochState.encodeWith(&w, withTree); err != nil {
 		return nil, err
 	}
 	w.Vector(func(w *Writer) {
@@ -106,14 +135,23 @@ func (g *Group) MarshalState() ([]byte, error) {
 	return w.Bytes(), nil
 }
 
-func (e *epochState) encode(w *Writer) error {
-	e.ctx.encode(w)
+func (e *epochState) encode(w *Writer) error { return e.encodeWith(w, true) }
+
+// encodeTree makes sure treeEnc holds the encoding of the epoch's tree.
+func (e *epochState) encodeTree() {
 	if e.treeEnc.tree != e.tree {
 		var tw Writer
 		e.tree.RatchetTree().encode(&tw)
 		e.treeEnc = treeEncoding{tree: e.tree, b: tw.Bytes()}
 	}
-	w.Raw(e.treeEnc.b)
+}
+
+func (e *epochState) encodeWith(w *Writer, withTree bool) error {
+	e.ctx.encode(w)
+	if withTree {
+		e.encodeTree()
+		w.Raw(e.treeEnc.b)
+	}
 	w.U32(uint32(e.keys.Leaf()))
 	var err error
 	// The leaf's key first, then the parents' in increasing order.
@@ -234,20 +272,40 @@ func (d *stateDecoder) secret(r *Reader, n int, what string) secret {
 // live in a device's key store); it must be the key of the member's
 // leaf. opts are the group's options, which are not stored either.
 func UnmarshalGroupState(b []byte, signer SignaturePrivateKey, opts GroupOptions) (*Group, error) {
-	g, err := unmarshalGroupState(b, signer, opts)
+	g, err := unmarshalGroupState(b, nil, signer, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidState, err)
 	}
 	return g, nil
 }
 
-func unmarshalGroupState(b []byte, signer SignaturePrivateKey, opts GroupOptions) (*Group, error) {
+// UnmarshalGroupStateWithTree restores a group from the output of
+// MarshalStateWithoutTree and the tree MarshalTree gave in the same epoch;
+// a tree of another epoch is refused (its hash is not the state's).
+func UnmarshalGroupStateWithTree(b, tree []byte, signer SignaturePrivateKey, opts GroupOptions) (*Group, error) {
+	if tree == nil {
+		tree = []byte{}
+	}
+	g, err := unmarshalGroupState(b, tree, signer, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidState, err)
+	}
+	return g, nil
+}
+
+func unmarshalGroupState(b, tree []byte, signer SignaturePrivateKey, opts GroupOptions) (*Group, error) {
 	if len(b) < len(stateMagic)+3 || !bytes.Equal(b[:len(stateMagic)], stateMagic) {
 		return nil, errors.New("not a group state")
 	}
 	b = b[len(stateMagic):]
-	if b[0] != stateVersion {
-		return nil, fmt.Errorf("state version %d, want %d", b[0], stateVersion)
+	switch {
+	case b[0] == stateVersion && tree == nil, b[0] == stateVersionTreeOutside && tree != nil:
+	case b[0] == stateVersionTreeOutside:
+		return nil, errors.New("the state's tree is stored apart and was not given")
+	case b[0] == stateVersion:
+		return nil, errors.New("a tree was given for a state that holds its own")
+	default:
+		return nil, fmt.Errorf("state version %d, want %d or %d", b[0], stateVersion, stateVersionTreeOutside)
 	}
 	r := NewReader(bytes.Clone(b[1:]))
 	s, err := SuiteFor(CipherSuite(r.U16()))
@@ -268,7 +326,7 @@ func unmarshalGroupState(b []byte, signer SignaturePrivateKey, opts GroupOptions
 			}
 		}
 	}()
-	if g.epochState, err = d.epochState(r); err != nil {
+	if g.epochState, err = d.epochState(r, tree); err != nil {
 		return nil, err
 	}
 	if !bytes.Equal(signer.Public(), g.tree.Leaf(g.keys.Leaf()).SignatureKey) {
@@ -306,7 +364,7 @@ func unmarshalGroupState(b []byte, signer SignaturePrivateKey, opts GroupOptions
 		g.updateKeys[ref] = k
 	})
 	r.Optional(func(rr *Reader) {
-		next, err := d.epochState(rr)
+		next, err := d.epochState(rr, nil)
 		if err != nil {
 			d.fail(rr, "pending commit: %v", err)
 			return
@@ -358,8 +416,9 @@ func (fx *commitEffects) decode(r *Reader) {
 	})
 }
 
-// epochState reads and checks an EpochState.
-func (d *stateDecoder) epochState(r *Reader) (e epochState, err error) {
+// epochState reads and checks an EpochState; its tree is read from tree
+// if that is not nil.
+func (d *stateDecoder) epochState(r *Reader, tree []byte) (e epochState, err error) {
 	s := d.s
 	defer func() {
 		if err != nil {
@@ -368,7 +427,15 @@ func (d *stateDecoder) epochState(r *Reader) (e epochState, err error) {
 	}()
 	e.ctx.decode(r)
 	var rt RatchetTree
-	rt.decode(r)
+	if tree == nil {
+		rt.decode(r)
+	} else {
+		tr := NewReader(tree)
+		rt.decode(tr)
+		if err := tr.Done(); err != nil {
+			return e, fmt.Errorf("the tree stored apart: %w", err)
+		}
+	}
 	me := LeafIndex(r.U32())
 	type nodeBytes struct {
 		x NodeIndex

@@ -140,7 +140,22 @@ func FuzzUnmarshalGroupState(f *testing.F) {
 	_, b := stateFixture(f, MLS128DHKEMX25519AES128GCMSHA256Ed25519)
 	f.Add(state(f, b.g))
 	f.Add([]byte("HMLG\x01"))
+	split, err := b.g.MarshalStateWithoutTree()
+	if err != nil {
+		f.Fatal(err)
+	}
+	tree := b.g.MarshalTree()
+	f.Add(split)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// A state stored apart from its tree is refused alone, and with
+		// the tree decodes only as its own encoding.
+		if g, err := UnmarshalGroupStateWithTree(data, tree, b.signer, GroupOptions{}); err == nil {
+			if again, err := g.MarshalStateWithoutTree(); err != nil || !bytes.Equal(again, data) {
+				t.Fatalf("decodes with the tree but re-encodes differently (%v)", err)
+			}
+		} else if !errors.Is(err, ErrInvalidState) {
+			t.Fatalf("error not wrapping ErrInvalidState: %v", err)
+		}
 		g, err := UnmarshalGroupState(data, b.signer, GroupOptions{})
 		if err != nil {
 			if !errors.Is(err, ErrInvalidState) {
@@ -153,4 +168,52 @@ func FuzzUnmarshalGroupState(f *testing.F) {
 			t.Fatalf("decodes but re-encodes differently (%v)", err)
 		}
 	})
+}
+
+// TestGroupStateWithoutTree: a state stored without its tree resumes with
+// the tree stored apart, and the group goes on as without the round trip;
+// the tree of another epoch, none, or one for a state that holds its own,
+// are refused.
+func TestGroupStateWithoutTree(t *testing.T) {
+	for _, cs := range []CipherSuite{MLS128DHKEMX25519AES128GCMSHA256Ed25519, HotlinePQXWingAES256GCMSHA384Ed25519} {
+		sm, b := stateFixture(t, cs)
+		full := state(t, b.g)
+		st, err := b.g.MarshalStateWithoutTree()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree := b.g.MarshalTree()
+		if len(st)+len(tree) >= len(full)+len(tree) || len(st) >= len(full) {
+			t.Errorf("suite %s: %d bytes without the tree, %d with it", suiteNumber(cs), len(st), len(full))
+		}
+		g, err := UnmarshalGroupStateWithTree(st, tree, b.signer, b.g.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again := state(t, g); !bytes.Equal(again, full) {
+			t.Fatalf("suite %s: the group restored with its tree apart stores differently", suiteNumber(cs))
+		}
+		for name, try := range map[string]func() error{
+			"no tree": func() error { _, err := UnmarshalGroupState(st, b.signer, GroupOptions{}); return err },
+			"a tree for a whole state": func() error {
+				_, err := UnmarshalGroupStateWithTree(full, tree, b.signer, GroupOptions{})
+				return err
+			},
+			"a truncated tree": func() error {
+				_, err := UnmarshalGroupStateWithTree(st, tree[:len(tree)-1], b.signer, GroupOptions{})
+				return err
+			},
+		} {
+			if err := try(); !errors.Is(err, ErrInvalidState) {
+				t.Errorf("suite %s, %s: %v", suiteNumber(cs), name, err)
+			}
+		}
+		b.g = g
+		sm.commit(sm.members[0], CommitOptions{Update: true, IncludePending: true})
+		sm.chat()
+		if _, err := UnmarshalGroupStateWithTree(st, b.g.MarshalTree(), b.signer, GroupOptions{}); !errors.Is(err, ErrInvalidState) {
+			t.Errorf("suite %s: the next epoch's tree with this epoch's state: %v", suiteNumber(cs), err)
+		}
+		sm.check()
+	}
 }
