@@ -6,17 +6,19 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +36,10 @@ import (
 // (the group's secrets) and its history live in the profile under
 // conversations/, sealed with the device's state key (seal.go):
 //
-//	conversations/ID.state   the group state, and what this device knows of it
+//	conversations/ID.state   the group state and what this device knows of it
+//	conversations/ID.E.tree  the group's ratchet tree at epoch E (most of a
+//	                         large group's state, and unchanged within an epoch:
+//	                         written once per epoch, not with every message)
 //	conversations/ID.log     the conversation's messages, one sealed record each
 //
 // ID is the group ID in unpadded base64url, as the server names it.
@@ -195,6 +200,10 @@ type convFile struct {
 	// CheckpointSize is the log size of the last checkpoint this device
 	// sent into the conversation.
 	CheckpointSize int64 `json:"checkpoint_size"`
+	// TreeApart: Group was stored without the epoch's ratchet tree, which
+	// is in ID.TreeEpoch.tree.
+	TreeApart bool   `json:"tree_apart,omitempty"`
+	TreeEpoch uint64 `json:"tree_epoch,omitempty"`
 }
 
 var convStateMagic = []byte("HCS1")
@@ -243,10 +252,12 @@ type convEntry struct {
 	// hook cannot yet read its classification).
 	checkAfter bool
 	// dirty: state changed since it was saved; unacked: messages handled
-	// since the server was told.
-	dirty   bool
-	unacked bool
-	updates []Update // to hand to the update handler once mu is released
+	// since the server was told; treeSaved: file.TreeEpoch's tree file is
+	// written.
+	dirty     bool
+	treeSaved bool
+	unacked   bool
+	updates   []Update // to hand to the update handler once mu is released
 }
 
 // conversations is the client's conversation cache and update handler.
@@ -304,7 +315,17 @@ func (c *Client) entry(id string) (*convEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.group, err = mls.UnmarshalGroupState(e.file.Group, signer, c.groupOptions(e)); err != nil {
+		if e.file.TreeApart {
+			tree, err := c.readTree(id, e.file.TreeEpoch)
+			if err != nil {
+				return nil, err
+			}
+			e.group, err = mls.UnmarshalGroupStateWithTree(e.file.Group, tree, signer, c.groupOptions(e))
+			if err != nil {
+				return nil, fmt.Errorf("conversation %s: %w", id, err)
+			}
+			e.treeSaved = true
+		} else if e.group, err = mls.UnmarshalGroupState(e.file.Group, signer, c.groupOptions(e)); err != nil {
 			return nil, fmt.Errorf("conversation %s: %w", id, err)
 		}
 		clear(e.file.Group)
@@ -345,15 +366,52 @@ func (c *Client) OnUpdate(fn func(Update)) {
 	c.convs.mu.Unlock()
 }
 
-// saveLocked seals and writes a conversation's state.
+// treePath names the file of a conversation's tree at an epoch.
+func (c *Client) treePath(id string, epoch uint64) (string, error) {
+	return c.convPath(id, "."+strconv.FormatUint(epoch, 10)+".tree")
+}
+
+func (c *Client) readTree(id string, epoch uint64) ([]byte, error) {
+	path, err := c.treePath(id, epoch)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("conversation %s: the tree of epoch %d: %w", id, epoch, err)
+	}
+	return c.open("conversation tree", id+"/"+strconv.FormatUint(epoch, 10), sealed)
+}
+
+// saveLocked seals and writes a conversation's state: the ratchet tree
+// when the epoch changed (before the state that names it), then the rest.
 func (c *Client) saveLocked(e *convEntry) error {
 	f := e.file
+	newTree := false
 	if e.group != nil && !e.group.Removed() {
-		st, err := e.group.MarshalState()
+		epoch := e.group.Epoch()
+		if !e.treeSaved || e.file.TreeEpoch != epoch {
+			path, err := c.treePath(e.id, epoch)
+			if err != nil {
+				return err
+			}
+			sealed, err := c.seal("conversation tree", e.id+"/"+strconv.FormatUint(epoch, 10), e.group.MarshalTree())
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return err
+			}
+			if err := writeFile(path, sealed); err != nil {
+				return err
+			}
+			newTree = true
+		}
+		st, err := e.group.MarshalStateWithoutTree()
 		if err != nil {
 			return err
 		}
-		f.Group = st
+		f.Group, f.TreeApart, f.TreeEpoch = st, true, epoch
 		defer clear(st)
 	}
 	b, err := f.marshal()
@@ -376,7 +434,30 @@ func (c *Client) saveLocked(e *convEntry) error {
 		return err
 	}
 	e.dirty = false
+	e.file.TreeApart, e.file.TreeEpoch = f.TreeApart, f.TreeEpoch
+	if newTree {
+		e.treeSaved = true
+		c.dropOldTrees(e.id, f.TreeEpoch)
+	}
 	return nil
+}
+
+// dropOldTrees deletes a conversation's trees of epochs other than keep,
+// once the state names keep's.
+func (c *Client) dropOldTrees(id string, keep uint64) {
+	ents, err := os.ReadDir(filepath.Join(c.dir, ConversationDir))
+	if err != nil {
+		return
+	}
+	for _, de := range ents {
+		rest, ok := strings.CutPrefix(de.Name(), id+".")
+		if !ok {
+			continue
+		}
+		if ep, ok := strings.CutSuffix(rest, ".tree"); ok && ep != strconv.FormatUint(keep, 10) {
+			os.Remove(filepath.Join(c.dir, ConversationDir, de.Name()))
+		}
+	}
 }
 
 // groupOptions are the options of every group this device holds.
@@ -637,6 +718,7 @@ func (c *Client) forgetLocked(e *convEntry) {
 	if p, err := c.convPath(e.id, ".state"); err == nil {
 		os.Remove(p)
 	}
+	c.dropOldTrees(e.id, math.MaxUint64)
 }
 
 // Conversation returns what this device knows of a conversation (its ID
