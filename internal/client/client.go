@@ -17,6 +17,13 @@
 //	               a key derived from device.key (conversations.go, seal.go)
 //
 // Session tokens live only in memory.
+//
+// One process uses a profile at a time: a Client keeps its conversations'
+// state in memory and writes it back, so a second process working on the
+// same profile at once would make the first refuse its own commits (the
+// CLI locks the profile). Any stream this client follows (Events, Sync,
+// Follow) handles and acknowledges the device's durable events as well as
+// its conversations.
 package client
 
 import (
