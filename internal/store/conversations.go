@@ -194,19 +194,6 @@ func (t *Tx) DeviceConversations(ctx context.Context, device string) ([]Conversa
 	return t.conversationMembers(ctx, `WHERE m.device_id = $1 ORDER BY m.group_id`, device)
 }
 
-// LapsedConversationMembers returns a conversation's members who have
-// lapsed (see ConversationMember.Lapsed).
-func (t *Tx) LapsedConversationMembers(ctx context.Context, groupID []byte) ([]ConversationMember, error) {
-	ms, err := t.ConversationMembers(ctx, groupID)
-	out := ms[:0]
-	for _, m := range ms {
-		if m.Lapsed {
-			out = append(out, m)
-		}
-	}
-	return out, err
-}
-
 // ConversationsWithLapsedMembers returns the conversations that have a
 // lapsed member (see ConversationMember.Lapsed), up to limit.
 func (t *Tx) ConversationsWithLapsedMembers(ctx context.Context, limit int) ([][]byte, error) {

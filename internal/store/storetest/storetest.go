@@ -1197,9 +1197,11 @@ func testLapsedConversationMembers(t *testing.T, s *store.Store) {
 	lapsed := func() []string {
 		var out []string
 		view(t, s, func(tx *store.Tx) error {
-			ms, err := tx.LapsedConversationMembers(ctx, c.GroupID)
+			ms, err := tx.ConversationMembers(ctx, c.GroupID)
 			for _, m := range ms {
-				out = append(out, fmt.Sprintf("%d:%s", m.Leaf, m.Device))
+				if m.Lapsed {
+					out = append(out, fmt.Sprintf("%d:%s", m.Leaf, m.Device))
+				}
 			}
 			return err
 		})
