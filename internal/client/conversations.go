@@ -838,6 +838,32 @@ var ErrNothingToAdd = errors.New("every device of theirs is a member already")
 // AddMembers adds every device of each user that has a key package and is
 // not in the conversation yet. It returns the members added.
 func (c *Client) AddMembers(ctx context.Context, id string, users ...string) ([]Member, error) {
+	return c.add(ctx, id, func(e *convEntry, class conversation.Classification) ([]*mls.KeyPackage, error) {
+		var have []string
+		for _, m := range e.group.Members() {
+			have = append(have, c.member(m).Device)
+		}
+		return c.claim(ctx, e.group.Suite().ID(), class, have, users)
+	})
+}
+
+// AddKeyPackages adds the devices whose key packages are given (obtained
+// out of band rather than claimed from the server), after the same checks
+// as AddMembers.
+func (c *Client) AddKeyPackages(ctx context.Context, id string, kps ...*mls.KeyPackage) ([]Member, error) {
+	return c.add(ctx, id, func(_ *convEntry, class conversation.Classification) ([]*mls.KeyPackage, error) {
+		for i, kp := range kps {
+			if err := c.checkNewLeaf(kp, class); err != nil {
+				return nil, fmt.Errorf("key package %d: %w", i, err)
+			}
+		}
+		return kps, nil
+	})
+}
+
+// add brings this device's view of the conversation up to date, then adds
+// the key packages choose returns for it and its classification.
+func (c *Client) add(ctx context.Context, id string, choose func(*convEntry, conversation.Classification) ([]*mls.KeyPackage, error)) ([]Member, error) {
 	if _, err := c.VerifyLog(ctx); err != nil && !errors.Is(err, ErrLogProblem) {
 		return nil, err
 	}
@@ -857,20 +883,24 @@ func (c *Client) AddMembers(ctx context.Context, id string, users ...string) ([]
 	if err != nil {
 		return nil, err
 	}
-	var have []string
-	for _, m := range e.group.Members() {
-		have = append(have, c.member(m).Device)
-	}
-	kps, err := c.claim(ctx, e.group.Suite().ID(), class, have, users)
+	kps, err := choose(e, class)
 	if err != nil {
 		return nil, err
 	}
 	return c.addLocked(ctx, e, kps)
 }
 
+// checkNewLeaf refuses here a key package every member would refuse,
+// before the server or anyone else sees a commit adding it.
+func (c *Client) checkNewLeaf(kp *mls.KeyPackage, class conversation.Classification) error {
+	if c.misbehave.SkipLeafChecks {
+		return nil
+	}
+	return c.checkLeaf(&kp.LeafNode, class, false)
+}
+
 // claim claims a key package of every device of each user but those in
-// have, and checks each as every member would, before the server or anyone
-// else sees a commit adding it.
+// have, and checks each with checkNewLeaf.
 func (c *Client) claim(ctx context.Context, cs mls.CipherSuite, class conversation.Classification, have, users []string) ([]*mls.KeyPackage, error) {
 	var kps []*mls.KeyPackage
 	for _, u := range users {
@@ -889,44 +919,13 @@ func (c *Client) claim(ctx context.Context, cs mls.CipherSuite, class conversati
 			if err != nil || m.KeyPackage == nil {
 				return nil, fmt.Errorf("key package of %s device %s: not a key package", u, cl.Device)
 			}
-			if err := c.checkLeaf(&m.KeyPackage.LeafNode, class, false); err != nil && !c.misbehave.SkipLeafChecks {
+			if err := c.checkNewLeaf(m.KeyPackage, class); err != nil {
 				return nil, fmt.Errorf("%s device %s: %w", u, cl.Device, err)
 			}
 			kps = append(kps, m.KeyPackage)
 		}
 	}
 	return kps, nil
-}
-
-// AddKeyPackages adds the devices whose key packages are given (obtained
-// out of band rather than claimed from the server), after the same checks
-// as AddMembers.
-func (c *Client) AddKeyPackages(ctx context.Context, id string, kps ...*mls.KeyPackage) ([]Member, error) {
-	if _, err := c.VerifyLog(ctx); err != nil && !errors.Is(err, ErrLogProblem) {
-		return nil, err
-	}
-	e, err := c.entry(id)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	defer c.unlock(e)
-	if err := c.catchUpLocked(ctx, e, 0); err != nil {
-		return nil, err
-	}
-	if err := usable(e); err != nil {
-		return nil, err
-	}
-	class, err := conversation.FromGroupContext(e.group.GroupContext().Extensions)
-	if err != nil {
-		return nil, err
-	}
-	for i, kp := range kps {
-		if err := c.checkLeaf(&kp.LeafNode, class, false); err != nil && !c.misbehave.SkipLeafChecks {
-			return nil, fmt.Errorf("key package %d: %w", i, err)
-		}
-	}
-	return c.addLocked(ctx, e, kps)
 }
 
 // addLocked commits adding kps, then tells the new members the title.
