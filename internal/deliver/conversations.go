@@ -240,8 +240,12 @@ type push struct {
 // push hands a stored message to its recipients' connections once the
 // transaction commits.
 func (t *txState) push(m store.ConversationMessage, to []string) {
-	t.pushes = append(t.pushes, push{to: to, m: events.Message{Conversation: ConversationID(m.GroupID), Seq: m.Seq, Epoch: m.Epoch,
-		Kind: m.Kind, Sender: m.Sender, Data: m.Data, Time: m.CreatedAt}})
+	t.pushes = append(t.pushes, push{to: to, m: pushed(m)})
+}
+
+func pushed(m store.ConversationMessage) events.Message {
+	return events.Message{Conversation: ConversationID(m.GroupID), Seq: m.Seq, Epoch: m.Epoch,
+		Kind: m.Kind, Sender: m.Sender, Data: m.Data, Time: m.CreatedAt}
 }
 
 func (t *txState) logEntry(ctx context.Context, tx *store.Tx, now time.Time, e tlog.Entry) error {
@@ -421,6 +425,9 @@ func (s *Service) Post(ctx context.Context, a org.Actor, groupID []byte, raw, we
 	if err != nil {
 		return Posted{}, mlsInvalid("not an MLS message: %v", err)
 	}
+	if out, ok, err := s.postKnown(ctx, a, groupID, msg, raw, welcome); ok || err != nil {
+		return out, err
+	}
 	var (
 		out      Posted
 		required bool
@@ -469,25 +476,36 @@ func lockConversation(ctx context.Context, tx *store.Tx, groupID []byte, withSta
 	return c, err
 }
 
+// postKnown accepts an application message in the common case, without a
+// transaction of its own: the members of its epoch are known (cached), and
+// the conversation is still at that epoch with nothing pending, which the
+// store checks as it appends. ok is false where the full path must decide.
+func (s *Service) postKnown(ctx context.Context, a org.Actor, groupID []byte, msg *mls.MLSMessage, raw, welcome []byte) (out Posted, ok bool, err error) {
+	pm := msg.PrivateMessage
+	if msg.WireFormat != mls.WireFormatPrivateMessage || welcome != nil ||
+		!bytes.Equal(pm.GroupID, groupID) || pm.ContentType != mls.ContentApplication {
+		return Posted{}, false, nil
+	}
+	devices, known := s.members.get(groupID, pm.Epoch)
+	if !known || !slices.Contains(devices, a.Device.ID) {
+		return Posted{}, false, nil
+	}
+	m := store.ConversationMessage{GroupID: groupID, Epoch: pm.Epoch, Kind: int(mls.ContentApplication),
+		Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}
+	m.Seq, err = s.cfg.Store.AppendApplicationMessage(ctx, m)
+	if errors.Is(err, store.ErrConflict) {
+		return Posted{}, false, nil
+	} else if err != nil {
+		return Posted{}, false, storeErr(err)
+	}
+	if s.cfg.Hub != nil {
+		s.cfg.Hub.Push(pushed(m), devices...)
+	}
+	return Posted{Seq: m.Seq, Epoch: pm.Epoch, Kind: m.Kind}, true, nil
+}
+
 func (s *Service) postApplication(ctx context.Context, tx *store.Tx, ts *txState, a org.Actor, groupID []byte, msg *mls.MLSMessage, raw []byte, out *Posted, required *bool) error {
 	pm := msg.PrivateMessage
-	if bytes.Equal(pm.GroupID, groupID) && pm.ContentType == mls.ContentApplication {
-		// The common case: the members of this epoch are known, and the
-		// conversation is still at it with nothing pending.
-		if devices, ok := s.members.get(groupID, pm.Epoch); ok && slices.Contains(devices, a.Device.ID) {
-			m := store.ConversationMessage{GroupID: groupID, Epoch: pm.Epoch, Kind: int(mls.ContentApplication),
-				Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}
-			seq, err := tx.AppendApplicationMessage(ctx, m)
-			if err == nil {
-				m.Seq = seq
-				*out = Posted{Seq: seq, Epoch: pm.Epoch, Kind: m.Kind}
-				ts.push(m, devices)
-				return nil
-			} else if !errors.Is(err, store.ErrConflict) {
-				return err
-			}
-		}
-	}
 	c, err := lockConversation(ctx, tx, groupID, false)
 	if err != nil {
 		return err

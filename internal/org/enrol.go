@@ -247,10 +247,11 @@ func (s *Service) Login(ctx context.Context, deviceID string, nonce, sig []byte)
 	return token, expires, err
 }
 
-// Authenticate resolves a session token to its actor.
+// Authenticate resolves a session token to its actor, in one read (every
+// request makes it).
 func (s *Service) Authenticate(ctx context.Context, token string) (Actor, error) {
 	var a Actor
-	err := s.view(ctx, func(tx *store.Tx) error {
+	err := s.viewOne(ctx, func(tx *store.Tx) error {
 		var err error
 		a.Device, a.User, err = tx.SessionActor(ctx, sha256.Sum256([]byte(token)), s.now())
 		if errors.Is(err, store.ErrNotFound) {

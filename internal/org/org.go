@@ -150,6 +150,11 @@ func (s *Service) view(ctx context.Context, fn func(*store.Tx) error) error {
 	return storeErr(s.cfg.Store.View(ctx, fn))
 }
 
+// viewOne runs fn, which makes one read, outside a transaction.
+func (s *Service) viewOne(ctx context.Context, fn func(*store.Tx) error) error {
+	return storeErr(s.cfg.Store.ViewOne(ctx, fn))
+}
+
 // storeErr maps store errors that escaped without a better message.
 func storeErr(err error) error {
 	var ae *apierr.Error

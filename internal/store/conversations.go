@@ -136,9 +136,33 @@ func (t *Tx) AppendConversationMessage(ctx context.Context, m ConversationMessag
 
 // AppendApplicationMessage accepts an application message as the
 // conversation's next, if the conversation is at epoch m.Epoch with no
-// proposal pending, in one statement and an insert: ErrConflict otherwise
-// (the caller reads the conversation to say why).
-func (t *Tx) AppendApplicationMessage(ctx context.Context, m ConversationMessage) (int64, error) {
+// proposal pending: ErrConflict otherwise (the caller reads the
+// conversation to say why). It is a transaction of its own, one statement
+// where the database allows (one round trip to PostgreSQL).
+func (s *Store) AppendApplicationMessage(ctx context.Context, m ConversationMessage) (int64, error) {
+	var seq int64
+	if s.dialect.ModifyingCTE() {
+		err := s.UpdateOne(ctx, func(t *Tx) error {
+			return t.queryRow(ctx, `WITH h AS (UPDATE conversations SET head_seq = head_seq + 1, updated_at = $1
+				WHERE group_id = $2 AND epoch = $3 AND pending = 0 RETURNING head_seq)
+				INSERT INTO conversation_messages (group_id, seq, epoch, kind, sender, data, created_at)
+				SELECT $2, head_seq, $3, $4, $5, $6, $1 FROM h RETURNING seq`,
+				unix(m.CreatedAt), m.GroupID, int64(m.Epoch), m.Kind, m.Sender, m.Data).Scan(&seq)
+		})
+		if err := notFound(err); err == ErrNotFound {
+			return 0, fmt.Errorf("%w: the conversation is not at epoch %d with nothing pending", ErrConflict, m.Epoch)
+		}
+		return seq, err
+	}
+	err := s.Update(ctx, func(t *Tx) error {
+		var err error
+		seq, err = t.appendApplicationMessage(ctx, m)
+		return err
+	})
+	return seq, err
+}
+
+func (t *Tx) appendApplicationMessage(ctx context.Context, m ConversationMessage) (int64, error) {
 	var seq int64
 	err := t.queryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1, updated_at = $1
 		WHERE group_id = $2 AND epoch = $3 AND pending = 0 RETURNING head_seq`,

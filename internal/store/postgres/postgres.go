@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -82,6 +83,11 @@ func Open(ctx context.Context, connString string, opts Options, log *slog.Logger
 		opts.MaxConns = 16
 	}
 	db.SetMaxOpenConns(opts.MaxConns)
+	// Keep the connections open: database/sql would otherwise keep two
+	// idle and close the rest, and each new connection costs a backend
+	// process and re-preparing pgx's statement cache.
+	db.SetMaxIdleConns(opts.MaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	if opts.Schema != "" {
 		if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+opts.Schema); err != nil {
 			db.Close()
@@ -166,3 +172,6 @@ func pgCode(err error) string {
 // CachesStatements is true: pgx prepares and caches statements per
 // connection itself.
 func (Dialect) CachesStatements() bool { return true }
+
+// ModifyingCTE is true.
+func (Dialect) ModifyingCTE() bool { return true }

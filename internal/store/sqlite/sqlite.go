@@ -93,3 +93,6 @@ func (Dialect) ForUpdate() string { return "" }
 
 // CachesStatements is false: the store keeps SQLite's prepared statements.
 func (Dialect) CachesStatements() bool { return false }
+
+// ModifyingCTE is false: SQLite's WITH clauses hold only SELECTs.
+func (Dialect) ModifyingCTE() bool { return false }

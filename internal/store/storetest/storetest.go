@@ -1052,10 +1052,8 @@ func testConversations(t *testing.T, s *store.Store) {
 	}
 	// An application message needs its epoch, and nothing pending.
 	appOnly := func(epoch uint64) error {
-		return s.Update(ctx, func(tx *store.Tx) error {
-			_, err := tx.AppendApplicationMessage(ctx, msg(epoch, 1, "app"))
-			return err
-		})
+		_, err := s.AppendApplicationMessage(ctx, msg(epoch, 1, "app"))
+		return err
 	}
 	if err := appOnly(2); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("application message with proposals pending: %v, want ErrConflict", err)
