@@ -300,7 +300,8 @@ const (
 	// acknowledges with StreamConvAck, Conversation and Seq.
 	StreamConv    = "message"
 	StreamConvAck = "conv_ack"
-	// StreamIdle: server: everything queued so far was sent.
+	// StreamIdle: server: the stream read the device's queue and sent all
+	// it held (after each read; messages pushed live come without one).
 	StreamIdle = "idle"
 )
 

@@ -46,6 +46,9 @@ type Message struct {
 	Sender       string
 	Data         []byte
 	Time         time.Time
+	// Wire is the message as connections send it, encoded once by the
+	// hub's encoder for all its recipients (nil without one).
+	Wire []byte
 }
 
 // MaxPushed bounds the pushed messages a connection holds unsent.
@@ -108,13 +111,17 @@ func (s *Sub) wake() {
 
 // Hub tracks live subscriptions by device.
 type Hub struct {
+	encode func(Message) []byte
 	mu     sync.Mutex // guards subs and closed
 	subs   map[string]map[*Sub]struct{}
 	closed bool
 }
 
-// NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[string]map[*Sub]struct{}{}} }
+// NewHub returns an empty hub. encode, if not nil, gives a pushed message
+// its Wire form, once for all the devices it goes to.
+func NewHub(encode func(Message) []byte) *Hub {
+	return &Hub{encode: encode, subs: map[string]map[*Sub]struct{}{}}
+}
 
 // Subscribe registers a connection of device. It returns nil if the hub is
 // shut down.
@@ -160,6 +167,9 @@ func (h *Hub) Wake(devices ...string) {
 
 // Push hands m to the live connections of devices (after it was stored).
 func (h *Hub) Push(m Message, devices ...string) {
+	if h.encode != nil && m.Wire == nil && h.anyConnected(devices) {
+		m.Wire = h.encode(m)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, d := range devices {
@@ -174,6 +184,17 @@ func (h *Hub) Push(m Message, devices ...string) {
 			s.wake()
 		}
 	}
+}
+
+func (h *Hub) anyConnected(devices []string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, d := range devices {
+		if len(h.subs[d]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Close ends every connection of device, for example on revocation.

@@ -5,7 +5,7 @@ import (
 )
 
 func TestHub(t *testing.T) {
-	h := NewHub()
+	h := NewHub(nil)
 	a1, a2, b := h.Subscribe("a"), h.Subscribe("a"), h.Subscribe("b")
 	if h.Count() != 3 {
 		t.Fatalf("Count = %d", h.Count())
@@ -60,7 +60,7 @@ func TestHub(t *testing.T) {
 // Pushed messages reach only the recipients' connections, in order; past
 // MaxPushed a connection drops them and is told to read the store.
 func TestHubPush(t *testing.T) {
-	h := NewHub()
+	h := NewHub(nil)
 	a, b := h.Subscribe("a"), h.Subscribe("b")
 	if _, stale := a.Take(); !stale {
 		t.Error("a new subscription does not start by reading the store")

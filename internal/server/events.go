@@ -124,6 +124,11 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 		defer cancel()
 		return wsjson.Write(wctx, c, m)
 	}
+	writeWire := func(b []byte) error {
+		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		defer cancel()
+		return c.Write(wctx, websocket.MessageText, b)
+	}
 	var last int64
 	if err := s.store.View(ctx, func(tx *store.Tx) (err error) { last, err = tx.LastEventSeq(ctx, device); return }); err != nil {
 		return err
@@ -136,7 +141,7 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 	// sent is how far each conversation's messages went out on this
 	// connection, by group ID.
 	sent := map[string]int64{}
-	// busy: something was sent since the last idle message (and at the
+	// busy: the store was read since the last idle message (and at the
 	// start, so a client catching up learns it has caught up).
 	busy := true
 	// more: the last read of the store filled a batch; read again.
@@ -148,14 +153,14 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 		// reads the store from where it stands.
 		pushed, stale := sub.Take()
 		stale = stale || more
-		var msgs []*api.ConversationMessage
+		var msgs []outgoing
 		for _, m := range pushed {
 			last, known := sent[m.Conversation]
 			switch {
 			case stale:
 			case known && m.Seq <= last:
 			case known && m.Seq == last+1:
-				msgs = append(msgs, pushedMessage(m))
+				msgs = append(msgs, outgoing{m: pushedMessage(m), wire: m.Wire})
 				sent[m.Conversation] = m.Seq
 			default:
 				stale = true
@@ -179,8 +184,13 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 			if err != nil {
 				return err
 			}
-			msgs = append(msgs, read...)
+			for _, m := range read {
+				msgs = append(msgs, outgoing{m: m})
+			}
 			more = len(read) == convBatch || len(es) == streamBatch
+			// What a read of the store sent ends with an idle message;
+			// messages pushed live do not need one.
+			busy = true
 		}
 		for _, e := range es {
 			if err := write(api.StreamMessage{Type: api.StreamEvent, Seq: e.Seq, Event: e.Type, Payload: json.RawMessage(e.Payload)}); err != nil {
@@ -188,9 +198,15 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 			}
 			cursor = e.Seq
 		}
-		busy = busy || len(es) > 0 || len(msgs) > 0
-		for _, m := range msgs {
-			if err := write(api.StreamMessage{Type: api.StreamConv, Conversation: m.Conversation, Seq: m.Seq, Message: m}); err != nil {
+		for _, o := range msgs {
+			m := o.m
+			var err error
+			if o.wire != nil {
+				err = writeWire(o.wire)
+			} else {
+				err = write(api.StreamMessage{Type: api.StreamConv, Conversation: m.Conversation, Seq: m.Seq, Message: m})
+			}
+			if err != nil {
 				return err
 			}
 			sent[m.Conversation] = max(sent[m.Conversation], m.Seq)
@@ -241,6 +257,24 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 }
 
 // pushedMessage is a pushed message as the stream carries it.
+// outgoing is a conversation message to send on a stream, with its
+// encoding when it was pushed live (the same for every recipient).
+type outgoing struct {
+	m    *api.ConversationMessage
+	wire []byte
+}
+
+// pushedWire encodes a pushed message as streams send it, once for all
+// the devices it goes to.
+func pushedWire(m events.Message) []byte {
+	cm := pushedMessage(m)
+	b, err := json.Marshal(api.StreamMessage{Type: api.StreamConv, Conversation: cm.Conversation, Seq: cm.Seq, Message: cm})
+	if err != nil {
+		return nil // the stream encodes it itself
+	}
+	return b
+}
+
 func pushedMessage(m events.Message) *api.ConversationMessage {
 	return &api.ConversationMessage{Conversation: m.Conversation, Seq: m.Seq, Epoch: m.Epoch, Kind: m.Kind, Sender: m.Sender,
 		Message: m.Data, Time: m.Time.UTC()}

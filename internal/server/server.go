@@ -117,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, dir: dir, hub: events.NewHub(), origin: identity.LogKeyName(dir.Config.Org)}
+	s := &Server{cfg: cfg, log: cfg.Logger, dir: dir, hub: events.NewHub(pushedWire), origin: identity.LogKeyName(dir.Config.Org)}
 	if !cfg.InsecureHTTP {
 		if err := s.loadTLS(); err != nil {
 			return nil, err
