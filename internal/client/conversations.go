@@ -258,6 +258,10 @@ type convEntry struct {
 	treeSaved bool
 	unacked   bool
 	updates   []Update // to hand to the update handler once mu is released
+	// history: the records of messages handled since the state was last
+	// saved, written just before it (after a crash in between, the
+	// messages are handled, and recorded, again).
+	history [][]byte
 }
 
 // conversations is the client's conversation cache and update handler.
@@ -386,6 +390,9 @@ func (c *Client) readTree(id string, epoch uint64) ([]byte, error) {
 // saveLocked seals and writes a conversation's state: the ratchet tree
 // when the epoch changed (before the state that names it), then the rest.
 func (c *Client) saveLocked(e *convEntry) error {
+	if err := c.writeHistoryLocked(e); err != nil {
+		return err
+	}
 	f := e.file
 	newTree := false
 	if e.group != nil && !e.group.Removed() {
@@ -791,6 +798,17 @@ func (c *Client) Messages(id string) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.convs.mu.Lock()
+	e := c.convs.entries[id]
+	c.convs.mu.Unlock()
+	if e != nil {
+		e.mu.Lock()
+		err := c.writeHistoryLocked(e)
+		e.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
 	recs, err := c.readSealed(path, "history", id)
 	if err != nil {
 		return nil, err
@@ -815,20 +833,45 @@ func (c *Client) Messages(id string) ([]Message, error) {
 	return out, nil
 }
 
-func (c *Client) recordLocked(m Message) error {
-	path, err := c.convPath(m.Conversation, ".log")
+// recordLocked adds a message this device sent to the conversation's
+// history at once.
+func (c *Client) recordLocked(e *convEntry, m Message) error {
+	if err := c.recordLater(e, m); err != nil {
+		return err
+	}
+	return c.writeHistoryLocked(e)
+}
+
+// recordLater adds a message handled to the history written with the
+// conversation's state.
+func (c *Client) recordLater(e *convEntry, m Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	e.history = append(e.history, b)
+	return nil
+}
+
+func (c *Client) writeHistoryLocked(e *convEntry) error {
+	if len(e.history) == 0 {
+		return nil
+	}
+	path, err := c.convPath(e.id, ".log")
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
+	if err := c.appendSealed(path, "history", e.id, e.history...); err != nil {
 		return err
 	}
-	defer clear(b)
-	return c.appendSealed(path, "history", m.Conversation, b)
+	for _, b := range e.history {
+		clear(b)
+	}
+	e.history = nil
+	return nil
 }
 
 // ErrNothingToAdd: every device of the users named is in the conversation
@@ -1177,7 +1220,7 @@ func (c *Client) sendLocked(ctx context.Context, e *convEntry, content conversat
 			}
 		}
 		if content.Kind != conversation.KindCheckpoint {
-			if err := c.recordLocked(msg); err != nil {
+			if err := c.recordLocked(e, msg); err != nil {
 				return msg, err
 			}
 		}
@@ -1345,7 +1388,7 @@ func (c *Client) handleLocked(ctx context.Context, e *convEntry, m api.Conversat
 		if content.Kind == conversation.KindTitle {
 			e.file.Title = content.Text
 		}
-		if err := c.recordLocked(msg); err != nil {
+		if err := c.recordLater(e, msg); err != nil {
 			return err
 		}
 		e.updates = append(e.updates, Update{Conversation: e.id, Kind: UpdateMessage, Message: &msg})
@@ -1380,7 +1423,7 @@ func (c *Client) handleLocked(ctx context.Context, e *convEntry, m api.Conversat
 		for _, x := range u.Removed {
 			rec.Removed = append(rec.Removed, x.User)
 		}
-		if err := c.recordLocked(rec); err != nil {
+		if err := c.recordLater(e, rec); err != nil {
 			return err
 		}
 	}

@@ -75,19 +75,23 @@ func (c *Client) open(kind, name string, sealed []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// appendSealed appends one sealed record (a 4-byte length, then the
-// record) to a log file and syncs it.
-func (c *Client) appendSealed(path, kind, name string, plaintext []byte) error {
-	rec, err := c.seal(kind, name, plaintext)
-	if err != nil {
-		return err
+// appendSealed appends sealed records (each a 4-byte length, then the
+// record) to a log file in one write.
+func (c *Client) appendSealed(path, kind, name string, plaintexts ...[]byte) error {
+	var buf []byte
+	for _, pt := range plaintexts {
+		rec, err := c.seal(kind, name, pt)
+		if err != nil {
+			return err
+		}
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(rec)))
+		buf = append(buf, rec...)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	buf := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(rec)), uint32(len(rec)))
-	if _, err := f.Write(append(buf, rec...)); err != nil {
+	if _, err := f.Write(buf); err != nil {
 		f.Close()
 		return err
 	}
