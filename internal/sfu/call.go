@@ -1,0 +1,192 @@
+package sfu
+
+import (
+	"errors"
+	"slices"
+)
+
+// A call is a set of devices that hear each other.
+type call struct {
+	name    string
+	members []*member // in the order they joined
+}
+
+// A member is a device in a call, with who it hears on each slot.
+type member struct {
+	device string
+	slots  [Slots]string // the device heard on each slot, "" for none
+}
+
+func (c *call) find(device string) *member {
+	for _, m := range c.members {
+		if m.device == device {
+			return m
+		}
+	}
+	return nil
+}
+
+// give puts device on m's lowest free slot.
+func (m *member) give(device string) {
+	for k, d := range m.slots {
+		if d == "" {
+			m.slots[k] = device
+			return
+		}
+	}
+	panic("sfu: no free slot") // a call has at most Slots+1 members
+}
+
+// Join puts a connected device in a call, creating the call if it does
+// not exist. The device hears each other participant on a slot of its
+// own, and each of them hears it on one of theirs: the lowest free slot.
+// OnSlots reports the new slot lists of all participants.
+//
+// Joining the call the device is in does nothing. It returns
+// ErrNotConnected if the device has no connection, ErrInCall if it is in
+// another call, and ErrCallFull if the call has Slots+1 participants.
+func (s *SFU) Join(callName, device string) error {
+	if callName == "" || device == "" {
+		return errors.New("sfu: join: empty call or device")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.peers[device] == nil:
+		return ErrNotConnected
+	case s.member[device] != nil && s.member[device].name == callName:
+		return nil
+	case s.member[device] != nil:
+		return ErrInCall
+	}
+	c := s.calls[callName]
+	if c == nil {
+		c = &call{name: callName}
+		s.calls[callName] = c
+	}
+	if len(c.members) > Slots {
+		return ErrCallFull
+	}
+	m := &member{device: device}
+	for _, o := range c.members {
+		o.give(device)
+		m.give(o.device)
+	}
+	c.members = append(c.members, m)
+	s.member[device] = c
+	s.routeLocked(c)
+	for _, o := range c.members {
+		s.reportLocked(c.name, o.device)
+	}
+	s.log.Debug("joined", "call", callName, "device", device)
+	return nil
+}
+
+// Leave takes a device out of a call: nothing more is forwarded from it
+// or to it, and its slot on each other participant is freed. OnSlots
+// reports the new slot lists, the device's own (all empty) included. A
+// device that is not in the call is left as it is.
+func (s *SFU) Leave(callName, device string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.member[device]; c != nil && c.name == callName {
+		s.leaveLocked(c, device)
+	}
+}
+
+// leaveLocked takes a member out of its call. s.mu must be held.
+func (s *SFU) leaveLocked(c *call, device string) {
+	c.members = slices.DeleteFunc(c.members, func(m *member) bool { return m.device == device })
+	delete(s.member, device)
+	for _, o := range c.members {
+		for k, d := range o.slots {
+			if d == device {
+				o.slots[k] = ""
+			}
+		}
+	}
+	if p := s.peers[device]; p != nil {
+		p.routes.Store(&[]*outSlot{})
+		for _, o := range p.outs {
+			o.setSource(nil)
+		}
+	}
+	s.routeLocked(c)
+	s.reportLocked("", device)
+	for _, o := range c.members {
+		s.reportLocked(c.name, o.device)
+	}
+	if len(c.members) == 0 {
+		delete(s.calls, c.name)
+	}
+	s.log.Debug("left", "call", c.name, "device", device)
+}
+
+// routeLocked makes the forwarding of a call follow its slot lists: each
+// connected member's microphone goes to its slot on every other connected
+// member. s.mu must be held.
+func (s *SFU) routeLocked(c *call) {
+	for _, m := range c.members {
+		p := s.peers[m.device]
+		if p == nil {
+			continue
+		}
+		var routes []*outSlot
+		for _, o := range c.members {
+			op := s.peers[o.device]
+			if o == m || op == nil {
+				continue
+			}
+			if k := slices.Index(o.slots[:], m.device); k >= 0 {
+				routes = append(routes, op.outs[k])
+			}
+		}
+		p.routes.Store(&routes)
+		for k, d := range m.slots {
+			var src *peer
+			if d != "" {
+				src = s.peers[d]
+			}
+			p.outs[k].setSource(src)
+		}
+	}
+}
+
+// reportLocked queues a device's slot list for OnSlots. s.mu must be held.
+func (s *SFU) reportLocked(callName, device string) {
+	if s.cfg.OnSlots == nil {
+		return
+	}
+	slots := make([]Slot, Slots)
+	var m *member
+	if c := s.calls[callName]; c != nil {
+		m = c.find(device)
+	}
+	p := s.peers[device]
+	for k := range slots {
+		slots[k].Index = k
+		if p != nil {
+			slots[k].Mid = p.mids[k]
+		}
+		if m != nil {
+			slots[k].Device = m.slots[k]
+		}
+	}
+	s.events.push(event{device: device, call: callName, slots: slots})
+}
+
+// Calls returns the names of the calls and their participants, in the
+// order they joined.
+func (s *SFU) Calls() map[string][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	calls := make(map[string][]string, len(s.calls))
+	for name, c := range s.calls {
+		for _, m := range c.members {
+			calls[name] = append(calls[name], m.device)
+		}
+	}
+	return calls
+}
