@@ -6,6 +6,7 @@ import (
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
+	"hotline/internal/call"
 	"hotline/internal/deliver"
 	"hotline/internal/identity"
 	"hotline/internal/org"
@@ -158,14 +159,19 @@ func (s *Server) ackConversation(w http.ResponseWriter, r *http.Request, a org.A
 
 // removeLapsed has the delivery service propose removing a user's devices
 // that lapsed (revoked, or the user disabled) from their conversations, at
-// once rather than when someone next posts there. The change that made
-// them lapse stands whatever happens here: posting proposes it too.
-func (s *Server) removeLapsed(r *http.Request, user identity.UserID) {
-	var ids []string
+// once rather than when someone next posts there, and takes them out of
+// their calls. The change that made them lapse stands whatever happens
+// here: posting proposes it too.
+func (s *Server) removeLapsed(r *http.Request, user identity.UserID, disabled bool) {
+	var ids, lapsed []string
 	err := s.store.View(r.Context(), func(tx *store.Tx) error {
 		ds, err := tx.ListDevices(r.Context(), user)
+		ids, lapsed = nil, nil
 		for _, d := range ds {
 			ids = append(ids, d.ID)
+			if disabled || d.Status == store.DeviceRevoked {
+				lapsed = append(lapsed, d.ID)
+			}
 		}
 		return err
 	})
@@ -174,5 +180,10 @@ func (s *Server) removeLapsed(r *http.Request, user identity.UserID) {
 	}
 	if err != nil {
 		s.log.Warn("propose removing lapsed devices from conversations", "user", user.String(), "err", err)
+	}
+	for _, d := range lapsed {
+		if err := s.calls.Drop(r.Context(), d, call.ReasonRevoked); err != nil {
+			s.log.Warn("take a lapsed device out of its calls", "device", d, "err", err)
+		}
 	}
 }

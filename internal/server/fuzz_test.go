@@ -48,6 +48,12 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/conversations/PARAM/messages"},
 	{"GET", "/v1/conversations/PARAM/messages?after=PARAM"},
 	{"POST", "/v1/conversations/PARAM/ack"},
+	{"POST", "/v1/conversations/PARAM/calls"},
+	{"GET", "/v1/calls/PARAM"},
+	{"POST", "/v1/calls/PARAM/accept"},
+	{"POST", "/v1/calls/PARAM/decline"},
+	{"POST", "/v1/calls/PARAM/join"},
+	{"POST", "/v1/calls/PARAM/leave"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

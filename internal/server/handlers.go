@@ -215,7 +215,7 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, a org.Actor
 	if err != nil {
 		return err
 	}
-	s.removeLapsed(r, u.ID)
+	s.removeLapsed(r, u.ID, true)
 	return writeJSON(w, http.StatusOK, apiUser(u))
 }
 
@@ -294,7 +294,7 @@ func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, a org.Acto
 	if err != nil {
 		return err
 	}
-	s.removeLapsed(r, d.User)
+	s.removeLapsed(r, d.User, false)
 	return writeJSON(w, http.StatusOK, apiDevice(d, nil))
 }
 

@@ -82,6 +82,13 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/conversations/{id}/messages", active, s.listMessages)
 	handle("POST /v1/conversations/{id}/ack", active, s.ackConversation)
 
+	handle("POST /v1/conversations/{id}/calls", active, s.placeCall)
+	handle("GET /v1/calls/{id}", active, s.getCall)
+	handle("POST /v1/calls/{id}/accept", active, callAction(s.calls.Accept))
+	handle("POST /v1/calls/{id}/decline", active, callAction(s.calls.Decline))
+	handle("POST /v1/calls/{id}/join", active, callAction(s.calls.Join))
+	handle("POST /v1/calls/{id}/leave", active, callAction(s.calls.Leave))
+
 	handle("POST /v1/blobs", active, s.createBlob)
 	mux.Handle("PUT /v1/blobs/{id}/chunks/{n}", s.wrap("PUT /v1/blobs/{id}/chunks/{n}", active, deliver.BlobChunkSize, s.putChunk))
 	handle("GET /v1/blobs/{id}", active, s.blobStatus)
@@ -202,6 +209,7 @@ type serverMetrics struct {
 	refusals  *metrics.CounterVec
 	messages  *metrics.CounterVec
 	delivered *metrics.CounterVec
+	calls     *metrics.CounterVec
 	logSize   atomic.Int64
 }
 
@@ -215,6 +223,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 		refusals:  reg.NewCounterVec("hotline_contact_refusals_total", "Contacts refused by the policy, by code.", "code"),
 		messages:  reg.NewCounterVec("hotline_conversation_messages_total", "Conversation messages accepted, by kind (application, proposal, commit).", "kind"),
 		delivered: reg.NewCounterVec("hotline_conversation_deliveries_total", "Conversation messages sent to devices on their event streams.", "kind"),
+		calls:     reg.NewCounterVec("hotline_calls_total", "Calls placed.", "event"),
 	}
 	reg.NewGaugeFunc("hotline_log_size", "Entries in the transparency log.", func() float64 { return float64(m.logSize.Load()) })
 	reg.NewGaugeFunc("hotline_event_streams", "Open event-stream connections.", func() float64 { return float64(s.hub.Count()) })

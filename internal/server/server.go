@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"hotline/internal/call"
 	"hotline/internal/datadir"
 	"hotline/internal/deliver"
 	"hotline/internal/events"
@@ -61,6 +62,8 @@ type Config struct {
 	// that show clients refuse what an honest server would have refused.
 	// No flag sets it.
 	Misbehave deliver.Misbehaviour
+	// RingTimeout is how long a call rings unanswered (0: 45 seconds).
+	RingTimeout time.Duration
 }
 
 // Server is a running Hotline server.
@@ -73,6 +76,7 @@ type Server struct {
 	hub     *events.Hub
 	svc     *org.Service
 	deliver *deliver.Service
+	calls   *call.Service
 	metrics *serverMetrics
 	limits  *limiters
 	acks    acker
@@ -174,6 +178,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.deliver = deliver.New(deliver.Config{Store: s.store, Org: s.svc, Hub: s.hub, Issuers: note.VerifierList(issuer.Verifier), Log: s.tlog,
 		KeySet: s.keys, DeliverySigner: dsKey, RequireArchive: dir.Config.RequireArchive, Now: cfg.Now, Logger: cfg.Logger, Misbehave: cfg.Misbehave})
+	s.calls = call.New(call.Config{Store: s.store, Org: s.svc, Hub: s.hub, Now: cfg.Now, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
 	s.limits = newLimiters(cfg)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.http = &http.Server{
@@ -185,6 +190,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 	}
 	s.wg.Go(s.housekeeping)
+	s.wg.Go(s.callTimeouts)
 	s.wg.Go(s.ackLoop)
 	return s, nil
 }
@@ -282,6 +288,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, s.tlog.Close(), s.store.Close())
 	})
 	return err
+}
+
+// callTimeouts ends calls that ring unanswered too long, every second.
+func (s *Server) callTimeouts() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			if err := s.calls.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("end unanswered calls", "err", err)
+			}
+		}
+	}
 }
 
 // housekeeping expires sessions, challenges, key packages and abandoned

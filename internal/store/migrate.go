@@ -205,6 +205,33 @@ CREATE TABLE conversation_messages (
 	PRIMARY KEY (group_id, seq)
 );
 `,
+	// 5: calls: who was called in which conversation, who joined and left,
+	// and how each call ended (metadata only: media never touches the
+	// database, and its keys never reach the server).
+	`
+CREATE TABLE calls (
+	id            TEXT PRIMARY KEY,
+	group_id      BYTES NOT NULL REFERENCES conversations(group_id),
+	caller        TEXT NOT NULL,
+	caller_device TEXT NOT NULL,
+	state         TEXT NOT NULL,
+	reason        TEXT NOT NULL,
+	created_at    BIGINT NOT NULL,
+	answered_at   BIGINT NOT NULL,
+	ended_at      BIGINT NOT NULL
+);
+CREATE INDEX calls_group ON calls(group_id, state);
+CREATE TABLE call_participants (
+	call_id    TEXT NOT NULL REFERENCES calls(id),
+	device_id  TEXT NOT NULL,
+	user_id    TEXT NOT NULL,
+	role       TEXT NOT NULL,
+	state      TEXT NOT NULL,
+	updated_at BIGINT NOT NULL,
+	PRIMARY KEY (call_id, device_id)
+);
+CREATE INDEX call_participants_device ON call_participants(device_id, state);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

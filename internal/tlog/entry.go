@@ -39,6 +39,12 @@ const (
 	TypeConversationCreate = "conversation.create" // Conversation, Actor, ActorDevice, Clearance (Compartments)
 	TypeMemberAdd          = "member.add"          // Conversation, User, Device (Actor, ActorDevice)
 	TypeMemberRemove       = "member.remove"       // Conversation, User, Device, Reason (Actor, ActorDevice)
+	// Calls: who called, joined and left, and how calls ended (no content,
+	// no media keys). Call is the call's ID.
+	TypeCallStart = "call.start" // Conversation, Call, Actor, ActorDevice
+	TypeCallJoin  = "call.join"  // Conversation, Call, User, Device
+	TypeCallLeave = "call.leave" // Conversation, Call, User, Device, Reason
+	TypeCallEnd   = "call.end"   // Conversation, Call, Reason
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -62,6 +68,7 @@ type Entry struct {
 	Count        int      `json:"count,omitempty"`        // e.g. suppressed refusals folded into this one
 	KeySet       string   `json:"keyset,omitempty"`       // root-signed key set (note text)
 	Conversation string   `json:"conversation,omitempty"` // MLS group ID, unpadded base64url
+	Call         string   `json:"call,omitempty"`         // a call's ID
 }
 
 // Marshal validates e and returns its canonical encoding.
@@ -158,6 +165,21 @@ func (e Entry) Validate() error {
 		need("user", e.User != "")
 		need("device", e.Device != "")
 		need("reason", e.Reason != "")
+	case TypeCallStart:
+		need("conversation", e.Conversation != "")
+		need("call", e.Call != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+	case TypeCallJoin, TypeCallLeave:
+		need("conversation", e.Conversation != "")
+		need("call", e.Call != "")
+		need("user", e.User != "")
+		need("device", e.Device != "")
+		need("reason", e.Type == TypeCallJoin || e.Reason != "")
+	case TypeCallEnd:
+		need("conversation", e.Conversation != "")
+		need("call", e.Call != "")
+		need("reason", e.Reason != "")
 	default:
 		return malformed("entry type %.40q unknown", e.Type)
 	}
@@ -169,6 +191,9 @@ func (e Entry) Validate() error {
 	}
 	if e.Count < 0 {
 		return malformed("%s entry count %d is negative", e.Type, e.Count)
+	}
+	if e.Call != "" && !isCode(e.Call) {
+		return malformed("%s entry call %.40q is not an ID", e.Type, e.Call)
 	}
 	for _, s := range []string{e.Actor, e.ActorDevice, e.User, e.Device, e.Clearance, e.Rule, e.Target, e.KeySet} {
 		if !utf8.ValidString(s) {

@@ -194,6 +194,10 @@ func TestConversationEntries(t *testing.T) {
 		{Type: TypeConversationCreate, Time: 1, Conversation: "AAEC", Actor: "a@o.example", ActorDevice: "aaaaaaaaaaaaaaaa", Clearance: "secret"},
 		{Type: TypeMemberAdd, Time: 1, Conversation: "AAEC", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Actor: "a@o.example"},
 		{Type: TypeMemberRemove, Time: 1, Conversation: "AAEC", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Reason: "revoked"},
+		{Type: TypeCallStart, Time: 1, Conversation: "AAEC", Call: "c0ffee", Actor: "a@o.example", ActorDevice: "aaaaaaaaaaaaaaaa"},
+		{Type: TypeCallJoin, Time: 1, Conversation: "AAEC", Call: "c0ffee", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb"},
+		{Type: TypeCallLeave, Time: 1, Conversation: "AAEC", Call: "c0ffee", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Reason: "hangup"},
+		{Type: TypeCallEnd, Time: 1, Conversation: "AAEC", Call: "c0ffee", Reason: "no_answer"},
 	}
 	for _, e := range good {
 		b, err := e.Marshal()
@@ -209,6 +213,10 @@ func TestConversationEntries(t *testing.T) {
 		"padded base64":         {Type: TypeMemberAdd, Time: 1, Conversation: "AAE=", User: "b@o.example", Device: "d"},
 		"standard base64":       {Type: TypeMemberAdd, Time: 1, Conversation: "+/8", User: "b@o.example", Device: "d"},
 		"remove without reason": {Type: TypeMemberRemove, Time: 1, Conversation: "AAEC", User: "b@o.example", Device: "d"},
+		"call without id":       {Type: TypeCallStart, Time: 1, Conversation: "AAEC", Actor: "a@o.example", ActorDevice: "d"},
+		"call id not an id":     {Type: TypeCallEnd, Time: 1, Conversation: "AAEC", Call: "C 1", Reason: "hangup"},
+		"leave without reason":  {Type: TypeCallLeave, Time: 1, Conversation: "AAEC", Call: "c1", User: "b@o.example", Device: "d"},
+		"end without reason":    {Type: TypeCallEnd, Time: 1, Conversation: "AAEC", Call: "c1"},
 		"create without level":  {Type: TypeConversationCreate, Time: 1, Conversation: "AAEC", Actor: "a@o.example", ActorDevice: "d"},
 	} {
 		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {

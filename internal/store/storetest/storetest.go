@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"KeyPackageRace", testKeyPackageRace},
 		{"Blobs", testBlobs},
 		{"Conversations", testConversations},
+		{"Calls", testCalls},
 		{"ConversationCommitRace", testConversationCommitRace},
 		{"LapsedConversationMembers", testLapsedConversationMembers},
 	}
@@ -1226,4 +1227,90 @@ func testLapsedConversationMembers(t *testing.T, s *store.Store) {
 		}
 		return nil
 	})
+}
+
+func testCalls(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example")
+	bob := mkUser(t, s, "bob@state.example")
+	da := mkDevice(t, s, alice.ID, 1, store.DeviceActive)
+	db := mkDevice(t, s, bob.ID, 2, store.DeviceActive)
+	g := []byte{9, 9}
+	update(t, s, func(tx *store.Tx) error {
+		return tx.CreateConversation(ctx, store.Conversation{GroupID: g, CipherSuite: 1, State: []byte("s"), CreatedBy: da.ID, CreatedAt: t0, UpdatedAt: t0})
+	})
+	c := store.Call{ID: "c1", GroupID: g, Caller: alice.ID, CallerDevice: da.ID, State: store.CallRinging, CreatedAt: t0}
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.CreateCall(ctx, c); err != nil {
+			return err
+		}
+		if err := tx.PutCallParticipant(ctx, store.CallParticipant{CallID: "c1", Device: da.ID, User: alice.ID, Role: "principal", State: store.PartJoined, UpdatedAt: t0}); err != nil {
+			return err
+		}
+		return tx.PutCallParticipant(ctx, store.CallParticipant{CallID: "c1", Device: db.ID, User: bob.ID, Role: "member", State: store.PartRinging, UpdatedAt: t0.Add(time.Second)})
+	})
+	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.CreateCall(ctx, c) }); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate call ID: %v", err)
+	}
+	view(t, s, func(tx *store.Tx) error {
+		got, err := tx.OpenCall(ctx, g)
+		if err != nil || got.ID != "c1" || got.Caller != alice.ID || got.State != store.CallRinging || !got.CreatedAt.Equal(t0) || !got.AnsweredAt.IsZero() {
+			t.Errorf("open call: %+v %v", got, err)
+		}
+		if rs, err := tx.RingingCalls(ctx, t0, 10); err != nil || len(rs) != 0 {
+			t.Errorf("ringing before it was placed: %+v %v", rs, err)
+		}
+		if rs, err := tx.RingingCalls(ctx, t0.Add(time.Second), 10); err != nil || len(rs) != 1 {
+			t.Errorf("ringing since: %+v %v", rs, err)
+		}
+		if in, err := tx.UserInCall(ctx, bob.ID); err != nil || in {
+			t.Errorf("bob, rung, in a call: %v %v", in, err)
+		}
+		ps, err := tx.DeviceCalls(ctx, db.ID)
+		if err != nil || len(ps) != 1 || ps[0].State != store.PartRinging || ps[0].User != bob.ID {
+			t.Errorf("bob's calls: %+v %v", ps, err)
+		}
+		return nil
+	})
+	t1 := t0.Add(5 * time.Second)
+	update(t, s, func(tx *store.Tx) error {
+		if _, err := tx.GetCall(ctx, "c1"); err != nil {
+			return err
+		}
+		if err := tx.PutCallParticipant(ctx, store.CallParticipant{CallID: "c1", Device: db.ID, User: bob.ID, Role: "member", State: store.PartJoined, UpdatedAt: t1}); err != nil {
+			return err
+		}
+		return tx.SetCallState(ctx, "c1", store.CallActive, "", t1)
+	})
+	view(t, s, func(tx *store.Tx) error {
+		if in, err := tx.UserInCall(ctx, bob.ID); err != nil || !in {
+			t.Errorf("bob, joined, in a call: %v %v", in, err)
+		}
+		ps, err := tx.CallParticipants(ctx, "c1")
+		if err != nil || len(ps) != 2 || ps[0].Device != da.ID || ps[1].State != store.PartJoined {
+			t.Errorf("participants: %+v %v", ps, err)
+		}
+		return nil
+	})
+	t2 := t1.Add(time.Minute)
+	update(t, s, func(tx *store.Tx) error { return tx.SetCallState(ctx, "c1", store.CallEnded, "hangup", t2) })
+	view(t, s, func(tx *store.Tx) error {
+		got, err := tx.GetCall(ctx, "c1")
+		if err != nil || got.State != store.CallEnded || got.Reason != "hangup" || !got.AnsweredAt.Equal(t1) || !got.EndedAt.Equal(t2) {
+			t.Errorf("ended call: %+v %v", got, err)
+		}
+		if _, err := tx.OpenCall(ctx, g); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("open call after the end: %v", err)
+		}
+		if in, err := tx.UserInCall(ctx, bob.ID); err != nil || in {
+			t.Errorf("bob in an ended call: %v %v", in, err)
+		}
+		if ps, err := tx.DeviceCalls(ctx, db.ID); err != nil || len(ps) != 0 {
+			t.Errorf("bob's calls after the end: %+v %v", ps, err)
+		}
+		return nil
+	})
+	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.SetCallState(ctx, "nope", store.CallEnded, "x", t2) }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ending an unknown call: %v", err)
+	}
 }
