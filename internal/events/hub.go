@@ -234,6 +234,19 @@ func (h *Hub) Broadcast(n Notice) {
 	}
 }
 
+// Notify gives a notice to every connection of device: the latest of each
+// kind replaces an unsent one.
+func (h *Hub) Notify(device string, n Notice) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[device] {
+		s.mu.Lock()
+		s.notices[n.Kind] = n
+		s.mu.Unlock()
+		s.wake()
+	}
+}
+
 // Count returns the number of live subscriptions.
 func (h *Hub) Count() int {
 	h.mu.Lock()

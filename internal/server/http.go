@@ -88,6 +88,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/calls/{id}/decline", active, callAction(s.calls.Decline))
 	handle("POST /v1/calls/{id}/join", active, callAction(s.calls.Join))
 	handle("POST /v1/calls/{id}/leave", active, callAction(s.calls.Leave))
+	mux.Handle("POST /v1/media", s.wrap("POST /v1/media", active, maxMediaOffer, s.connectMedia))
 
 	handle("POST /v1/blobs", active, s.createBlob)
 	mux.Handle("PUT /v1/blobs/{id}/chunks/{n}", s.wrap("PUT /v1/blobs/{id}/chunks/{n}", active, deliver.BlobChunkSize, s.putChunk))

@@ -28,6 +28,7 @@ import (
 	"hotline/internal/events"
 	"hotline/internal/identity"
 	"hotline/internal/mls"
+	"hotline/internal/sfu"
 	"hotline/internal/org"
 	"hotline/internal/store"
 	"hotline/internal/transparency"
@@ -64,6 +65,10 @@ type Config struct {
 	Misbehave deliver.Misbehaviour
 	// RingTimeout is how long a call rings unanswered (0: 45 seconds).
 	RingTimeout time.Duration
+	// MediaUDP and MediaTCP are the "ip:port" addresses call media binds
+	// to: one UDP port for all media, and the ICE-TCP fallback (default
+	// 127.0.0.1:0 each; a specific IP, never 0.0.0.0).
+	MediaUDP, MediaTCP string
 }
 
 // Server is a running Hotline server.
@@ -77,6 +82,7 @@ type Server struct {
 	svc     *org.Service
 	deliver *deliver.Service
 	calls   *call.Service
+	media   *sfu.SFU
 	metrics *serverMetrics
 	limits  *limiters
 	acks    acker
@@ -178,7 +184,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.deliver = deliver.New(deliver.Config{Store: s.store, Org: s.svc, Hub: s.hub, Issuers: note.VerifierList(issuer.Verifier), Log: s.tlog,
 		KeySet: s.keys, DeliverySigner: dsKey, RequireArchive: dir.Config.RequireArchive, Now: cfg.Now, Logger: cfg.Logger, Misbehave: cfg.Misbehave})
-	s.calls = call.New(call.Config{Store: s.store, Org: s.svc, Hub: s.hub, Now: cfg.Now, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
+	s.media, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaUDP, TCPAddr: cfg.MediaTCP, OnSlots: s.mediaSlots, OnGone: s.mediaGone, Logger: cfg.Logger})
+	if err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	s.calls = call.New(call.Config{Store: s.store, Org: s.svc, Hub: s.hub, Media: s.media, Now: cfg.Now, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
 	s.limits = newLimiters(cfg)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.http = &http.Server{
@@ -285,7 +296,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cancel()
 		s.streams.Wait()
 		s.wg.Wait()
-		err = errors.Join(err, s.tlog.Close(), s.store.Close())
+		err = errors.Join(err, s.media.Close(), s.tlog.Close(), s.store.Close())
 	})
 	return err
 }

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"hotline/internal/apierr"
+	"hotline/internal/call"
+	"hotline/internal/events"
+	"hotline/internal/org"
+	"hotline/internal/sfu"
+)
+
+// maxMediaOffer bounds an SDP offer (a mic and eight slots take about 6 KB).
+const maxMediaOffer = 64 << 10
+
+// MediaOffer is POST /v1/media: the device's SDP offer for its warm media
+// connection (one sending audio section, sfu.Slots receiving ones).
+type MediaOffer struct {
+	Offer string `json:"offer"`
+}
+
+// MediaAnswer is the SFU's SDP answer.
+type MediaAnswer struct {
+	Answer string `json:"answer"`
+}
+
+// SlotsNotice is the data of a "call.slots" notice: who is heard on which
+// of the device's receiving sections.
+type SlotsNotice struct {
+	Call  string     `json:"call"`
+	Slots []sfu.Slot `json:"slots"`
+}
+
+// connectMedia answers a device's offer: its media connection to the SFU,
+// kept up while the app is open so that a call needs only signalling. A
+// device joined to calls (a reconnect) is put back in them.
+func (s *Server) connectMedia(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	var req MediaOffer
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	answer, err := s.media.Connect(r.Context(), a.Device.ID, req.Offer)
+	if errors.Is(err, sfu.ErrOffer) {
+		return apierr.New(apierr.BadRequest, "%v", err).WithHint("offer one sending and %d receiving Opus audio sections", sfu.Slots)
+	} else if err != nil {
+		return err
+	}
+	joined, err := s.calls.Joined(r.Context(), a.Device.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range joined {
+		if err := s.media.Join(c, a.Device.ID); err != nil && !errors.Is(err, sfu.ErrInCall) {
+			s.log.Warn("rejoin call media", "call", c, "device", a.Device.ID, "err", err)
+		}
+	}
+	return writeJSON(w, http.StatusOK, MediaAnswer{Answer: answer})
+}
+
+// mediaSlots tells a device who it hears on which slot.
+func (s *Server) mediaSlots(device, callID string, slots []sfu.Slot) {
+	b, err := json.Marshal(SlotsNotice{Call: callID, Slots: slots})
+	if err != nil {
+		return
+	}
+	s.hub.Notify(device, events.Notice{Kind: "call.slots", Data: b})
+}
+
+// mediaGone takes a device whose media transport stayed down out of its
+// calls.
+func (s *Server) mediaGone(device, callID string) {
+	if err := s.calls.Drop(s.ctx, device, call.ReasonDropped); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("drop a device whose media went away", "device", device, "call", callID, "err", err)
+	}
+}
