@@ -28,8 +28,8 @@ import (
 	"hotline/internal/events"
 	"hotline/internal/identity"
 	"hotline/internal/mls"
-	"hotline/internal/sfu"
 	"hotline/internal/org"
+	"hotline/internal/sfu"
 	"hotline/internal/store"
 	"hotline/internal/transparency"
 )
