@@ -141,11 +141,7 @@ func (s *Service) update(ctx context.Context, fn func(tx *store.Tx, ts *txState)
 		return fn(tx, &ts)
 	})
 	if err != nil {
-		var ae *apierr.Error
-		if errors.As(err, &ae) {
-			return err
-		}
-		return apierr.Wrap(err, apierr.Internal, "internal error")
+		return wrap(err)
 	}
 	for _, l := range ts.leave {
 		if s.cfg.Media != nil {
@@ -262,11 +258,13 @@ func (s *Service) Place(ctx context.Context, a org.Actor, groupID []byte) (View,
 			if err := s.endLocked(ctx, tx, ts, c, conv, reason); err != nil {
 				return err
 			}
-		} else if err := s.notify(ctx, tx, ts, c.ID, conv, EventRing, EventUpdate); err != nil {
+			v, err = s.view(ctx, tx, c.ID, conv)
 			return err
 		}
-		v, err = s.view(ctx, tx, c.ID, conv)
-		return err
+		if v, err = s.view(ctx, tx, c.ID, conv); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, ts, v, EventRing, EventUpdate)
 	})
 	return v, err
 }
@@ -341,13 +339,7 @@ func (s *Service) Leave(ctx context.Context, a org.Actor, callID string) (View, 
 func (s *Service) Get(ctx context.Context, a org.Actor, callID string) (View, error) {
 	var v View
 	err := s.cfg.Store.View(ctx, func(tx *store.Tx) error {
-		c, err := tx.GetCall(ctx, callID)
-		if errors.Is(err, store.ErrNotFound) {
-			return apierr.New(apierr.NotFound, "no such call")
-		} else if err != nil {
-			return err
-		}
-		conv, _, err := s.memberOf(ctx, tx, a, c.GroupID)
+		c, conv, err := s.callOf(ctx, tx, a, callID)
 		if err != nil {
 			return err
 		}
@@ -436,13 +428,7 @@ func (s *Service) change(ctx context.Context, a org.Actor, callID string,
 	fn func(tx *store.Tx, ts *txState, c store.Call, conv store.Conversation, me store.CallParticipant, parts []store.CallParticipant) error) (View, error) {
 	var v View
 	err := s.update(ctx, func(tx *store.Tx, ts *txState) error {
-		c, err := tx.GetCall(ctx, callID)
-		if errors.Is(err, store.ErrNotFound) {
-			return apierr.New(apierr.NotFound, "no such call")
-		} else if err != nil {
-			return err
-		}
-		conv, _, err := s.memberOf(ctx, tx, a, c.GroupID)
+		c, conv, err := s.callOf(ctx, tx, a, callID)
 		if err != nil {
 			return err
 		}
@@ -466,6 +452,19 @@ func (s *Service) change(ctx context.Context, a org.Actor, callID string,
 		return err
 	})
 	return v, err
+}
+
+// callOf returns a call, and its conversation, to a device that is a
+// current member of that conversation.
+func (s *Service) callOf(ctx context.Context, tx *store.Tx, a org.Actor, callID string) (store.Call, store.Conversation, error) {
+	c, err := tx.GetCall(ctx, callID)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, store.Conversation{}, apierr.New(apierr.NotFound, "no such call")
+	} else if err != nil {
+		return c, store.Conversation{}, err
+	}
+	conv, _, err := s.memberOf(ctx, tx, a, c.GroupID)
+	return c, conv, err
 }
 
 // memberOf checks that the actor's device is a current member of the
@@ -528,7 +527,11 @@ func (s *Service) joinLocked(ctx context.Context, tx *store.Tx, ts *txState, a o
 		return err
 	}
 	ts.join = append(ts.join, [2]string{c.ID, a.Device.ID})
-	return s.notify(ctx, tx, ts, c.ID, conv, "", EventUpdate)
+	v, err := s.view(ctx, tx, c.ID, conv)
+	if err != nil {
+		return err
+	}
+	return s.notify(ctx, tx, ts, v, "", EventUpdate)
 }
 
 func (s *Service) leaveLocked(ctx context.Context, tx *store.Tx, ts *txState, c store.Call, p store.CallParticipant, reason string) error {
@@ -569,19 +572,23 @@ func (s *Service) stopOthers(ctx context.Context, tx *store.Tx, ts *txState, c s
 	if len(stopped) == 0 {
 		return nil
 	}
-	return s.push(ctx, tx, ts, c.ID, conv, EventElsewhere, stopped)
+	v, err := s.view(ctx, tx, c.ID, conv)
+	if err != nil {
+		return err
+	}
+	return s.push(ctx, tx, ts, v, EventElsewhere, stopped)
 }
 
 // settle ends a call that has nobody left to talk to: fewer than two
 // devices joined and none ringing (reason), or, unanswered, nobody ringing
 // any more (declined).
 func (s *Service) settle(ctx context.Context, tx *store.Tx, ts *txState, c store.Call, conv store.Conversation, reason string) error {
-	parts, err := tx.CallParticipants(ctx, c.ID)
+	v, err := s.view(ctx, tx, c.ID, conv)
 	if err != nil {
 		return err
 	}
 	var joined, ringing int
-	for _, p := range parts {
+	for _, p := range v.Participants {
 		switch p.State {
 		case store.PartJoined:
 			joined++
@@ -589,13 +596,8 @@ func (s *Service) settle(ctx context.Context, tx *store.Tx, ts *txState, c store
 			ringing++
 		}
 	}
-	switch {
-	case ringing > 0 && joined > 0:
-		return s.notify(ctx, tx, ts, c.ID, conv, "", EventUpdate)
-	case joined >= 2:
-		return s.notify(ctx, tx, ts, c.ID, conv, "", EventUpdate)
-	case c.State == store.CallRinging && reason == ReasonDeclined:
-		return s.endLocked(ctx, tx, ts, c, conv, ReasonDeclined)
+	if joined >= 2 || joined > 0 && ringing > 0 {
+		return s.notify(ctx, tx, ts, v, "", EventUpdate)
 	}
 	return s.endLocked(ctx, tx, ts, c, conv, reason)
 }
@@ -621,23 +623,23 @@ func (s *Service) endLocked(ctx context.Context, tx *store.Tx, ts *txState, c st
 	if err := logEntry(ctx, tx, now, tlog.Entry{Type: tlog.TypeCallEnd, Conversation: convID(c.GroupID), Call: c.ID, Reason: reason}); err != nil {
 		return err
 	}
-	var all []string
-	for _, p := range parts {
-		all = append(all, p.Device)
-	}
-	return s.push(ctx, tx, ts, c.ID, conv, EventEnded, all)
-}
-
-// notify tells every participant device what changed: ringing devices get
-// ring (if not empty), the others update (if not empty), except devices
-// that left, declined or stopped ringing.
-func (s *Service) notify(ctx context.Context, tx *store.Tx, ts *txState, callID string, conv store.Conversation, ring, update string) error {
-	parts, err := tx.CallParticipants(ctx, callID)
+	v, err := s.view(ctx, tx, c.ID, conv)
 	if err != nil {
 		return err
 	}
+	var all []string
+	for _, p := range v.Participants {
+		all = append(all, p.Device)
+	}
+	return s.push(ctx, tx, ts, v, EventEnded, all)
+}
+
+// notify tells every participant device of the call v what changed:
+// ringing devices get ring (if not empty), the others update (if not
+// empty), except devices that left, declined or stopped ringing.
+func (s *Service) notify(ctx context.Context, tx *store.Tx, ts *txState, v View, ring, update string) error {
 	var ringing, others []string
-	for _, p := range parts {
+	for _, p := range v.Participants {
 		switch p.State {
 		case store.PartRinging:
 			ringing = append(ringing, p.Device)
@@ -646,26 +648,22 @@ func (s *Service) notify(ctx context.Context, tx *store.Tx, ts *txState, callID 
 		}
 	}
 	if ring != "" {
-		if err := s.push(ctx, tx, ts, callID, conv, ring, ringing); err != nil {
+		if err := s.push(ctx, tx, ts, v, ring, ringing); err != nil {
 			return err
 		}
 	} else {
 		others = append(others, ringing...)
 	}
 	if update != "" {
-		return s.push(ctx, tx, ts, callID, conv, update, others)
+		return s.push(ctx, tx, ts, v, update, others)
 	}
 	return nil
 }
 
-// push queues an event with the call's current view for devices.
-func (s *Service) push(ctx context.Context, tx *store.Tx, ts *txState, callID string, conv store.Conversation, typ string, devices []string) error {
+// push queues an event carrying the call's view v for devices.
+func (s *Service) push(ctx context.Context, tx *store.Tx, ts *txState, v View, typ string, devices []string) error {
 	if len(devices) == 0 {
 		return nil
-	}
-	v, err := s.view(ctx, tx, callID, conv)
-	if err != nil {
-		return err
 	}
 	payload, err := json.Marshal(v)
 	if err != nil {
