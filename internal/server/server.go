@@ -200,8 +200,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 	}
-	s.wg.Go(s.housekeeping)
-	s.wg.Go(s.callTimeouts)
+	s.wg.Go(func() { s.every(time.Minute, s.housekeeping) })
+	s.wg.Go(func() { s.every(time.Second, s.callTimeouts) })
 	s.wg.Go(s.ackLoop)
 	return s, nil
 }
@@ -301,49 +301,44 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// callTimeouts ends calls that ring unanswered too long, every second.
-func (s *Server) callTimeouts() {
-	t := time.NewTicker(time.Second)
+// every runs fn every d until the server shuts down.
+func (s *Server) every(d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
-			if err := s.calls.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
-				s.log.Warn("end unanswered calls", "err", err)
-			}
+			fn()
 		}
+	}
+}
+
+// callTimeouts ends calls that ring unanswered too long.
+func (s *Server) callTimeouts() {
+	if err := s.calls.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("end unanswered calls", "err", err)
 	}
 }
 
 // housekeeping expires sessions, challenges, key packages and abandoned
 // uploads, deletes conversation messages every device acknowledged, and
-// proposes removing lapsed members that no proposal removes yet, every
-// minute.
+// proposes removing lapsed members that no proposal removes yet.
 func (s *Server) housekeeping() {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-			if err := s.svc.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
-				s.log.Warn("expire sessions", "err", err)
-			}
-			if err := s.deliver.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
-				s.log.Warn("expire key packages", "err", err)
-			}
-			if err := s.deliver.ExpireBlobs(s.ctx); err != nil && s.ctx.Err() == nil {
-				s.log.Warn("expire uploads", "err", err)
-			}
-			if _, err := s.deliver.Prune(s.ctx); err != nil && s.ctx.Err() == nil {
-				s.log.Warn("prune conversation messages", "err", err)
-			}
-			if err := s.deliver.SweepLapsed(s.ctx); err != nil && s.ctx.Err() == nil {
-				s.log.Warn("propose removing lapsed members", "err", err)
-			}
-		}
+	if err := s.svc.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("expire sessions", "err", err)
+	}
+	if err := s.deliver.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("expire key packages", "err", err)
+	}
+	if err := s.deliver.ExpireBlobs(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("expire uploads", "err", err)
+	}
+	if _, err := s.deliver.Prune(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("prune conversation messages", "err", err)
+	}
+	if err := s.deliver.SweepLapsed(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("propose removing lapsed members", "err", err)
 	}
 }
