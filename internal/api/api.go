@@ -442,3 +442,33 @@ type ConversationMessage struct {
 type ConversationAck struct {
 	Seq int64 `json:"seq"`
 }
+
+// MediaOffer is POST /v1/media: the device's SDP offer for its warm media
+// connection to the server's forwarder (one sending Opus section, the
+// microphone, and 8 receiving ones, the slots).
+type MediaOffer struct {
+	Offer string `json:"offer"`
+}
+
+// MediaAnswer is the forwarder's SDP answer.
+type MediaAnswer struct {
+	Answer string `json:"answer"`
+}
+
+// NoticeCallSlots is the notice kind whose data is a CallSlots.
+const NoticeCallSlots = "call.slots"
+
+// CallSlots says who a device hears on which of its receiving sections, in
+// its call (Call "" and every slot empty when it is in none).
+type CallSlots struct {
+	Call  string `json:"call"`
+	Slots []Slot `json:"slots"`
+}
+
+// Slot is one receiving section of a device's media connection: its index
+// among them, its a=mid, and the device heard on it ("" for none).
+type Slot struct {
+	Index  int    `json:"index"`
+	Mid    string `json:"mid"`
+	Device string `json:"device"`
+}

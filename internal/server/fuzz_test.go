@@ -54,6 +54,7 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/calls/PARAM/decline"},
 	{"POST", "/v1/calls/PARAM/join"},
 	{"POST", "/v1/calls/PARAM/leave"},
+	{"POST", "/v1/media"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"hotline/internal/api"
 	"hotline/internal/apierr"
 	"hotline/internal/call"
 	"hotline/internal/events"
@@ -15,29 +16,11 @@ import (
 // maxMediaOffer bounds an SDP offer (a mic and eight slots take about 6 KB).
 const maxMediaOffer = 64 << 10
 
-// MediaOffer is POST /v1/media: the device's SDP offer for its warm media
-// connection (one sending audio section, sfu.Slots receiving ones).
-type MediaOffer struct {
-	Offer string `json:"offer"`
-}
-
-// MediaAnswer is the SFU's SDP answer.
-type MediaAnswer struct {
-	Answer string `json:"answer"`
-}
-
-// SlotsNotice is the data of a "call.slots" notice: who is heard on which
-// of the device's receiving sections.
-type SlotsNotice struct {
-	Call  string     `json:"call"`
-	Slots []sfu.Slot `json:"slots"`
-}
-
 // connectMedia answers a device's offer: its media connection to the SFU,
 // kept up while the app is open so that a call needs only signalling. A
 // device joined to calls (a reconnect) is put back in them.
 func (s *Server) connectMedia(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	var req MediaOffer
+	var req api.MediaOffer
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -56,16 +39,20 @@ func (s *Server) connectMedia(w http.ResponseWriter, r *http.Request, a org.Acto
 			s.log.Warn("rejoin call media", "call", c, "device", a.Device.ID, "err", err)
 		}
 	}
-	return writeJSON(w, http.StatusOK, MediaAnswer{Answer: answer})
+	return writeJSON(w, http.StatusOK, api.MediaAnswer{Answer: answer})
 }
 
 // mediaSlots tells a device who it hears on which slot.
 func (s *Server) mediaSlots(device, callID string, slots []sfu.Slot) {
-	b, err := json.Marshal(SlotsNotice{Call: callID, Slots: slots})
+	n := api.CallSlots{Call: callID, Slots: []api.Slot{}}
+	for _, sl := range slots {
+		n.Slots = append(n.Slots, api.Slot{Index: sl.Index, Mid: sl.Mid, Device: sl.Device})
+	}
+	b, err := json.Marshal(n)
 	if err != nil {
 		return
 	}
-	s.hub.Notify(device, events.Notice{Kind: "call.slots", Data: b})
+	s.hub.Notify(device, events.Notice{Kind: api.NoticeCallSlots, Data: b})
 }
 
 // mediaGone takes a device whose media transport stayed down out of its

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"hotline/internal/api"
 	"hotline/internal/client"
 	"hotline/internal/server"
 	"hotline/internal/sfu"
@@ -76,8 +77,8 @@ func newMediaPeer(t *testing.T, e *env, c *client.Client, name string) *mediaPee
 		t.Fatal(err)
 	}
 	<-gathered
-	var ans server.MediaAnswer
-	if err := c.Do(t.Context(), "POST", "/v1/media", server.MediaOffer{Offer: pc.LocalDescription().SDP}, &ans); err != nil {
+	var ans api.MediaAnswer
+	if err := c.Do(t.Context(), "POST", "/v1/media", api.MediaOffer{Offer: pc.LocalDescription().SDP}, &ans); err != nil {
 		t.Fatalf("%s media: %v", name, err)
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.Answer}); err != nil {
@@ -115,8 +116,8 @@ func TestCallMedia(t *testing.T) {
 	}
 	sync1(t, bob)
 	pa, pb := newMediaPeer(t, e, alice.Client, "alice"), newMediaPeer(t, e, bob.Client, "bob")
-	var bad server.MediaAnswer
-	if err := alice.Do(ctx, "POST", "/v1/media", server.MediaOffer{Offer: "v=0\r\n"}, &bad); err == nil {
+	var bad api.MediaAnswer
+	if err := alice.Do(ctx, "POST", "/v1/media", api.MediaOffer{Offer: "v=0\r\n"}, &bad); err == nil {
 		t.Error("a malformed offer was answered")
 	}
 	v, err := placeCall(t, alice.Client, conv.ID)

@@ -652,6 +652,13 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 		{"GET", "/v1/log/entries?start=0&end=0", ``, apierr.BadRequest},
 		{"GET", "/v1/log/proof/consistency?old=0&new=1", ``, apierr.BadRequest},
 		{"GET", "/v1/events?after=-1", ``, apierr.BadRequest},
+		{"GET", "/v1/calls/zzzz", ``, apierr.BadRequest},
+		{"POST", "/v1/calls/0123456789ABCDEF0123456789ABCDEF/accept", ``, apierr.BadRequest},
+		{"POST", "/v1/calls/0123456789abcdef0123456789abcdef/join", ``, apierr.NotFound},
+		{"POST", "/v1/conversations/AAEC/calls", ``, apierr.NotFound},
+		{"POST", "/v1/conversations/not%20an%20id/calls", ``, apierr.BadRequest},
+		{"POST", "/v1/media", `{"offer":"v=0"}`, apierr.BadRequest},
+		{"POST", "/v1/media", `{"offer":` + strconv.Quote(strings.Repeat("a", 70<<10)) + `}`, apierr.TooLarge},
 	}
 	tok := token(t, e, admin)
 	for _, tt := range tests {
