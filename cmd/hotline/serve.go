@@ -26,6 +26,8 @@ func cmdServe(e *cmdEnv, args []string) error {
 	addrFile := fs.String("addr-file", "", "write the server's URL to this `file` once it listens (for scripts)")
 	proxies := fs.String("trusted-proxy", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For rate limits believe")
 	enrolRate := fs.Float64("enrol-rate", 10, "enrolment attempts allowed per client address per minute")
+	mediaUDP := fs.String("media-udp", "", "`ip:port` of the one UDP port for call media (default: config.json's media_udp, else 127.0.0.1:0)")
+	mediaTCP := fs.String("media-tcp", "", "`ip:port` of the ICE-TCP fallback for call media (default: config.json's media_tcp, else 127.0.0.1:0)")
 	enrolBurst := fs.Int("enrol-burst", 10, "enrolment attempts a client address may make at once")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
@@ -80,6 +82,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 		DataDir: *data, Database: db().Database, PasswordFile: db().PasswordFile, TLSCert: *cert, TLSKey: *key,
 		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL,
 		TrustedProxies: trusted, EnrolRate: *enrolRate / 60, EnrolBurst: *enrolBurst,
+		MediaUDP: *mediaUDP, MediaTCP: *mediaTCP,
 	})
 	if err != nil {
 		ln.Close()

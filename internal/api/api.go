@@ -443,6 +443,33 @@ type ConversationAck struct {
 	Seq int64 `json:"seq"`
 }
 
+// Call is a call as its participants see it: the answer of the call
+// endpoints and the payload of every call event (call.ring, call.update,
+// call.elsewhere, call.ended).
+type Call struct {
+	ID           string            `json:"id"`
+	Conversation string            `json:"conversation"` // group ID, unpadded base64url
+	Caller       string            `json:"caller"`
+	CallerDevice string            `json:"caller_device"`
+	State        string            `json:"state"`            // ringing, active, ended
+	Reason       string            `json:"reason,omitempty"` // how it ended
+	Level        string            `json:"level"`            // the conversation's classification, as the server knows it
+	Compartments []string          `json:"compartments,omitempty"`
+	Participants []CallParticipant `json:"participants"`
+	CreatedAt    time.Time         `json:"created_at"`
+	AnsweredAt   *time.Time        `json:"answered_at,omitempty"`
+	EndedAt      *time.Time        `json:"ended_at,omitempty"`
+}
+
+// CallParticipant is a device rung into or joined to a call, with its user's
+// role.
+type CallParticipant struct {
+	User   string `json:"user"`
+	Device string `json:"device"`
+	Role   string `json:"role"`
+	State  string `json:"state"` // ringing, joined, declined, left, missed, elsewhere
+}
+
 // MediaOffer is POST /v1/media: the device's SDP offer for its warm media
 // connection to the server's forwarder (one sending Opus section, the
 // microphone, and 8 receiving ones, the slots).

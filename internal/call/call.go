@@ -34,6 +34,7 @@ import (
 	"slices"
 	"time"
 
+	"hotline/internal/api"
 	"hotline/internal/apierr"
 	"hotline/internal/events"
 	"hotline/internal/identity"
@@ -101,30 +102,12 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg}
 }
 
-// View is a call as its participants see it, and every event's payload.
-type View struct {
-	ID           string        `json:"id"`
-	Conversation string        `json:"conversation"` // group ID, unpadded base64url
-	Caller       string        `json:"caller"`
-	CallerDevice string        `json:"caller_device"`
-	State        string        `json:"state"`            // ringing, active, ended
-	Reason       string        `json:"reason,omitempty"` // how it ended
-	Level        string        `json:"level"`            // the conversation's classification, as the server knows it
-	Compartments []string      `json:"compartments,omitempty"`
-	Participants []Participant `json:"participants"`
-	CreatedAt    time.Time     `json:"created_at"`
-	AnsweredAt   *time.Time    `json:"answered_at,omitempty"`
-	EndedAt      *time.Time    `json:"ended_at,omitempty"`
-}
+// View is a call as its participants see it, and every event's payload
+// (the wire type api.Call).
+type View = api.Call
 
-// Participant is a device rung into or joined to a call, with its user's
-// role.
-type Participant struct {
-	User   string `json:"user"`
-	Device string `json:"device"`
-	Role   string `json:"role"`
-	State  string `json:"state"` // ringing, joined, declined, left, missed, elsewhere
-}
+// Participant is a device rung into or joined to a call.
+type Participant = api.CallParticipant
 
 // txState collects what a transaction does beyond the database: devices to
 // wake, and media to start and stop, once it commits.

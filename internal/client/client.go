@@ -120,6 +120,7 @@ type Client struct {
 	consistent map[string]bool // checkpoints CompareCheckpoint found consistent
 
 	convs          conversations // conversations.go
+	epochs         epochWatchers // calls.go
 	misbehave      Misbehaviour
 	updateInterval time.Duration
 	updateMessages int

@@ -258,6 +258,8 @@ type convEntry struct {
 	treeSaved bool
 	unacked   bool
 	updates   []Update // to hand to the update handler once mu is released
+	// toldEpoch is the epoch the epoch watchers were last told of.
+	toldEpoch uint64
 	// history: the records of messages handled since the state was last
 	// saved, written just before it (after a crash in between, the
 	// messages are handled, and recorded, again).
@@ -350,7 +352,15 @@ func (c *Client) addEntryLocked(e *convEntry) {
 func (c *Client) unlock(e *convEntry) {
 	ups := e.updates
 	e.updates = nil
+	moved := e.group != nil && e.group.Epoch() != e.toldEpoch
+	if moved {
+		e.toldEpoch = e.group.Epoch()
+	}
+	epoch := e.toldEpoch
 	e.mu.Unlock()
+	if moved {
+		c.epochMoved(e.id, epoch)
+	}
 	c.convs.mu.Lock()
 	h := c.convs.handler
 	c.convs.mu.Unlock()

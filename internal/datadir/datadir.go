@@ -76,6 +76,11 @@ type Config struct {
 	// archive member before anyone may send in it (clients enforce it;
 	// the server refuses conversations that do not say so).
 	RequireArchive bool `json:"require_archive,omitempty"`
+	// MediaUDP and MediaTCP are the "ip:port" addresses call media binds
+	// to: the one UDP port of all media and the ICE-TCP fallback. Empty:
+	// 127.0.0.1 on a port of the system's choosing (local use only).
+	MediaUDP string `json:"media_udp,omitempty"`
+	MediaTCP string `json:"media_tcp,omitempty"`
 }
 
 // Dir is an opened data directory.

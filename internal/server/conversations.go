@@ -182,6 +182,7 @@ func (s *Server) removeLapsed(r *http.Request, user identity.UserID, disabled bo
 		s.log.Warn("propose removing lapsed devices from conversations", "user", user.String(), "err", err)
 	}
 	for _, d := range lapsed {
+		s.media.Disconnect(d)
 		if err := s.calls.Drop(r.Context(), d, call.ReasonRevoked); err != nil {
 			s.log.Warn("take a lapsed device out of its calls", "device", d, "err", err)
 		}

@@ -9,6 +9,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -66,8 +67,9 @@ type Config struct {
 	// RingTimeout is how long a call rings unanswered (0: 45 seconds).
 	RingTimeout time.Duration
 	// MediaUDP and MediaTCP are the "ip:port" addresses call media binds
-	// to: one UDP port for all media, and the ICE-TCP fallback (default
-	// 127.0.0.1:0 each; a specific IP, never 0.0.0.0).
+	// to: one UDP port for all media, and the ICE-TCP fallback (default:
+	// config.json's media_udp and media_tcp, else 127.0.0.1:0 each; a
+	// specific IP, never 0.0.0.0).
 	MediaUDP, MediaTCP string
 }
 
@@ -184,7 +186,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.deliver = deliver.New(deliver.Config{Store: s.store, Org: s.svc, Hub: s.hub, Issuers: note.VerifierList(issuer.Verifier), Log: s.tlog,
 		KeySet: s.keys, DeliverySigner: dsKey, RequireArchive: dir.Config.RequireArchive, Now: cfg.Now, Logger: cfg.Logger, Misbehave: cfg.Misbehave})
-	s.media, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaUDP, TCPAddr: cfg.MediaTCP, OnSlots: s.mediaSlots, OnGone: s.mediaGone, Logger: cfg.Logger})
+	mediaUDP, mediaTCP := cmp.Or(cfg.MediaUDP, dir.Config.MediaUDP), cmp.Or(cfg.MediaTCP, dir.Config.MediaTCP)
+	s.media, err = sfu.New(sfu.Config{UDPAddr: mediaUDP, TCPAddr: mediaTCP, OnSlots: s.mediaSlots, OnGone: s.mediaGone, Logger: cfg.Logger})
 	if err != nil {
 		s.store.Close()
 		return nil, fmt.Errorf("media: %w", err)

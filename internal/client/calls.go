@@ -1,0 +1,198 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"hotline/internal/api"
+	"hotline/internal/mls"
+	"hotline/internal/sframe"
+)
+
+// Call event types on the event stream; each payload is an api.Call.
+const (
+	EventCallRing      = "call.ring"
+	EventCallUpdate    = "call.update"
+	EventCallElsewhere = "call.elsewhere"
+	EventCallEnded     = "call.ended"
+)
+
+// PlaceCall rings the other members of a conversation (every device of
+// each) and returns the call, ringing.
+func (c *Client) PlaceCall(ctx context.Context, conv string) (api.Call, error) {
+	var v api.Call
+	err := c.Do(ctx, "POST", "/v1/conversations/"+conv+"/calls", struct{}{}, &v)
+	return v, err
+}
+
+// AcceptCall answers a call ringing on this device; it stops ringing on the
+// user's other devices.
+func (c *Client) AcceptCall(ctx context.Context, id string) (api.Call, error) {
+	return c.callAction(ctx, id, "accept")
+}
+
+// DeclineCall refuses a call ringing on this device.
+func (c *Client) DeclineCall(ctx context.Context, id string) (api.Call, error) {
+	return c.callAction(ctx, id, "decline")
+}
+
+// JoinCall joins a call already going on in one of this device's
+// conversations.
+func (c *Client) JoinCall(ctx context.Context, id string) (api.Call, error) {
+	return c.callAction(ctx, id, "join")
+}
+
+// LeaveCall hangs up (or, while the call still rings, cancels it).
+func (c *Client) LeaveCall(ctx context.Context, id string) (api.Call, error) {
+	return c.callAction(ctx, id, "leave")
+}
+
+// GetCall returns a call of one of this device's conversations.
+func (c *Client) GetCall(ctx context.Context, id string) (api.Call, error) {
+	var v api.Call
+	err := c.Do(ctx, "GET", "/v1/calls/"+id, nil, &v)
+	return v, err
+}
+
+func (c *Client) callAction(ctx context.Context, id, action string) (api.Call, error) {
+	var v api.Call
+	err := c.Do(ctx, "POST", "/v1/calls/"+id+"/"+action, struct{}{}, &v)
+	return v, err
+}
+
+// DirectConversation returns this device's 1:1 conversation with user,
+// creating it (at the lowest classification both may hold, by default) if
+// there is none.
+func (c *Client) DirectConversation(ctx context.Context, user string) (ConversationInfo, error) {
+	all, err := c.Conversations()
+	if err != nil {
+		return ConversationInfo{}, err
+	}
+	for _, conv := range all {
+		if conv.Removed || conv.Broken != "" {
+			continue
+		}
+		users := map[string]bool{}
+		for _, m := range conv.Members {
+			if !m.Self {
+				users[m.User] = true
+			}
+		}
+		if len(users) == 1 && users[user] && conv.Title == "" && !conv.ArchiveRequired {
+			return conv, nil
+		}
+	}
+	return c.CreateConversation(ctx, CreateOptions{Members: []string{user}})
+}
+
+// MediaSuite is the SFrame cipher suite of calls in a conversation of MLS
+// cipher suite cs: AES-128-GCM for the classical suite, AES-256-GCM for the
+// post-quantum ones, whose AEADs are AES-256.
+func MediaSuite(cs mls.CipherSuite) sframe.CipherSuite {
+	if cs == mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519 {
+		return sframe.AES128GCMSHA256_128
+	}
+	return sframe.AES256GCMSHA512_128
+}
+
+// CallEpoch is what SFrame needs of a conversation's current MLS epoch to
+// key a call's media (RFC 9605, section 5.2). Its Export works only while
+// the conversation is still in that epoch.
+type CallEpoch struct {
+	Suite sframe.CipherSuite
+	sframe.MLSEpoch
+}
+
+// CallEpoch returns the keying of a call in conversation id, as of the
+// group's current epoch.
+func (c *Client) CallEpoch(id string) (CallEpoch, error) {
+	e, err := c.entry(id)
+	if err != nil {
+		return CallEpoch{}, err
+	}
+	e.mu.Lock()
+	defer c.unlock(e)
+	if err := usable(e); err != nil {
+		return CallEpoch{}, err
+	}
+	g := e.group
+	var width uint32
+	for _, m := range g.Members() {
+		width = max(width, uint32(m.Index)+1)
+	}
+	epoch := g.Epoch()
+	return CallEpoch{
+		Suite: MediaSuite(g.Suite().ID()),
+		MLSEpoch: sframe.MLSEpoch{
+			Number: epoch, Self: uint32(g.MyLeaf()), GroupSize: width,
+			Export: func(label string, context []byte, n int) ([]byte, error) {
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				if e.group == nil || e.group.Epoch() != epoch {
+					return nil, fmt.Errorf("conversation %s moved past epoch %d", id, epoch)
+				}
+				return e.group.Export(label, context, n)
+			},
+		},
+	}, nil
+}
+
+// MemberAt describes the member at a leaf of a conversation's current
+// epoch, from its verified credential.
+func (c *Client) MemberAt(id string, leaf uint32) (Member, error) {
+	e, err := c.entry(id)
+	if err != nil {
+		return Member{}, err
+	}
+	e.mu.Lock()
+	defer c.unlock(e)
+	if err := usable(e); err != nil {
+		return Member{}, err
+	}
+	m := c.memberAt(e.group, mls.LeafIndex(leaf))
+	if m.User == "" {
+		return m, fmt.Errorf("conversation %s has no member at leaf %d", id, leaf)
+	}
+	return m, nil
+}
+
+// epochWatchers are the functions told when a conversation's epoch moves.
+type epochWatchers struct {
+	mu   sync.Mutex
+	next int
+	fns  map[int]func(conv string, epoch uint64)
+}
+
+// WatchEpochs calls fn, outside the client's locks, whenever this device's
+// state of a conversation moves to a new epoch (its own commits, others'
+// it processed, joining). Calling stop ends it.
+func (c *Client) WatchEpochs(fn func(conv string, epoch uint64)) (stop func()) {
+	w := &c.epochs
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fns == nil {
+		w.fns = map[int]func(string, uint64){}
+	}
+	w.next++
+	k := w.next
+	w.fns[k] = fn
+	return func() {
+		w.mu.Lock()
+		delete(w.fns, k)
+		w.mu.Unlock()
+	}
+}
+
+func (c *Client) epochMoved(conv string, epoch uint64) {
+	w := &c.epochs
+	w.mu.Lock()
+	fns := make([]func(string, uint64), 0, len(w.fns))
+	for _, fn := range w.fns {
+		fns = append(fns, fn)
+	}
+	w.mu.Unlock()
+	for _, fn := range fns {
+		fn(conv, epoch)
+	}
+}

@@ -1,0 +1,274 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"hotline/internal/api"
+	"hotline/internal/client"
+	"hotline/internal/server"
+	"hotline/internal/voice"
+)
+
+// phone is a test member with a warm line and its event stream running, as
+// an app keeps them while open.
+type phone struct {
+	*member
+	line *voice.Line
+
+	mu     sync.Mutex
+	frames []voice.Frame
+	tapped [][]byte // what the server forwarded, before decryption
+	calls  []api.Call
+}
+
+func newPhone(t *testing.T, m *member) *phone {
+	t.Helper()
+	p := &phone{member: m}
+	ctx, cancel := context.WithCancel(context.Background())
+	var err error
+	p.line, err = voice.Dial(t.Context(), m.Client, voice.Options{
+		IPFilter: func(ip net.IP) bool { return ip.IsLoopback() },
+		Tap: func(_ int, payload []byte) {
+			p.mu.Lock()
+			p.tapped = append(p.tapped, payload)
+			p.mu.Unlock()
+		},
+		OnCall: func(_ string, v api.Call) {
+			p.mu.Lock()
+			p.calls = append(p.calls, v)
+			p.mu.Unlock()
+		},
+	})
+	if err != nil {
+		cancel()
+		t.Fatalf("%s dial: %v", m.name, err)
+	}
+	ready := make(chan struct{})
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		defer close(done)
+		m.Events(ctx, func(sm api.StreamMessage) error {
+			if sm.Type == api.StreamIdle {
+				once.Do(func() { close(ready) })
+			}
+			p.line.Handle(sm)
+			return nil
+		})
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s's stream did not open", m.name)
+	}
+	t.Cleanup(func() {
+		p.line.Close()
+		cancel()
+		<-done
+	})
+	return p
+}
+
+// ringing waits for call id to ring on p.
+func (p *phone) ringing(t *testing.T, id string) {
+	t.Helper()
+	eventually(t, p.name+" to ring", func() bool {
+		return slices.ContainsFunc(p.line.Ringing(), func(v api.Call) bool { return v.ID == id })
+	})
+}
+
+// listen records p's decrypted frames.
+func (p *phone) listen(c *voice.Call) {
+	c.OnAudio(func(f voice.Frame) {
+		p.mu.Lock()
+		p.frames = append(p.frames, f)
+		p.mu.Unlock()
+	})
+}
+
+// heardFrom returns the frames p decrypted from user, and the epochs they
+// were sent in.
+func (p *phone) heardFrom(user string) (frames []voice.Frame, epochs []uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range p.frames {
+		if f.From.User == user {
+			frames = append(frames, f)
+			if !slices.Contains(epochs, f.Epoch) {
+				epochs = append(epochs, f.Epoch)
+			}
+		}
+	}
+	return frames, epochs
+}
+
+// talker sends numbered Opus-framed packets (a TOC byte for one 20 ms
+// CELT frame, then text) every 10 ms until stopped.
+func talker(t *testing.T, c *voice.Call, who string) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.Ended():
+				return
+			case <-tick.C:
+			}
+			c.Send(fmt.Appendf([]byte{0xfc}, "%s says %d", who, i), 960)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// Calls end to end through the server's forwarder: frames are SFrame
+// ciphertexts on the wire, decrypt at the others and name their sender
+// from its credential; keys rotate when someone joins and when someone
+// leaves; a revoked device's call ends; a member whose clearance fell
+// short cannot join. (SQLite only: media does not touch the database.)
+func TestVoiceCalls(t *testing.T) {
+	e := newEnv(t, "sqlite", func(c *server.Config) { c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0" })
+	ctx := t.Context()
+	admin := e.admin(t)
+	alice := newMember(t, e, admin, "alice")
+	bob := newMember(t, e, admin, "bob")
+	carol := newMember(t, e, admin, "carol")
+	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example", "carol@state.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync1(t, bob, carol)
+	pa, pb, pc := newPhone(t, alice), newPhone(t, bob), newPhone(t, carol)
+
+	ca, err := pa.line.Place(ctx, conv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pa.line.Place(ctx, conv.ID); err != voice.ErrBusy {
+		t.Errorf("a second call on a busy line: %v", err)
+	}
+	pa.listen(ca)
+	startEpoch := conv.Epoch
+	stopA := talker(t, ca, "alice")
+	defer stopA()
+	pb.ringing(t, ca.ID)
+	pc.ringing(t, ca.ID)
+	cb, err := pb.line.Answer(ctx, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb.listen(cb)
+	stopB := talker(t, cb, "bob")
+	defer stopB()
+
+	// Both hear each other, attributed from the credential; bob's joining
+	// moved the conversation on, and both then speak in the new epoch.
+	eventually(t, "bob to hear alice after his commit", func() bool {
+		_, ep := pb.heardFrom("alice@state.example")
+		return slices.ContainsFunc(ep, func(e uint64) bool { return e > startEpoch })
+	})
+	eventually(t, "alice to hear bob after his commit", func() bool {
+		_, ep := pa.heardFrom("bob@state.example")
+		return slices.ContainsFunc(ep, func(e uint64) bool { return e > startEpoch })
+	})
+	if st := cb.Stats(); st.Rotations != 1 {
+		t.Errorf("bob's commits for the call: %d, want 1", st.Rotations)
+	}
+	fs, _ := pb.heardFrom("alice@state.example")
+	if f := fs[0]; f.From.Device != alice.Profile().Device || !bytes.HasPrefix(f.Opus[1:], []byte("alice says ")) {
+		t.Errorf("bob's first frame from alice: %+v", f)
+	}
+	// What the server forwarded is ciphertext: no frame's text is in it.
+	pb.mu.Lock()
+	for _, w := range pb.tapped {
+		if bytes.Contains(w, []byte("says")) {
+			t.Errorf("the server forwarded plaintext: %q", w)
+			break
+		}
+	}
+	if len(pb.tapped) == 0 {
+		t.Error("bob's tap saw nothing")
+	}
+	pb.mu.Unlock()
+
+	// Carol joins: another epoch, and she hears both.
+	epochBefore := maxEpoch(pa, "bob@state.example")
+	cc, err := pc.line.Join(ctx, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.listen(cc)
+	stopC := talker(t, cc, "carol")
+	defer stopC()
+	eventually(t, "carol to hear alice and bob in a new epoch", func() bool {
+		_, ea := pc.heardFrom("alice@state.example")
+		_, eb := pc.heardFrom("bob@state.example")
+		return slices.Max(append(ea, 0)) > epochBefore && slices.Max(append(eb, 0)) > epochBefore
+	})
+	eventually(t, "alice to hear carol", func() bool { f, _ := pa.heardFrom("carol@state.example"); return len(f) > 0 })
+
+	// Bob hangs up: whoever of alice and carol has the lower device ID
+	// commits, and the two go on in a newer epoch.
+	eventually(t, "carol's commit for joining to reach alice", func() bool {
+		return cc.Stats().Rotations == 1 && alice.Conversation(conv.ID).Epoch == carol.Conversation(conv.ID).Epoch
+	})
+	epochBefore = alice.Conversation(conv.ID).Epoch
+	rotationsBefore := ca.Stats().Rotations + cc.Stats().Rotations
+	stopB()
+	if err := cb.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-cb.Ended():
+	case <-time.After(5 * time.Second):
+		t.Fatal("bob's call did not end on hanging up")
+	}
+	eventually(t, "a commit for bob's leaving", func() bool { return ca.Stats().Rotations+cc.Stats().Rotations > rotationsBefore })
+	eventually(t, "alice to hear carol in an epoch after bob left", func() bool { return maxEpoch(pa, "carol@state.example") > epochBefore })
+	if n := ca.Stats().Rotations + cc.Stats().Rotations - rotationsBefore; n != 1 {
+		t.Errorf("commits for bob's leaving: %d, want 1", n)
+	}
+
+	// Carol's device is revoked: her call ends, and alice's with it (she
+	// is alone).
+	if err := admin.Do(ctx, "POST", "/v1/devices/"+carol.Profile().Device+"/revoke", api.RevokeRequest{Reason: "lost"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ca.Ended():
+	case <-time.After(10 * time.Second):
+		t.Fatal("alice's call did not end when the other participant was revoked")
+	}
+	if r := ca.Reason(); r != "hangup" {
+		t.Errorf("alice's call ended: %q", r)
+	}
+	// Carol's device loses its media connection and may not make another.
+	select {
+	case <-cc.Ended():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked device's call did not end")
+	}
+	if r := cc.Reason(); r != "revoked" {
+		t.Errorf("carol's call ended: %q, want revoked", r)
+	}
+	if pa.line.Current() != nil {
+		t.Error("alice's line still holds a call")
+	}
+}
+
+// maxEpoch is the newest epoch p heard user in.
+func maxEpoch(p *phone, user string) uint64 {
+	_, ep := p.heardFrom(user)
+	return slices.Max(append(ep, 0))
+}

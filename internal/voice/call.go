@@ -1,0 +1,312 @@
+package voice
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+	"hotline/internal/api"
+	"hotline/internal/client"
+	"hotline/internal/sframe"
+)
+
+// Call is a call on a line: what the application sends is encrypted for
+// the conversation's members, and what it hears is decrypted and
+// attributed to its sender.
+type Call struct {
+	ID   string // set once placed or answered
+	Conv string
+
+	line      *Line
+	sf        *sframe.MLSContext
+	stopWatch func()
+
+	mu       sync.Mutex
+	view     api.Call
+	joined   map[string]bool // devices joined, as the last view said
+	onAudio  func(Frame)
+	members  map[[2]uint64]client.Member // by epoch, leaf
+	stats    Stats
+	heard    chan struct{} // closed at the first decrypted frame
+	ended    chan struct{}
+	reason   string
+	rotating bool
+	stopped  bool
+}
+
+// Frame is one decrypted audio frame: an Opus packet and who sent it.
+type Frame struct {
+	From      client.Member // from the sender's verified credential
+	Epoch     uint64        // the MLS epoch whose key it was sent under
+	Slot      int           // the receiving section it arrived on
+	Sequence  uint16        // RTP sequence number, as forwarded
+	Timestamp uint32        // RTP timestamp (48 kHz), as sent
+	Opus      []byte
+	Arrived   time.Time
+}
+
+// Stats count a call's frames.
+type Stats struct {
+	Sent          uint64
+	Received      uint64 // decrypted
+	Undecryptable uint64 // dropped: no key for their epoch, failed authentication or replayed
+	Epochs        []uint64
+	FirstAudio    time.Time // when the first frame was decrypted
+	Rotations     int       // commits this device made for the call
+}
+
+func newCall(l *Line, conv string) (*Call, error) {
+	ce, err := l.c.CallEpoch(conv)
+	if err != nil {
+		return nil, err
+	}
+	// A context ID of its own for each call of each device, so a device
+	// that takes part again in the same epoch (after a restart) never
+	// reuses a key with its counter back at 0.
+	var b [2]byte
+	rand.Read(b[:])
+	sf, err := sframe.NewMLSContext(ce.Suite, sframe.MLSOptions{ContextID: uint64(binary.BigEndian.Uint16(b[:])), RetainEpochs: 2})
+	if err != nil {
+		return nil, err
+	}
+	if err := sf.AddEpoch(ce.MLSEpoch); err != nil {
+		return nil, err
+	}
+	c := &Call{Conv: conv, line: l, sf: sf, joined: map[string]bool{}, members: map[[2]uint64]client.Member{},
+		heard: make(chan struct{}), ended: make(chan struct{})}
+	c.stopWatch = l.c.WatchEpochs(func(id string, epoch uint64) {
+		if id == conv {
+			c.newEpoch()
+		}
+	})
+	return c, nil
+}
+
+// newEpoch starts sending under the conversation's current epoch.
+func (c *Call) newEpoch() {
+	ce, err := c.line.c.CallEpoch(c.Conv)
+	if err != nil {
+		c.line.log.Warn("call keys: conversation unusable", "call", c.ID, "err", err)
+		return
+	}
+	if err := c.sf.AddEpoch(ce.MLSEpoch); err != nil {
+		return // an epoch already held, or older
+	}
+	c.line.log.Debug("call keys rotated", "call", c.ID, "epoch", ce.Number)
+}
+
+// OnAudio sets the function each decrypted frame is given to, in arrival
+// order per slot (nil: none). It must not block for long.
+func (c *Call) OnAudio(fn func(Frame)) {
+	c.mu.Lock()
+	c.onAudio = fn
+	c.mu.Unlock()
+}
+
+// Send encrypts one Opus packet of samples 48 kHz samples and sends it.
+func (c *Call) Send(opus []byte, samples int) error {
+	ct, err := c.sf.Encrypt(nil, opus)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return ErrEnded
+	}
+	c.stats.Sent++
+	c.mu.Unlock()
+	err = c.line.send(ct, samples)
+	if errors.Is(err, errNeedConnect) {
+		return nil // lost while the line reconnects, as on any lossy path
+	}
+	return err
+}
+
+func (c *Call) received(slot int, pkt *rtp.Packet) {
+	pt, sender, err := c.sf.Decrypt(nil, pkt.Payload)
+	now := time.Now()
+	c.mu.Lock()
+	if err != nil {
+		c.stats.Undecryptable++
+		c.mu.Unlock()
+		return
+	}
+	c.stats.Received++
+	if !slices.Contains(c.stats.Epochs, sender.Epoch) {
+		c.stats.Epochs = append(c.stats.Epochs, sender.Epoch)
+	}
+	if c.stats.FirstAudio.IsZero() {
+		c.stats.FirstAudio = now
+		close(c.heard)
+	}
+	key := [2]uint64{sender.Epoch, uint64(sender.Leaf)}
+	m, known := c.members[key]
+	fn := c.onAudio
+	c.mu.Unlock()
+	if !known {
+		m, _ = c.line.c.MemberAt(c.Conv, sender.Leaf)
+		c.mu.Lock()
+		c.members[key] = m
+		c.mu.Unlock()
+	}
+	if fn != nil {
+		fn(Frame{From: m, Epoch: sender.Epoch, Slot: slot, Sequence: pkt.SequenceNumber, Timestamp: pkt.Timestamp, Opus: pt, Arrived: now})
+	}
+}
+
+// Heard is closed when the first frame is decrypted.
+func (c *Call) Heard() <-chan struct{} { return c.heard }
+
+// Ended is closed when the call is over for this device.
+func (c *Call) Ended() <-chan struct{} { return c.ended }
+
+// Reason says why the call ended for this device ("" while it goes on).
+func (c *Call) Reason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// View returns the call as the server last described it.
+func (c *Call) View() api.Call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.view
+}
+
+// Stats returns the call's counters.
+func (c *Call) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Epochs = slices.Clone(s.Epochs)
+	return s
+}
+
+// Epochs returns the MLS epochs whose keys the call holds.
+func (c *Call) Epochs() []uint64 {
+	e := c.sf.Epochs()
+	slices.Sort(e)
+	return e
+}
+
+// Hangup leaves the call (or cancels it while it rings).
+func (c *Call) Hangup(ctx context.Context) error {
+	c.mu.Lock()
+	id := c.ID
+	c.mu.Unlock()
+	var err error
+	if id != "" {
+		_, err = c.line.c.LeaveCall(ctx, id)
+	}
+	c.end("hangup")
+	return err
+}
+
+// started records the call's first view.
+func (c *Call) started(v api.Call) {
+	c.mu.Lock()
+	c.ID = v.ID
+	c.mu.Unlock()
+	c.update("", v)
+}
+
+// update takes a new view of the call: it ends the call for this device
+// if the device is no longer in it, and rotates the media keys when
+// someone left.
+func (c *Call) update(event string, v api.Call) {
+	self := c.line.c.Profile().Device
+	c.mu.Lock()
+	c.view = v
+	joined := map[string]bool{}
+	for _, p := range v.Participants {
+		if p.State == "joined" {
+			joined[p.Device] = true
+		}
+	}
+	left := false
+	for d := range c.joined {
+		if !joined[d] {
+			left = true
+		}
+	}
+	wasIn := c.joined[self]
+	c.joined = joined
+	c.mu.Unlock()
+	switch {
+	case event == client.EventCallEnded || v.State == "ended":
+		c.end(v.Reason)
+		return
+	case wasIn && !joined[self]:
+		c.end("dropped")
+		return
+	}
+	// Someone left: the remaining participant with the lowest device ID
+	// commits, so the one who left cannot follow the new epoch's media
+	// from a key it kept.
+	if left && len(joined) > 0 {
+		lowest := ""
+		for d := range joined {
+			if lowest == "" || d < lowest {
+				lowest = d
+			}
+		}
+		if lowest == self {
+			go c.rotate()
+		}
+	}
+}
+
+// rotate commits a fresh leaf to the conversation: a new epoch, so new
+// media keys for everyone in it.
+func (c *Call) rotate() {
+	c.mu.Lock()
+	if c.rotating || c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.rotating = true
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.line.ctx, 30*time.Second)
+	err := c.line.c.UpdateLeaf(ctx, c.Conv)
+	cancel()
+	c.mu.Lock()
+	c.rotating = false
+	if err == nil {
+		c.stats.Rotations++
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.line.log.Warn("call keys: commit a fresh leaf", "call", c.ID, "err", err)
+	}
+}
+
+// end is the end of the call for this device.
+func (c *Call) end(reason string) {
+	c.mu.Lock()
+	if c.reason == "" {
+		c.reason = reason
+	}
+	c.mu.Unlock()
+	c.line.finish(c)
+}
+
+// stop releases the call's keys and watcher; it is idempotent.
+func (c *Call) stop() {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.stopped = true
+	c.mu.Unlock()
+	c.stopWatch()
+	close(c.ended)
+	c.sf.DropEpochsBefore(^uint64(0))
+}

@@ -1,0 +1,531 @@
+// Package voice is the device side of Hotline's calls: the warm line to the
+// server's media forwarder, and calls carried on it, with every audio frame
+// encrypted end to end with SFrame (RFC 9605) keyed from the MLS group of
+// the call's conversation (section 5.2).
+//
+// A [Line] is one WebRTC connection from the device to its server (one
+// sending Opus section, the microphone, and sfu.Slots receiving ones),
+// made when the app opens and kept up while it runs, so that a call needs
+// only signalling. A [Call] encrypts what the application sends, decrypts
+// what it hears, tells who sent each frame (from the KID: leaf index and
+// epoch, so from the member's verified credential), rotates keys as the
+// conversation's epochs move, and commits a fresh leaf when someone joins or
+// leaves so they do.
+//
+// The server forwards RTP without decoding it; the payloads it sees are
+// SFrame ciphertexts.
+package voice
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"hotline/internal/api"
+	"hotline/internal/apierr"
+	"hotline/internal/client"
+	"hotline/internal/sfu"
+)
+
+// Options configure a Line.
+type Options struct {
+	// IPFilter chooses the local addresses ICE may use (nil: all,
+	// loopback included).
+	IPFilter func(net.IP) bool
+	// NetworkTypes are the candidate types offered (nil: UDP over IPv4
+	// and IPv6).
+	NetworkTypes []webrtc.NetworkType
+	// Logger receives the line's notes (nil: discarded).
+	Logger *slog.Logger
+	// Tap, if set, sees every payload the server forwards, as it arrived
+	// and before decryption: what the server saw. For tests and
+	// diagnostics.
+	Tap func(slot int, payload []byte)
+	// OnCall is told of every call event this line handles (ring, update,
+	// elsewhere, ended), after the line acted on it.
+	OnCall func(event string, v api.Call)
+}
+
+// Errors of a Line and its calls.
+var (
+	ErrClosed      = errors.New("voice: line closed")
+	ErrBusy        = errors.New("voice: already in a call")
+	ErrNotRinging  = errors.New("voice: no such call ringing on this device")
+	ErrEnded       = errors.New("voice: call ended")
+	ErrNoMediaYet  = errors.New("voice: media connection not up")
+	errNeedConnect = errors.New("voice: the media connection went down")
+)
+
+// Line is a device's warm media connection to its server.
+type Line struct {
+	c   *client.Client
+	o   Options
+	log *slog.Logger
+
+	ctx    context.Context // the line's life
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	conn    *conn // nil while reconnecting
+	up      chan struct{}
+	call    *Call
+	ringing map[string]api.Call // calls ringing on this device, by ID
+	slots   api.CallSlots
+	closed  bool
+	redials int
+}
+
+// conn is one PeerConnection of a line.
+type conn struct {
+	pc   *webrtc.PeerConnection
+	mic  *webrtc.TrackLocalStaticRTP
+	mids map[string]int // slot index by a=mid
+
+	// The microphone's RTP numbering (guarded by Line.mu).
+	seq   uint16
+	ts    uint32
+	last  time.Time
+	lastN int
+}
+
+// Dial connects the device's media to its server and keeps it up until
+// Close: a connection that fails is made again, with backoff.
+func Dial(ctx context.Context, c *client.Client, o Options) (*Line, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	l := &Line{c: c, o: o, log: o.Logger, ctx: lctx, cancel: cancel, up: make(chan struct{}), ringing: map[string]api.Call{}}
+	cn, err := l.connect(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	l.mu.Lock()
+	l.conn = cn
+	close(l.up)
+	l.mu.Unlock()
+	return l, nil
+}
+
+// connect makes a PeerConnection, sends its offer and waits until it is
+// connected.
+func (l *Line) connect(ctx context.Context) (*conn, error) {
+	var se webrtc.SettingEngine
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	if l.o.IPFilter != nil {
+		se.SetIPFilter(l.o.IPFilter)
+	}
+	nt := l.o.NetworkTypes
+	if nt == nil {
+		nt = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	}
+	se.SetNetworkTypes(nt)
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)).
+		NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			pc.Close()
+		}
+	}()
+	cn := &conn{pc: pc, mids: map[string]int{}, seq: uint16(randUint32()), ts: randUint32()}
+	if cn.mic, err = webrtc.NewTrackLocalStaticRTP(opusCodec.RTPCodecCapability, "mic", "hotline"); err != nil {
+		return nil, err
+	}
+	if _, err := pc.AddTransceiverFromTrack(cn.mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		return nil, err
+	}
+	var recvs []*webrtc.RTPTransceiver
+	for range sfu.Slots {
+		tr, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+		if err != nil {
+			return nil, err
+		}
+		recvs = append(recvs, tr)
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		slot := -1
+		for i, t := range recvs {
+			if t.Receiver() == r {
+				slot = i
+			}
+		}
+		go l.receive(cn, slot, tr)
+	})
+	connected := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			once.Do(func() { close(connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			l.lost(cn, st)
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return nil, err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return nil, err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var ans api.MediaAnswer
+	if err := l.c.Do(ctx, "POST", "/v1/media", api.MediaOffer{Offer: pc.LocalDescription().SDP}, &ans); err != nil {
+		return nil, fmt.Errorf("media offer: %w", err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.Answer}); err != nil {
+		return nil, fmt.Errorf("media answer: %w", err)
+	}
+	for i, t := range recvs {
+		cn.mids[t.Mid()] = i
+	}
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("media connection: %w", ctx.Err())
+	}
+	ok = true
+	return cn, nil
+}
+
+// lost starts making the line's connection again after cn failed.
+func (l *Line) lost(cn *conn, st webrtc.PeerConnectionState) {
+	l.mu.Lock()
+	if l.closed || l.conn != cn {
+		l.mu.Unlock()
+		return
+	}
+	l.conn = nil
+	l.up = make(chan struct{})
+	l.mu.Unlock()
+	l.log.Warn("media connection lost; reconnecting", "state", st.String())
+	go cn.pc.Close()
+	go l.redial()
+}
+
+// redial connects again until it succeeds or the line closes.
+func (l *Line) redial() {
+	backoff := 100 * time.Millisecond
+	for l.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(l.ctx, 15*time.Second)
+		cn, err := l.connect(ctx)
+		cancel()
+		if err == nil {
+			l.mu.Lock()
+			if l.closed {
+				l.mu.Unlock()
+				cn.pc.Close()
+				return
+			}
+			l.conn = cn
+			l.redials++
+			close(l.up)
+			l.mu.Unlock()
+			l.log.Info("media connection made again")
+			return
+		}
+		if apierr.Is(err, apierr.DeviceRevoked) || apierr.Is(err, apierr.UserDisabled) {
+			l.log.Warn("media: this device may no longer connect", "err", err)
+			l.mu.Lock()
+			call := l.call
+			l.mu.Unlock()
+			if call != nil {
+				call.end("revoked")
+			}
+			return
+		}
+		l.log.Warn("media reconnect", "err", err)
+		select {
+		case <-l.ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// Reconnects counts the times the connection was made again.
+func (l *Line) Reconnects() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.redials
+}
+
+// Up waits until the line's connection is up (at once if it is).
+func (l *Line) Up(ctx context.Context) error {
+	l.mu.Lock()
+	up, closed := l.up, l.closed
+	l.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	select {
+	case <-up:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close hangs up any call and closes the connection.
+func (l *Line) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	cn, call := l.conn, l.call
+	l.mu.Unlock()
+	if call != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		call.Hangup(ctx)
+		cancel()
+	}
+	l.cancel()
+	if cn != nil {
+		return cn.pc.Close()
+	}
+	return nil
+}
+
+// receive reads a slot's RTP until the connection ends.
+func (l *Line) receive(cn *conn, slot int, tr *webrtc.TrackRemote) {
+	for {
+		pkt, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		if l.o.Tap != nil {
+			l.o.Tap(slot, append([]byte(nil), pkt.Payload...))
+		}
+		l.mu.Lock()
+		call := l.call
+		l.mu.Unlock()
+		if call != nil {
+			call.received(slot, pkt)
+		}
+	}
+}
+
+// send writes one RTP packet of the microphone: payload, of samples 48 kHz
+// samples. Sequence numbers and timestamps run on across calls for as
+// long as the connection lasts (one SSRC): the SRTP receiver at the
+// server tells replays by them, and a jump back would look like one. The
+// timestamp also advances by the time that passed between calls.
+func (l *Line) send(payload []byte, samples int) error {
+	l.mu.Lock()
+	cn := l.conn
+	if cn == nil {
+		l.mu.Unlock()
+		return errNeedConnect
+	}
+	now := time.Now()
+	if !cn.last.IsZero() {
+		step := uint32(cn.lastN)
+		if gap := now.Sub(cn.last); gap > 200*time.Millisecond {
+			step = max(step, uint32(gap*48000/time.Second))
+		}
+		cn.seq++
+		cn.ts += step
+	}
+	cn.last, cn.lastN = now, samples
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: uint8(opusCodec.PayloadType), SequenceNumber: cn.seq, Timestamp: cn.ts}, Payload: payload}
+	l.mu.Unlock()
+	return cn.mic.WriteRTP(pkt)
+}
+
+// Handle acts on a message of the device's event stream; the application
+// passes every one it reads (client.Events) here.
+func (l *Line) Handle(m api.StreamMessage) {
+	switch {
+	case m.Type == api.StreamNotice && m.Kind == api.NoticeCallSlots:
+		var s api.CallSlots
+		if json.Unmarshal([]byte(m.Data), &s) == nil {
+			l.mu.Lock()
+			l.slots = s
+			l.mu.Unlock()
+		}
+		return
+	case m.Type != api.StreamEvent:
+		return
+	}
+	switch m.Event {
+	case client.EventCallRing, client.EventCallUpdate, client.EventCallElsewhere, client.EventCallEnded:
+	default:
+		return
+	}
+	var v api.Call
+	if err := json.Unmarshal(m.Payload, &v); err != nil {
+		l.log.Warn("malformed call event", "event", m.Event, "err", err)
+		return
+	}
+	l.mu.Lock()
+	switch m.Event {
+	case client.EventCallRing:
+		if v.State == "ringing" {
+			l.ringing[v.ID] = v
+		}
+	case client.EventCallElsewhere, client.EventCallEnded:
+		delete(l.ringing, v.ID)
+	}
+	call := l.call
+	l.mu.Unlock()
+	if call != nil && call.ID == v.ID {
+		call.update(m.Event, v)
+	}
+	if l.o.OnCall != nil {
+		l.o.OnCall(m.Event, v)
+	}
+}
+
+// Slots returns who the device hears on which slot, as the server last
+// said.
+func (l *Line) Slots() api.CallSlots {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.slots
+}
+
+// Ringing returns the calls ringing on this device.
+func (l *Line) Ringing() []api.Call {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]api.Call, 0, len(l.ringing))
+	for _, v := range l.ringing {
+		out = append(out, v)
+	}
+	return out
+}
+
+// Place rings the other members of conversation conv and returns the call,
+// sending at once: what is sent before anyone answers is dropped by the
+// server.
+func (l *Line) Place(ctx context.Context, conv string) (*Call, error) {
+	call, err := l.begin(conv)
+	if err != nil {
+		return nil, err
+	}
+	v, err := l.c.PlaceCall(ctx, conv)
+	if err != nil {
+		l.finish(call)
+		return nil, err
+	}
+	call.started(v)
+	return call, nil
+}
+
+// Answer accepts a call ringing on this device (see Ringing, Options.OnCall).
+func (l *Line) Answer(ctx context.Context, id string) (*Call, error) {
+	return l.enter(ctx, id, l.c.AcceptCall)
+}
+
+// Join joins a call going on in one of the device's conversations.
+func (l *Line) Join(ctx context.Context, id string) (*Call, error) {
+	return l.enter(ctx, id, l.c.JoinCall)
+}
+
+func (l *Line) enter(ctx context.Context, id string, do func(context.Context, string) (api.Call, error)) (*Call, error) {
+	l.mu.Lock()
+	v, ok := l.ringing[id]
+	l.mu.Unlock()
+	if !ok {
+		var err error
+		if v, err = l.c.GetCall(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	call, err := l.begin(v.Conversation)
+	if err != nil {
+		return nil, err
+	}
+	call.ID = id
+	v, err = do(ctx, id)
+	if err != nil {
+		l.finish(call)
+		return nil, err
+	}
+	l.mu.Lock()
+	delete(l.ringing, id)
+	l.mu.Unlock()
+	call.started(v)
+	// A new participant: the group moves to a new epoch, so media keys
+	// rotate (the commit is this device's, so it is not held up).
+	go call.rotate()
+	return call, nil
+}
+
+// begin makes the line's call for conversation conv, keyed from its
+// group's current epoch.
+func (l *Line) begin(conv string) (*Call, error) {
+	call, err := newCall(l, conv)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		call.stop()
+		return nil, ErrClosed
+	case l.call != nil:
+		call.stop()
+		return nil, ErrBusy
+	}
+	l.call = call
+	return call, nil
+}
+
+// finish forgets call, if it is the line's.
+func (l *Line) finish(call *Call) {
+	call.stop()
+	l.mu.Lock()
+	if l.call == call {
+		l.call = nil
+	}
+	l.mu.Unlock()
+}
+
+// Current returns the line's call, or nil.
+func (l *Line) Current() *Call {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.call
+}
+
+// opusCodec is the one codec of every section: Opus, 48 kHz, payload type
+// 111, as the server's forwarder answers it.
+var opusCodec = webrtc.RTPCodecParameters{
+	RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+	PayloadType:        111,
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
