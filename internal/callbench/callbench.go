@@ -1,7 +1,7 @@
 // Package callbench measures call setup end to end: from the moment a
 // caller dials to the first frame the callee decrypts, through a real
-// server (in this process) and real WebRTC connections, as `hotline bench
-// calls` reports it.
+// server (in this process, or across an emulated WAN) and real WebRTC
+// connections, as `hotline bench calls` reports it.
 //
 // Three ways are timed, call after call, in the same run:
 //
@@ -17,6 +17,18 @@
 // every 20 ms from the moment it dials, as a phone's microphone would.
 // Figures are also given in device-to-server round trips, measured in the
 // same run as the median of authenticated HTTPS requests (GET /v1/me).
+//
+// # Across a WAN
+//
+// With Options.WAN, the server runs in a network namespace behind an
+// emulated link (package netns; [DefaultWAN] is 50 ms each way and 1 %
+// loss), in a process of its own: this program started again in the
+// namespace, which [FarEnd] turns into the far end. The devices stay in
+// this process, so every request, event and media packet of theirs
+// crosses the link, each way. So does the baseline's handshake: its
+// answering peer is made in the far end, for an offer POSTed over HTTP
+// (on a connection kept open, as a device's is), and sends the RTP that
+// is timed to the offering peer, here.
 package callbench
 
 import (
@@ -27,7 +39,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,12 +49,12 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"hotline/internal/api"
 	"hotline/internal/client"
 	"hotline/internal/datadir"
+	"hotline/internal/netns"
 	"hotline/internal/server"
 	"hotline/internal/voice"
 )
@@ -50,11 +64,41 @@ type Options struct {
 	Calls int       // calls of each kind (0: 100)
 	Dir   string    // where the server's data and profiles go (a new temporary directory if empty)
 	Log   io.Writer // progress notes (nil: none)
-	// Host is the address the server listens on, for HTTPS and media
-	// (zero: 127.0.0.1).
+	// Host is the address the server listens on, for HTTPS and media,
+	// and the address the devices and the bare peers use (zero:
+	// 127.0.0.1). With Server, only the latter; with WAN, it is ignored.
 	Host netip.Addr
 	// Cold adds cold calls (each makes two media connections).
 	Cold bool
+	// Server, if set, is a server running elsewhere to measure instead
+	// of one in this process. A Server serves one run: its invite is
+	// used up.
+	Server *Server
+	// WAN, if set, puts the server and the baseline's answering peer in
+	// a network namespace behind a link emulated as it says (see
+	// [DefaultWAN]), in a process of their own: this program, started
+	// again, which must call [FarEnd] first thing in main (a test binary,
+	// in TestMain). It needs root; see package netns.
+	WAN *netns.Options
+}
+
+// Server is a server to measure, running elsewhere (see Options.Server).
+type Server struct {
+	URL         string // "https://host:port"
+	Fingerprint string // its TLS certificate's pin
+	Org         string // the organisation's domain name
+	Invite      string // the first administrator's invite code, unused
+	// Answerer, if set, is the URL of a bare pion peer that answers an
+	// SDP offer POSTed to it and then sends RTP every 20 ms, as [FarEnd]
+	// serves: the baseline's far peer. Empty: both bare peers are in
+	// this process.
+	Answerer string
+}
+
+// DefaultWAN is the link `hotline bench calls --wan` emulates: 50 ms each
+// way (so a round trip of 100 ms) and 1 % of packets lost each way.
+func DefaultWAN() *netns.Options {
+	return &netns.Options{Delay: 50 * time.Millisecond, Loss: 1}
 }
 
 // Figures summarise one kind of call.
@@ -68,11 +112,12 @@ type Figures struct {
 
 // Result is a run's figures.
 type Result struct {
-	Host     string   `json:"host"`
-	RTT      Figures  `json:"rtt"` // one authenticated HTTPS request, device to server
-	Warm     Figures  `json:"warm"`
-	Cold     *Figures `json:"cold,omitempty"`
-	Baseline Figures  `json:"baseline"`
+	Host     string         `json:"host"`          // the server's address
+	WAN      *netns.Options `json:"wan,omitempty"` // the link to it, if emulated
+	RTT      Figures        `json:"rtt"`           // one authenticated HTTPS request, device to server
+	Warm     Figures        `json:"warm"`
+	Cold     *Figures       `json:"cold,omitempty"`
+	Baseline Figures        `json:"baseline"`
 }
 
 func summarise(ds []time.Duration, failures int) Figures {
@@ -94,6 +139,42 @@ func summarise(ds []time.Duration, failures int) Figures {
 
 // Run sets up a server with two users and measures.
 func Run(ctx context.Context, o Options) (Result, error) {
+	r, err := open(ctx, o)
+	if err != nil {
+		return Result{}, err
+	}
+	defer r.close()
+	for i := range r.o.Calls {
+		if err := r.round(ctx, i); err != nil {
+			return r.result(), err
+		}
+		if (i+1)%10 == 0 {
+			fmt.Fprintf(r.o.Log, "%d of %d calls\n", i+1, r.o.Calls)
+		}
+	}
+	return r.result(), nil
+}
+
+// A run is what Run sets up, and the times measured so far. Its close
+// takes it down in the reverse order: devices, server, namespace,
+// directory.
+type run struct {
+	o   Options
+	tmp string     // a temporary directory to remove, or ""
+	net *netns.Net // with Options.WAN
+	far *far       // with Options.WAN
+	env *env
+	bh  *http.Client // to the answerer, with Server.Answerer
+	res Result
+
+	warm, cold, base             []time.Duration
+	warmFail, coldFail, baseFail int
+}
+
+// open sets up a run: the server (in this process, or elsewhere, or in a
+// namespace), two users, their devices' warm lines; it measures the round
+// trip.
+func open(ctx context.Context, o Options) (_ *run, err error) {
 	if o.Calls <= 0 {
 		o.Calls = 100
 	}
@@ -103,72 +184,125 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	if o.Dir == "" {
-		d, err := os.MkdirTemp("", "hotline-bench-calls-")
+	r := &run{}
+	defer func() {
 		if err != nil {
-			return Result{}, err
+			r.close()
 		}
-		defer os.RemoveAll(d)
-		o.Dir = d
+	}()
+	if o.Dir == "" {
+		if o.Dir, err = os.MkdirTemp("", "hotline-bench-calls-"); err != nil {
+			return nil, err
+		}
+		r.tmp = o.Dir
 	}
-	res := Result{Host: o.Host.String()}
-	env, err := start(ctx, o)
-	if err != nil {
-		return res, err
+	r.res.Host = o.Host.String()
+	if o.WAN != nil {
+		if o.Server != nil {
+			return nil, errors.New("callbench: Options.WAN and Options.Server exclude each other")
+		}
+		if r.net, err = netns.Open(*o.WAN); err != nil {
+			return nil, fmt.Errorf("wan: %w", err)
+		}
+		if r.far, err = startFar(ctx, r.net, o.Dir); err != nil {
+			return nil, fmt.Errorf("wan: %w", err)
+		}
+		o.Server, o.Host = &r.far.server, r.net.HostAddr
+		r.res.Host, r.res.WAN = r.net.PeerAddr.String(), o.WAN
+		fmt.Fprintf(o.Log, "server at %s behind an emulated link (%v each way ± %v, %v %% loss) in namespace %s\n",
+			r.net.PeerAddr, o.WAN.Delay, o.WAN.Jitter, o.WAN.Loss, r.net.Name)
+	} else if o.Server != nil {
+		u, err := url.Parse(o.Server.URL)
+		if err != nil {
+			return nil, fmt.Errorf("callbench: server URL: %w", err)
+		}
+		r.res.Host = u.Hostname()
 	}
-	defer env.close()
-	if res.RTT, err = env.rtt(ctx, 50); err != nil {
-		return res, err
+	if o.Server != nil && o.Server.Answerer != "" {
+		r.bh = &http.Client{Timeout: 15 * time.Second}
 	}
-	fmt.Fprintf(o.Log, "device-server round trip (GET /v1/me): p50 %v\n", res.RTT.P50)
+	r.o = o
+	if r.env, err = start(ctx, o); err != nil {
+		return nil, err
+	}
+	if r.res.RTT, err = r.env.rtt(ctx, 50); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Log, "device-server round trip (GET /v1/me): p50 %v\n", r.res.RTT.P50)
+	if err := r.env.warmUp(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
 
-	// The kinds alternate, call by call, so that a slow spell of the
-	// machine falls on all of them.
-	var warm, cold, base []time.Duration
-	var warmFail, coldFail, baseFail int
-	if err := env.warmUp(ctx); err != nil {
-		return res, err
+// round times one call of each kind. The kinds alternate, call by call,
+// so that a slow spell of the machine falls on all of them. A call that
+// fails is counted and noted; round fails only when ctx ends.
+func (r *run) round(ctx context.Context, i int) error {
+	if d, err := r.env.warmCall(ctx); err != nil {
+		r.warmFail++
+		fmt.Fprintf(r.o.Log, "warm call %d: %v\n", i, err)
+	} else {
+		r.warm = append(r.warm, d)
 	}
-	for i := range o.Calls {
-		if d, err := env.warmCall(ctx); err != nil {
-			warmFail++
-			fmt.Fprintf(o.Log, "warm call %d: %v\n", i, err)
+	if r.o.Cold {
+		if d, err := r.env.coldCall(ctx); err != nil {
+			r.coldFail++
+			fmt.Fprintf(r.o.Log, "cold call %d: %v\n", i, err)
 		} else {
-			warm = append(warm, d)
-		}
-		if o.Cold {
-			if d, err := env.coldCall(ctx); err != nil {
-				coldFail++
-				fmt.Fprintf(o.Log, "cold call %d: %v\n", i, err)
-			} else {
-				cold = append(cold, d)
-			}
-		}
-		if d, err := bareHandshake(ctx, o.Host); err != nil {
-			baseFail++
-			fmt.Fprintf(o.Log, "baseline %d: %v\n", i, err)
-		} else {
-			base = append(base, d)
-		}
-		if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
-		if (i+1)%10 == 0 {
-			fmt.Fprintf(o.Log, "%d of %d calls\n", i+1, o.Calls)
+			r.cold = append(r.cold, d)
 		}
 	}
-	res.Warm, res.Baseline = summarise(warm, warmFail), summarise(base, baseFail)
-	if o.Cold {
-		f := summarise(cold, coldFail)
+	var d time.Duration
+	var err error
+	if r.bh != nil {
+		d, err = remoteHandshake(ctx, r.o.Host, r.bh, r.o.Server.Answerer)
+	} else {
+		d, err = bareHandshake(ctx, r.o.Host)
+	}
+	if err != nil {
+		r.baseFail++
+		fmt.Fprintf(r.o.Log, "baseline %d: %v\n", i, err)
+	} else {
+		r.base = append(r.base, d)
+	}
+	return ctx.Err()
+}
+
+// result summarises the times measured so far.
+func (r *run) result() Result {
+	res := r.res
+	res.Warm, res.Baseline = summarise(r.warm, r.warmFail), summarise(r.base, r.baseFail)
+	if r.o.Cold {
+		f := summarise(r.cold, r.coldFail)
 		res.Cold = &f
 	}
-	return res, nil
+	return res
+}
+
+// close takes down what open set up, as far as it got.
+func (r *run) close() {
+	if r.env != nil {
+		r.env.close()
+	}
+	if r.bh != nil {
+		r.bh.CloseIdleConnections()
+	}
+	if r.far != nil {
+		r.far.close()
+	}
+	if r.net != nil {
+		r.net.Close()
+	}
+	if r.tmp != "" {
+		os.RemoveAll(r.tmp)
+	}
 }
 
 // env is the server and the two devices.
 type env struct {
 	o      Options
-	srv    *server.Server
+	srv    *server.Server // nil with Options.Server
 	done   chan error
 	caller *device
 	callee *device
@@ -187,15 +321,68 @@ type device struct {
 	raw  chan api.StreamMessage
 }
 
-func start(ctx context.Context, o Options) (*env, error) {
-	quiet := slog.New(slog.DiscardHandler)
-	data := filepath.Join(o.Dir, "data")
-	init, err := datadir.Init(ctx, data, datadir.InitOptions{Org: "bench.example", Hosts: []string{o.Host.String()}, Logger: quiet})
+// start starts the server in this process, unless o.Server names one,
+// and enrols an administrator and two users, caller and callee, with a
+// conversation between them.
+func start(ctx context.Context, o Options) (_ *env, err error) {
+	e := &env{o: o}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	srv := o.Server
+	if srv == nil {
+		if srv, err = e.serve(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if srv.Org == "" {
+		return nil, errors.New("callbench: Server.Org is empty")
+	}
+	enrol := func(invite, name string) (*client.Client, error) {
+		c, _, err := client.Enroll(ctx, client.EnrollOptions{Server: srv.URL, Invite: invite, ProfileDir: filepath.Join(o.Dir, name), Fingerprint: srv.Fingerprint, Label: name})
+		if err != nil {
+			return nil, fmt.Errorf("enrol %s: %w", name, err)
+		}
+		return c, c.EnsureKeyPackages(ctx, client.DefaultSuite)
+	}
+	admin, err := enrol(srv.Invite, "admin")
 	if err != nil {
 		return nil, err
 	}
-	host := o.Host.String()
-	if o.Host.Is6() {
+	var users [2]*client.Client
+	for i, name := range []string{"caller", "callee"} {
+		var r api.CreateUserResponse
+		if err := admin.Do(ctx, "POST", "/v1/users", api.CreateUserRequest{User: name + "@" + srv.Org, Roles: []string{}}, &r); err != nil {
+			return nil, err
+		}
+		if users[i], err = enrol(r.Invite.Code, name); err != nil {
+			return nil, err
+		}
+	}
+	info, err := users[0].CreateConversation(ctx, client.CreateOptions{Members: []string{"callee@" + srv.Org}})
+	if err != nil {
+		return nil, err
+	}
+	e.conv = info.ID
+	if err := users[1].Sync(ctx); err != nil {
+		return nil, err
+	}
+	e.caller, e.callee = e.device(users[0]), e.device(users[1])
+	return e, nil
+}
+
+// serve starts a server in this process, listening on o.Host.
+func (e *env) serve(ctx context.Context) (*Server, error) {
+	quiet := slog.New(slog.DiscardHandler)
+	data := filepath.Join(e.o.Dir, "data")
+	init, err := datadir.Init(ctx, data, datadir.InitOptions{Org: benchOrg, Hosts: []string{e.o.Host.String()}, Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	host := e.o.Host.String()
+	if e.o.Host.Is6() {
 		host = "[" + host + "]"
 	}
 	srv, err := server.New(ctx, server.Config{DataDir: data, Logger: quiet, EnrolRate: 1000, EnrolBurst: 1000,
@@ -208,46 +395,13 @@ func start(ctx context.Context, o Options) (*env, error) {
 		srv.Shutdown(ctx)
 		return nil, err
 	}
-	e := &env{o: o, srv: srv, done: make(chan error, 1)}
+	e.srv, e.done = srv, make(chan error, 1)
 	go func() { e.done <- srv.Serve(ln) }()
-	url := "https://" + ln.Addr().String()
-	enrol := func(invite, name string) (*client.Client, error) {
-		c, _, err := client.Enroll(ctx, client.EnrollOptions{Server: url, Invite: invite, ProfileDir: filepath.Join(o.Dir, name), Fingerprint: srv.Fingerprint(), Label: name})
-		if err != nil {
-			return nil, fmt.Errorf("enrol %s: %w", name, err)
-		}
-		return c, c.EnsureKeyPackages(ctx, client.DefaultSuite)
-	}
-	admin, err := enrol(init.Invite.Code, "admin")
-	if err != nil {
-		e.close()
-		return nil, err
-	}
-	var users [2]*client.Client
-	for i, name := range []string{"caller", "callee"} {
-		var r api.CreateUserResponse
-		if err := admin.Do(ctx, "POST", "/v1/users", api.CreateUserRequest{User: name + "@bench.example", Roles: []string{}}, &r); err != nil {
-			e.close()
-			return nil, err
-		}
-		if users[i], err = enrol(r.Invite.Code, name); err != nil {
-			e.close()
-			return nil, err
-		}
-	}
-	info, err := users[0].CreateConversation(ctx, client.CreateOptions{Members: []string{"callee@bench.example"}})
-	if err != nil {
-		e.close()
-		return nil, err
-	}
-	e.conv = info.ID
-	if err := users[1].Sync(ctx); err != nil {
-		e.close()
-		return nil, err
-	}
-	e.caller, e.callee = e.device(users[0]), e.device(users[1])
-	return e, nil
+	return &Server{URL: "https://" + ln.Addr().String(), Fingerprint: srv.Fingerprint(), Org: benchOrg, Invite: init.Invite.Code}, nil
 }
+
+// benchOrg is the organisation of the servers callbench starts.
+const benchOrg = "bench.example"
 
 // device starts a device's event stream; rings go to its line, if it has
 // one, and to d.ring.
@@ -278,6 +432,7 @@ func (e *env) device(c *client.Client) *device {
 	return d
 }
 
+// close stops the devices and the server, if it is in this process.
 func (e *env) close() {
 	for _, d := range []*device{e.caller, e.callee} {
 		if d == nil {
@@ -290,6 +445,9 @@ func (e *env) close() {
 		d.mu.Unlock()
 		d.cancel()
 		<-d.done
+	}
+	if e.srv == nil {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -391,7 +549,7 @@ func (e *env) warmCall(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer call.Hangup(context.WithoutCancel(ctx))
+	defer hangup(ctx, call)
 	return e.firstAudio(ctx, t0, answered, errc)
 }
 
@@ -479,9 +637,34 @@ func (e *env) coldCall(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer call.Hangup(context.WithoutCancel(ctx))
+	defer hangup(ctx, call)
 	return e.firstAudio(ctx, t0, answered, errc)
 }
+
+// hangup leaves call, with 10 s to do it even if ctx has ended.
+func hangup(ctx context.Context, call *voice.Call) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	call.Hangup(ctx)
+}
+
+// newBarePeer returns a pion peer with nothing but the Opus codec, whose
+// ICE offers host candidates on host only.
+func newBarePeer(host netip.Addr) (*webrtc.PeerConnection, error) {
+	var se webrtc.SettingEngine
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { a, ok := netip.AddrFromSlice(ip); return ok && a.Unmap() == host })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: opus, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)).NewPeerConnection(webrtc.Configuration{})
+}
+
+// opus is the codec of the bare peers.
+var opus = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 
 // bareHandshake times two pion peers in this process, from nothing to
 // the first RTP packet: the same codec and one audio section each way,
@@ -490,29 +673,17 @@ func bareHandshake(ctx context.Context, host netip.Addr) (time.Duration, error) 
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	mk := func() (*webrtc.PeerConnection, error) {
-		var se webrtc.SettingEngine
-		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { a, ok := netip.AddrFromSlice(ip); return ok && a.Unmap() == host })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-		me := &webrtc.MediaEngine{}
-		if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
-			return nil, err
-		}
-		return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)).NewPeerConnection(webrtc.Configuration{})
-	}
-	a, err := mk()
+	a, err := newBarePeer(host)
 	if err != nil {
 		return 0, err
 	}
 	defer a.Close()
-	b, err := mk()
+	b, err := newBarePeer(host)
 	if err != nil {
 		return 0, err
 	}
 	defer b.Close()
-	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "a")
+	track, err := webrtc.NewTrackLocalStaticRTP(opus, "a", "a")
 	if err != nil {
 		return 0, err
 	}
@@ -526,18 +697,10 @@ func bareHandshake(ctx context.Context, host netip.Addr) (time.Duration, error) 
 		}
 	})
 	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer close(stop)
-	go func() {
-		frame := append([]byte{0xfc}, make([]byte, 80)...)
-		for k := 0; ; k++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Until(t0.Add(time.Duration(k) * 20 * time.Millisecond))):
-			}
-			track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(k), Timestamp: uint32(k * 960)}, Payload: frame})
-		}
-	}()
+	wg.Go(func() { sendRTP(track, t0, stop) })
 	if err := exchange(ctx, a, b); err != nil {
 		return 0, err
 	}

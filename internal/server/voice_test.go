@@ -25,6 +25,8 @@ type phone struct {
 	mu     sync.Mutex
 	frames []voice.Frame
 	tapped [][]byte // what the server forwarded, before decryption
+	// tappedBySlot is tapped, by receiving slot.
+	tappedBySlot map[int][][]byte
 	calls  []api.Call
 }
 
@@ -35,9 +37,13 @@ func newPhone(t *testing.T, m *member) *phone {
 	var err error
 	p.line, err = voice.Dial(t.Context(), m.Client, voice.Options{
 		IPFilter: func(ip net.IP) bool { return ip.IsLoopback() },
-		Tap: func(_ int, payload []byte) {
+		Tap: func(slot int, payload []byte) {
 			p.mu.Lock()
 			p.tapped = append(p.tapped, payload)
+			if p.tappedBySlot == nil {
+				p.tappedBySlot = map[int][][]byte{}
+			}
+			p.tappedBySlot[slot] = append(p.tappedBySlot[slot], payload)
 			p.mu.Unlock()
 		},
 		OnCall: func(_ string, v api.Call) {
@@ -69,9 +75,14 @@ func newPhone(t *testing.T, m *member) *phone {
 		t.Fatalf("%s's stream did not open", m.name)
 	}
 	t.Cleanup(func() {
+		t0 := time.Now()
 		p.line.Close()
+		t1 := time.Now()
 		cancel()
 		<-done
+		if d := time.Since(t0); d > time.Second {
+			t.Logf("%s's line closed in %v, events in %v", m.name, t1.Sub(t0), time.Since(t1))
+		}
 	})
 	return p
 }

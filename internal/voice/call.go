@@ -219,47 +219,50 @@ func (c *Call) started(v api.Call) {
 
 // update takes a new view of the call: it ends the call for this device
 // if the device is no longer in it, and rotates the media keys when
-// someone left.
+// someone left. Views come from answers and from events, which may cross:
+// a view older than one already taken can arrive last. So only what a
+// stale view cannot show is acted on: a device that has left (the state
+// "left" is final for that participation), or the call's end.
 func (c *Call) update(event string, v api.Call) {
 	self := c.line.c.Profile().Device
 	c.mu.Lock()
 	c.view = v
-	joined := map[string]bool{}
-	for _, p := range v.Participants {
-		if p.State == "joined" {
-			joined[p.Device] = true
-		}
-	}
 	left := false
-	for d := range c.joined {
-		if !joined[d] {
-			left = true
+	for _, p := range v.Participants {
+		switch p.State {
+		case "joined":
+			c.joined[p.Device] = true
+		case "left":
+			if c.joined[p.Device] {
+				left = true
+				delete(c.joined, p.Device)
+			}
 		}
 	}
-	wasIn := c.joined[self]
-	c.joined = joined
+	selfLeft := false
+	for _, p := range v.Participants {
+		if p.Device == self && p.State == "left" {
+			selfLeft = true
+		}
+	}
+	joined := make([]string, 0, len(c.joined))
+	for d := range c.joined {
+		joined = append(joined, d)
+	}
 	c.mu.Unlock()
 	switch {
 	case event == client.EventCallEnded || v.State == "ended":
 		c.end(v.Reason)
 		return
-	case wasIn && !joined[self]:
+	case selfLeft:
 		c.end("dropped")
 		return
 	}
 	// Someone left: the remaining participant with the lowest device ID
 	// commits, so the one who left cannot follow the new epoch's media
 	// from a key it kept.
-	if left && len(joined) > 0 {
-		lowest := ""
-		for d := range joined {
-			if lowest == "" || d < lowest {
-				lowest = d
-			}
-		}
-		if lowest == self {
-			go c.rotate()
-		}
+	if left && len(joined) > 0 && slices.Min(joined) == self {
+		go c.rotate()
 	}
 }
 
