@@ -492,6 +492,28 @@ type CallSlots struct {
 	Slots []Slot `json:"slots"`
 }
 
+// NoticeCallQuality is the notice kind whose data is a CallQuality.
+const NoticeCallQuality = "call.quality"
+
+// CallQuality is the media quality of every participant of a call, as the
+// server's forwarder measures it from RTP and RTCP, sent to each of them
+// every few seconds.
+type CallQuality struct {
+	Call         string         `json:"call"`
+	Participants []MediaQuality `json:"participants"`
+}
+
+// MediaQuality is one device's media path over the last interval. "In" is
+// what the server receives from the device (its microphone), "out" what the
+// device receives (its receiver reports).
+type MediaQuality struct {
+	Device   string  `json:"device"`
+	LossIn   float64 `json:"loss_in"`   // fraction of the microphone's packets lost on the way in
+	LossOut  float64 `json:"loss_out"`  // fraction lost on the way to the device, from its reports
+	JitterMs float64 `json:"jitter_ms"` // the larger of the two directions' interarrival jitter
+	RTTMs    float64 `json:"rtt_ms"`    // round trip between server and device (0: not yet measured)
+}
+
 // Slot is one receiving section of a device's media connection: its index
 // among them, its a=mid, and the device heard on it ("" for none).
 type Slot struct {

@@ -211,7 +211,9 @@ type serverMetrics struct {
 	messages  *metrics.CounterVec
 	delivered *metrics.CounterVec
 	calls     *metrics.CounterVec
-	logSize   atomic.Int64
+	// Media quality per participant and interval (see callQuality).
+	mediaLoss, mediaJitter, mediaRTT *metrics.Histogram
+	logSize                          atomic.Int64
 }
 
 func newServerMetrics(s *Server) *serverMetrics {
@@ -225,6 +227,12 @@ func newServerMetrics(s *Server) *serverMetrics {
 		messages:  reg.NewCounterVec("hotline_conversation_messages_total", "Conversation messages accepted, by kind (application, proposal, commit).", "kind"),
 		delivered: reg.NewCounterVec("hotline_conversation_deliveries_total", "Conversation messages sent to devices on their event streams.", "kind"),
 		calls:     reg.NewCounterVec("hotline_calls_total", "Calls placed.", "event"),
+		mediaLoss: reg.NewHistogram("hotline_call_media_loss_ratio", "Fraction of call media packets lost, per participant and quality interval (the worse direction).",
+			[]float64{0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5}),
+		mediaJitter: reg.NewHistogram("hotline_call_media_jitter_seconds", "Interarrival jitter of call media, per participant and quality interval (the worse direction).",
+			[]float64{0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16}),
+		mediaRTT: reg.NewHistogram("hotline_call_media_rtt_seconds", "Round-trip time between the media forwarder and each participant, from RTCP, per quality interval.",
+			[]float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8}),
 	}
 	reg.NewGaugeFunc("hotline_log_size", "Entries in the transparency log.", func() float64 { return float64(m.logSize.Load()) })
 	reg.NewGaugeFunc("hotline_event_streams", "Open event-stream connections.", func() float64 { return float64(s.hub.Count()) })

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
@@ -61,4 +62,54 @@ func (s *Server) mediaGone(device, callID string) {
 	if err := s.calls.Drop(s.ctx, device, call.ReasonDropped); err != nil && s.ctx.Err() == nil {
 		s.log.Warn("drop a device whose media went away", "device", device, "call", callID, "err", err)
 	}
+}
+
+// callQuality tells every device in a call its participants' media
+// quality over the last interval, and records it in the metrics (no
+// device or call labels: who is in a call is not the metrics' business).
+func (s *Server) callQuality() {
+	s.qualityMu.Lock()
+	defer s.qualityMu.Unlock()
+	prev := s.qualityPrev
+	next := map[string]sfu.ParticipantStats{}
+	for callID, devices := range s.media.Calls() {
+		q := api.CallQuality{Call: callID, Participants: []api.MediaQuality{}}
+		for _, d := range devices {
+			st, err := s.media.Stats(d)
+			if err != nil {
+				continue
+			}
+			next[d] = st
+			p := prev[d]
+			mq := api.MediaQuality{Device: d,
+				LossIn:   lossFraction(st.LostIn-p.LostIn, int64(st.PacketsIn-p.PacketsIn)),
+				LossOut:  lossFraction(st.LostOut-p.LostOut, int64(st.PacketsOut-p.PacketsOut)),
+				JitterMs: float64(max(st.JitterIn, st.JitterOut)) / float64(time.Millisecond),
+				RTTMs:    float64(st.RTT) / float64(time.Millisecond)}
+			q.Participants = append(q.Participants, mq)
+			s.metrics.mediaLoss.Observe(max(mq.LossIn, mq.LossOut))
+			s.metrics.mediaJitter.Observe(mq.JitterMs / 1000)
+			if st.RTT > 0 {
+				s.metrics.mediaRTT.Observe(st.RTT.Seconds())
+			}
+		}
+		b, err := json.Marshal(q)
+		if err != nil {
+			continue
+		}
+		for _, d := range devices {
+			s.hub.Notify(d, events.Notice{Kind: api.NoticeCallQuality, Data: b})
+		}
+	}
+	s.qualityPrev = next
+}
+
+// lossFraction is lost packets as a fraction of those sent, from counter
+// deltas (a device that reconnected starts its counters again: no loss is
+// made up from that).
+func lossFraction(lost, got int64) float64 {
+	if lost <= 0 || got < 0 {
+		return 0
+	}
+	return float64(lost) / float64(lost+got)
 }

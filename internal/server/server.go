@@ -71,6 +71,9 @@ type Config struct {
 	// config.json's media_udp and media_tcp, else 127.0.0.1:0 each; a
 	// specific IP, never 0.0.0.0).
 	MediaUDP, MediaTCP string
+	// QualityInterval is how often call participants are told their media
+	// quality (0: 5 seconds).
+	QualityInterval time.Duration
 }
 
 // Server is a running Hotline server.
@@ -85,14 +88,18 @@ type Server struct {
 	deliver *deliver.Service
 	calls   *call.Service
 	media   *sfu.SFU
-	metrics *serverMetrics
-	limits  *limiters
-	acks    acker
-	tls     *tls.Config
-	pin     string
-	origin  string
-	keyset  []byte
-	keys    identity.KeySet // keyset, parsed
+	// qualityPrev holds each device's media counters at the last quality
+	// report (callQuality); qualityMu guards it.
+	qualityMu   sync.Mutex
+	qualityPrev map[string]sfu.ParticipantStats
+	metrics     *serverMetrics
+	limits      *limiters
+	acks        acker
+	tls         *tls.Config
+	pin         string
+	origin      string
+	keyset      []byte
+	keys        identity.KeySet // keyset, parsed
 
 	http    *http.Server
 	ctx     context.Context // cancelled at shutdown
@@ -205,6 +212,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.wg.Go(func() { s.every(time.Minute, s.housekeeping) })
 	s.wg.Go(func() { s.every(time.Second, s.callTimeouts) })
+	s.wg.Go(func() { s.every(cmp.Or(cfg.QualityInterval, 5*time.Second), s.callQuality) })
 	s.wg.Go(s.ackLoop)
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -27,7 +28,7 @@ type phone struct {
 	tapped [][]byte // what the server forwarded, before decryption
 	// tappedBySlot is tapped, by receiving slot.
 	tappedBySlot map[int][][]byte
-	calls  []api.Call
+	calls        []api.Call
 }
 
 func newPhone(t *testing.T, m *member) *phone {
@@ -121,13 +122,13 @@ func (p *phone) heardFrom(user string) (frames []voice.Frame, epochs []uint64) {
 }
 
 // talker sends numbered Opus-framed packets (a TOC byte for one 20 ms
-// CELT frame, then text) every 10 ms until stopped.
+// CELT frame, then text) every 20 ms until stopped.
 func talker(t *testing.T, c *voice.Call, who string) (stop func()) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(10 * time.Millisecond)
+		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
@@ -149,7 +150,10 @@ func talker(t *testing.T, c *voice.Call, who string) (stop func()) {
 // leaves; a revoked device's call ends; a member whose clearance fell
 // short cannot join. (SQLite only: media does not touch the database.)
 func TestVoiceCalls(t *testing.T) {
-	e := newEnv(t, "sqlite", func(c *server.Config) { c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0" })
+	e := newEnv(t, "sqlite", func(c *server.Config) {
+		c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0"
+		c.QualityInterval = 100 * time.Millisecond
+	})
 	ctx := t.Context()
 	admin := e.admin(t)
 	alice := newMember(t, e, admin, "alice")
@@ -212,6 +216,34 @@ func TestVoiceCalls(t *testing.T) {
 		t.Error("bob's tap saw nothing")
 	}
 	pb.mu.Unlock()
+
+	// Both are told their media quality, round trips included once the
+	// receiver reports measure them; the metrics have it too.
+	defer func() {
+		if t.Failed() {
+			t.Logf("alice's last quality report: %+v", ca.Quality())
+		}
+	}()
+	eventually(t, "alice to learn the call's quality with round trips", func() bool {
+		q := ca.Quality()
+		return len(q.Participants) == 2 && q.Participants[0].RTTMs > 0 && q.Participants[1].RTTMs > 0
+	})
+	for _, mq := range ca.Quality().Participants {
+		if mq.LossIn > 0.05 || mq.LossOut > 0.05 || mq.RTTMs > 200 {
+			t.Errorf("loopback media quality: %+v", mq)
+		}
+	}
+	resp, err := e.httpClient().Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{"hotline_call_media_rtt_seconds_count ", "hotline_call_media_loss_ratio_count ", "hotline_call_media_jitter_seconds_count "} {
+		if !bytes.Contains(scraped, []byte(series)) || bytes.Contains(scraped, []byte(series+"0\n")) {
+			t.Errorf("metrics lack %s observations", series)
+		}
+	}
 
 	// Carol joins: another epoch, and she hears both.
 	epochBefore := maxEpoch(pa, "bob@state.example")

@@ -8,14 +8,21 @@ package sfu
 // process (this test binary, started again with HOTLINE_SFU_BENCH_CHILD
 // set) and the devices in this one, so the child's CPU time, from
 // getrusage, is the SFU's alone: reading from the UDP socket, SRTP,
-// pion's interceptors, forwarding, RTCP, ICE keepalives, GC. Its
-// cpu-us/fwd is that CPU time divided by the packets forwarded, the
-// figure LiveKit publishes (about 13 µs per forwarded audio packet).
+// forwarding, RTCP, ICE keepalives, GC. (Alone but for one thing: on
+// loopback the kernel delivers a sent packet to the receiving socket
+// within the sender's system call, so the SFU's system time includes the
+// devices' UDP input.) Its cpu-us/fwd is that CPU time divided by the
+// packets forwarded, the figure LiveKit publishes (about 13 µs per
+// forwarded audio packet).
 //
 // BenchmarkWrite isolates the write half of a forward: one packet written
-// to the slots of R devices (header rewrite, pion's track and
-// interceptors, SRTP, the send system call), timed by the CPU clock of
-// the benchmark's own thread, which does all of it.
+// to the slots of R devices (header rewrite, pion's track, SRTP, the send
+// system call), timed by the CPU clock of the benchmark's own thread,
+// which does all of it.
+//
+// HOTLINE_SFU_BENCH_CALLS=1,10,30,60 sets the numbers of calls
+// BenchmarkCalls runs (default 1, 10, 30). Its cores metric is the share
+// of a CPU the child SFU used over the window.
 //
 // HOTLINE_SFU_BENCH_CPUPROFILE=file makes the child SFU of BenchmarkCalls
 // write a CPU profile of its whole life (connections included) to file.
@@ -31,6 +38,8 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,13 +168,27 @@ func (c *childSFU) Connect(_ context.Context, device, offerSDP string) (string, 
 
 // BenchmarkCalls runs concurrent 3-party calls, every device sending a
 // packet of 80 to 160 bytes every 20 ms, and reports the SFU's CPU time
-// per forwarded packet, the packets forwarded per second, and the loss
-// seen by the devices, over a 5 s window.
+// per forwarded packet, the packets forwarded per second, the loss seen
+// by the devices, and the one-way latency through the SFU, over a 5 s
+// window; and, measured just before in the same run, the one-way latency
+// of the baseline: as many devices in pairs, sending to each other
+// directly (latency_test.go).
 func BenchmarkCalls(b *testing.B) {
 	if _, _, err := processCPU(); err != nil {
 		b.Skip(err)
 	}
-	for _, calls := range []int{1, 10, 30} {
+	levels := []int{1, 10, 30, 50}
+	if env := os.Getenv("HOTLINE_SFU_BENCH_CALLS"); env != "" {
+		levels = nil
+		for f := range strings.SplitSeq(env, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("HOTLINE_SFU_BENCH_CALLS=%q: want numbers of calls, comma-separated", env)
+			}
+			levels = append(levels, n)
+		}
+	}
+	for _, calls := range levels {
 		b.Run(fmt.Sprintf("calls=%d", calls), func(b *testing.B) {
 			for range b.N {
 				benchCalls(b, calls, 5*time.Second)
@@ -174,33 +197,56 @@ func BenchmarkCalls(b *testing.B) {
 	}
 }
 
+// A benchDevice is a client in a call of BenchmarkCalls, sending and
+// receiving timed packets.
+type benchDevice struct {
+	*client
+	rcv *timedReceiver
+	snd *timedSender
+}
+
 func benchCalls(b *testing.B, calls int, window time.Duration) {
 	ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 	defer cancel()
+	direct := benchDirect(ctx, b, 3*calls, window)
+
 	child := startChild(b)
-	var all [][]*client
+	var all [][]*benchDevice
 	for i := range calls {
-		var members []*client
+		var members []*benchDevice
 		for j := range 3 {
-			c := newClient(b, fmt.Sprintf("dev%d.%d", i, j), clientOpts{})
-			c.connect(ctx, child)
-			if _, err := child.do(childRequest{Op: "join", Call: fmt.Sprint("call", i), Device: c.id}); err != nil {
+			d := &benchDevice{client: newClient(b, fmt.Sprintf("dev%d.%d", i, j), clientOpts{}), rcv: newTimedReceiver()}
+			// The client's own handler would count timed payloads as
+			// damaged.
+			d.pc.OnTrack(d.rcv.onTrack)
+			d.connect(ctx, child)
+			if _, err := child.do(childRequest{Op: "join", Call: fmt.Sprint("call", i), Device: d.id}); err != nil {
 				b.Fatal(err)
 			}
-			members = append(members, c)
+			members = append(members, d)
 		}
 		all = append(all, members)
 	}
+	defer func() {
+		for _, members := range all {
+			for _, d := range members {
+				if d.snd != nil {
+					d.snd.close()
+				}
+				d.close()
+			}
+		}
+	}()
 	for _, members := range all {
-		for _, c := range members {
-			c.send(1 << 20)
+		for _, d := range members {
+			d.snd = startTimed(d.id, d.mic, randomPhase())
 		}
 	}
 	for _, members := range all {
-		for _, c := range members {
+		for _, d := range members {
 			for _, o := range members {
-				if o != c {
-					waitFor(ctx, b, "warm-up", func() bool { return c.count(o.id) >= 5 })
+				if o != d {
+					waitFor(ctx, b, "warm-up", func() bool { return d.rcv.count(o.id) >= 5 })
 				}
 			}
 		}
@@ -211,10 +257,14 @@ func benchCalls(b *testing.B, calls int, window time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	from := make(map[*client]uint32)
+	user0, sys0, err := processCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := make(map[*benchDevice]uint32)
 	for _, members := range all {
-		for _, c := range members {
-			from[c] = c.sent.Load()
+		for _, d := range members {
+			from[d] = d.snd.sent.Load()
 		}
 	}
 	start := time.Now()
@@ -223,24 +273,30 @@ func benchCalls(b *testing.B, calls int, window time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	user1, sys1, err := processCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
 	elapsed := time.Since(start)
-	to := make(map[*client]uint32)
+	to := make(map[*benchDevice]uint32)
 	for _, members := range all {
-		for _, c := range members {
-			to[c] = c.sent.Load()
+		for _, d := range members {
+			to[d] = d.snd.sent.Load()
 		}
 	}
 	b.StopTimer()
 	time.Sleep(500 * time.Millisecond) // let the window's last packets land
 
-	var want, got int
+	var w latencyWindow
 	for _, members := range all {
-		for _, c := range members {
+		for _, d := range members {
 			for _, o := range members {
-				if o != c {
-					want += int(to[o] - from[o])
-					got += c.countRange(o.id, from[o], to[o])
+				if o != d {
+					w.add(d.rcv, o.id, from[o], to[o])
 				}
+			}
+			if n := d.rcv.damaged(); n > 0 {
+				b.Errorf("%s: %d packets without a timed payload", d.id, n)
 			}
 		}
 	}
@@ -250,12 +306,19 @@ func benchCalls(b *testing.B, calls int, window time.Duration) {
 	b.ReportMetric(float64(user+sys)/float64(time.Microsecond)/fwd, "cpu-us/fwd")
 	b.ReportMetric(float64(sys)/float64(time.Microsecond)/fwd, "sys-us/fwd")
 	b.ReportMetric(fwd/elapsed.Seconds(), "fwd/s")
-	b.ReportMetric(100*float64(want-got)/float64(want), "loss-%")
-	for _, members := range all {
-		for _, c := range members {
-			c.close()
-		}
-	}
+	b.ReportMetric(float64(user+sys)/float64(elapsed), "cores")
+	b.ReportMetric(w.lossPercent(), "loss-%")
+	b.ReportMetric(float64(user1-user0+sys1-sys0)/float64(elapsed), "dev-cores")
+	p50, p99 := w.quantile(0.50), w.quantile(0.99)
+	b.ReportMetric(p50, "ms-p50")
+	b.ReportMetric(p99, "ms-p99")
+	d50, d99 := direct.quantile(0.50), direct.quantile(0.99)
+	b.ReportMetric(d50, "direct-ms-p50")
+	b.ReportMetric(d99, "direct-ms-p99")
+	b.ReportMetric(p50-d50, "added-ms-p50")
+	b.ReportMetric(p99-d99, "added-ms-p99")
+	b.ReportMetric(direct.lossPercent(), "direct-loss-%")
+	b.ReportMetric(direct.cores, "direct-dev-cores")
 }
 
 // BenchmarkWrite measures writing one packet to the slots of R devices,

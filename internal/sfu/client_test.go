@@ -452,3 +452,13 @@ func (l *slotLog) goneList() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.gone...)
 }
+
+// readRTCP reads RTCP until the connection closes, and drops it.
+func readRTCP(r rtcpReader) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := r.Read(buf); err != nil {
+			return
+		}
+	}
+}

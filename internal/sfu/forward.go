@@ -1,10 +1,13 @@
 package sfu
 
 import (
+	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v5/packetio"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -15,16 +18,21 @@ type outSlot struct {
 	track  *webrtc.TrackLocalStaticRTP
 	t      *webrtc.RTPTransceiver
 	sender *webrtc.RTPSender
+	ssrc   uint32 // the slot's SSRC
 
-	mu      sync.Mutex // guards the fields below; held while writing
-	src     *peer      // the connection whose microphone the slot carries
-	fresh   bool       // src changed: rebase on its next packet
-	started bool       // a packet was written
-	seqOff  uint16     // added to the source's sequence numbers
-	tsOff   uint32     // added to the source's timestamps
-	lastSeq uint16     // highest sequence number written
-	lastTS  uint32     // its timestamp
-	lastAt  time.Time  // when it was written
+	mu       sync.Mutex  // guards the fields below; held while writing
+	src      *peer       // the connection whose microphone the slot carries
+	fresh    bool        // src changed: rebase on its next packet
+	started  bool        // a packet was written
+	seqOff   uint16      // added to the source's sequence numbers
+	tsOff    uint32      // added to the source's timestamps
+	lastSeq  uint16      // highest sequence number written
+	lastTS   uint32      // its timestamp
+	lastTSAt time.Time   // when it was written
+	lastAt   time.Time   // when the last packet was written
+	packets  uint64      // packets written
+	bytes    uint64      // payload bytes written
+	remote   remoteStats // from the device's receiver reports
 }
 
 // setSource makes the slot carry src's microphone (nil: nothing).
@@ -53,7 +61,7 @@ func (o *outSlot) write(src *peer, in *rtp.Packet, now time.Time) {
 	if o.fresh {
 		o.fresh = false
 		if o.started {
-			gap := uint32(max(minGap, now.Sub(o.lastAt)*48000/time.Second))
+			gap := uint32(max(minGap, min(now.Sub(o.lastAt), time.Hour)*clockRate/time.Second))
 			o.seqOff = o.lastSeq + 1 - in.SequenceNumber
 			o.tsOff = o.lastTS + gap - in.Timestamp
 		}
@@ -67,14 +75,122 @@ func (o *outSlot) write(src *peer, in *rtp.Packet, now time.Time) {
 	}
 	src.s.forwarded.Add(1)
 	if !o.started || int16(out.SequenceNumber-o.lastSeq) > 0 {
-		o.lastSeq, o.lastTS = out.SequenceNumber, out.Timestamp
+		o.lastSeq, o.lastTS, o.lastTSAt = out.SequenceNumber, out.Timestamp, now
 	}
 	o.started, o.lastAt = true, now
+	o.packets++
+	o.bytes += uint64(len(out.Payload))
 }
 
-// forward reads the microphone's RTP and writes each packet to the slots
-// it is routed to, until the connection closes.
-func (p *peer) forward(t *webrtc.TrackRemote) {
+// The microphone's packets are forwarded on the goroutine of pion's SRTP
+// session, as it decrypts them, rather than on a goroutine of the SFU's
+// reading the track: each goroutine a packet crosses costs a wake-up, and
+// pion's pipeline has four already (the UDP mux, the ICE candidate, the
+// DTLS/SRTP mux, the SRTP session). pion lets the SFU make the buffer each
+// incoming stream is decrypted into (SettingEngine.BufferFactory): the
+// microphone's is a streamBuffer that buffers as usual until the track is
+// known (pion reads its first packets to tell which section it belongs
+// to), and from then on hands each packet to the forwarding instead.
+
+// srtpBufferSize is the most a buffer holds, pion's default.
+const srtpBufferSize = 1000 * 1000
+
+// A streamBuffer is the buffer of one incoming stream (RTP or RTCP) of a
+// connection.
+type streamBuffer struct {
+	buf  *packetio.Buffer
+	mu   sync.Mutex                   // serialises setting hook and writing to buf
+	hook atomic.Pointer[func([]byte)] // once set, packets go to it, not to buf
+}
+
+// newBuffer implements SettingEngine.BufferFactory for the peer's
+// connection.
+func (p *peer) newBuffer(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
+	b := &streamBuffer{buf: packetio.NewBuffer()}
+	b.buf.SetLimitSize(srtpBufferSize)
+	if kind == packetio.RTPBufferPacket {
+		p.bufMu.Lock()
+		p.bufs[ssrc] = b
+		p.bufMu.Unlock()
+	}
+	return b
+}
+
+// setHook sends every packet written from now on to h, and none to the
+// buffer. h is called on the writer's goroutine, one packet at a time,
+// and must not keep the packet.
+func (b *streamBuffer) setHook(h func([]byte)) {
+	b.mu.Lock()
+	b.hook.Store(&h)
+	b.mu.Unlock()
+}
+
+func (b *streamBuffer) WriteWithAttributes(pkt []byte, attrs packetio.Attributes) (int, error) {
+	if h := b.hook.Load(); h != nil {
+		(*h)(pkt)
+		return len(pkt), nil
+	}
+	b.mu.Lock()
+	if h := b.hook.Load(); h != nil {
+		b.mu.Unlock()
+		(*h)(pkt)
+		return len(pkt), nil
+	}
+	defer b.mu.Unlock()
+	return b.buf.Write(pkt, attrs)
+}
+
+func (b *streamBuffer) ReadWithAttributes(pkt []byte, attrs packetio.Attributes) (int, packetio.Attributes, error) {
+	return b.buf.Read(pkt, attrs)
+}
+
+func (b *streamBuffer) Write(pkt []byte) (int, error) { return b.WriteWithAttributes(pkt, nil) }
+
+func (b *streamBuffer) Read(pkt []byte) (int, error) {
+	n, _, err := b.buf.Read(pkt, nil)
+	return n, err
+}
+
+func (b *streamBuffer) SetReadDeadline(t time.Time) error { return b.buf.SetReadDeadline(t) }
+
+func (b *streamBuffer) Close() error { return b.buf.Close() }
+
+// drainFor is how long the goroutine that reads the microphone's track
+// keeps reading once its packets go straight to the forwarding: long
+// enough to forward what was buffered before.
+const drainFor = 100 * time.Millisecond
+
+// startForwardingLocked forwards the microphone's track: straight from
+// its buffer from now on, and by reading the track for what is buffered
+// already. s.mu must be held.
+func (p *peer) startForwardingLocked(t *webrtc.TrackRemote) {
+	p.bufMu.Lock()
+	b := p.bufs[uint32(t.SSRC())]
+	p.bufMu.Unlock()
+	if b == nil {
+		// Not a buffer of ours: read the track for as long as it lasts.
+		p.s.goLocked(func() { p.forward(t, time.Time{}) })
+		return
+	}
+	pt := uint8(t.PayloadType())
+	var pkt rtp.Packet // used by one writer at a time
+	b.setHook(func(raw []byte) {
+		if len(raw) < 2 || raw[1]&0x7f != pt {
+			return // not Opus: not forwarded
+		}
+		p.forwardPacket(raw, &pkt)
+	})
+	p.s.goLocked(func() { p.forward(t, time.Now().Add(drainFor)) })
+}
+
+// forward reads the microphone's track, and forwards what it reads, until
+// the connection closes or the deadline, if any, passes.
+func (p *peer) forward(t *webrtc.TrackRemote, deadline time.Time) {
+	if !deadline.IsZero() {
+		if err := t.SetReadDeadline(deadline); err != nil {
+			return
+		}
+	}
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	for {
@@ -83,18 +199,21 @@ func (p *peer) forward(t *webrtc.TrackRemote) {
 			if n > 0 {
 				continue // not Opus: not forwarded
 			}
-			return
+			return // closed, or past the deadline
 		}
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
-			continue
-		}
-		routes := *p.routes.Load()
-		if len(routes) == 0 {
-			continue
-		}
-		now := time.Now()
-		for _, o := range routes {
-			o.write(p, &pkt, now)
-		}
+		p.forwardPacket(buf[:n], &pkt)
+	}
+}
+
+// forwardPacket writes a packet of the microphone to the slots it is
+// routed to. pkt is scratch space for its header.
+func (p *peer) forwardPacket(raw []byte, pkt *rtp.Packet) {
+	if err := pkt.Unmarshal(raw); err != nil {
+		return
+	}
+	now := time.Now()
+	p.micIn.add(pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, len(pkt.Payload), now)
+	for _, o := range *p.routes.Load() {
+		o.write(p, pkt, now)
 	}
 }

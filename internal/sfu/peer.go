@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/report"
-	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -37,12 +35,16 @@ type peer struct {
 	mids    [Slots]string // mids of the receiving sections
 	micT    *webrtc.RTPTransceiver
 	outs    [Slots]*outSlot
-	stats   stats.Getter // set while the connection is made, read-only after
 	created time.Time
+	done    chan struct{} // closed by close
+	closing sync.Once
 
-	neg     sync.Mutex                 // serialises renegotiations
-	routes  atomic.Pointer[[]*outSlot] // where the microphone's packets go
-	micSSRC atomic.Uint32              // 0 until the microphone's first packet
+	neg    sync.Mutex                 // serialises renegotiations
+	routes atomic.Pointer[[]*outSlot] // where the microphone's packets go
+	micIn  recvStats                  // the microphone's stream as received
+
+	bufMu sync.Mutex               // guards bufs
+	bufs  map[uint32]*streamBuffer // the buffers of the incoming RTP streams, by SSRC
 
 	// Guarded by s.mu.
 	up        bool      // connected now
@@ -196,8 +198,9 @@ func (s *SFU) Connect(ctx context.Context, device, offerSDP string) (answerSDP s
 		return "", ErrClosed
 	}
 	for _, o := range p.outs {
-		s.goLocked(func() { readRTCP(o.sender) })
+		s.goLocked(o.readRTCP)
 	}
+	s.goLocked(p.sendReports)
 	old = s.peers[device]
 	s.peers[device] = p
 	if c := s.member[device]; c != nil {
@@ -216,10 +219,10 @@ func (s *SFU) Connect(ctx context.Context, device, offerSDP string) (answerSDP s
 	return answer, nil
 }
 
-// newPeer makes a device's PeerConnection, with a sender on each slot. Its
-// API is its own, for a stats interceptor of its own.
+// newPeer makes a device's PeerConnection, with a sender on each slot.
 func (s *SFU) newPeer(device string, o *offer) (*peer, error) {
-	p := &peer{s: s, device: device, session: o.session, mic: o.mic, mids: o.mids, created: time.Now()}
+	p := &peer{s: s, device: device, session: o.session, mic: o.mic, mids: o.mids,
+		created: time.Now(), done: make(chan struct{}), bufs: make(map[uint32]*streamBuffer)}
 	p.routes.Store(&[]*outSlot{})
 
 	me := &webrtc.MediaEngine{}
@@ -231,23 +234,14 @@ func (s *SFU) newPeer(device string, o *offer) (*peer, error) {
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.SDESMidURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
+	// No interceptors: the SFU keeps its own RTCP state and sends its own
+	// reports (rtcp.go). NACK and TWCC are not offered: a lost audio packet
+	// is better concealed than sent again late.
 	ir := &interceptor.Registry{}
-	// The stats interceptor comes first, innermost, so that it sees the
-	// sender reports of the report interceptor: round-trip times are
-	// measured from the receiver reports that answer them.
-	sf, err := stats.NewInterceptor(stats.WithLoggerFactory(s.pion))
-	if err != nil {
-		return nil, err
-	}
-	sf.OnNewPeerConnection(func(_ string, g stats.Getter) { p.stats = g })
-	ir.Add(sf)
-	err = webrtc.ConfigureRTCPReportsWithOptions(ir,
-		[]report.ReceiverOption{report.ReceiverLog(s.pion.NewLogger("report"))},
-		report.SenderLog(s.pion.NewLogger("report")))
-	if err != nil {
-		return nil, err
-	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(s.se), webrtc.WithInterceptorRegistry(ir))
+	se := s.se
+	se.BufferFactory = p.newBuffer
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
+	var err error
 	p.pc, err = api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
@@ -281,7 +275,11 @@ func (s *SFU) newPeer(device string, o *offer) (*peer, error) {
 			p.close()
 			return nil, err
 		}
-		p.outs[k] = &outSlot{track: track, t: t, sender: t.Sender()}
+		o := &outSlot{track: track, t: t, sender: t.Sender()}
+		if enc := o.sender.GetParameters().Encodings; len(enc) > 0 {
+			o.ssrc = uint32(enc[0].SSRC)
+		}
+		p.outs[k] = o
 	}
 	return p, nil
 }
@@ -319,6 +317,7 @@ func (p *peer) negotiate(ctx context.Context, offerSDP string) (string, error) {
 }
 
 func (p *peer) close() {
+	p.closing.Do(func() { close(p.done) })
 	if err := p.pc.Close(); err != nil {
 		p.s.log.Debug("close connection", "device", p.device, "err", err)
 	}
@@ -352,28 +351,16 @@ func (p *peer) track(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		p.s.log.Warn("track on a receiving section ignored", "device", p.device)
 		return
 	}
-	p.micSSRC.Store(uint32(t.SSRC()))
 	s := p.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.goLocked(func() { p.forward(t) })
-	s.goLocked(func() { readRTCP(r) })
+	p.startForwardingLocked(t)
+	s.goLocked(func() { p.readMicRTCP(r) })
 }
 
 // rtcpReader is an RTPSender or RTPReceiver.
 type rtcpReader interface {
 	Read([]byte) (int, interceptor.Attributes, error)
-}
-
-// readRTCP reads RTCP until the connection closes. pion's interceptors
-// (reports, stats) see RTCP only when it is read.
-func readRTCP(r rtcpReader) {
-	buf := make([]byte, 1500)
-	for {
-		if _, _, err := r.Read(buf); err != nil {
-			return
-		}
-	}
 }
 
 // wakeReaper tells the reaper that a connection went up or down.

@@ -47,33 +47,28 @@ func (s *SFU) Stats(device string) (ParticipantStats, error) {
 
 func (p *peer) statistics() ParticipantStats {
 	var ps ParticipantStats
-	if ssrc := p.micSSRC.Load(); ssrc != 0 {
-		if st := p.stats.Get(ssrc); st != nil {
-			in := st.InboundRTPStreamStats
-			ps.PacketsIn, ps.BytesIn = in.PacketsReceived, in.BytesReceived
-			ps.LostIn = in.PacketsLost
-			ps.JitterIn = seconds(in.Jitter)
-		}
+	in := &p.micIn
+	in.mu.Lock()
+	if in.started {
+		ps.PacketsIn, ps.BytesIn = in.packets, in.bytes
+		ps.LostIn = in.lostLocked()
+		ps.JitterIn = seconds(in.jitter / clockRate)
 	}
+	in.mu.Unlock()
 	var rtt time.Duration
 	var rtts int64
 	for _, o := range p.outs {
-		for _, enc := range o.sender.GetParameters().Encodings {
-			st := p.stats.Get(uint32(enc.SSRC))
-			if st == nil {
-				continue
-			}
-			ps.PacketsOut += st.OutboundRTPStreamStats.PacketsSent
-			ps.BytesOut += st.OutboundRTPStreamStats.BytesSent
-			ri := st.RemoteInboundRTPStreamStats
-			ps.LostOut += ri.PacketsLost
-			ps.JitterOut = max(ps.JitterOut, seconds(ri.Jitter))
-			ps.Reports += ri.RoundTripTimeMeasurements
-			if ri.RoundTripTimeMeasurements > 0 {
-				rtt += ri.RoundTripTime
-				rtts++
-			}
+		o.mu.Lock()
+		ps.PacketsOut += o.packets
+		ps.BytesOut += o.bytes
+		ps.LostOut += o.remote.lost
+		ps.JitterOut = max(ps.JitterOut, seconds(float64(o.remote.jitter)/clockRate))
+		ps.Reports += o.remote.reports
+		if o.remote.reports > 0 {
+			rtt += o.remote.rtt
+			rtts++
 		}
+		o.mu.Unlock()
 	}
 	if rtts > 0 {
 		ps.RTT = rtt / time.Duration(rtts)

@@ -36,6 +36,7 @@ type Call struct {
 	ended    chan struct{}
 	reason   string
 	rotating bool
+	quality  api.CallQuality
 	stopped  bool
 }
 
@@ -187,6 +188,16 @@ func (c *Call) Stats() Stats {
 	s := c.stats
 	s.Epochs = slices.Clone(s.Epochs)
 	return s
+}
+
+// Quality returns the media quality of the call's participants as the
+// server last reported it (every few seconds; empty before the first).
+func (c *Call) Quality() api.CallQuality {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.quality
+	q.Participants = slices.Clone(q.Participants)
+	return q
 }
 
 // Epochs returns the MLS epochs whose keys the call holds.

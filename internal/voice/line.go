@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -136,7 +138,13 @@ func (l *Line) connect(ctx context.Context) (*conn, error) {
 	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)).
+	// RTCP sender and receiver reports: the server measures loss, jitter
+	// and round trips from them.
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir)).
 		NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
 	if err != nil {
 		return nil, err
@@ -161,6 +169,17 @@ func (l *Line) connect(ctx context.Context) (*conn, error) {
 			return nil, err
 		}
 		recvs = append(recvs, tr)
+	}
+	// RTCP is read from every sender and receiver: pion's report
+	// interceptors see the server's sender reports only as they are read,
+	// and the receiver reports that carry them back give the round trip.
+	for _, t := range pc.GetTransceivers() {
+		if snd := t.Sender(); snd != nil {
+			go drainRTCP(snd.ReadRTCP)
+		}
+		if rcv := t.Receiver(); rcv != nil {
+			go drainRTCP(rcv.ReadRTCP)
+		}
 	}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		slot := -1
@@ -332,6 +351,15 @@ func (l *Line) receive(cn *conn, slot int, tr *webrtc.TrackRemote) {
 	}
 }
 
+// drainRTCP reads RTCP until the connection closes.
+func drainRTCP(read func() ([]rtcp.Packet, interceptor.Attributes, error)) {
+	for {
+		if _, _, err := read(); err != nil {
+			return
+		}
+	}
+}
+
 // send writes one RTP packet of the microphone: payload, of samples 48 kHz
 // samples. Sequence numbers and timestamps run on across calls for as
 // long as the connection lasts (one SSRC): the SRTP receiver at the
@@ -363,6 +391,19 @@ func (l *Line) send(payload []byte, samples int) error {
 // passes every one it reads (client.Events) here.
 func (l *Line) Handle(m api.StreamMessage) {
 	switch {
+	case m.Type == api.StreamNotice && m.Kind == api.NoticeCallQuality:
+		var q api.CallQuality
+		if json.Unmarshal([]byte(m.Data), &q) == nil {
+			l.mu.Lock()
+			call := l.call
+			l.mu.Unlock()
+			if call != nil && call.ID == q.Call {
+				call.mu.Lock()
+				call.quality = q
+				call.mu.Unlock()
+			}
+		}
+		return
 	case m.Type == api.StreamNotice && m.Kind == api.NoticeCallSlots:
 		var s api.CallSlots
 		if json.Unmarshal([]byte(m.Data), &s) == nil {
