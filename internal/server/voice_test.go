@@ -315,3 +315,54 @@ func maxEpoch(p *phone, user string) uint64 {
 	_, ep := p.heardFrom(user)
 	return slices.Max(append(ep, 0))
 }
+
+// A server that restarts brings a call back without anyone doing
+// anything: both lines notice the dead path, connect again, are put back
+// in their call, and audio flows again.
+func TestVoiceSurvivesServerRestart(t *testing.T) {
+	e := newEnv(t, "sqlite", func(c *server.Config) { c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0" })
+	ctx := t.Context()
+	admin := e.admin(t)
+	alice := newMember(t, e, admin, "alice")
+	bob := newMember(t, e, admin, "bob")
+	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync1(t, bob)
+	pa, pb := newPhone(t, alice), newPhone(t, bob)
+	ca, err := pa.line.Place(ctx, conv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer talker(t, ca, "alice")()
+	pb.ringing(t, ca.ID)
+	cb, err := pb.line.Answer(ctx, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb.listen(cb)
+	eventually(t, "bob to hear alice", func() bool { f, _ := pb.heardFrom("alice@state.example"); return len(f) > 0 })
+
+	e.restart(t)
+	before, _ := pb.heardFrom("alice@state.example")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		now, _ := pb.heardFrom("alice@state.example")
+		if len(now) > len(before)+10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob heard nothing more of alice in 30 s after the restart (lines reconnected: alice %d, bob %d)", pa.line.Reconnects(), pb.line.Reconnects())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if pa.line.Reconnects() == 0 || pb.line.Reconnects() == 0 {
+		t.Errorf("reconnects: alice %d, bob %d", pa.line.Reconnects(), pb.line.Reconnects())
+	}
+	select {
+	case <-ca.Ended():
+		t.Errorf("alice's call ended: %s", ca.Reason())
+	default:
+	}
+}

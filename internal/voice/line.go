@@ -53,6 +53,12 @@ type Options struct {
 	// and before decryption: what the server saw. For tests and
 	// diagnostics.
 	Tap func(slot int, payload []byte)
+	// FailAfter is how long the connection may go unanswered before the
+	// line makes it again (0: 6 seconds).
+	FailAfter time.Duration
+	// OnLine is told when the connection is lost (up false, with why) and
+	// when it is back (up true). It must not block.
+	OnLine func(up bool, err error)
 	// OnCall is told of every call event this line handles (ring, update,
 	// elsewhere, ended), after the line acted on it.
 	OnCall func(event string, v api.Call)
@@ -106,6 +112,9 @@ func Dial(ctx context.Context, c *client.Client, o Options) (*Line, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.FailAfter <= 0 {
+		o.FailAfter = 6 * time.Second
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	l := &Line{c: c, o: o, log: o.Logger, ctx: lctx, cancel: cancel, up: make(chan struct{}), ringing: map[string]api.Call{}}
 	cn, err := l.connect(ctx)
@@ -134,6 +143,10 @@ func (l *Line) connect(ctx context.Context) (*conn, error) {
 		nt = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	}
 	se.SetNetworkTypes(nt)
+	// A warm line notices a dead path within seconds, not pion's default
+	// 25, and comes back on its own: a keep-alive every second, failed
+	// after FailAfter without an answer.
+	se.SetICETimeouts(l.o.FailAfter/2, l.o.FailAfter, time.Second)
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
@@ -243,6 +256,9 @@ func (l *Line) lost(cn *conn, st webrtc.PeerConnectionState) {
 	l.up = make(chan struct{})
 	l.mu.Unlock()
 	l.log.Warn("media connection lost; reconnecting", "state", st.String())
+	if l.o.OnLine != nil {
+		l.o.OnLine(false, fmt.Errorf("media connection %s", st))
+	}
 	go cn.pc.Close()
 	go l.redial()
 }
@@ -266,6 +282,9 @@ func (l *Line) redial() {
 			close(l.up)
 			l.mu.Unlock()
 			l.log.Info("media connection made again")
+			if l.o.OnLine != nil {
+				l.o.OnLine(true, nil)
+			}
 			return
 		}
 		if apierr.Is(err, apierr.DeviceRevoked) || apierr.Is(err, apierr.UserDisabled) {
@@ -275,6 +294,9 @@ func (l *Line) redial() {
 			l.mu.Unlock()
 			if call != nil {
 				call.end("revoked")
+			}
+			if l.o.OnLine != nil {
+				l.o.OnLine(false, err)
 			}
 			return
 		}
