@@ -71,6 +71,9 @@ type Config struct {
 	// config.json's media_udp and media_tcp, else 127.0.0.1:0 each; a
 	// specific IP, never 0.0.0.0).
 	MediaUDP, MediaTCP string
+	// MediaDropAfter is how long a device's media transport may stay down
+	// before it is dropped from its call (0: sfu.DefaultDropAfter, 10 s).
+	MediaDropAfter time.Duration
 	// QualityInterval is how often call participants are told their media
 	// quality (0: 5 seconds).
 	QualityInterval time.Duration
@@ -194,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.deliver = deliver.New(deliver.Config{Store: s.store, Org: s.svc, Hub: s.hub, Issuers: note.VerifierList(issuer.Verifier), Log: s.tlog,
 		KeySet: s.keys, DeliverySigner: dsKey, RequireArchive: dir.Config.RequireArchive, Now: cfg.Now, Logger: cfg.Logger, Misbehave: cfg.Misbehave})
 	mediaUDP, mediaTCP := cmp.Or(cfg.MediaUDP, dir.Config.MediaUDP), cmp.Or(cfg.MediaTCP, dir.Config.MediaTCP)
-	s.media, err = sfu.New(sfu.Config{UDPAddr: mediaUDP, TCPAddr: mediaTCP, OnSlots: s.mediaSlots, OnGone: s.mediaGone, Logger: cfg.Logger})
+	s.media, err = sfu.New(sfu.Config{UDPAddr: mediaUDP, TCPAddr: mediaTCP, DropAfter: cfg.MediaDropAfter, OnSlots: s.mediaSlots, OnGone: s.mediaGone, Logger: cfg.Logger})
 	if err != nil {
 		s.store.Close()
 		return nil, fmt.Errorf("media: %w", err)

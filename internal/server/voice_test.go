@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"hotline/internal/api"
+	"hotline/internal/call"
 	"hotline/internal/client"
 	"hotline/internal/server"
+	"hotline/internal/tlog"
 	"hotline/internal/voice"
 )
 
@@ -365,4 +367,46 @@ func TestVoiceSurvivesServerRestart(t *testing.T) {
 		t.Errorf("alice's call ended: %s", ca.Reason())
 	default:
 	}
+}
+
+// A participant whose device vanishes (its media connection gone and not
+// made again) is dropped after the bounded time, and the log says why.
+func TestVoiceVanishedParticipantDropped(t *testing.T) {
+	e := newEnv(t, "sqlite", func(c *server.Config) {
+		c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0"
+		c.MediaDropAfter = 500 * time.Millisecond
+	})
+	ctx := t.Context()
+	admin := e.admin(t)
+	alice := newMember(t, e, admin, "alice")
+	bob := newMember(t, e, admin, "bob")
+	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync1(t, bob)
+	pa := newPhone(t, alice)
+	bobMedia := newMediaPeer(t, e, bob.Client, "bob") // a bare peer: it can vanish
+	ca, err := pa.line.Place(ctx, conv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callDo(t, bob.Client, "accept", ca.ID)
+	eventually(t, "alice to see bob joined", func() bool { return states(ca.View())[bob.Profile().Device] == "joined" })
+	start := time.Now()
+	bobMedia.pc.Close()
+	select {
+	case <-ca.Ended():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the call went on after bob's device vanished")
+	}
+	t.Logf("bob dropped and the call ended %v after his device vanished", time.Since(start))
+	eventually(t, "bob's leaving in the log, as dropped", func() bool {
+		for _, en := range logEntries(t, admin) {
+			if en.Call == ca.ID && en.Type == tlog.TypeCallLeave && en.Reason == call.ReasonDropped {
+				return true
+			}
+		}
+		return false
+	})
 }
