@@ -324,3 +324,31 @@ func (c *Call) stop() {
 	close(c.ended)
 	c.sf.DropEpochsBefore(^uint64(0))
 }
+
+// Participant is a device in a call as this device knows it: its state
+// from the server, and who it is from the conversation's group, where its
+// leaf's credential was verified against the organisation's issuer key and
+// the transparency log.
+type Participant struct {
+	Device   string
+	State    string        // ringing, joined, declined, left, missed, elsewhere
+	Member   client.Member // from the verified credential (User empty if not a member)
+	Verified bool          // the device is a member of the conversation's group
+}
+
+// Participants returns the call's participants as the server last
+// described them, each identified from the conversation's group state, and
+// the conversation's classification as the group state holds it.
+func (c *Call) Participants() (ps []Participant, level string, compartments []string) {
+	v := c.View()
+	info := c.line.c.Conversation(c.Conv)
+	byDevice := map[string]client.Member{}
+	for _, m := range info.Members {
+		byDevice[m.Device] = m
+	}
+	for _, p := range v.Participants {
+		m, ok := byDevice[p.Device]
+		ps = append(ps, Participant{Device: p.Device, State: p.State, Member: m, Verified: ok && m.User == p.User})
+	}
+	return ps, info.Clearance, info.Compartments
+}
