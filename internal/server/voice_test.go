@@ -262,6 +262,26 @@ func TestVoiceCalls(t *testing.T) {
 		return slices.Max(append(ea, 0)) > epochBefore && slices.Max(append(eb, 0)) > epochBefore
 	})
 	eventually(t, "alice to hear carol", func() bool { f, _ := pa.heardFrom("carol@state.example"); return len(f) > 0 })
+	// Alice sees every participant identified from the group's verified
+	// credentials, and the call's level from the group state.
+	eventually(t, "alice to see three joined", func() bool {
+		n := 0
+		for _, st := range states(ca.View()) {
+			if st == "joined" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	ps, level, _ := ca.Participants()
+	for _, p := range ps {
+		if !p.Verified || p.Member.Org != "state.example" || p.Member.Device != p.Device {
+			t.Errorf("alice's view of a participant: %+v", p)
+		}
+	}
+	if want := conv.Clearance; level != want || level == "" {
+		t.Errorf("the call's level from the group: %q, want %q", level, want)
+	}
 
 	// Bob hangs up: whoever of alice and carol has the lower device ID
 	// commits, and the two go on in a newer epoch.
