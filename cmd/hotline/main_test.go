@@ -29,6 +29,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	_ "modernc.org/sqlite"
+
+	"hotline/internal/audiotest"
 )
 
 // TestMain makes the test binary answer to the name "hotline", so scripts
@@ -59,6 +61,8 @@ func TestScript(t *testing.T) {
 			"perm":     cmdPerm,
 			"exitcode": cmdExitCode,
 			"mkcert":   cmdMkcert,
+			"speech":   func(ts *testscript.TestScript, neg bool, args []string) { cmdSpeech(t, ts, neg, args) },
+			"similar":  func(ts *testscript.TestScript, neg bool, args []string) { cmdSimilar(t, ts, neg, args) },
 		},
 	})
 }
@@ -69,16 +73,17 @@ const waitTimeout = 30 * time.Second
 // waitfile FILE [REGEXP]: wait (up to 30s) until FILE holds a complete
 // line, as hotline serve --addr-file writes once the server listens, or
 // until its content matches REGEXP (to see that a background command got
-// somewhere, such as a profile recording an event).
+// somewhere, such as a profile recording an event). Negated, it waits
+// until FILE exists and no longer matches REGEXP.
 func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 1 || len(args) > 2 {
-		ts.Fatalf("usage: waitfile FILE [REGEXP]")
+	if len(args) < 1 || len(args) > 2 || neg && len(args) != 2 {
+		ts.Fatalf("usage: waitfile FILE [REGEXP] | ! waitfile FILE REGEXP")
 	}
 	done := func(b []byte) bool { return bytes.HasSuffix(b, []byte("\n")) }
 	if len(args) == 2 {
 		re, err := regexp.Compile("(?m)" + args[1])
 		ts.Check(err)
-		done = re.Match
+		done = func(b []byte) bool { return re.Match(b) != neg }
 	}
 	path := ts.MkAbs(args[0])
 	deadline := time.Now().Add(waitTimeout)
@@ -302,3 +307,51 @@ func cmdMkcert(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
 	ts.Check(os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
 }
+
+// speech FILE.ogg TEXT...: synthesise TEXT, spoken, into FILE.ogg (Ogg
+// Opus, 20 ms frames), to play into a call. It needs espeak-ng, sox and
+// ffmpeg, as audiotest does.
+func cmdSpeech(t *testing.T, ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: speech FILE.ogg TEXT...")
+	}
+	dir, err := os.MkdirTemp(ts.Getenv("WORK"), "speech")
+	ts.Check(err)
+	defer os.RemoveAll(dir)
+	_, ogg := audiotest.Speech(scriptTB{t, ts}, dir, strings.Join(args[1:], " "))
+	ts.Check(os.Rename(ogg, ts.MkAbs(args[0])))
+}
+
+// similar REC.ogg SRC.ogg: assert that REC, a recording, holds what SRC
+// played (audiotest's score at least audiotest.Correlated); negated, that
+// it does not (a score below audiotest.Uncorrelated). The score and lag are
+// logged either way.
+func cmdSimilar(t *testing.T, ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: similar REC.ogg SRC.ogg")
+	}
+	tb := scriptTB{t, ts}
+	rec := audiotest.Decode(tb, ts.MkAbs(args[0]))
+	src := audiotest.Decode(tb, ts.MkAbs(args[1]))
+	score, lag := audiotest.Similarity(src, rec)
+	ts.Logf("similar %s %s: score %.3f, lag %v", args[0], args[1], score, lag)
+	switch {
+	case !neg && score < audiotest.Correlated:
+		ts.Fatalf("%s does not hold %s: score %.3f < %.2f", args[0], args[1], score, audiotest.Correlated)
+	case neg && score >= audiotest.Uncorrelated:
+		ts.Fatalf("%s holds %s: score %.3f >= %.2f", args[0], args[1], score, audiotest.Uncorrelated)
+	}
+}
+
+// scriptTB is the testing.TB that audiotest wants, failing the script
+// rather than the test. audiotest calls only the methods it overrides; the
+// embedded TB (the enclosing test) only completes the interface.
+type scriptTB struct {
+	testing.TB
+	ts *testscript.TestScript
+}
+
+func (scriptTB) Helper()                              {}
+func (tb scriptTB) Fatalf(format string, args ...any) { tb.ts.Fatalf(format, args...) }
+func (tb scriptTB) Fatal(args ...any)                 { tb.ts.Fatalf("%s", fmt.Sprint(args...)) }
+func (tb scriptTB) Logf(format string, args ...any)   { tb.ts.Logf(format, args...) }
