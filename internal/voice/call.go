@@ -19,14 +19,21 @@ import (
 // the conversation's members, and what it hears is decrypted and
 // attributed to its sender.
 type Call struct {
-	ID   string // set once placed or answered
+	// ID is the call's ID, set before Place, Answer or Join returns the
+	// call (read it from other goroutines only after that).
+	ID   string
 	Conv string
 
 	line      *Line
 	sf        *sframe.MLSContext
 	stopWatch func()
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// id is ID for the line's event handling, which runs concurrently
+	// with Place; until it is known, events of the call's conversation
+	// wait in early.
+	id       string
+	early    []callEvent
 	view     api.Call
 	joined   map[string]bool // devices joined, as the last view said
 	onAudio  func(Frame)
@@ -38,6 +45,12 @@ type Call struct {
 	rotating bool
 	quality  api.CallQuality
 	stopped  bool
+}
+
+// callEvent is a call event held until the call's ID is known.
+type callEvent struct {
+	event string
+	view  api.Call
 }
 
 // Frame is one decrypted audio frame: an Opus packet and who sent it.
@@ -92,13 +105,13 @@ func newCall(l *Line, conv string) (*Call, error) {
 func (c *Call) newEpoch() {
 	ce, err := c.line.c.CallEpoch(c.Conv)
 	if err != nil {
-		c.line.log.Warn("call keys: conversation unusable", "call", c.ID, "err", err)
+		c.line.log.Warn("call keys: conversation unusable", "call", c.callID(), "err", err)
 		return
 	}
 	if err := c.sf.AddEpoch(ce.MLSEpoch); err != nil {
 		return // an epoch already held, or older
 	}
-	c.line.log.Debug("call keys rotated", "call", c.ID, "epoch", ce.Number)
+	c.line.log.Debug("call keys rotated", "call", c.callID(), "epoch", ce.Number)
 }
 
 // OnAudio sets the function each decrypted frame is given to, in arrival
@@ -209,9 +222,7 @@ func (c *Call) Epochs() []uint64 {
 
 // Hangup leaves the call (or cancels it while it rings).
 func (c *Call) Hangup(ctx context.Context) error {
-	c.mu.Lock()
-	id := c.ID
-	c.mu.Unlock()
+	id := c.callID()
 	var err error
 	if id != "" {
 		_, err = c.line.c.LeaveCall(ctx, id)
@@ -220,12 +231,62 @@ func (c *Call) Hangup(ctx context.Context) error {
 	return err
 }
 
-// started records the call's first view.
+// callID returns the call's ID, "" until it is known.
+func (c *Call) callID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id
+}
+
+// event takes a call event from the line: one for this call, or, while
+// the call is being placed and its ID is not yet known, one of its
+// conversation, kept until started tells which call is this one.
+func (c *Call) event(event string, v api.Call) {
+	c.mu.Lock()
+	switch {
+	case c.id == "" && v.Conversation == c.Conv && len(c.early) < 64:
+		c.early = append(c.early, callEvent{event, v})
+		c.mu.Unlock()
+		return
+	case c.id != v.ID:
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.update(event, v)
+}
+
+// started records the call's ID and first view, then the events of the
+// call that arrived before them.
 func (c *Call) started(v api.Call) {
 	c.mu.Lock()
-	c.ID = v.ID
+	c.ID, c.id = v.ID, v.ID
+	early := c.early
+	c.early = nil
 	c.mu.Unlock()
 	c.update("", v)
+	for _, e := range early {
+		if e.view.ID == v.ID {
+			c.update(e.event, e.view)
+		}
+	}
+}
+
+// progress ranks views of one call: a later view never ranks lower
+// (participants only move on from ringing, and from joined to gone; the
+// call from ringing to active to ended), except for a device that joins
+// again after leaving, which the call's end settles anyway.
+func progress(v api.Call) int {
+	rank := map[string]int{"ringing": 0, "active": 1, "joined": 1, "ended": 2}
+	n := rank[v.State] * 1000
+	for _, p := range v.Participants {
+		if r, ok := rank[p.State]; ok {
+			n += r
+		} else {
+			n += 2 // declined, left, missed, elsewhere
+		}
+	}
+	return n
 }
 
 // update takes a new view of the call: it ends the call for this device
@@ -237,7 +298,9 @@ func (c *Call) started(v api.Call) {
 func (c *Call) update(event string, v api.Call) {
 	self := c.line.c.Profile().Device
 	c.mu.Lock()
-	c.view = v
+	if progress(v) >= progress(c.view) || c.view.ID == "" {
+		c.view = v
+	}
 	left := false
 	for _, p := range v.Participants {
 		switch p.State {
@@ -297,7 +360,7 @@ func (c *Call) rotate() {
 	}
 	c.mu.Unlock()
 	if err != nil {
-		c.line.log.Warn("call keys: commit a fresh leaf", "call", c.ID, "err", err)
+		c.line.log.Warn("call keys: commit a fresh leaf", "call", c.callID(), "err", err)
 	}
 }
 

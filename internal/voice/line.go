@@ -419,9 +419,11 @@ func (l *Line) Handle(m api.StreamMessage) {
 			l.mu.Lock()
 			call := l.call
 			l.mu.Unlock()
-			if call != nil && call.ID == q.Call {
+			if call != nil {
 				call.mu.Lock()
-				call.quality = q
+				if call.id == q.Call {
+					call.quality = q
+				}
 				call.mu.Unlock()
 			}
 		}
@@ -458,8 +460,8 @@ func (l *Line) Handle(m api.StreamMessage) {
 	}
 	call := l.call
 	l.mu.Unlock()
-	if call != nil && call.ID == v.ID {
-		call.update(m.Event, v)
+	if call != nil {
+		call.event(m.Event, v)
 	}
 	if l.o.OnCall != nil {
 		l.o.OnCall(m.Event, v)
@@ -526,7 +528,6 @@ func (l *Line) enter(ctx context.Context, id string, do func(context.Context, st
 	if err != nil {
 		return nil, err
 	}
-	call.ID = id
 	v, err = do(ctx, id)
 	if err != nil {
 		l.finish(call)
