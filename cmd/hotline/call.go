@@ -115,7 +115,7 @@ func cmdAnswer(e *cmdEnv, args []string) error {
 	fsw, f := addCallFlags(e, "answer", "answer --profile DIR [--auto] [--wait DURATION] [--play FILE.ogg] [--record OUT.ogg] [--for DURATION] [--json]\n\n"+
 		"Waits for a call to this device and answers it (at once with --auto; otherwise it asks), then\n"+
 		"stays in it until it ends. A call that began ringing before it started is offered too, if it\n"+
-		"still rings and no other command has read this device's events since.")
+		"still rings.")
 	auto := fsw.Bool("auto", false, "answer the first call that rings, without asking")
 	wait := fsw.Duration("wait", 0, "give up if no call rings within this `duration` (0: wait until interrupted)")
 	if _, err := parse(fsw, args, 0, 0); err != nil {
@@ -166,6 +166,11 @@ func cmdAnswer(e *cmdEnv, args []string) error {
 			return fmt.Errorf("event stream: %w", err)
 		case <-ready:
 			ready = nil
+			// Calls whose ring another command read are still ringing
+			// on the server.
+			if err := error(nil); err != nil {
+				s.printf("could not ask which calls ring: %v\n", err)
+			}
 			s.printf("waiting for a call\n")
 		case <-s.rang:
 		}

@@ -60,6 +60,7 @@ func TestScript(t *testing.T) {
 			"snapshot": cmdSnapshot,
 			"perm":     cmdPerm,
 			"exitcode": cmdExitCode,
+			"sleep":    cmdSleep,
 			"mkcert":   cmdMkcert,
 			"speech":   func(ts *testscript.TestScript, neg bool, args []string) { cmdSpeech(t, ts, neg, args) },
 			"similar":  func(ts *testscript.TestScript, neg bool, args []string) { cmdSimilar(t, ts, neg, args) },
@@ -355,3 +356,17 @@ func (scriptTB) Helper()                              {}
 func (tb scriptTB) Fatalf(format string, args ...any) { tb.ts.Fatalf(format, args...) }
 func (tb scriptTB) Fatal(args ...any)                 { tb.ts.Fatalf("%s", fmt.Sprint(args...)) }
 func (tb scriptTB) Logf(format string, args ...any)   { tb.ts.Logf(format, args...) }
+
+// sleep DURATION: wait, for what no file shows (a call ringing on the
+// server); at most 5 s.
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sleep DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	if d > 5*time.Second {
+		ts.Fatalf("sleep: at most 5s")
+	}
+	time.Sleep(d)
+}

@@ -332,6 +332,34 @@ func (s *Service) Get(ctx context.Context, a org.Actor, callID string) (View, er
 	return v, wrap(err)
 }
 
+// Mine returns the calls that ring on the actor's device or that it is
+// joined to, oldest first: what a device that was not listening when it
+// was rung (or that restarted) needs to know.
+func (s *Service) Mine(ctx context.Context, a org.Actor) ([]View, error) {
+	out := []View{}
+	err := s.cfg.Store.View(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		ps, err := tx.DeviceCalls(ctx, a.Device.ID)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			c, conv, err := s.callOf(ctx, tx, a, p.CallID)
+			if err != nil {
+				continue // no longer a member: not the device's call
+			}
+			v, err := s.view(ctx, tx, c.ID, conv)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(x, y View) int { return x.CreatedAt.Compare(y.CreatedAt) })
+	return out, wrap(err)
+}
+
 // Drop takes a device out of every call it rings in or is joined to: its
 // media transport went away (ReasonDropped) or it was revoked
 // (ReasonRevoked).

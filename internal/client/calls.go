@@ -55,6 +55,14 @@ func (c *Client) GetCall(ctx context.Context, id string) (api.Call, error) {
 	return v, err
 }
 
+// Calls returns the calls ringing on this device or that it is joined to,
+// oldest first.
+func (c *Client) Calls(ctx context.Context) ([]api.Call, error) {
+	var vs []api.Call
+	err := c.Do(ctx, "GET", "/v1/calls", nil, &vs)
+	return vs, err
+}
+
 func (c *Client) callAction(ctx context.Context, id, action string) (api.Call, error) {
 	var v api.Call
 	err := c.Do(ctx, "POST", "/v1/calls/"+id+"/"+action, struct{}{}, &v)

@@ -62,3 +62,13 @@ func (s *Server) getCall(w http.ResponseWriter, r *http.Request, a org.Actor) er
 	}
 	return writeJSON(w, http.StatusOK, v)
 }
+
+// listCalls serves GET /v1/calls: the calls ringing on the device or that
+// it is joined to.
+func (s *Server) listCalls(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	vs, err := s.calls.Mine(r.Context(), a)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs)
+}

@@ -49,6 +49,7 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", "/v1/conversations/PARAM/messages?after=PARAM"},
 	{"POST", "/v1/conversations/PARAM/ack"},
 	{"POST", "/v1/conversations/PARAM/calls"},
+	{"GET", "/v1/calls"},
 	{"GET", "/v1/calls/PARAM"},
 	{"POST", "/v1/calls/PARAM/accept"},
 	{"POST", "/v1/calls/PARAM/decline"},

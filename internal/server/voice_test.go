@@ -181,6 +181,11 @@ func TestVoiceCalls(t *testing.T) {
 	defer stopA()
 	pb.ringing(t, ca.ID)
 	pc.ringing(t, ca.ID)
+	// A device that was not listening learns of the call by asking.
+	mine, err := carol.Calls(ctx)
+	if err != nil || len(mine) != 1 || mine[0].ID != ca.ID || states(mine[0])[carol.Profile().Device] != "ringing" {
+		t.Errorf("carol's calls: %+v, %v", mine, err)
+	}
 	cb, err := pb.line.Answer(ctx, ca.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -476,6 +476,26 @@ func (l *Line) Slots() api.CallSlots {
 	return l.slots
 }
 
+// Refresh asks the server which calls ring on this device, for those that
+// rang while nothing listened: it adds them to Ringing.
+func (l *Line) Refresh(ctx context.Context) error {
+	vs, err := l.c.Calls(ctx)
+	if err != nil {
+		return err
+	}
+	self := l.c.Profile().Device
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, v := range vs {
+		for _, p := range v.Participants {
+			if p.Device == self && p.State == "ringing" && v.State != "ended" {
+				l.ringing[v.ID] = v
+			}
+		}
+	}
+	return nil
+}
+
 // Ringing returns the calls ringing on this device.
 func (l *Line) Ringing() []api.Call {
 	l.mu.Lock()
