@@ -168,7 +168,7 @@ func cmdAnswer(e *cmdEnv, args []string) error {
 			ready = nil
 			// Calls whose ring another command read are still ringing
 			// on the server.
-			if err := error(nil); err != nil {
+			if err := s.line.Refresh(e.ctx); err != nil {
 				s.printf("could not ask which calls ring: %v\n", err)
 			}
 			s.printf("waiting for a call\n")
