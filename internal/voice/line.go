@@ -126,7 +126,34 @@ func Dial(ctx context.Context, c *client.Client, o Options) (*Line, error) {
 	l.conn = cn
 	close(l.up)
 	l.mu.Unlock()
+	go l.keepWarm()
 	return l, nil
+}
+
+// warmEvery is how often a line uses its HTTPS connection when nothing
+// else does: more often than idle connections are closed (90 s by the
+// client, 2 minutes by the server), so that placing or answering a call
+// never waits for a new TCP and TLS handshake, nor for a new session.
+const warmEvery = 45 * time.Second
+
+// keepWarm asks which calls ring on this device every warmEvery, which
+// keeps the signalling path as warm as the media one, and catches rings
+// the event stream missed.
+func (l *Line) keepWarm() {
+	t := time.NewTicker(warmEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+			if err := l.Refresh(ctx); err != nil && l.ctx.Err() == nil {
+				l.log.Debug("keep the signalling connection warm", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // connect makes a PeerConnection, sends its offer and waits until it is
