@@ -503,8 +503,9 @@ func (l *Line) Slots() api.CallSlots {
 	return l.slots
 }
 
-// Refresh asks the server which calls ring on this device, for those that
-// rang while nothing listened: it adds them to Ringing.
+// Refresh asks the server which calls ring on this device: Ringing then
+// holds those, including any that rang while nothing listened, and no
+// longer any whose end the stream missed.
 func (l *Line) Refresh(ctx context.Context) error {
 	vs, err := l.c.Calls(ctx)
 	if err != nil {
@@ -513,6 +514,7 @@ func (l *Line) Refresh(ctx context.Context) error {
 	self := l.c.Profile().Device
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	clear(l.ringing)
 	for _, v := range vs {
 		for _, p := range v.Participants {
 			if p.Device == self && p.State == "ringing" && v.State != "ended" {
