@@ -567,6 +567,15 @@ func (e *env) firstAudio(ctx context.Context, t0 time.Time, answered chan *voice
 		return 0, errors.New("no audio reached the callee")
 	}
 	d := callee.Stats().FirstAudio.Sub(t0)
+	// The callee commits a fresh leaf when it answers (voice rotates the
+	// media keys for a new participant). Wait for that commit: a call
+	// placed while it is on its way waits for it, which is not call setup;
+	// and closing the line before it lands (as a cold call does) cancels
+	// it after the server may have taken it, which leaves the callee
+	// refusing its own commit and the conversation broken for it.
+	if err := waitRotated(ctx, callee); err != nil {
+		return 0, err
+	}
 	// Hang up on both sides and wait for the callee's end, so the next call
 	// finds both lines free.
 	callee.Hangup(ctx)
@@ -575,6 +584,20 @@ func (e *env) firstAudio(ctx context.Context, t0 time.Time, answered chan *voice
 	case <-ctx.Done():
 	}
 	return d, nil
+}
+
+// waitRotated waits until call has committed a fresh leaf.
+func waitRotated(ctx context.Context, call *voice.Call) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for call.Stats().Rotations == 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return errors.New("the callee's commit of a fresh leaf, on answering, did not land")
+		}
+	}
+	return nil
 }
 
 // coldCall times one call with no media connection in advance.

@@ -1,10 +1,13 @@
 // Package netns puts a program behind an emulated wide-area link, for
-// tests: a network namespace of the test's own, joined to the root
-// namespace by a link that delays, jitters and drops packets.
+// tests and benchmarks: a network namespace of the test's own, joined to
+// the root namespace by a link that delays, jitters and drops packets.
 //
 //	n := netns.New(t, netns.Options{Delay: 50 * time.Millisecond, Loss: 1})
 //	srv := listen(t, n.HostAddr)                      // in the test process
 //	cmd := n.Command(ctx, exe, args...)               // in the namespace
+//
+// A program that is not a test (`hotline bench calls --wan`) uses [Open]
+// and [Net.Close] instead of [New].
 //
 // A server in the test process listens on [Net.HostAddr]; a program
 // started with [Net.Command] runs in the namespace, where its only route
@@ -34,7 +37,7 @@
 //
 // Root (CAP_NET_ADMIN and CAP_SYS_ADMIN), /dev/net/tun and the ip command
 // of iproute2. [New] fails the test, naming what is missing, rather than
-// skipping it.
+// skipping it; [Open] returns the error.
 //
 // # Addresses
 //
@@ -60,19 +63,18 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
 // Options describe the emulated link. Each applies to each direction.
 type Options struct {
 	// Delay is added to every packet.
-	Delay time.Duration
+	Delay time.Duration `json:"delay"`
 	// Jitter spreads the delay uniformly over Delay ± Jitter (never below
 	// zero).
-	Jitter time.Duration
+	Jitter time.Duration `json:"jitter"`
 	// Loss is the percentage of packets dropped, from 0 to 100.
-	Loss float64
+	Loss float64 `json:"loss"`
 }
 
 // A Net is a network namespace behind an emulated link. Its fields must
@@ -85,6 +87,10 @@ type Net struct {
 	HostAddr netip.Addr
 	// PeerAddr is the address of the link's end in the namespace.
 	PeerAddr netip.Addr
+
+	link     *link // nil until started
+	closing  sync.Once
+	closeErr error
 }
 
 // Command returns a command that runs the program name with args inside
@@ -101,15 +107,39 @@ var (
 	allocMu sync.Mutex
 )
 
+// TB is the part of testing.TB that [New] uses.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
 // New creates a namespace behind a link emulated as o says, and removes it
 // when the test ends. It fails the test if it cannot.
-func New(t testing.TB, o Options) *Net {
+func New(t TB, o Options) *Net {
 	t.Helper()
+	n, err := Open(o)
+	if err != nil {
+		t.Fatalf("netns: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("netns: %v", err)
+		}
+	})
+	return n
+}
+
+// Open creates a namespace behind a link emulated as o says, for a
+// program rather than a test (`hotline bench calls --wan`); Close removes
+// it. On an error, nothing is left behind.
+func Open(o Options) (_ *Net, err error) {
 	if o.Delay < 0 || o.Jitter < 0 || o.Loss < 0 || o.Loss > 100 {
-		t.Fatalf("netns: invalid options %+v", o)
+		return nil, fmt.Errorf("invalid options %+v", o)
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("netns: the ip command (iproute2) is needed: %v", err)
+		return nil, fmt.Errorf("the ip command (iproute2) is needed: %w", err)
 	}
 	seq := counter.Add(1)
 	pid := os.Getpid()
@@ -120,34 +150,28 @@ func New(t testing.TB, o Options) *Net {
 	// A namespace of this name can only be a crashed run's.
 	if _, err := os.Stat("/run/netns/" + n.Name); err == nil {
 		if err := ip("netns", "del", n.Name); err != nil {
-			t.Fatalf("netns: remove leftover namespace: %v", err)
+			return nil, fmt.Errorf("remove leftover namespace: %w", err)
 		}
 	}
 	if err := ip("netns", "add", n.Name); err != nil {
-		t.Fatalf("netns: create namespace %s (needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN): %v", n.Name, err)
+		return nil, fmt.Errorf("create namespace %s (needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN): %w", n.Name, err)
 	}
-	var l *link
-	t.Cleanup(func() {
-		// The relay first, so its TUN devices are gone (the host's with
-		// its file, the peer's with the namespace) when the namespace is.
-		if l != nil {
-			l.close()
+	defer func() {
+		if err != nil {
+			n.Close()
 		}
-		if err := ip("netns", "del", n.Name); err != nil {
-			t.Errorf("netns: %v", err)
-		}
-	})
+	}()
 
 	host, err := openTUN(hostDev)
 	if err != nil {
-		t.Fatalf("netns: %v", err)
+		return nil, err
 	}
 	peer, err := openTUN(peerDev)
 	if err != nil {
 		host.Close()
-		t.Fatalf("netns: %v", err)
+		return nil, err
 	}
-	l = startLink(host, peer, o)
+	n.link = startLink(host, peer, o)
 
 	steps := [][]string{
 		{"link", "set", "dev", peerDev, "netns", n.Name},
@@ -157,7 +181,7 @@ func New(t testing.TB, o Options) *Net {
 	}
 	for _, s := range steps {
 		if err := ip(s...); err != nil {
-			t.Fatalf("netns: %v", err)
+			return nil, err
 		}
 	}
 
@@ -165,7 +189,7 @@ func New(t testing.TB, o Options) *Net {
 	defer allocMu.Unlock()
 	prefix, err := pickPrefix(pid, seq)
 	if err != nil {
-		t.Fatalf("netns: %v", err)
+		return nil, err
 	}
 	n.HostAddr = prefix.Addr().Next()
 	n.PeerAddr = n.HostAddr.Next()
@@ -177,10 +201,24 @@ func New(t testing.TB, o Options) *Net {
 	}
 	for _, s := range steps {
 		if err := ip(s...); err != nil {
-			t.Fatalf("netns: %v", err)
+			return nil, err
 		}
 	}
-	return n
+	return n, nil
+}
+
+// Close stops the link and removes the namespace. Programs still running
+// in it lose their network. Only the first call does anything.
+func (n *Net) Close() error {
+	n.closing.Do(func() {
+		// The relay first, so its TUN devices are gone (the host's with
+		// its file, the peer's with the namespace) when the namespace is.
+		if n.link != nil {
+			n.link.close()
+		}
+		n.closeErr = ip("netns", "del", n.Name)
+	})
+	return n.closeErr
 }
 
 // ip runs the ip command with args.

@@ -277,6 +277,33 @@ func TestCleanup(t *testing.T) {
 	}
 }
 
+// testing.TB is a TB.
+var _ TB = testing.TB(nil)
+
+// TestOpen checks the constructor for programs: a Net that works, closed
+// twice, leaves nothing behind.
+func TestOpen(t *testing.T) {
+	n, err := Open(Options{Delay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var r tcpResult
+	runHelper(t, n, "tcp", tcpEcho(t, n.HostAddr), &r)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := os.Stat("/run/netns/" + n.Name); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("namespace %s left behind: %v", n.Name, err)
+	}
+	if _, err := Open(Options{Loss: 101}); err == nil {
+		t.Errorf("Open with 101 %% loss: no error")
+	}
+}
+
 // A pipe passes packets from its writer to its reader, noting when.
 type pipe struct {
 	c    chan []byte
