@@ -13,13 +13,14 @@ func cmdBench(e *cmdEnv, args []string) error {
 	if len(args) == 0 || args[0] != "calls" {
 		return usagef("bench: name a benchmark: calls")
 	}
-	fs := newFlags(e, "bench calls", "bench calls [--calls N] [--cold] [--host IP] [--json]\n\n"+
+	fs := newFlags(e, "bench calls", "bench calls [--calls N] [--cold] [--wan] [--host IP] [--json]\n\n"+
 		"Times call setup, dial to the first frame the callee decrypts, through a server in this process:\n"+
 		"warm (media connected in advance), cold (--cold) and two bare pion peers' fresh handshake.")
 	n := fs.Int("calls", 100, "calls of each kind")
 	cold := fs.Bool("cold", false, "also time cold calls (no media connection in advance)")
 	host := fs.String("host", "127.0.0.1", "`IP` the server listens on, for HTTPS and media")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
+	wan := fs.Bool("wan", false, "put the server behind an emulated WAN, 50 ms each way and 1 % loss, in a network namespace (needs root; --host is then ignored)")
 	if _, err := parse(fs, args[1:], 0, 0); err != nil {
 		return err
 	}
@@ -27,7 +28,11 @@ func cmdBench(e *cmdEnv, args []string) error {
 	if err != nil {
 		return usagef("bench calls: --host: %v", err)
 	}
-	res, err := callbench.Run(e.ctx, callbench.Options{Calls: *n, Cold: *cold, Host: ip, Log: e.stderr})
+	o := callbench.Options{Calls: *n, Cold: *cold, Host: ip, Log: e.stderr}
+	if *wan {
+		o.WAN = callbench.DefaultWAN()
+	}
+	res, err := callbench.Run(e.ctx, o)
 	if err != nil {
 		return err
 	}

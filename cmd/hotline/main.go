@@ -25,10 +25,12 @@ import (
 	"syscall"
 
 	"hotline/internal/apierr"
+	"hotline/internal/callbench"
 	"hotline/internal/datadir"
 )
 
 func main() {
+	callbench.FarEnd() // returns at once unless started by `bench calls --wan` as its far end
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

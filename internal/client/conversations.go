@@ -1098,6 +1098,20 @@ func (c *Client) commitLocked(ctx context.Context, e *convEntry, opts func() (ml
 		if attempt == maxAttempts {
 			return fmt.Errorf("conversation %s: gave up after %d attempts lost races for the epoch", e.id, maxAttempts)
 		}
+		if e.group.HasPendingCommit() {
+			// An earlier post whose outcome was unknown: had the server
+			// taken it, its echo would be among what catching up reads.
+			if err := c.catchUpLocked(ctx, e, 0); err != nil {
+				return err
+			}
+			if err := usable(e); err != nil {
+				return err
+			}
+			if e.group.HasPendingCommit() {
+				e.group.DiscardPending()
+				e.dirty = true
+			}
+		}
 		o, err := opts()
 		if err != nil {
 			return err
@@ -1117,6 +1131,13 @@ func (c *Client) commitLocked(ctx context.Context, e *convEntry, opts func() (ml
 			welcome = res.Welcome.Marshal()
 		}
 		posted, err := c.post(ctx, e.id, res.Commit.Marshal(), welcome)
+		var refused *apierr.Error
+		if err != nil && !errors.As(err, &refused) {
+			// No answer (the connection failed, ctx ended): the server
+			// may have taken the commit. It stays pending, as after a
+			// crash: its echo applies it, another commit replaces it.
+			return fmt.Errorf("conversation %s: commit posted, outcome unknown: %w", e.id, err)
+		}
 		if err != nil {
 			e.group.DiscardPending()
 			e.dirty = true
