@@ -20,9 +20,24 @@ package sfu
 // system call), timed by the CPU clock of the benchmark's own thread,
 // which does all of it.
 //
+// BenchmarkCalls also measures one-way latency, device to device through
+// the SFU (ms-p50, ms-p99), and in the same run a baseline without the
+// SFU: as many devices in pairs, sending straight to each other
+// (direct-ms-p50, direct-ms-p99); added-ms-p50 and added-ms-p99 are the
+// differences. Every device is in this process, so the latency is
+// measured on one clock (latency_test.go). Both ends share the machine's
+// CPUs with the SFU: docs/benchmarks.md says what the tail does and does
+// not measure.
+//
 // HOTLINE_SFU_BENCH_CALLS=1,10,30,60 sets the numbers of calls
-// BenchmarkCalls runs (default 1, 10, 30). Its cores metric is the share
-// of a CPU the child SFU used over the window.
+// BenchmarkCalls runs (default 1, 10, 30, 50). Its cores metric is the
+// share of a CPU the child SFU used over the window, dev-cores that of
+// the devices' process (direct-dev-cores in the baseline), other-cores
+// that of the rest of the machine (from /proc/stat: other work on a
+// shared machine, and interrupt time not charged to a process; sampled
+// at the kernel's clock tick, so rough, sometimes below 0). Devices
+// send at random phases of the 20 ms period; HOTLINE_SFU_BENCH_INSTEP=1
+// makes them send in step, as the first version of the benchmark did.
 //
 // HOTLINE_SFU_BENCH_CPUPROFILE=file makes the child SFU of BenchmarkCalls
 // write a CPU profile of its whole life (connections included) to file.
@@ -257,6 +272,7 @@ func benchCalls(b *testing.B, calls int, window time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	m := startMachineWindow(b)
 	user0, sys0, err := processCPU()
 	if err != nil {
 		b.Fatal(err)
@@ -278,6 +294,7 @@ func benchCalls(b *testing.B, calls int, window time.Duration) {
 		b.Fatal(err)
 	}
 	elapsed := time.Since(start)
+	machine := m.cores(b)
 	to := make(map[*benchDevice]uint32)
 	for _, members := range all {
 		for _, d := range members {
@@ -288,8 +305,10 @@ func benchCalls(b *testing.B, calls int, window time.Duration) {
 	time.Sleep(500 * time.Millisecond) // let the window's last packets land
 
 	var w latencyWindow
+	var sent uint32
 	for _, members := range all {
 		for _, d := range members {
+			sent += to[d] - from[d]
 			for _, o := range members {
 				if o != d {
 					w.add(d.rcv, o.id, from[o], to[o])
@@ -306,9 +325,12 @@ func benchCalls(b *testing.B, calls int, window time.Duration) {
 	b.ReportMetric(float64(user+sys)/float64(time.Microsecond)/fwd, "cpu-us/fwd")
 	b.ReportMetric(float64(sys)/float64(time.Microsecond)/fwd, "sys-us/fwd")
 	b.ReportMetric(fwd/elapsed.Seconds(), "fwd/s")
-	b.ReportMetric(float64(user+sys)/float64(elapsed), "cores")
+	b.ReportMetric(float64(sent)/elapsed.Seconds(), "sent/s")
+	cores, devCores := float64(user+sys)/float64(elapsed), float64(user1-user0+sys1-sys0)/float64(elapsed)
+	b.ReportMetric(cores, "cores")
 	b.ReportMetric(w.lossPercent(), "loss-%")
-	b.ReportMetric(float64(user1-user0+sys1-sys0)/float64(elapsed), "dev-cores")
+	b.ReportMetric(devCores, "dev-cores")
+	b.ReportMetric(machine-cores-devCores, "other-cores")
 	p50, p99 := w.quantile(0.50), w.quantile(0.99)
 	b.ReportMetric(p50, "ms-p50")
 	b.ReportMetric(p99, "ms-p99")
@@ -319,6 +341,7 @@ func benchCalls(b *testing.B, calls int, window time.Duration) {
 	b.ReportMetric(p99-d99, "added-ms-p99")
 	b.ReportMetric(direct.lossPercent(), "direct-loss-%")
 	b.ReportMetric(direct.cores, "direct-dev-cores")
+	b.ReportMetric(direct.otherCores, "direct-other-cores")
 }
 
 // BenchmarkWrite measures writing one packet to the slots of R devices,

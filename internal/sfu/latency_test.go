@@ -210,9 +210,11 @@ func (w *latencyWindow) quantile(q float64) float64 {
 	return float64(w.lats[i]) / float64(time.Millisecond)
 }
 
-// randomPhase returns a phase of the 20 ms period, uniformly at random.
+// randomPhase returns a phase of the 20 ms period, uniformly at random,
+// or 0 if HOTLINE_SFU_BENCH_INSTEP is set: then every device sends in
+// step with the others, as the first version of BenchmarkCalls had them do.
 func randomPhase() time.Duration {
-	if os.Getenv("TMP_SYNC") != "" {
+	if os.Getenv("HOTLINE_SFU_BENCH_INSTEP") != "" {
 		return 0
 	}
 	return rand.N(20 * time.Millisecond)
@@ -310,7 +312,8 @@ func (p *directPeer) close() {
 // directResult is what benchDirect measured.
 type directResult struct {
 	latencyWindow
-	cores float64 // this process's CPU over the window's wall time
+	cores      float64 // this process's CPU over the window's wall time
+	otherCores float64 // the rest of the machine's
 }
 
 // benchDirect measures the baseline: devices peers (rounded up to an
@@ -346,6 +349,7 @@ func benchDirect(ctx context.Context, b *testing.B, devices int, window time.Dur
 			from[p] = p.snd.sent.Load()
 		}
 	}
+	m := startMachineWindow(b)
 	user0, sys0, err := processCPU()
 	if err != nil {
 		b.Fatal(err)
@@ -357,6 +361,7 @@ func benchDirect(ctx context.Context, b *testing.B, devices int, window time.Dur
 		b.Fatal(err)
 	}
 	elapsed := time.Since(start)
+	machine := m.cores(b)
 	to := make(map[*directPeer]uint32)
 	for _, pair := range pairs {
 		for _, p := range pair {
@@ -376,5 +381,75 @@ func benchDirect(ctx context.Context, b *testing.B, devices int, window time.Dur
 		}
 	}
 	r.cores = float64(user1-user0+sys1-sys0) / float64(elapsed)
+	r.otherCores = machine - r.cores
 	return r
+}
+
+// A machineWindow measures the CPU the whole machine used over a window.
+type machineWindow struct {
+	busy, total uint64
+}
+
+func startMachineWindow(b *testing.B) machineWindow {
+	busy, total, _, err := machineCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return machineWindow{busy, total}
+}
+
+// cores returns the number of CPUs the machine kept busy, on average,
+// since the window started.
+func (m machineWindow) cores(b *testing.B) float64 {
+	busy, total, cpus, err := machineCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if total == m.total {
+		return 0
+	}
+	return float64(cpus) * float64(busy-m.busy) / float64(total-m.total)
+}
+
+func TestTimedPayload(t *testing.T) {
+	for _, tc := range []struct {
+		sender string
+		n      uint32
+		sent   time.Duration
+	}{
+		{"dev0.0", 0, 0},
+		{"dev49.2", 80, 3*time.Hour + 7},
+		{"p1.b", 1<<32 - 1, 1<<63 - 1},
+	} {
+		b := timedPayload(tc.sender, tc.n, tc.sent)
+		if len(b) < 80 || len(b) > 160 {
+			t.Errorf("%s %d: %d bytes, want 80 to 160", tc.sender, tc.n, len(b))
+		}
+		sender, n, sent, ok := parseTimed(b)
+		if !ok || sender != tc.sender || n != tc.n || sent != tc.sent {
+			t.Errorf("parseTimed(timedPayload(%q, %d, %v)) = %q, %d, %v, %v", tc.sender, tc.n, tc.sent, sender, n, sent, ok)
+		}
+		for i := range 1 + len(tc.sender) + 4 + 8 {
+			if _, _, _, ok := parseTimed(b[:i]); ok {
+				t.Errorf("%s %d: parseTimed accepts %d bytes", tc.sender, tc.n, i)
+			}
+		}
+	}
+}
+
+func TestLatencyQuantile(t *testing.T) {
+	var w latencyWindow
+	for i := 100; i >= 1; i-- { // 100 ms down to 1 ms
+		w.lats = append(w.lats, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct{ q, want float64 }{
+		{0.5, 50}, {0.99, 99}, {1, 100}, {0, 1},
+	} {
+		if got := w.quantile(tc.q); got != tc.want {
+			t.Errorf("quantile(%v) = %v ms, want %v", tc.q, got, tc.want)
+		}
+	}
+	if got := (&latencyWindow{}).quantile(0.5); got != 0 {
+		t.Errorf("quantile of nothing = %v, want 0", got)
+	}
 }
