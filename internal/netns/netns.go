@@ -306,15 +306,24 @@ func readRoutes() ([]netip.Prefix, error) {
 type link struct {
 	host, peer *os.File
 	wg         sync.WaitGroup
+	down       atomic.Bool // every packet dropped, both ways
 }
 
 func startLink(host, peer *os.File, o Options) *link {
 	l := &link{host: host, peer: peer}
 	for _, d := range [][2]*os.File{{host, peer}, {peer, host}} {
 		rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-		l.wg.Go(func() { relay(d[0], d[1], o, rng) })
+		l.wg.Go(func() { relay(d[0], d[1], o, rng, &l.down) })
 	}
 	return l
+}
+
+// SetDown cuts the link (every packet dropped, both ways) or mends it: a
+// network that goes away for a while, as when a device changes networks.
+func (n *Net) SetDown(down bool) {
+	if n.link != nil {
+		n.link.down.Store(down)
+	}
 }
 
 // close stops the relay and closes the devices, and returns when its

@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -341,7 +342,7 @@ func TestRelay(t *testing.T) {
 			const count = 500
 			p := &pipe{c: make(chan []byte)}
 			var wg sync.WaitGroup
-			wg.Go(func() { relay(p, p, o, rand.New(rand.NewPCG(1, 2))) })
+			wg.Go(func() { relay(p, p, o, rand.New(rand.NewPCG(1, 2)), new(atomic.Bool)) })
 			sent := make([]time.Time, count)
 			for i := range count {
 				sent[i] = time.Now()

@@ -22,7 +22,7 @@ type packet struct {
 // relay copies packets, one per Read, from src to dst, dropping and
 // delaying them as o says, until reading src fails. Writes that fail lose
 // their packet, as a wire would.
-func relay(src io.Reader, dst io.Writer, o Options, rng *rand.Rand) {
+func relay(src io.Reader, dst io.Writer, o Options, rng *rand.Rand, down *atomic.Bool) {
 	in := make(chan packet, 64)
 	var queued atomic.Int64
 	var wg sync.WaitGroup
@@ -36,7 +36,7 @@ func relay(src io.Reader, dst io.Writer, o Options, rng *rand.Rand) {
 		if err != nil {
 			return
 		}
-		if o.Loss > 0 && rng.Float64()*100 < o.Loss {
+		if down.Load() || o.Loss > 0 && rng.Float64()*100 < o.Loss {
 			continue
 		}
 		if queued.Load() >= limit {

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,14 +84,15 @@ type Line struct {
 	ctx    context.Context // the line's life
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	conn    *conn // nil while reconnecting
-	up      chan struct{}
-	call    *Call
-	ringing map[string]api.Call // calls ringing on this device, by ID
-	slots   api.CallSlots
-	closed  bool
-	redials int
+	mu       sync.Mutex
+	conn     *conn // nil while reconnecting
+	up       chan struct{}
+	call     *Call
+	ringing  map[string]api.Call // calls ringing on this device, by ID
+	slots    api.CallSlots
+	closed   bool
+	redials  int
+	restarts int
 }
 
 // conn is one PeerConnection of a line.
@@ -173,7 +175,7 @@ func (l *Line) connect(ctx context.Context) (*conn, error) {
 	// A warm line notices a dead path within seconds, not pion's default
 	// 25, and comes back on its own: a keep-alive every second, failed
 	// after FailAfter without an answer.
-	se.SetICETimeouts(l.o.FailAfter/2, l.o.FailAfter, time.Second)
+	se.SetICETimeouts(l.o.FailAfter/2, l.o.FailAfter/2, time.Second) // disconnected, then failed as long again
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
@@ -286,8 +288,110 @@ func (l *Line) lost(cn *conn, st webrtc.PeerConnectionState) {
 	if l.o.OnLine != nil {
 		l.o.OnLine(false, fmt.Errorf("media connection %s", st))
 	}
-	go cn.pc.Close()
-	go l.redial()
+	if st != webrtc.PeerConnectionStateFailed {
+		go cn.pc.Close()
+		go l.redial()
+		return
+	}
+	// The path failed (the device changed networks, say) but the
+	// connection may still be good: restart ICE on it first, which keeps
+	// DTLS and the SRTP keys; make a new connection only if that fails.
+	go func() {
+		// Attempts until the network is back (each new offer has new ICE
+		// credentials), for as long as the server keeps a call of a
+		// device whose media is down (sfu.DefaultDropAfter).
+		var err error
+		for deadline := time.Now().Add(restartFor); l.ctx.Err() == nil && time.Now().Before(deadline); {
+			ctx, cancel := context.WithTimeout(l.ctx, 3*time.Second)
+			err = l.restartICE(ctx, cn)
+			cancel()
+			if err == nil || errors.Is(err, errNewConnection) {
+				break
+			}
+			select {
+			case <-l.ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		if err == nil {
+			l.mu.Lock()
+			if l.closed {
+				l.mu.Unlock()
+				return
+			}
+			l.conn = cn
+			l.restarts++
+			close(l.up)
+			l.mu.Unlock()
+			l.log.Info("media connection back after an ICE restart")
+			if l.o.OnLine != nil {
+				l.o.OnLine(true, nil)
+			}
+			return
+		}
+		l.log.Warn("ICE restart failed; connecting again", "err", err)
+		cn.pc.Close()
+		l.redial()
+	}()
+}
+
+// restartFor bounds the ICE restart attempts after a failure.
+const restartFor = 10 * time.Second
+
+// errNewConnection: the server no longer knows the connection.
+var errNewConnection = errors.New("the server answered with a new connection")
+
+// restartICE restarts ICE on cn with the server: a new offer with new ICE
+// credentials, on the same session, which the server renegotiates. A
+// server that no longer knows the session (it restarted) answers with a
+// new connection of its own, a new DTLS certificate: then this fails at
+// once, and the line connects anew.
+func (l *Line) restartICE(ctx context.Context, cn *conn) error {
+	before := cn.pc.RemoteDescription()
+	// An earlier attempt's offer that got no answer is offered again.
+	if cn.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		offer, err := cn.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+		if err != nil {
+			return err
+		}
+		gathered := webrtc.GatheringCompletePromise(cn.pc)
+		if err := cn.pc.SetLocalDescription(offer); err != nil {
+			return err
+		}
+		select {
+		case <-gathered:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var ans api.MediaAnswer
+	if err := l.c.Do(ctx, "POST", "/v1/media", api.MediaOffer{Offer: cn.pc.LocalDescription().SDP}, &ans); err != nil {
+		return fmt.Errorf("media offer: %w", err)
+	}
+	if before == nil || fingerprint(before.SDP) != fingerprint(ans.Answer) {
+		return errNewConnection
+	}
+	if err := cn.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.Answer}); err != nil {
+		return fmt.Errorf("media answer: %w", err)
+	}
+	for cn.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ICE restart: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// fingerprint returns the first a=fingerprint line of an SDP.
+func fingerprint(sdp string) string {
+	for line := range strings.Lines(sdp) {
+		if strings.HasPrefix(line, "a=fingerprint:") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }
 
 // redial connects again until it succeeds or the line closes.
@@ -341,6 +445,14 @@ func (l *Line) Reconnects() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.redials
+}
+
+// ICERestarts counts the times the connection came back by an ICE
+// restart.
+func (l *Line) ICERestarts() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.restarts
 }
 
 // Up waits until the line's connection is up (at once if it is).
