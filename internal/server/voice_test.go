@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"hotline/internal/api"
 	"hotline/internal/call"
 	"hotline/internal/client"
@@ -33,12 +35,11 @@ type phone struct {
 	calls        []api.Call
 }
 
-func newPhone(t *testing.T, m *member) *phone {
+func newPhone(t *testing.T, m *member, opts ...func(*voice.Options)) *phone {
 	t.Helper()
 	p := &phone{member: m}
 	ctx, cancel := context.WithCancel(context.Background())
-	var err error
-	p.line, err = voice.Dial(t.Context(), m.Client, voice.Options{
+	o := voice.Options{
 		IPFilter: func(ip net.IP) bool { return ip.IsLoopback() },
 		Tap: func(slot int, payload []byte) {
 			p.mu.Lock()
@@ -54,7 +55,12 @@ func newPhone(t *testing.T, m *member) *phone {
 			p.calls = append(p.calls, v)
 			p.mu.Unlock()
 		},
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	var err error
+	p.line, err = voice.Dial(t.Context(), m.Client, o)
 	if err != nil {
 		cancel()
 		t.Fatalf("%s dial: %v", m.name, err)
@@ -434,4 +440,33 @@ func TestVoiceVanishedParticipantDropped(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// Where UDP does not get through, media takes the server's ICE-TCP
+// listener: two devices that offer only TCP candidates talk.
+func TestVoiceOverICETCP(t *testing.T) {
+	e := newEnv(t, "sqlite", func(c *server.Config) { c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0" })
+	ctx := t.Context()
+	admin := e.admin(t)
+	alice := newMember(t, e, admin, "alice")
+	bob := newMember(t, e, admin, "bob")
+	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync1(t, bob)
+	tcpOnly := func(o *voice.Options) { o.NetworkTypes = []webrtc.NetworkType{webrtc.NetworkTypeTCP4} }
+	pa, pb := newPhone(t, alice, tcpOnly), newPhone(t, bob, tcpOnly)
+	ca, err := pa.line.Place(ctx, conv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer talker(t, ca, "alice")()
+	pb.ringing(t, ca.ID)
+	cb, err := pb.line.Answer(ctx, ca.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb.listen(cb)
+	eventually(t, "bob to hear alice over TCP", func() bool { f, _ := pb.heardFrom("alice@state.example"); return len(f) >= 10 })
 }

@@ -45,8 +45,9 @@ type Options struct {
 	// IPFilter chooses the local addresses ICE may use (nil: all,
 	// loopback included).
 	IPFilter func(net.IP) bool
-	// NetworkTypes are the candidate types offered (nil: UDP over IPv4
-	// and IPv6).
+	// NetworkTypes are the candidate types offered (nil: UDP and TCP over
+	// IPv4 and IPv6; ICE prefers UDP, TCP reaches the server's ICE-TCP
+	// listener where UDP does not get through).
 	NetworkTypes []webrtc.NetworkType
 	// Logger receives the line's notes (nil: discarded).
 	Logger *slog.Logger
@@ -169,7 +170,7 @@ func (l *Line) connect(ctx context.Context) (*conn, error) {
 	}
 	nt := l.o.NetworkTypes
 	if nt == nil {
-		nt = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+		nt = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6}
 	}
 	se.SetNetworkTypes(nt)
 	// A warm line notices a dead path within seconds, not pion's default
