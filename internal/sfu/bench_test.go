@@ -41,6 +41,14 @@ package sfu
 //
 // HOTLINE_SFU_BENCH_CPUPROFILE=file makes the child SFU of BenchmarkCalls
 // write a CPU profile of its whole life (connections included) to file.
+// HOTLINE_SFU_BENCH_TRACE=file makes it write an execution trace of the
+// measurement window (go tool trace file); -test.trace traces the
+// devices' process, on the same clock.
+//
+// The devices' process runs BenchmarkCalls with its garbage collector
+// off (up to a memory limit): one collector for every device stalled
+// them all at once, which separate devices never are, and set the
+// latency's tail. HOTLINE_SFU_BENCH_DEVICEGC=1 leaves it on.
 
 import (
 	"bufio"
@@ -52,7 +60,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,6 +111,15 @@ func runChild() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// The window is between the first two usage requests.
+	tracePath, usages := os.Getenv("HOTLINE_SFU_BENCH_TRACE"), 0
+	var traceFile *os.File
+	defer func() {
+		if traceFile != nil {
+			trace.Stop()
+			traceFile.Close()
+		}
+	}()
 	dec, enc := json.NewDecoder(os.Stdin), json.NewEncoder(os.Stdout)
 	for {
 		var req childRequest
@@ -118,6 +137,18 @@ func runChild() int {
 		case "usage":
 			resp.User, resp.Sys, err = processCPU()
 			resp.Forwarded = s.forwarded.Load()
+			usages++
+			switch {
+			case tracePath == "" || err != nil:
+			case usages == 1:
+				if traceFile, err = os.Create(tracePath); err == nil {
+					err = trace.Start(traceFile)
+				}
+			case usages == 2 && traceFile != nil:
+				trace.Stop()
+				err = traceFile.Close()
+				traceFile = nil
+			}
 		default:
 			err = fmt.Errorf("unknown op %q", req.Op)
 		}
@@ -212,6 +243,10 @@ func BenchmarkCalls(b *testing.B) {
 	}
 }
 
+// devicesMemoryLimit bounds the devices' heap while their garbage
+// collector is off.
+const devicesMemoryLimit = 4 << 30
+
 // A benchDevice is a client in a call of BenchmarkCalls, sending and
 // receiving timed packets.
 type benchDevice struct {
@@ -223,6 +258,17 @@ type benchDevice struct {
 func benchCalls(b *testing.B, calls int, window time.Duration) {
 	ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 	defer cancel()
+	if os.Getenv("HOTLINE_SFU_BENCH_DEVICEGC") == "" {
+		// One garbage collector for every device would stall them all at
+		// once, as separate devices never are: at 50 calls it marked 50 MB
+		// for 80-120 ms every 1.6 s, the devices' goroutines doing most of
+		// it as mark assists, and latency through the SFU had 20-150 ms
+		// episodes in step with it (docs/benchmarks.md). So none during
+		// the run, within a memory limit: the process allocates about
+		// 30 MB/s at 50 calls.
+		defer debug.SetGCPercent(debug.SetGCPercent(-1))
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(devicesMemoryLimit))
+	}
 	direct := benchDirect(ctx, b, 3*calls, window)
 
 	child := startChild(b)
