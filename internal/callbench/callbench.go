@@ -742,14 +742,8 @@ func exchange(ctx context.Context, a, b *webrtc.PeerConnection) error {
 	if err != nil {
 		return err
 	}
-	ga := webrtc.GatheringCompletePromise(a)
-	if err := a.SetLocalDescription(offer); err != nil {
+	if err := setGathered(ctx, a, offer); err != nil {
 		return err
-	}
-	select {
-	case <-ga:
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	if err := b.SetRemoteDescription(*a.LocalDescription()); err != nil {
 		return err
@@ -758,14 +752,23 @@ func exchange(ctx context.Context, a, b *webrtc.PeerConnection) error {
 	if err != nil {
 		return err
 	}
-	gb := webrtc.GatheringCompletePromise(b)
-	if err := b.SetLocalDescription(answer); err != nil {
+	if err := setGathered(ctx, b, answer); err != nil {
+		return err
+	}
+	return a.SetRemoteDescription(*b.LocalDescription())
+}
+
+// setGathered sets pc's local description and waits until every candidate
+// is gathered.
+func setGathered(ctx context.Context, pc *webrtc.PeerConnection, d webrtc.SessionDescription) error {
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(d); err != nil {
 		return err
 	}
 	select {
-	case <-gb:
+	case <-gathered:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return a.SetRemoteDescription(*b.LocalDescription())
 }

@@ -83,20 +83,7 @@ func TestCallsOverWAN(t *testing.T) {
 	const delay = 50 * time.Millisecond
 	n := netns.New(t, netns.Options{Delay: delay, Loss: 1})
 	dir := t.TempDir()
-	f, err := startFar(t.Context(), n, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := f.close(); err != nil {
-			t.Error(err)
-		}
-	})
-	e, err := start(t.Context(), Options{Dir: dir, Host: n.HostAddr, Server: &f.server})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.close)
+	e, f := behindLink(t, n, dir)
 	rtt, err := e.rtt(t.Context(), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -313,4 +300,25 @@ func benchCalls(b *testing.B, wan *netns.Options) {
 		}
 	}
 	b.ReportMetric(float64(failed), "failed")
+}
+
+// behindLink starts the server in n's namespace, with its data in dir, and
+// the two devices on this side of the link.
+func behindLink(t *testing.T, n *netns.Net, dir string) (*env, *far) {
+	t.Helper()
+	f, err := startFar(t.Context(), n, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	e, err := start(t.Context(), Options{Dir: dir, Host: n.HostAddr, Server: &f.server})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.close)
+	return e, f
 }

@@ -21,21 +21,7 @@ import (
 // path again by themselves.)
 func TestNetworkGoesAway(t *testing.T) {
 	n := netns.New(t, netns.Options{Delay: 10 * time.Millisecond})
-	dir := t.TempDir()
-	f, err := startFar(t.Context(), n, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := f.close(); err != nil {
-			t.Error(err)
-		}
-	})
-	e, err := start(t.Context(), Options{Dir: dir, Host: n.HostAddr, Server: &f.server})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.close)
+	e, _ := behindLink(t, n, t.TempDir())
 	if err := e.warmUp(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -202,14 +202,8 @@ func (a *answerer) answer(ctx context.Context, offer string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(ans); err != nil {
+	if err := setGathered(ctx, pc, ans); err != nil {
 		return "", err
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", ctx.Err()
 	}
 	ok = true
 	t0 := time.Now()
@@ -273,14 +267,8 @@ func remoteHandshake(ctx context.Context, host netip.Addr, hc *http.Client, url 
 	if err != nil {
 		return 0, err
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
+	if err := setGathered(ctx, pc, offer); err != nil {
 		return 0, err
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return 0, ctx.Err()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(pc.LocalDescription().SDP))
 	if err != nil {

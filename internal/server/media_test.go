@@ -13,7 +13,6 @@ import (
 
 	"hotline/internal/api"
 	"hotline/internal/client"
-	"hotline/internal/server"
 	"hotline/internal/sfu"
 )
 
@@ -105,22 +104,14 @@ func (p *mediaPeer) heard(payload []byte) bool {
 // other, payloads untouched, and stops when the call ends. (Media does not
 // touch the database: SQLite only.)
 func TestCallMedia(t *testing.T) {
-	e := newEnv(t, "sqlite", func(c *server.Config) { c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0" })
+	e, _, alice, bob, conv := twoMembers(t)
 	ctx := t.Context()
-	admin := e.admin(t)
-	alice := newMember(t, e, admin, "alice")
-	bob := newMember(t, e, admin, "bob")
-	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sync1(t, bob)
 	pa, pb := newMediaPeer(t, e, alice.Client, "alice"), newMediaPeer(t, e, bob.Client, "bob")
 	var bad api.MediaAnswer
 	if err := alice.Do(ctx, "POST", "/v1/media", api.MediaOffer{Offer: "v=0\r\n"}, &bad); err == nil {
 		t.Error("a malformed offer was answered")
 	}
-	v, err := placeCall(t, alice.Client, conv.ID)
+	v, err := placeCall(t, alice.Client, conv)
 	if err != nil {
 		t.Fatal(err)
 	}

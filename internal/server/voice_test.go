@@ -353,28 +353,10 @@ func maxEpoch(p *phone, user string) uint64 {
 // anything: both lines notice the dead path, connect again, are put back
 // in their call, and audio flows again.
 func TestVoiceSurvivesServerRestart(t *testing.T) {
-	e := newEnv(t, "sqlite", func(c *server.Config) { c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0" })
-	ctx := t.Context()
-	admin := e.admin(t)
-	alice := newMember(t, e, admin, "alice")
-	bob := newMember(t, e, admin, "bob")
-	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sync1(t, bob)
+	e, _, alice, bob, conv := twoMembers(t)
 	pa, pb := newPhone(t, alice), newPhone(t, bob)
-	ca, err := pa.line.Place(ctx, conv.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, _ := answeredCall(t, pa, pb, conv)
 	defer talker(t, ca, "alice")()
-	pb.ringing(t, ca.ID)
-	cb, err := pb.line.Answer(ctx, ca.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb.listen(cb)
 	eventually(t, "bob to hear alice", func() bool { f, _ := pb.heardFrom("alice@state.example"); return len(f) > 0 })
 
 	e.restart(t)
@@ -403,22 +385,11 @@ func TestVoiceSurvivesServerRestart(t *testing.T) {
 // A participant whose device vanishes (its media connection gone and not
 // made again) is dropped after the bounded time, and the log says why.
 func TestVoiceVanishedParticipantDropped(t *testing.T) {
-	e := newEnv(t, "sqlite", func(c *server.Config) {
-		c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0"
-		c.MediaDropAfter = 500 * time.Millisecond
-	})
+	e, admin, alice, bob, conv := twoMembers(t, func(c *server.Config) { c.MediaDropAfter = 500 * time.Millisecond })
 	ctx := t.Context()
-	admin := e.admin(t)
-	alice := newMember(t, e, admin, "alice")
-	bob := newMember(t, e, admin, "bob")
-	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sync1(t, bob)
 	pa := newPhone(t, alice)
 	bobMedia := newMediaPeer(t, e, bob.Client, "bob") // a bare peer: it can vanish
-	ca, err := pa.line.Place(ctx, conv.ID)
+	ca, err := pa.line.Place(ctx, conv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,28 +416,42 @@ func TestVoiceVanishedParticipantDropped(t *testing.T) {
 // Where UDP does not get through, media takes the server's ICE-TCP
 // listener: two devices that offer only TCP candidates talk.
 func TestVoiceOverICETCP(t *testing.T) {
-	e := newEnv(t, "sqlite", func(c *server.Config) { c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0" })
-	ctx := t.Context()
-	admin := e.admin(t)
-	alice := newMember(t, e, admin, "alice")
-	bob := newMember(t, e, admin, "bob")
-	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
+	_, _, alice, bob, conv := twoMembers(t)
+	tcpOnly := func(o *voice.Options) { o.NetworkTypes = []webrtc.NetworkType{webrtc.NetworkTypeTCP4} }
+	pa, pb := newPhone(t, alice, tcpOnly), newPhone(t, bob, tcpOnly)
+	ca, _ := answeredCall(t, pa, pb, conv)
+	defer talker(t, ca, "alice")()
+	eventually(t, "bob to hear alice over TCP", func() bool { f, _ := pb.heardFrom("alice@state.example"); return len(f) >= 10 })
+}
+
+// twoMembers starts a server with call media on loopback (and opts), and
+// enrols alice and bob, who share a conversation.
+func twoMembers(t *testing.T, opts ...envOption) (e *env, admin *client.Client, alice, bob *member, conv string) {
+	t.Helper()
+	e = newEnv(t, "sqlite", append([]envOption{func(c *server.Config) { c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0" }}, opts...)...)
+	admin = e.admin(t)
+	alice = newMember(t, e, admin, "alice")
+	bob = newMember(t, e, admin, "bob")
+	info, err := alice.CreateConversation(t.Context(), client.CreateOptions{Members: []string{"bob@state.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sync1(t, bob)
-	tcpOnly := func(o *voice.Options) { o.NetworkTypes = []webrtc.NetworkType{webrtc.NetworkTypeTCP4} }
-	pa, pb := newPhone(t, alice, tcpOnly), newPhone(t, bob, tcpOnly)
-	ca, err := pa.line.Place(ctx, conv.ID)
+	return e, admin, alice, bob, info.ID
+}
+
+// answeredCall has caller place a call in conv and callee answer it when
+// rung; the callee's frames are recorded (listen).
+func answeredCall(t *testing.T, caller, callee *phone, conv string) (placed, answered *voice.Call) {
+	t.Helper()
+	placed, err := caller.line.Place(t.Context(), conv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer talker(t, ca, "alice")()
-	pb.ringing(t, ca.ID)
-	cb, err := pb.line.Answer(ctx, ca.ID)
-	if err != nil {
+	callee.ringing(t, placed.ID)
+	if answered, err = callee.line.Answer(t.Context(), placed.ID); err != nil {
 		t.Fatal(err)
 	}
-	pb.listen(cb)
-	eventually(t, "bob to hear alice over TCP", func() bool { f, _ := pb.heardFrom("alice@state.example"); return len(f) >= 10 })
+	callee.listen(answered)
+	return placed, answered
 }

@@ -272,12 +272,15 @@ func (c *Call) started(v api.Call) {
 	}
 }
 
+// rank orders the states of a call and of a participant; any other
+// participant state (declined, left, missed, elsewhere) ranks 2.
+var rank = map[string]int{"ringing": 0, "active": 1, "joined": 1, "ended": 2}
+
 // progress ranks views of one call: a later view never ranks lower
 // (participants only move on from ringing, and from joined to gone; the
 // call from ringing to active to ended), except for a device that joins
 // again after leaving, which the call's end settles anyway.
 func progress(v api.Call) int {
-	rank := map[string]int{"ringing": 0, "active": 1, "joined": 1, "ended": 2}
 	n := rank[v.State] * 1000
 	for _, p := range v.Participants {
 		if r, ok := rank[p.State]; ok {

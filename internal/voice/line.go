@@ -243,18 +243,8 @@ func (l *Line) connect(ctx context.Context) (*conn, error) {
 			l.lost(cn, st)
 		}
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
+	if err := offerGathered(ctx, pc, nil); err != nil {
 		return nil, err
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return nil, err
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 	var ans api.MediaAnswer
 	if err := l.c.Do(ctx, "POST", "/v1/media", api.MediaOffer{Offer: pc.LocalDescription().SDP}, &ans); err != nil {
@@ -297,43 +287,73 @@ func (l *Line) lost(cn *conn, st webrtc.PeerConnectionState) {
 	// The path failed (the device changed networks, say) but the
 	// connection may still be good: restart ICE on it first, which keeps
 	// DTLS and the SRTP keys; make a new connection only if that fails.
-	go func() {
-		// Attempts until the network is back (each new offer has new ICE
-		// credentials), for as long as the server keeps a call of a
-		// device whose media is down (sfu.DefaultDropAfter).
-		var err error
-		for deadline := time.Now().Add(restartFor); l.ctx.Err() == nil && time.Now().Before(deadline); {
-			ctx, cancel := context.WithTimeout(l.ctx, 3*time.Second)
-			err = l.restartICE(ctx, cn)
-			cancel()
-			if err == nil || errors.Is(err, errNewConnection) {
-				break
-			}
-			select {
-			case <-l.ctx.Done():
-			case <-time.After(250 * time.Millisecond):
-			}
+	go l.restart(cn)
+}
+
+// restart restarts ICE on cn, offering again until the network is back
+// (each new offer has new ICE credentials), for as long as the server
+// keeps a call of a device whose media is down (sfu.DefaultDropAfter);
+// failing that it makes a new connection.
+func (l *Line) restart(cn *conn) {
+	var err error
+	for deadline := time.Now().Add(restartFor); l.ctx.Err() == nil && time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(l.ctx, 3*time.Second)
+		err = l.restartICE(ctx, cn)
+		cancel()
+		if err == nil || errors.Is(err, errNewConnection) {
+			break
 		}
-		if err == nil {
-			l.mu.Lock()
-			if l.closed {
-				l.mu.Unlock()
-				return
-			}
-			l.conn = cn
-			l.restarts++
-			close(l.up)
-			l.mu.Unlock()
-			l.log.Info("media connection back after an ICE restart")
-			if l.o.OnLine != nil {
-				l.o.OnLine(true, nil)
-			}
-			return
+		select {
+		case <-l.ctx.Done():
+		case <-time.After(250 * time.Millisecond):
 		}
-		l.log.Warn("ICE restart failed; connecting again", "err", err)
+	}
+	if err == nil {
+		l.back(cn, &l.restarts, "media connection back after an ICE restart")
+		return
+	}
+	l.log.Warn("ICE restart failed; connecting again", "err", err)
+	cn.pc.Close()
+	l.redial()
+}
+
+// back makes cn the line's connection again, counting it in n, unless the
+// line closed meanwhile.
+func (l *Line) back(cn *conn, n *int, msg string) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
 		cn.pc.Close()
-		l.redial()
-	}()
+		return
+	}
+	l.conn = cn
+	*n++
+	close(l.up)
+	l.mu.Unlock()
+	l.log.Info(msg)
+	if l.o.OnLine != nil {
+		l.o.OnLine(true, nil)
+	}
+}
+
+// offerGathered makes an offer, sets it as pc's local description and
+// waits until every candidate is gathered (the server takes one offer,
+// with no trickling).
+func offerGathered(ctx context.Context, pc *webrtc.PeerConnection, o *webrtc.OfferOptions) error {
+	offer, err := pc.CreateOffer(o)
+	if err != nil {
+		return err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	select {
+	case <-gathered:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // restartFor bounds the ICE restart attempts after a failure.
@@ -351,18 +371,8 @@ func (l *Line) restartICE(ctx context.Context, cn *conn) error {
 	before := cn.pc.RemoteDescription()
 	// An earlier attempt's offer that got no answer is offered again.
 	if cn.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
-		offer, err := cn.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-		if err != nil {
+		if err := offerGathered(ctx, cn.pc, &webrtc.OfferOptions{ICERestart: true}); err != nil {
 			return err
-		}
-		gathered := webrtc.GatheringCompletePromise(cn.pc)
-		if err := cn.pc.SetLocalDescription(offer); err != nil {
-			return err
-		}
-		select {
-		case <-gathered:
-		case <-ctx.Done():
-			return ctx.Err()
 		}
 	}
 	var ans api.MediaAnswer
@@ -403,20 +413,7 @@ func (l *Line) redial() {
 		cn, err := l.connect(ctx)
 		cancel()
 		if err == nil {
-			l.mu.Lock()
-			if l.closed {
-				l.mu.Unlock()
-				cn.pc.Close()
-				return
-			}
-			l.conn = cn
-			l.redials++
-			close(l.up)
-			l.mu.Unlock()
-			l.log.Info("media connection made again")
-			if l.o.OnLine != nil {
-				l.o.OnLine(true, nil)
-			}
+			l.back(cn, &l.redials, "media connection made again")
 			return
 		}
 		if apierr.Is(err, apierr.DeviceRevoked) || apierr.Is(err, apierr.UserDisabled) {
