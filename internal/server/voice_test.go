@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,6 +132,10 @@ func (p *phone) heardFrom(user string) (frames []voice.Frame, epochs []uint64) {
 	return frames, epochs
 }
 
+// voiceCanary is in every frame a talker sends: no server storage, log or
+// metric may hold it.
+const voiceCanary = "CANARY-v01ce-7d3a"
+
 // talker sends numbered Opus-framed packets (a TOC byte for one 20 ms
 // CELT frame, then text) every 20 ms until stopped.
 func talker(t *testing.T, c *voice.Call, who string) (stop func()) {
@@ -146,7 +153,7 @@ func talker(t *testing.T, c *voice.Call, who string) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			c.Send(fmt.Appendf([]byte{0xfc}, "%s says %d", who, i), 960)
+			c.Send(fmt.Appendf([]byte{0xfc}, "%s says %d %s", who, i, voiceCanary), 960)
 		}
 	}()
 	return func() { cancel(); <-done }
@@ -340,6 +347,33 @@ func TestVoiceCalls(t *testing.T) {
 	}
 	if pa.line.Current() != nil {
 		t.Error("alice's line still holds a call")
+	}
+
+	// Nothing of what was said is in the server's files, log or metrics.
+	err = filepath.Walk(e.dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte(voiceCanary)) {
+			t.Errorf("call audio's canary in %s", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(e.logs.String(), voiceCanary) {
+		t.Error("call audio's canary in the server log")
+	}
+	if resp, err := e.httpClient().Get(e.url + "/metrics"); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(b, []byte(voiceCanary)) {
+			t.Error("call audio's canary in the metrics")
+		}
 	}
 }
 
