@@ -290,6 +290,15 @@ type ConsistencyProof struct {
 	Proof []string `json:"proof"`
 }
 
+// A browser opens the event stream offering two subprotocols:
+// WebSocketProtocol, which the server selects, and WebSocketBearerPrefix
+// followed by the session token, since a browser cannot set the
+// Authorization header of a WebSocket.
+const (
+	WebSocketProtocol     = "hotline"
+	WebSocketBearerPrefix = "hotline.bearer."
+)
+
 // Stream message types on GET /v1/events (a WebSocket).
 const (
 	StreamReady  = "ready"  // server: the stream is open; LastSeq is the newest seq

@@ -2,14 +2,14 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
+	"path"
 	"strings"
 	"time"
 
@@ -35,11 +35,8 @@ func (c *Client) UploadAttachment(ctx context.Context, r io.Reader, name, mediaT
 	if err := attach.CheckNames(name, mediaType); err != nil {
 		return attach.Descriptor{}, err
 	}
-	dir := filepath.Join(c.dir, UploadDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return attach.Descriptor{}, err
-	}
-	f, err := os.CreateTemp(dir, "ciphertext-*")
+	ct := "ciphertext-" + rand.Text()
+	f, err := c.st.Create(path.Join(UploadDir, ct))
 	if err != nil {
 		return attach.Descriptor{}, err
 	}
@@ -48,12 +45,12 @@ func (c *Client) UploadAttachment(ctx context.Context, r io.Reader, name, mediaT
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		c.st.Remove(path.Join(UploadDir, ct))
 		return attach.Descriptor{}, err
 	}
 	var b api.Blob
 	if err := c.Do(ctx, http.MethodPost, "/v1/blobs", api.BlobCreate{Size: d.CiphertextSize}, &b); err != nil {
-		os.Remove(f.Name())
+		c.st.Remove(path.Join(UploadDir, ct))
 		return attach.Descriptor{}, fmt.Errorf("start upload: %w", err)
 	}
 	if d.BlobID, err = base64.RawURLEncoding.DecodeString(b.ID); err != nil {
@@ -61,33 +58,30 @@ func (c *Client) UploadAttachment(ctx context.Context, r io.Reader, name, mediaT
 	}
 	d.Name, d.MediaType = name, mediaType
 	if err := d.Validate(); err != nil {
-		os.Remove(f.Name())
+		c.st.Remove(path.Join(UploadDir, ct))
 		return attach.Descriptor{}, err
 	}
-	j, _ := json.Marshal(uploadJournal{Descriptor: d.Marshal(), Ciphertext: filepath.Base(f.Name())})
-	if err := writeFile(filepath.Join(dir, b.ID+".json"), j); err != nil {
+	j, _ := json.Marshal(uploadJournal{Descriptor: d.Marshal(), Ciphertext: ct})
+	if err := c.st.WriteFile(path.Join(UploadDir, b.ID+".json"), j); err != nil {
 		return attach.Descriptor{}, err
 	}
-	return d, c.finishUpload(ctx, dir, b.ID)
+	return d, c.finishUpload(ctx, b.ID)
 }
 
 // ResumeUploads finishes every journaled upload and returns their
 // descriptors.
 func (c *Client) ResumeUploads(ctx context.Context) ([]attach.Descriptor, error) {
-	dir := filepath.Join(c.dir, UploadDir)
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
+	names, err := c.st.List(UploadDir)
+	if err != nil {
 		return nil, err
 	}
 	var out []attach.Descriptor
-	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
+	for _, n := range names {
+		id, ok := strings.CutSuffix(n, ".json")
 		if !ok {
 			continue
 		}
-		j, err := readJournal(dir, id)
+		j, err := c.readJournal(id)
 		if err != nil {
 			return out, err
 		}
@@ -95,7 +89,7 @@ func (c *Client) ResumeUploads(ctx context.Context) ([]attach.Descriptor, error)
 		if err != nil {
 			return out, err
 		}
-		if err := c.finishUpload(ctx, dir, id); err != nil {
+		if err := c.finishUpload(ctx, id); err != nil {
 			return out, err
 		}
 		out = append(out, d)
@@ -103,9 +97,9 @@ func (c *Client) ResumeUploads(ctx context.Context) ([]attach.Descriptor, error)
 	return out, nil
 }
 
-func readJournal(dir, id string) (uploadJournal, error) {
+func (c *Client) readJournal(id string) (uploadJournal, error) {
 	var j uploadJournal
-	b, err := os.ReadFile(filepath.Join(dir, id+".json"))
+	b, err := c.st.ReadFile(path.Join(UploadDir, id+".json"))
 	if err != nil {
 		return j, err
 	}
@@ -114,8 +108,8 @@ func readJournal(dir, id string) (uploadJournal, error) {
 
 // finishUpload sends the chunks the server lacks, completes the blob and
 // removes the journal.
-func (c *Client) finishUpload(ctx context.Context, dir, id string) error {
-	j, err := readJournal(dir, id)
+func (c *Client) finishUpload(ctx context.Context, id string) error {
+	j, err := c.readJournal(id)
 	if err != nil {
 		return err
 	}
@@ -132,7 +126,7 @@ func (c *Client) finishUpload(ctx context.Context, dir, id string) error {
 		for _, i := range st.Present {
 			have[i] = true
 		}
-		f, err := os.Open(filepath.Join(dir, j.Ciphertext))
+		f, err := c.st.Open(path.Join(UploadDir, j.Ciphertext))
 		if err != nil {
 			return err
 		}
@@ -154,8 +148,8 @@ func (c *Client) finishUpload(ctx context.Context, dir, id string) error {
 			return fmt.Errorf("complete upload: %w", err)
 		}
 	}
-	os.Remove(filepath.Join(dir, j.Ciphertext))
-	return os.Remove(filepath.Join(dir, id+".json"))
+	c.st.Remove(path.Join(UploadDir, j.Ciphertext))
+	return c.st.Remove(path.Join(UploadDir, id+".json"))
 }
 
 // putChunk sends one chunk, retrying a few times on network trouble.

@@ -40,8 +40,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -50,7 +48,6 @@ import (
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
-	"hotline/internal/datadir"
 	"hotline/internal/identity"
 	"hotline/internal/tlog"
 )
@@ -61,6 +58,7 @@ const (
 	CredentialFile = "credential"
 	KeySetFile     = "keyset"
 	MonitorFile    = "monitor.json"
+	RolesFile      = "roles.json"
 )
 
 // Profile is profile.json.
@@ -92,7 +90,8 @@ type Profile struct {
 // Client is one device's connection to its server. Its methods are safe for
 // concurrent use.
 type Client struct {
-	dir  string
+	st   Storage
+	dir  string // the profile directory, when st is a Dir
 	sig  identity.SigningKey
 	kem  identity.KEMKey
 	root note.Verifier
@@ -113,9 +112,8 @@ type Client struct {
 
 	monMu sync.Mutex // guards mon and consistent
 	mon   struct {
-		st   *tlog.MonitorState
-		size int64
-		mod  time.Time
+		st    *tlog.MonitorState
+		stamp string // fileStamp of MonitorFile when st was read
 	}
 	consistent map[string]bool // checkpoints CompareCheckpoint found consistent
 
@@ -154,30 +152,42 @@ type Misbehaviour struct {
 
 // Open loads the profile in dir.
 func Open(dir string, opts Options) (*Client, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ProfileFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s is not a Hotline profile (no %s); enrol first with hotline enroll", dir, ProfileFile)
+	return OpenStorage(Dir(dir), opts)
+}
+
+// OpenStorage loads the profile that st holds.
+func OpenStorage(st Storage, opts Options) (*Client, error) {
+	where := "this storage"
+	if d, ok := st.(Dir); ok {
+		where = string(d)
+	}
+	b, err := st.ReadFile(ProfileFile)
+	if isNotExist(err) {
+		return nil, fmt.Errorf("%s is not a Hotline profile (no %s); enrol first with hotline enroll", where, ProfileFile)
 	} else if err != nil {
 		return nil, err
 	}
-	c := &Client{dir: dir, now: opts.Now, misbehave: opts.Misbehave, updateInterval: opts.UpdateInterval, updateMessages: opts.UpdateMessages}
-	if err := json.Unmarshal(b, &c.prof); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ProfileFile), err)
+	c := &Client{st: st, now: opts.Now, misbehave: opts.Misbehave, updateInterval: opts.UpdateInterval, updateMessages: opts.UpdateMessages}
+	if d, ok := st.(Dir); ok {
+		c.dir = string(d)
 	}
-	if c.sig, c.kem, err = identity.ReadDeviceKeys(dir); err != nil {
+	if err := json.Unmarshal(b, &c.prof); err != nil {
+		return nil, fmt.Errorf("%s: %w", ProfileFile, err)
+	}
+	if c.sig, c.kem, err = readDeviceKeys(st); err != nil {
 		return nil, err
 	}
 	if c.root, err = note.NewVerifier(c.prof.RootKey); err != nil {
 		return nil, fmt.Errorf("profile root key: %w", err)
 	}
-	ks, err := os.ReadFile(filepath.Join(dir, KeySetFile))
+	ks, err := st.ReadFile(KeySetFile)
 	if err != nil {
 		return nil, err
 	}
 	if c.keyset, err = identity.OpenKeySet(ks, c.root); err != nil {
 		return nil, fmt.Errorf("profile key set: %w", err)
 	}
-	if cred, err := os.ReadFile(filepath.Join(dir, CredentialFile)); err == nil {
+	if cred, err := st.ReadFile(CredentialFile); err == nil {
 		c.cred = cred
 	}
 	if err := c.setup(c.prof.Server, c.prof.Fingerprint); err != nil {
@@ -211,7 +221,7 @@ func transport(pin string) *http.Transport {
 	if pin != "" {
 		t.TLSClientConfig.InsecureSkipVerify = true // replaced by the pin check below
 		t.TLSClientConfig.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || datadir.Fingerprint(cs.PeerCertificates[0].Raw) != pin {
+			if len(cs.PeerCertificates) == 0 || identity.TLSFingerprint(cs.PeerCertificates[0].Raw) != pin {
 				return fmt.Errorf("server certificate does not match the pinned fingerprint %s", pin)
 			}
 			return nil
@@ -227,15 +237,19 @@ func (c *Client) Profile() Profile {
 	return c.prof
 }
 
-// Dir returns the profile directory.
+// Dir returns the profile directory ("" when the profile is not on disk).
 func (c *Client) Dir() string { return c.dir }
+
+// Storage returns where the profile is kept.
+func (c *Client) Storage() Storage { return c.st }
 
 // EnrollOptions are the inputs of Enroll.
 type EnrollOptions struct {
 	Server      string
 	Invite      string
 	ProfileDir  string
-	Fingerprint string // the pin printed by hotline init / serve; required for a self-signed server
+	Storage     Storage // instead of ProfileDir, for a profile not on disk
+	Fingerprint string  // the pin printed by hotline init / serve; required for a self-signed server
 	Label       string
 	Now         func() time.Time
 }
@@ -249,17 +263,24 @@ var ErrUnpinned = errors.New("server certificate not trusted")
 // them with an invite code.
 func Enroll(ctx context.Context, o EnrollOptions) (*Client, api.EnrollResponse, error) {
 	var res api.EnrollResponse
-	if _, err := os.Stat(filepath.Join(o.ProfileDir, identity.DeviceKeysFile)); err == nil {
+	st := o.Storage
+	if st == nil {
+		st = Dir(o.ProfileDir)
+	}
+	if hasDeviceKeys(st) {
 		return nil, res, fmt.Errorf("%s already holds a device; use a new profile directory", o.ProfileDir)
 	}
 	pin := ""
 	if o.Fingerprint != "" {
 		var err error
-		if pin, err = datadir.NormalizeFingerprint(o.Fingerprint); err != nil {
+		if pin, err = identity.NormalizeTLSFingerprint(o.Fingerprint); err != nil {
 			return nil, res, err
 		}
 	}
-	c := &Client{dir: o.ProfileDir, now: o.Now}
+	c := &Client{st: st, now: o.Now}
+	if d, ok := st.(Dir); ok {
+		c.dir = string(d)
+	}
 	if err := c.setup(o.Server, pin); err != nil {
 		return nil, res, err
 	}
@@ -298,16 +319,13 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Client, api.EnrollResponse, 
 		Invite: code, SigKey: sig.Public().String(), KEMKey: base64.StdEncoding.EncodeToString(kem.PublicBytes()), Label: o.Label,
 		Proof: base64.StdEncoding.EncodeToString(sig.Sign(identity.EnrolMessage(info.Org, hash, sig.Public(), kem.PublicBytes()))),
 	}
-	if err := os.MkdirAll(o.ProfileDir, 0o700); err != nil {
-		return nil, res, err
-	}
 	// Keys are written before the request: if the answer is lost, the
 	// enrolled key is not.
-	if err := identity.WriteDeviceKeys(o.ProfileDir, sig, kem); err != nil {
+	if err := writeDeviceKeys(st, sig, kem); err != nil {
 		return nil, res, err
 	}
 	if err := c.call(ctx, http.MethodPost, "/v1/enroll", "", req, &res); err != nil {
-		os.Remove(filepath.Join(o.ProfileDir, identity.DeviceKeysFile))
+		st.Remove(identity.DeviceKeysFile)
 		return nil, res, err
 	}
 	if res.Device != sig.Public().DeviceID() {
@@ -317,7 +335,7 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Client, api.EnrollResponse, 
 	c.prof = Profile{Server: o.Server, Fingerprint: pin, Org: info.Org, RootKey: info.RootKey, LogOrigin: info.LogOrigin,
 		User: res.User, Device: res.Device, Label: o.Label, LogKeys: []string{ks.Log}, IssuerKeys: []string{ks.Issuer},
 		Accepted: []string{res.Device}, EnrolIndex: -1}
-	if err := writeFile(filepath.Join(o.ProfileDir, KeySetFile), []byte(info.KeySet)); err != nil {
+	if err := st.WriteFile(KeySetFile, []byte(info.KeySet)); err != nil {
 		return nil, res, err
 	}
 	if res.Credential != "" {
@@ -336,7 +354,7 @@ func explainTLS(err error, server string) error {
 	var ua x509.UnknownAuthorityError
 	var ce *tls.CertificateVerificationError
 	if errors.As(err, &ce) && len(ce.UnverifiedCertificates) > 0 {
-		fp := datadir.Fingerprint(ce.UnverifiedCertificates[0].Raw)
+		fp := identity.TLSFingerprint(ce.UnverifiedCertificates[0].Raw)
 		return fmt.Errorf("%w: %s presented a certificate with fingerprint %s; compare it with the one `hotline init` printed and pass --fingerprint", ErrUnpinned, server, fp)
 	}
 	if errors.As(err, &ua) {
@@ -358,7 +376,7 @@ func (c *Client) storeCredential(cred []byte) error {
 	if cr.Device != c.sig.Public().DeviceID() || cr.SigKey != c.sig.Public() {
 		return fmt.Errorf("credential from server is for device %s, not this one", cr.Device)
 	}
-	if err := writeFile(filepath.Join(c.dir, CredentialFile), cred); err != nil {
+	if err := c.st.WriteFile(CredentialFile, cred); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -387,16 +405,7 @@ func (c *Client) saveProfileLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(c.dir, ProfileFile), append(b, '\n'))
-}
-
-// writeFile replaces a profile file atomically.
-func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return c.st.WriteFile(ProfileFile, append(b, '\n'))
 }
 
 // Do calls the API as this device: it opens a session when needed, retries
@@ -466,6 +475,11 @@ func (c *Client) Renew(ctx context.Context) ([]byte, error) {
 	}
 	return []byte(res.Credential), c.storeCredential([]byte(res.Credential))
 }
+
+// SessionToken returns a valid session token, for a caller that must
+// reach the server other than through this client (a browser's own
+// WebSocket or media connection). Treat it as a password.
+func (c *Client) SessionToken(ctx context.Context) (string, error) { return c.session(ctx) }
 
 // session returns a valid session token, signing a fresh challenge if the
 // current one is missing or about to expire.

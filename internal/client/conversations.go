@@ -16,7 +16,7 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -281,7 +281,7 @@ func (c *Client) convPath(id, ext string) (string, error) {
 	if err != nil || len(b) == 0 || len(b) > 255 {
 		return "", fmt.Errorf("%q is not a conversation ID", id)
 	}
-	return filepath.Join(c.dir, ConversationDir, id+ext), nil
+	return path.Join(ConversationDir, id+ext), nil
 }
 
 func (c *Client) signer() (mls.SignaturePrivateKey, error) {
@@ -300,7 +300,7 @@ func (c *Client) entry(id string) (*convEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := os.ReadFile(path)
+	sealed, err := c.st.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNoConversation, id)
 	} else if err != nil {
@@ -390,7 +390,7 @@ func (c *Client) readTree(id string, epoch uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := os.ReadFile(path)
+	sealed, err := c.st.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("conversation %s: the tree of epoch %d: %w", id, epoch, err)
 	}
@@ -416,10 +416,7 @@ func (c *Client) saveLocked(e *convEntry) error {
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return err
-			}
-			if err := writeFile(path, sealed); err != nil {
+			if err := c.st.WriteFile(path, sealed); err != nil {
 				return err
 			}
 			newTree = true
@@ -444,10 +441,7 @@ func (c *Client) saveLocked(e *convEntry) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	if err := writeFile(path, sealed); err != nil {
+	if err := c.st.WriteFile(path, sealed); err != nil {
 		return err
 	}
 	e.dirty = false
@@ -462,17 +456,17 @@ func (c *Client) saveLocked(e *convEntry) error {
 // dropOldTrees deletes a conversation's trees of epochs other than keep,
 // once the state names keep's.
 func (c *Client) dropOldTrees(id string, keep uint64) {
-	ents, err := os.ReadDir(filepath.Join(c.dir, ConversationDir))
+	names, err := c.st.List(ConversationDir)
 	if err != nil {
 		return
 	}
-	for _, de := range ents {
-		rest, ok := strings.CutPrefix(de.Name(), id+".")
+	for _, n := range names {
+		rest, ok := strings.CutPrefix(n, id+".")
 		if !ok {
 			continue
 		}
 		if ep, ok := strings.CutSuffix(rest, ".tree"); ok && ep != strconv.FormatUint(keep, 10) {
-			os.Remove(filepath.Join(c.dir, ConversationDir, de.Name()))
+			c.st.Remove(path.Join(ConversationDir, n))
 		}
 	}
 }
@@ -733,7 +727,7 @@ func (c *Client) forgetLocked(e *convEntry) {
 	delete(c.convs.entries, e.id)
 	c.convs.mu.Unlock()
 	if p, err := c.convPath(e.id, ".state"); err == nil {
-		os.Remove(p)
+		c.st.Remove(p)
 	}
 	c.dropOldTrees(e.id, math.MaxUint64)
 }
@@ -753,15 +747,13 @@ func (c *Client) Conversation(id string) ConversationInfo {
 // Conversations lists the conversations this device holds, from its own
 // state.
 func (c *Client) Conversations() ([]ConversationInfo, error) {
-	ents, err := os.ReadDir(filepath.Join(c.dir, ConversationDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
+	names, err := c.st.List(ConversationDir)
+	if err != nil {
 		return nil, err
 	}
 	var out []ConversationInfo
-	for _, de := range ents {
-		id, ok := strings.CutSuffix(de.Name(), ".state")
+	for _, n := range names {
+		id, ok := strings.CutSuffix(n, ".state")
 		if !ok {
 			continue
 		}
@@ -869,9 +861,6 @@ func (c *Client) writeHistoryLocked(e *convEntry) error {
 	}
 	path, err := c.convPath(e.id, ".log")
 	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	if err := c.appendSealed(path, "history", e.id, e.history...); err != nil {
@@ -1625,15 +1614,15 @@ func (c *Client) reportJoin(id string, err error) error {
 // dropKeyPackage deletes a used key package's private keys, unless it is
 // the last-resort one, which may be used again.
 func (c *Client) dropKeyPackage(ref []byte) {
-	path := filepath.Join(c.dir, KeyPackageDir, hex.EncodeToString(ref))
-	b, err := os.ReadFile(path)
+	name := path.Join(KeyPackageDir, hex.EncodeToString(ref))
+	b, err := c.st.ReadFile(name)
 	if err != nil {
 		return
 	}
 	defer clear(b)
 	var f keyPackageSecretsFile
 	if json.Unmarshal(b, &f) == nil && !f.LastResort {
-		os.Remove(path)
+		c.st.Remove(name)
 	}
 	clear(f.Init)
 	clear(f.Encryption)

@@ -70,10 +70,7 @@ func (c *Client) streamOnce(ctx context.Context, fn func(api.StreamMessage) erro
 	u.Scheme = map[string]string{"https": "wss", "http": "ws"}[u.Scheme]
 	u.Path = "/v1/events"
 	u.RawQuery = fmt.Sprintf("after=%d", after)
-	conn, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
-		HTTPClient: &http.Client{Transport: c.http.Transport},
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}},
-	})
+	conn, resp, err := c.dialEvents(ctx, u.String(), tok)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			c.mu.Lock()

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
+	"path"
 	"time"
 
 	"hotline/internal/api"
@@ -63,10 +63,6 @@ func (c *Client) UploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 	}
 	life := mls.Lifetime{NotBefore: uint64(c.now().Add(-time.Hour).Unix()), NotAfter: uint64(cr.Expires.Unix())}
 	cred := mls.Credential{Type: mls.CredentialBasic, Identity: credBytes}
-	dir := filepath.Join(c.dir, KeyPackageDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
 	var req api.KeyPackagesUpload
 	for i := range n + 1 {
 		if i == n && !lastResort {
@@ -91,7 +87,7 @@ func (c *Client) UploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 			return nil, err
 		}
 		ref := suite.MakeKeyPackageRef(kp.Marshal())
-		if err := writeFile(filepath.Join(dir, hex.EncodeToString(ref)), b); err != nil {
+		if err := c.st.WriteFile(path.Join(KeyPackageDir, hex.EncodeToString(ref)), b); err != nil {
 			return nil, err
 		}
 		clear(b)
@@ -128,7 +124,7 @@ func (c *Client) KeyPackageSecrets(ref []byte) (mls.KeyPackageSecrets, error) {
 // keys, by KeyPackageRef.
 func (c *Client) keyPackage(ref []byte) (*mls.KeyPackage, mls.KeyPackageSecrets, error) {
 	var sec mls.KeyPackageSecrets
-	b, err := os.ReadFile(filepath.Join(c.dir, KeyPackageDir, hex.EncodeToString(ref)))
+	b, err := c.st.ReadFile(path.Join(KeyPackageDir, hex.EncodeToString(ref)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, sec, fmt.Errorf("no key package %x of this device", ref)
 	} else if err != nil {

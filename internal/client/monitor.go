@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -218,7 +217,7 @@ func (c *Client) learnKeySets(entries [][]byte) error {
 			return err
 		}
 		if newer {
-			if err := writeFile(filepath.Join(c.dir, KeySetFile), []byte(e.KeySet)); err != nil {
+			if err := c.st.WriteFile(KeySetFile, []byte(e.KeySet)); err != nil {
 				return err
 			}
 		}
@@ -238,9 +237,9 @@ type userRoles struct {
 // a user's roles outright.
 func (c *Client) rolesFromLog(entries [][]byte) (*userRoles, error) {
 	ur := &userRoles{Roles: map[string]identity.Roles{}, Creator: map[string]string{}}
-	if b, err := os.ReadFile(filepath.Join(c.dir, "roles.json")); err == nil {
+	if b, err := c.st.ReadFile(RolesFile); err == nil {
 		if err := json.Unmarshal(b, ur); err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(c.dir, "roles.json"), err)
+			return nil, fmt.Errorf("%s: %w", RolesFile, err)
 		}
 	}
 	for _, raw := range entries {
@@ -264,7 +263,7 @@ func (c *Client) rolesFromLog(entries [][]byte) (*userRoles, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ur, writeFile(filepath.Join(c.dir, "roles.json"), b)
+	return ur, c.st.WriteFile(RolesFile, b)
 }
 
 // checkDevices judges this user's devices.
@@ -465,11 +464,11 @@ func (c *Client) compareCheckpoint(ctx context.Context, other []byte) (prefix bo
 }
 
 // loadMonitor returns the monitor's state as last saved. Every leaf check
-// reads it, so it is kept parsed in memory while the file is unchanged (by
-// size and modification time). The state returned is shared: read it only.
+// reads it, so it is kept parsed in memory until saveMonitor changes it
+// or, on disk, the file's size or modification time does. The state
+// returned is shared: read it only.
 func (c *Client) loadMonitor() (*tlog.MonitorState, error) {
-	path := filepath.Join(c.dir, MonitorFile)
-	fi, err := os.Stat(path)
+	stamp, err := fileStamp(c.st, MonitorFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
@@ -477,24 +476,19 @@ func (c *Client) loadMonitor() (*tlog.MonitorState, error) {
 	}
 	c.monMu.Lock()
 	defer c.monMu.Unlock()
-	if c.mon.st != nil && c.mon.size == fi.Size() && c.mon.mod.Equal(fi.ModTime()) {
+	if c.mon.st != nil && c.mon.stamp == stamp {
 		return c.mon.st, nil
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+	st, err := c.loadMonitorCopy()
+	if st != nil {
+		c.mon.st, c.mon.stamp = st, stamp
 	}
-	var st tlog.MonitorState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	c.mon.st, c.mon.size, c.mon.mod = &st, fi.Size(), fi.ModTime()
-	return &st, nil
+	return st, err
 }
 
 // loadMonitorCopy returns a copy of the monitor's state to change.
 func (c *Client) loadMonitorCopy() (*tlog.MonitorState, error) {
-	b, err := os.ReadFile(filepath.Join(c.dir, MonitorFile))
+	b, err := c.st.ReadFile(MonitorFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
@@ -502,7 +496,7 @@ func (c *Client) loadMonitorCopy() (*tlog.MonitorState, error) {
 	}
 	var st tlog.MonitorState
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(c.dir, MonitorFile), err)
+		return nil, fmt.Errorf("%s: %w", MonitorFile, err)
 	}
 	return &st, nil
 }
@@ -513,7 +507,7 @@ func (c *Client) saveMonitor(st *tlog.MonitorState) error {
 		return err
 	}
 	c.monMu.Lock()
+	defer c.monMu.Unlock()
 	c.mon.st = nil
-	c.monMu.Unlock()
-	return writeFile(filepath.Join(c.dir, MonitorFile), b)
+	return c.st.WriteFile(MonitorFile, b)
 }

@@ -87,21 +87,13 @@ func (c *Client) appendSealed(path, kind, name string, plaintexts ...[]byte) err
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(rec)))
 		buf = append(buf, rec...)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(buf); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return c.st.AppendFile(path, buf)
 }
 
 // readSealed returns a log file's records in order. A torn last record (a
 // crash mid-append) is ignored; a record that does not open is an error.
 func (c *Client) readSealed(path, kind, name string) ([][]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := c.st.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {

@@ -23,11 +23,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -37,7 +35,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -173,21 +170,11 @@ func (d *Dir) Fingerprint(certFile string) (string, error) {
 
 // Fingerprint formats the pin of a DER certificate: "sha256:" and 64 hex
 // digits.
-func Fingerprint(der []byte) string {
-	h := sha256.Sum256(der)
-	return "sha256:" + hex.EncodeToString(h[:])
-}
+func Fingerprint(der []byte) string { return identity.TLSFingerprint(der) }
 
 // NormalizeFingerprint accepts a pin with or without the "sha256:" prefix,
 // colons or upper case.
-func NormalizeFingerprint(s string) (string, error) {
-	h := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:")
-	h = strings.ReplaceAll(h, ":", "")
-	if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
-		return "", fmt.Errorf("fingerprint %q: want sha256: and 64 hex digits", s)
-	}
-	return "sha256:" + h, nil
-}
+func NormalizeFingerprint(s string) (string, error) { return identity.NormalizeTLSFingerprint(s) }
 
 // selfSigned writes a P-256 certificate valid for the hosts and returns its
 // DER bytes. Browsers do not accept Ed25519 certificates, so ECDSA it is.

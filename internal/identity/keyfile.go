@@ -43,14 +43,16 @@ func WriteDeviceKeys(dir string, sig SigningKey, kem KEMKey) error {
 	if sig.IsZero() || kem.IsZero() {
 		return fmt.Errorf("write device keys: %w", invalid("zero key"))
 	}
-	b, err := marshalDeviceKeys(sig, kem)
+	b, err := MarshalDeviceKeys(sig, kem)
 	if err != nil {
 		return fmt.Errorf("write device keys: %w", err)
 	}
 	return writeKeyFile(filepath.Join(dir, DeviceKeysFile), b)
 }
 
-func marshalDeviceKeys(sig SigningKey, kem KEMKey) ([]byte, error) {
+// MarshalDeviceKeys returns the contents of a device key file, for a
+// device that keeps its files elsewhere than on disk (a browser).
+func MarshalDeviceKeys(sig SigningKey, kem KEMKey) ([]byte, error) {
 	kemSeed, err := kem.key().Bytes() // the X-Wing seed
 	if err != nil {
 		return nil, err
@@ -67,15 +69,15 @@ func ReadDeviceKeys(dir string) (SigningKey, KEMKey, error) {
 	if err != nil {
 		return SigningKey{}, KEMKey{}, err
 	}
-	sig, kem, err := parseDeviceKeys(b)
+	sig, kem, err := ParseDeviceKeys(b)
 	if err != nil {
 		return SigningKey{}, KEMKey{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	return sig, kem, nil
 }
 
-// parseDeviceKeys parses the contents of a device key file.
-func parseDeviceKeys(b []byte) (SigningKey, KEMKey, error) {
+// ParseDeviceKeys parses the contents of a device key file.
+func ParseDeviceKeys(b []byte) (SigningKey, KEMKey, error) {
 	v, err := parseBody(string(b), deviceKeysHeader, "sig", "kem")
 	if err != nil {
 		return SigningKey{}, KEMKey{}, err

@@ -57,7 +57,7 @@ func TestDeviceKeysRoundTrip(t *testing.T) {
 
 func TestKeyFilePermissions(t *testing.T) {
 	f := newFixture(t)
-	b, err := marshalDeviceKeys(f.sig, f.kem)
+	b, err := MarshalDeviceKeys(f.sig, f.kem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestKeyFilePermissions(t *testing.T) {
 
 func TestParseDeviceKeysMalformed(t *testing.T) {
 	f := newFixture(t)
-	good, _ := marshalDeviceKeys(f.sig, f.kem)
+	good, _ := MarshalDeviceKeys(f.sig, f.kem)
 	lines := strings.SplitAfter(string(good), "\n")
 	sigLine, kemLine := lines[1], lines[2]
 	tests := map[string]string{
@@ -122,7 +122,7 @@ func TestParseDeviceKeysMalformed(t *testing.T) {
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, _, err := parseDeviceKeys([]byte(in))
+			_, _, err := ParseDeviceKeys([]byte(in))
 			wantErr(t, err, ErrInvalid)
 		})
 	}
@@ -130,18 +130,18 @@ func TestParseDeviceKeysMalformed(t *testing.T) {
 
 func FuzzReadDeviceKeys(f *testing.F) {
 	fx := newFixture(f)
-	good, _ := marshalDeviceKeys(fx.sig, fx.kem)
+	good, _ := MarshalDeviceKeys(fx.sig, fx.kem)
 	f.Add(good)
 	f.Add([]byte("hotline-device-keys v1\nsig AAAA\nkem AAAA\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		sig, kem, err := parseDeviceKeys(b)
+		sig, kem, err := ParseDeviceKeys(b)
 		if err != nil {
 			wantErr(t, err, ErrInvalid)
 			return
 		}
 		// One encoding per key pair: writing back gives the same bytes.
-		again, err := marshalDeviceKeys(sig, kem)
+		again, err := MarshalDeviceKeys(sig, kem)
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("round trip: %q, %v; want %q", again, err, b)
 		}

@@ -53,7 +53,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, a org.Actor) err
 		return apierr.New(apierr.Unavailable, "server shutting down")
 	}
 	defer s.hub.Unsubscribe(sub)
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{api.WebSocketProtocol}})
 	if err != nil {
 		return nil // Accept wrote the HTTP error
 	}

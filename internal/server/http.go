@@ -141,6 +141,9 @@ func (s *Server) wrap(pattern string, acc access, maxBody int64, h func(http.Res
 
 func (s *Server) authenticate(r *http.Request, acc access) (org.Actor, error) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		tok, ok = webSocketBearer(r)
+	}
 	if !ok || tok == "" {
 		return org.Actor{}, apierr.New(apierr.Unauthenticated, "missing session token").
 			WithHint("authenticate with POST /v1/auth/challenge and /v1/auth/session")
@@ -154,6 +157,22 @@ func (s *Server) authenticate(r *http.Request, acc access) (org.Actor, error) {
 			WithHint("ask one of your other devices or a security officer to run: hotline device approve %s", a.Device.ID)
 	}
 	return a, nil
+}
+
+// webSocketBearer returns the session token a browser offered as a
+// WebSocket subprotocol (api.WebSocketBearerPrefix).
+func webSocketBearer(r *http.Request) (string, bool) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return "", false
+	}
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if tok, ok := strings.CutPrefix(strings.TrimSpace(p), api.WebSocketBearerPrefix); ok {
+				return tok, true
+			}
+		}
+	}
+	return "", false
 }
 
 type statusWriter struct {
