@@ -1,25 +1,45 @@
-# The two commands a newcomer needs: `make run` and `make test`.
-# Tests that need PostgreSQL use HOTLINE_TEST_POSTGRES, which defaults to the
-# local server (trust auth, database test); .ci/run starts it if needed.
+# The two commands a newcomer needs: `make run` (the demo, in a browser) and
+# `make test`. Tests that need PostgreSQL use HOTLINE_TEST_POSTGRES, which
+# defaults to the local server (trust auth, database test); .ci/run starts
+# it if needed.
 
 DATA   ?= hotline-data
 ORG    ?= state.example
 LISTEN ?= 127.0.0.1:8443
+DEMO_LISTEN ?= 127.0.0.1:8080
 HOTLINE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export HOTLINE_TEST_POSTGRES
 
-.PHONY: run test build
+.PHONY: run serve test build web
 
-build:
+# The web client: the TypeScript UI (type-checked, bundled by esbuild), the
+# protocol core compiled to WebAssembly, and Go's loader for it, all in
+# web/dist, which the hotline binary embeds.
+web: web/node_modules/.installed
+	cd web && npm run --silent build
+	cp "$$(go env GOROOT)/lib/wasm/wasm_exec.js" web/dist/wasm_exec.js
+	GOOS=js GOARCH=wasm go build -trimpath -o web/dist/hotline.wasm ./web/wasm
+
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --silent
+	touch $@
+
+build: web
 	go build -o bin/hotline ./cmd/hotline
 
-# Creates the organisation on first run (printing the first admin's invite
-# code and the certificate fingerprint), then serves it.
+# A demo organisation on this machine: prints one browser address per
+# person (principal, duty officer, note-taker, counterpart).
 run: build
+	bin/hotline demo --listen $(DEMO_LISTEN)
+
+# A real organisation: created on first run (printing the first admin's
+# invite code and the certificate fingerprint), then served.
+serve: build
 	@test -e $(DATA)/config.json || bin/hotline init --data $(DATA) --org $(ORG)
 	bin/hotline serve --data $(DATA) --listen $(LISTEN)
 
-test:
+test: web
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
+	GOOS=js GOARCH=wasm go vet ./web/wasm
 	go test ./...

@@ -1,6 +1,7 @@
 // Command hotline is Hotline's server, its operator's tool and a headless
 // client, in one binary.
 //
+//	hotline demo                                   a demo organisation for browsers on this machine
 //	hotline init    --data DIR --org ORG           create an organisation
 //	hotline serve   --data DIR --listen HOST:PORT  run the server
 //	hotline enroll  --server URL --invite CODE --profile DIR
@@ -52,6 +53,7 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"demo", "run a demo organisation for browsers on this machine", cmdDemo},
 		{"init", "create an organisation in a new data directory", cmdInit},
 		{"serve", "run the server", cmdServe},
 		{"enroll", "enrol this device with an invite code", cmdEnroll},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hotline/internal/server"
+	"hotline/web"
 )
 
 func cmdServe(e *cmdEnv, args []string) error {
@@ -82,7 +83,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 		DataDir: *data, Database: db().Database, PasswordFile: db().PasswordFile, TLSCert: *cert, TLSKey: *key,
 		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL,
 		TrustedProxies: trusted, EnrolRate: *enrolRate / 60, EnrolBurst: *enrolBurst,
-		MediaUDP: *mediaUDP, MediaTCP: *mediaTCP,
+		MediaUDP: *mediaUDP, MediaTCP: *mediaTCP, Web: web.Files(),
 	})
 	if err != nil {
 		ln.Close()

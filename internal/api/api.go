@@ -251,6 +251,17 @@ type AddRuleRequest struct {
 	Rule string `json:"rule"`
 }
 
+// Contact is one entry of GET /v1/contacts: a user the contact policy lets
+// the caller reach.
+type Contact struct {
+	User         string   `json:"user"`
+	Org          string   `json:"org"`
+	Roles        []string `json:"roles"`
+	Clearance    string   `json:"clearance"`
+	Compartments []string `json:"compartments"`
+	ViaRequest   bool     `json:"via_request,omitempty"` // only through a call request to the duty desk
+}
+
 // ContactRequest is POST /v1/contact.
 type ContactRequest struct {
 	To string `json:"to"`

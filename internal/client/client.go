@@ -108,7 +108,8 @@ type Client struct {
 	// verified is cred, parsed, once it has verified under keyset; zero
 	// when cred or keyset changed since. It saves Do an Ed25519
 	// verification per call.
-	verified identity.Credential
+	verified     identity.Credential
+	onStreamDown func(error) // OnStreamDown
 
 	monMu sync.Mutex // guards mon and consistent
 	mon   struct {

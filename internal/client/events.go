@@ -25,6 +25,24 @@ var ErrStop = errors.New("stop the event stream")
 // because the device was revoked.
 var ErrStreamRevoked = errors.New("event stream closed: device revoked")
 
+// OnStreamDown sets a function told each time the event stream ends with
+// an error, before Events retries or gives up (nil: none), so a UI can show
+// that the device is offline.
+func (c *Client) OnStreamDown(fn func(error)) {
+	c.mu.Lock()
+	c.onStreamDown = fn
+	c.mu.Unlock()
+}
+
+func (c *Client) streamDown(err error) {
+	c.mu.Lock()
+	fn := c.onStreamDown
+	c.mu.Unlock()
+	if fn != nil {
+		fn(err)
+	}
+}
+
 // Events follows the device's event stream until ctx ends, calling fn for
 // every message in order. After fn returns nil for a durable event, the
 // event is acknowledged and the position saved in the profile, so a restart
@@ -39,6 +57,9 @@ func (c *Client) Events(ctx context.Context, fn func(api.StreamMessage) error) e
 	backoff := 100 * time.Millisecond
 	for {
 		err := c.streamOnce(ctx, fn)
+		if err != nil && !errors.Is(err, ErrStop) && ctx.Err() == nil {
+			c.streamDown(err)
+		}
 		switch {
 		case errors.Is(err, ErrStop):
 			return nil

@@ -3,6 +3,8 @@ package org
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -148,6 +150,51 @@ func (s *Service) CheckContactTx(ctx context.Context, tx *store.Tx, a Actor, tar
 		return d, apierr.New(apierr.ContactViaRequest, "%s can be reached only through a call request to the duty desk (%s)", target, rule)
 	}
 	return d, apierr.New(apierr.ContactRefused, "the contact policy refuses contact with %s (%s)", target, rule)
+}
+
+// Contact is a user the actor may reach: directly, or, with ViaRequest,
+// only through a call request to the duty desk.
+type Contact struct {
+	User       store.User
+	ViaRequest bool
+}
+
+// Contacts lists the users the contact policy lets the actor reach, by ID:
+// the address book of a device. Users the policy refuses and disabled
+// users are left out; listing them is not an attempt, so nothing is logged.
+func (s *Service) Contacts(ctx context.Context, a Actor) ([]Contact, error) {
+	if err := a.can(directory.ActContactCheck); err != nil {
+		return nil, err
+	}
+	var out []Contact
+	err := s.view(ctx, func(tx *store.Tx) error {
+		us, err := tx.ListUsers(ctx)
+		if err != nil {
+			return err
+		}
+		rs, err := rules(ctx, tx)
+		if err != nil {
+			return err
+		}
+		from := policy.Party{User: a.User.ID, Roles: a.User.Roles}
+		for _, u := range us {
+			if u.ID == a.User.ID || u.Disabled {
+				continue
+			}
+			switch policy.Evaluate(rs, from, policy.Party{User: u.ID, Roles: u.Roles}).Effect {
+			case policy.Allow:
+				out = append(out, Contact{User: u})
+			case policy.Request:
+				out = append(out, Contact{User: u, ViaRequest: true})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	slices.SortFunc(out, func(x, y Contact) int { return strings.Compare(x.User.ID.String(), y.User.ID.String()) })
+	return out, nil
 }
 
 // logRefusal appends a contact.refused entry unless the device is over its

@@ -357,6 +357,19 @@ func (s *Server) checkContact(w http.ResponseWriter, r *http.Request, a org.Acto
 	return writeJSON(w, http.StatusOK, res)
 }
 
+func (s *Server) listContacts(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	cs, err := s.svc.Contacts(r.Context(), a)
+	if err != nil {
+		return err
+	}
+	out := []api.Contact{}
+	for _, c := range cs {
+		u := apiUser(c.User)
+		out = append(out, api.Contact{User: u.ID, Org: s.Org(), Roles: u.Roles, Clearance: u.Clearance, Compartments: u.Compartments, ViaRequest: c.ViaRequest})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
 func parseUser(s string) (identity.UserID, error) {
 	u, err := identity.ParseUserID(s)
 	if err != nil {

@@ -65,6 +65,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/policy", active, s.addRule)
 	handle("DELETE /v1/policy/{id}", active, s.removeRule)
 	handle("POST /v1/contact", active, s.checkContact)
+	handle("GET /v1/contacts", active, s.listContacts)
 
 	handle("GET /v1/log/checkpoint", active, s.checkpoint)
 	handle("GET /v1/log/entries", active, s.entries)
@@ -97,9 +98,10 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/blobs/{id}/complete", active, s.completeBlob)
 	handle("GET /v1/blobs/{id}/chunks/{n}", active, s.getChunk)
 
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apierr.New(apierr.NotFound, "no such endpoint"))
 	})
+	mux.Handle("/", s.webHandler())
 	return mux
 }
 

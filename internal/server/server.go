@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,7 +44,10 @@ type Config struct {
 	TLSCert      string // PEM files to use instead of DIR/tls
 	TLSKey       string
 	InsecureHTTP bool // plain HTTP; allowed only on loopback listeners
-	Logger       *slog.Logger
+	// Web is the web client's files (web.Files()), served at /; nil serves
+	// a page saying the client is not built.
+	Web    fs.FS
+	Logger *slog.Logger
 
 	CredentialTTL time.Duration
 	SessionTTL    time.Duration

@@ -1,0 +1,248 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"hotline/internal/demo"
+	"hotline/web"
+)
+
+// The web client's tests drive Debian's Chromium (installed by .ci/run)
+// against the demo organisation, through the UI's data-testid hooks.
+
+const chromiumPath = "/usr/bin/chromium"
+
+// startDemo serves the built web client from a fresh demo organisation.
+func startDemo(t *testing.T) *demo.Demo {
+	t.Helper()
+	files := web.Files()
+	if files == nil {
+		t.Fatal("web/dist holds no build of the web client: run `make web` (make test does)")
+	}
+	d, err := demo.Start(t.Context(), demo.Options{Dir: filepath.Join(t.TempDir(), "demo"), Web: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			t.Errorf("close demo: %v", err)
+		}
+	})
+	return d
+}
+
+// newBrowser starts a headless Chromium with a fresh profile and returns
+// a context for its first tab; more tabs come from chromedp.NewContext on
+// it.
+func newBrowser(t *testing.T, extraFlags ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		t.Fatalf("Chromium is needed for the web client's tests (apt-get install chromium; .ci/run does): %v", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-features", "Translate"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extraFlags...)...)
+	ctx, cancel := chromedp.NewContext(actx)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		cancel()
+		cancelAlloc()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	return ctx
+}
+
+// tab opens a new tab in the browser of ctx.
+func tab(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// run runs steps with a deadline, failing the test with what was being
+// done.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition until it holds.
+func waitFor(t *testing.T, ctx context.Context, what, cond string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(c, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+func sel(testid string) string { return `[data-testid="` + testid + `"]` }
+
+func jsq(s string) string { return fmt.Sprintf("%q", s) }
+
+// screenshot saves the page, for the README and for looking at a failure.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("HOTLINE_SCREENSHOTS")
+	if dir == "" {
+		dir = "screenshots"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var png []byte
+	c, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// enrolBrowser opens a person's demo address and waits until the app
+// shows them signed in with an approved device.
+func enrolBrowser(t *testing.T, ctx context.Context, d *demo.Demo, name string) {
+	t.Helper()
+	var p demo.Person
+	for _, q := range d.People {
+		if q.Name == name {
+			p = q
+		}
+	}
+	run(t, ctx, "open "+name+"'s address", chromedp.Navigate(d.URL(p)))
+	waitFor(t, ctx, name+" signed in", `(() => { const e = document.querySelector('`+sel("me")+`'); return !!e && e.textContent.includes(`+jsq(p.User())+`) })()`)
+	if h := eval[string](t, ctx, "location.hash"); strings.Contains(h, "invite") {
+		t.Errorf("the invite stays in the address bar: %q", h)
+	}
+}
+
+// TestBrowsersMessage: two people's browsers enrol from their demo
+// addresses, message each other, exchange a file, and keep everything
+// across a reload; a contact the policy refuses shows its stable code.
+func TestBrowsersMessage(t *testing.T) {
+	d := startDemo(t)
+	browser := newBrowser(t)
+	p := tab(t, browser)
+	duty := tab(t, browser)
+	enrolBrowser(t, p, d, "principal")
+	enrolBrowser(t, duty, d, "duty")
+	waitFor(t, p, "principal's stream", `document.querySelector('`+sel("stream-status")+`')?.dataset.connected === "true"`)
+	waitFor(t, duty, "duty's stream", `document.querySelector('`+sel("stream-status")+`')?.dataset.connected === "true"`)
+
+	// The principal's contacts are the staff, not the counterpart.
+	waitFor(t, p, "principal's contacts", `!!document.querySelector('`+sel("contact")+`[data-user="duty@demo.example"]')`)
+	if n := eval[int](t, p, `document.querySelectorAll('`+sel("contact")+`[data-user="counterpart@demo.example"]').length`); n != 0 {
+		t.Errorf("the principal's contacts list the counterpart")
+	}
+
+	const text = "The summit moves to Thursday, 09:00."
+	run(t, p, "principal opens the duty officer",
+		chromedp.Click(chromedp.CSS(sel("contact")+`[data-user="duty@demo.example"]`)),
+		chromedp.WaitVisible(chromedp.CSS(sel("conversation-pane"))),
+		chromedp.WaitVisible(chromedp.CSS(sel("banner"))),
+		chromedp.SendKeys(chromedp.CSS(sel("compose")), text),
+		chromedp.Click(chromedp.CSS(sel("send"))))
+	hasText := `[...document.querySelectorAll('` + sel("message") + ` ` + sel("text") + `')].some(e => e.textContent.includes(` + jsq(text) + `))`
+	waitFor(t, p, "the principal's own message", hasText)
+
+	// The duty officer's browser learns of the conversation from the
+	// stream, and shows the message.
+	waitFor(t, duty, "the conversation in duty's list", `!!document.querySelector('`+sel("conversation")+`')`)
+	run(t, duty, "duty opens it", chromedp.Click(chromedp.CSS(sel("conversation"))), chromedp.WaitVisible(chromedp.CSS(sel("conversation-pane"))))
+	waitFor(t, duty, "the message at duty", hasText)
+	level := eval[string](t, duty, `document.querySelector('`+sel("level")+`').textContent`)
+	if strings.TrimSpace(level) == "" || level != strings.ToUpper(level) {
+		t.Errorf("banner level %q", level)
+	}
+	if all := eval[string](t, duty, `document.querySelector('`+sel("verified")+`').dataset.all`); all != "false" {
+		t.Errorf("banner says every identity is verified (%q) though nobody compared safety numbers", all)
+	}
+
+	// A file, through the attach input; the duty officer's browser shows
+	// it and its core decrypts it to the same bytes.
+	file := filepath.Join(t.TempDir(), "briefing.txt")
+	content := bytes.Repeat([]byte("Briefing for the principal. "), 3000)
+	if err := os.WriteFile(file, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, p, "attach a file", chromedp.SetUploadFiles(chromedp.CSS(sel("attach-input")), []string{file}))
+	hasFile := `!!document.querySelector('` + sel("attachment") + `') && document.querySelector('` + sel("attachment") + `').textContent.includes("briefing.txt")`
+	waitFor(t, duty, "the attachment at duty", hasFile)
+	sum := sha256.Sum256(content)
+	got := eval[string](t, duty, `(async () => {
+		const pane = document.querySelector('`+sel("conversation-pane")+`');
+		const msg = document.querySelector('`+sel("attachment")+`').closest('`+sel("message")+`');
+		const f = await hotlineCore.download(pane.dataset.id, Number(msg.dataset.seq));
+		const h = new Uint8Array(await crypto.subtle.digest("SHA-256", f.data));
+		return [...h].map(b => b.toString(16).padStart(2, "0")).join("");
+	})()`)
+	if got != hex.EncodeToString(sum[:]) {
+		t.Errorf("downloaded file's SHA-256 %s, want %x", got, sum)
+	}
+	screenshot(t, duty, "desktop-conversation")
+
+	// A reload opens the profile from IndexedDB: same person, same history.
+	eval[any](t, p, `window.hotlineUI.flushed()`)
+	run(t, p, "reload", chromedp.Reload())
+	waitFor(t, p, "principal signed in again", `(document.querySelector('`+sel("me")+`')?.textContent ?? "").includes("principal@demo.example")`)
+	run(t, p, "reopen the conversation", chromedp.WaitVisible(chromedp.CSS(sel("conversation"))), chromedp.Click(chromedp.CSS(sel("conversation"))))
+	waitFor(t, p, "history after reload", hasText)
+
+	// The counterpart reaches the principal only through a call request:
+	// the stable code shows in the UI.
+	cp := tab(t, browser)
+	enrolBrowser(t, cp, d, "counterpart")
+	waitFor(t, cp, "counterpart's contacts", `!!document.querySelector('`+sel("contact")+`[data-user="principal@demo.example"]')`)
+	run(t, cp, "counterpart opens the principal", chromedp.Click(chromedp.CSS(sel("contact")+`[data-user="principal@demo.example"]`)))
+	waitFor(t, cp, "the refusal", `document.querySelector('`+sel("error")+`')?.dataset.code === "contact_via_request"`)
+	screenshot(t, cp, "desktop-refused")
+
+	// Phone width.
+	run(t, duty, "phone width", chromedp.EmulateViewport(390, 844))
+	screenshot(t, duty, "phone-conversation")
+}

@@ -1,0 +1,323 @@
+// Package core is what the web client's WebAssembly module does: the
+// project's own client (internal/client) with its profile in memory, every
+// file sealed under a wrapping key before the page stores it, and answers
+// shaped for the UI (web/src/core.d.ts). It has no syscall/js in it, so its
+// tests run natively against a real server; web/wasm binds it to
+// JavaScript.
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"hotline/internal/api"
+	"hotline/internal/apierr"
+	"hotline/internal/attach"
+	"hotline/internal/client"
+	"hotline/internal/conversation"
+	"hotline/internal/identity"
+)
+
+// Persist receives every change to the profile: a file's name and its
+// sealed contents, or nil when the file was removed. Calls come in the
+// order of the changes and must be stored in that order.
+type Persist func(name string, sealed []byte)
+
+// Core is one browser's device.
+type Core struct {
+	c    *client.Client
+	wrap *client.WrapKey
+}
+
+func storage(wrap *client.WrapKey, files map[string][]byte, persist Persist) *client.MemStorage {
+	st := client.NewMemStorage(files)
+	st.OnChange = func(name string, data []byte) {
+		if data == nil {
+			persist(name, nil)
+			return
+		}
+		persist(name, wrap.Seal(name, data))
+	}
+	return st
+}
+
+// Enroll makes this browser a device: it generates the keys and enrols them
+// at server with an invite code.
+func Enroll(ctx context.Context, server, invite, label string, wrapSecret []byte, persist Persist) (*Core, error) {
+	wrap, err := client.NewWrapKey(wrapSecret)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := client.Enroll(ctx, client.EnrollOptions{Server: server, Invite: invite, Label: label, Storage: storage(wrap, nil, persist)})
+	if err != nil {
+		return nil, err
+	}
+	return &Core{c: c, wrap: wrap}, nil
+}
+
+// Open loads the device from the sealed files persist was given.
+func Open(sealed map[string][]byte, wrapSecret []byte, persist Persist) (*Core, error) {
+	wrap, err := client.NewWrapKey(wrapSecret)
+	if err != nil {
+		return nil, err
+	}
+	files, err := wrap.OpenAll(sealed)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.OpenStorage(storage(wrap, files, persist), client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &Core{c: c, wrap: wrap}, nil
+}
+
+// Client returns the device's client, for tests and for calls.
+func (k *Core) Client() *client.Client { return k.c }
+
+// Me is who this browser is.
+type Me struct {
+	User         string   `json:"user"`
+	Device       string   `json:"device"`
+	Org          string   `json:"org"`
+	Label        string   `json:"label"`
+	Roles        []string `json:"roles"`
+	Clearance    string   `json:"clearance"`
+	Compartments []string `json:"compartments"`
+	Pending      bool     `json:"pending"`
+}
+
+// Me asks the server for the device's user and status.
+func (k *Core) Me(ctx context.Context) (Me, error) {
+	p := k.c.Profile()
+	m, err := k.c.Me(ctx)
+	if err != nil {
+		return Me{}, err
+	}
+	return Me{User: m.User.ID, Device: p.Device, Org: p.Org, Label: p.Label, Roles: orEmpty(m.User.Roles),
+		Clearance: m.User.Clearance, Compartments: orEmpty(m.User.Compartments), Pending: m.Device.Status != "active"}, nil
+}
+
+// Contacts is the address book: whom the policy lets this user reach.
+func (k *Core) Contacts(ctx context.Context) ([]api.Contact, error) {
+	out := []api.Contact{}
+	err := k.c.Do(ctx, "GET", "/v1/contacts", nil, &out)
+	for i := range out {
+		out[i].Roles, out[i].Compartments = orEmpty(out[i].Roles), orEmpty(out[i].Compartments)
+	}
+	return out, err
+}
+
+// Conversations lists what the device holds.
+func (k *Core) Conversations() ([]client.ConversationInfo, error) {
+	cs, err := k.c.Conversations()
+	out := make([]client.ConversationInfo, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, uiConv(c))
+	}
+	return out, err
+}
+
+// uiConv makes every list a list: the UI is promised arrays, and JSON
+// turns a nil slice into null.
+func uiConv(c client.ConversationInfo) client.ConversationInfo {
+	c.Compartments = orEmpty(c.Compartments)
+	ms := make([]client.Member, 0, len(c.Members))
+	for _, m := range c.Members {
+		if m.Roles == nil {
+			m.Roles = identity.Roles{}
+		}
+		m.Compartments = orEmpty(m.Compartments)
+		ms = append(ms, m)
+	}
+	c.Members = ms
+	return c
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Attachment is what the UI shows of a file sent in a conversation.
+type Attachment struct {
+	Name      string `json:"name"`
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size"`
+}
+
+// Message is a message as the UI shows it: an attachment's descriptor (its
+// key) stays in the core.
+type Message struct {
+	client.Message
+	Data       []byte      `json:"data,omitempty"` // always empty
+	Attachment *Attachment `json:"attachment,omitempty"`
+}
+
+func uiMessage(m client.Message) Message {
+	out := Message{Message: m}
+	if m.Kind == "attachment" {
+		if d, err := attach.UnmarshalDescriptor(m.Data); err == nil {
+			out.Attachment = &Attachment{Name: d.Name, MediaType: d.MediaType, Size: d.Size}
+		}
+	}
+	out.Message.Data = nil
+	return out
+}
+
+// Messages returns a conversation's history.
+func (k *Core) Messages(id string) ([]Message, error) {
+	ms, err := k.c.Messages(id)
+	out := make([]Message, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, uiMessage(m))
+	}
+	return out, err
+}
+
+// Create makes a conversation with a title and members (user IDs).
+func (k *Core) Create(ctx context.Context, title string, members []string) (client.ConversationInfo, error) {
+	c, err := k.c.CreateConversation(ctx, client.CreateOptions{Title: title, Members: members})
+	return uiConv(c), err
+}
+
+// Direct returns, or first creates, the 1:1 conversation with user.
+func (k *Core) Direct(ctx context.Context, user string) (client.ConversationInfo, error) {
+	c, err := k.c.DirectConversation(ctx, user)
+	return uiConv(c), err
+}
+
+// Send sends a text message.
+func (k *Core) Send(ctx context.Context, id, text string) (Message, error) {
+	if strings.TrimSpace(text) == "" {
+		return Message{}, apierr.New(apierr.BadRequest, "the message is empty")
+	}
+	m, err := k.c.Send(ctx, id, conversation.Content{Kind: conversation.KindText, Text: text})
+	return uiMessage(m), err
+}
+
+// SendFile encrypts, uploads and sends a file.
+func (k *Core) SendFile(ctx context.Context, id, name, mediaType string, data []byte) (Message, error) {
+	if mediaType == "" {
+		mediaType = "application/octet-stream"
+	}
+	m, err := k.c.SendAttachment(ctx, id, bytes.NewReader(data), name, mediaType)
+	return uiMessage(m), err
+}
+
+// File is a downloaded, decrypted attachment.
+type File struct {
+	Name      string
+	MediaType string
+	Data      []byte
+}
+
+// Download fetches and decrypts the attachment of message seq.
+func (k *Core) Download(ctx context.Context, id string, seq int64) (File, error) {
+	ms, err := k.c.Messages(id)
+	if err != nil {
+		return File{}, err
+	}
+	for _, m := range ms {
+		if m.Seq != seq || m.Kind != "attachment" {
+			continue
+		}
+		d, err := attach.UnmarshalDescriptor(m.Data)
+		if err != nil {
+			return File{}, err
+		}
+		var buf bytes.Buffer
+		if err := k.c.DownloadAttachment(ctx, d, &buf); err != nil {
+			return File{}, err
+		}
+		return File{Name: d.Name, MediaType: d.MediaType, Data: buf.Bytes()}, nil
+	}
+	return File{}, apierr.New(apierr.NotFound, "message %d of %s holds no attachment", seq, id)
+}
+
+// Update is what the UI learns from the event stream.
+type Update struct {
+	Conversation string   `json:"conversation"`
+	Kind         string   `json:"kind"`
+	Message      *Message `json:"message,omitempty"`
+	Problem      string   `json:"problem,omitempty"`
+}
+
+// Status is the event stream's state.
+type Status struct {
+	Connected bool          `json:"connected"`
+	Error     *apierr.Error `json:"error,omitempty"`
+}
+
+// Follow keeps the device current until ctx ends or the device is revoked:
+// it tops up key packages, then follows the event stream, reconnecting on
+// its own, and reports updates and the stream's state.
+func (k *Core) Follow(ctx context.Context, onUpdate func(Update), onStatus func(Status)) error {
+	var mu sync.Mutex
+	connected := false
+	report := func(up bool, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if up == connected && err == nil {
+			return
+		}
+		connected = up
+		s := Status{Connected: up}
+		if err != nil {
+			s.Error = UIError(err)
+		}
+		onStatus(s)
+	}
+	k.c.OnUpdate(func(u client.Update) {
+		out := Update{Conversation: u.Conversation, Kind: string(u.Kind)}
+		if u.Message != nil {
+			m := uiMessage(*u.Message)
+			out.Message = &m
+		}
+		if u.Err != nil {
+			out.Problem = u.Err.Error()
+		}
+		onUpdate(out)
+	})
+	defer k.c.OnUpdate(nil)
+	k.c.OnStreamDown(func(err error) { report(false, err) })
+	defer k.c.OnStreamDown(nil)
+	for {
+		err := k.c.EnsureKeyPackages(ctx, client.DefaultSuite)
+		if err == nil {
+			break
+		}
+		report(false, err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	err := k.c.Events(ctx, func(m api.StreamMessage) error {
+		if m.Type == api.StreamReady {
+			report(true, nil)
+		}
+		return nil
+	})
+	report(false, err)
+	return err
+}
+
+// UIError is what the UI shows of an error: the stable code, a message and
+// a hint. Errors from the server keep theirs; the device's own failures
+// get the code "client" and their text.
+func UIError(err error) *apierr.Error {
+	var e *apierr.Error
+	if errors.As(err, &e) {
+		return &apierr.Error{Code: e.Code, Message: e.Message, Hint: e.Hint}
+	}
+	return &apierr.Error{Code: "client", Message: fmt.Sprint(err)}
+}

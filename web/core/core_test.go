@@ -1,0 +1,259 @@
+package core_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"hotline/internal/client"
+	"hotline/internal/demo"
+	"hotline/web/core"
+)
+
+// browser is one web client's device and what its page would have stored.
+type browser struct {
+	*core.Core
+	mu      sync.Mutex
+	stored  map[string][]byte
+	updates []core.Update
+	status  []core.Status
+}
+
+func (b *browser) persist(name string, sealed []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if sealed == nil {
+		delete(b.stored, name)
+	} else {
+		b.stored[name] = sealed
+	}
+}
+
+func (b *browser) snapshot() map[string][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string][]byte{}
+	for n, v := range b.stored {
+		out[n] = bytes.Clone(v)
+	}
+	return out
+}
+
+func startDemo(t *testing.T) (*demo.Demo, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "demo")
+	d, err := demo.Start(t.Context(), demo.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			t.Errorf("close demo: %v", err)
+		}
+	})
+	return d, dir
+}
+
+func person(t *testing.T, d *demo.Demo, name string) demo.Person {
+	for _, p := range d.People {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("no %s in the demo", name)
+	return demo.Person{}
+}
+
+func enrol(t *testing.T, d *demo.Demo, name string, wrap []byte) *browser {
+	t.Helper()
+	b := &browser{stored: map[string][]byte{}}
+	k, err := core.Enroll(t.Context(), "http://127.0.0.1:"+strconv.Itoa(d.Port), person(t, d, name).Invite, name+"'s browser", wrap, b.persist)
+	if err != nil {
+		t.Fatalf("enrol %s: %v", name, err)
+	}
+	b.Core = k
+	return b
+}
+
+func (b *browser) follow(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Follow(ctx, func(u core.Update) {
+			b.mu.Lock()
+			b.updates = append(b.updates, u)
+			b.mu.Unlock()
+		}, func(s core.Status) {
+			b.mu.Lock()
+			b.status = append(b.status, s)
+			b.mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWebCore drives the web client's core as the page does: two browsers
+// enrol in the demo organisation, message, exchange a file, and one is
+// reopened from what its page stored.
+func TestWebCore(t *testing.T) {
+	d, dir := startDemo(t)
+	ctx := t.Context()
+	wrapP := bytes.Repeat([]byte{1}, 32)
+	p := enrol(t, d, "principal", wrapP)
+	duty := enrol(t, d, "duty", bytes.Repeat([]byte{2}, 32))
+	for _, b := range []*browser{p, duty} {
+		me, err := b.Me(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, me.User+"'s browser approved", func() bool {
+			me, err = b.Me(ctx)
+			return err == nil && !me.Pending
+		})
+	}
+	duty.follow(t)
+	p.follow(t)
+	for _, b := range []*browser{p, duty} {
+		eventually(t, "the event stream", func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return slices.ContainsFunc(b.status, func(s core.Status) bool { return s.Connected })
+		})
+	}
+
+	cs, err := p.Contacts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.User)
+	}
+	// Staff reach staff; the counterpart is not in the principal's book.
+	if slices.Contains(names, "counterpart@demo.example") || !slices.Contains(names, "duty@demo.example") || !slices.Contains(names, "notes@demo.example") {
+		t.Errorf("principal's contacts %v", names)
+	}
+
+	conv, err := p.Direct(ctx, "duty@demo.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The UI is promised lists, never null (core.d.ts).
+	me, _ := p.Me(ctx)
+	convs, _ := p.Conversations()
+	for _, v := range []any{me, conv, convs, cs} {
+		b, _ := json.Marshal(v)
+		if bytes.Contains(b, []byte(":null")) {
+			t.Errorf("a list is null in %s", b)
+		}
+	}
+	const canary = "CANARY-web-5b1f the summit moves to Thursday"
+	if _, err := p.Send(ctx, conv.ID, canary); err != nil {
+		t.Fatal(err)
+	}
+	file := bytes.Repeat([]byte("briefing "), 20000)
+	if _, err := p.SendFile(ctx, conv.ID, "brief.txt", "text/plain", file); err != nil {
+		t.Fatal(err)
+	}
+	var got []core.Message
+	eventually(t, "the duty officer's browser to receive both", func() bool {
+		got, _ = duty.Messages(conv.ID)
+		return len(got) >= 2
+	})
+	if got[0].Text != canary || got[0].User != "principal@demo.example" {
+		t.Errorf("first message %+v", got[0])
+	}
+	a := got[1].Attachment
+	if got[1].Kind != "attachment" || a == nil || a.Name != "brief.txt" || a.Size != int64(len(file)) || got[1].Data != nil {
+		t.Fatalf("attachment message %+v", got[1])
+	}
+	f, err := duty.Download(ctx, conv.ID, got[1].Seq)
+	if err != nil || !bytes.Equal(f.Data, file) || f.Name != "brief.txt" {
+		t.Fatalf("download: %q %d bytes, %v", f.Name, len(f.Data), err)
+	}
+	if _, err := duty.Download(ctx, conv.ID, got[0].Seq); err == nil || core.UIError(err).Code != "not_found" {
+		t.Errorf("download of a text message: %v", err)
+	}
+	duty.mu.Lock()
+	sawUpdate := slices.ContainsFunc(duty.updates, func(u core.Update) bool { return u.Message != nil && u.Message.Text == canary })
+	duty.mu.Unlock()
+	if !sawUpdate {
+		t.Errorf("duty's stream brought no update with the message")
+	}
+
+	// A contact the policy refuses shows its stable code.
+	if _, err := p.Direct(ctx, "counterpart@demo.example"); core.UIError(err).Code != "contact_refused" {
+		t.Errorf("principal → counterpart: %v, want contact_refused", err)
+	}
+	if _, err := p.Send(ctx, conv.ID, "  "); core.UIError(err).Code != "bad_request" {
+		t.Errorf("empty message: %v", err)
+	}
+
+	// The page's store opens again, with the same history, only under the
+	// same wrapping secret; no stored file holds the message in the clear.
+	stored := p.snapshot()
+	if _, ok := stored["device.key"]; !ok {
+		t.Fatalf("the page stored no device.key: %v", slices.Sorted(mapsKeys(stored)))
+	}
+	for name, b := range stored {
+		if bytes.Contains(b, []byte("CANARY-web")) || bytes.Contains(b, []byte("sig ")) {
+			t.Errorf("stored %s holds plaintext", name)
+		}
+	}
+	again, err := core.Open(stored, wrapP, func(string, []byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := again.Messages(conv.ID)
+	if err != nil || !slices.ContainsFunc(ms, func(m core.Message) bool { return m.Text == canary }) {
+		t.Errorf("reopened history lacks the message: %+v %v", ms, err)
+	}
+	if _, err := core.Open(stored, bytes.Repeat([]byte{9}, 32), func(string, []byte) {}); !errors.Is(err, client.ErrWrapped) {
+		t.Errorf("opened under another wrapping secret: %v", err)
+	}
+
+	// Nothing the server wrote holds the message.
+	filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(path)
+		if bytes.Contains(b, []byte("CANARY-web")) {
+			t.Errorf("%s holds the message in the clear", path)
+		}
+		return nil
+	})
+}
+
+func mapsKeys(m map[string][]byte) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

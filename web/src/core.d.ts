@@ -1,0 +1,124 @@
+// The protocol core: Hotline's Go client compiled to WebAssembly
+// (web/wasm). It keeps the device's keys and conversations, speaks to the
+// server, and hands the UI plain objects. Every method that talks to the
+// server returns a Promise; a rejected one carries a HotlineError.
+//
+// Files the core persists are sealed by the core under `wrap` before they
+// reach `persist`; the UI stores them as given (IndexedDB) and hands them
+// back to open().
+
+export interface HotlineError extends Error {
+  code: string; // stable: "contact_refused", "unauthenticated", "bad_request", …
+  hint?: string;
+}
+
+export type Persist = (name: string, sealed: Uint8Array | null) => void;
+
+export interface Me {
+  user: string; // "alice@demo.example"
+  device: string;
+  org: string;
+  label: string;
+  roles: string[];
+  clearance: string;
+  compartments: string[];
+  pending: boolean; // enrolled, awaiting approval by another device or a security officer
+}
+
+export interface Contact {
+  user: string;
+  org: string;
+  roles: string[];
+  clearance: string;
+  via_request?: boolean; // policy allows contact only through a call request
+}
+
+export interface Member {
+  leaf: number;
+  user: string;
+  org: string;
+  device: string;
+  roles: string[];
+  clearance: string;
+  compartments: string[];
+  self?: boolean;
+}
+
+export interface Conversation {
+  id: string;
+  title?: string;
+  epoch: number;
+  seq: number;
+  clearance: string; // the conversation's level, e.g. "secret"
+  compartments: string[];
+  archive_required?: boolean;
+  members: Member[];
+  removed?: boolean;
+  broken?: string;
+}
+
+export interface Attachment {
+  name: string;
+  media_type: string;
+  size: number;
+}
+
+export interface Message {
+  conversation: string;
+  seq: number;
+  epoch: number;
+  time: string; // RFC 3339
+  user: string;
+  device: string;
+  own?: boolean;
+  kind: "text" | "attachment" | "title" | "members";
+  text?: string;
+  attachment?: Attachment;
+  added?: string[];
+  removed?: string[];
+}
+
+export interface Update {
+  conversation: string;
+  kind: string; // "message", "members", "joined", "removed", "problem", …
+  message?: Message;
+  problem?: string;
+}
+
+export interface StreamStatus {
+  connected: boolean;
+  error?: { code: string; message: string };
+}
+
+export interface Core {
+  version: string;
+  // enroll generates this browser's device keys and enrols them with an
+  // invite code; the server is this page's origin.
+  enroll(o: { invite: string; label: string; wrap: Uint8Array; persist: Persist }): Promise<Me>;
+  // open loads a profile from the sealed files persist was given.
+  open(o: { files: Record<string, Uint8Array>; wrap: Uint8Array; persist: Persist }): Promise<Me>;
+  me(): Promise<Me>;
+  contacts(): Promise<Contact[]>;
+  conversations(): Promise<Conversation[]>;
+  messages(conversation: string): Promise<Message[]>;
+  create(o: { title: string; members: string[] }): Promise<Conversation>;
+  // direct returns, or first creates, the 1:1 conversation with user.
+  direct(user: string): Promise<Conversation>;
+  send(conversation: string, text: string): Promise<Message>;
+  sendFile(conversation: string, name: string, mediaType: string, data: Uint8Array): Promise<Message>;
+  // download fetches and decrypts the attachment of message seq.
+  download(conversation: string, seq: number): Promise<{ name: string; media_type: string; data: Uint8Array }>;
+  // follow starts the event stream (reconnecting on its own); updates and
+  // status changes arrive through the callbacks.
+  follow(onUpdate: (u: Update) => void, onStatus: (s: StreamStatus) => void): void;
+}
+
+declare global {
+  // Set by the wasm module once it runs.
+  var hotlineCore: Core | undefined;
+  // From Go's wasm_exec.js.
+  class Go {
+    importObject: WebAssembly.Imports;
+    run(instance: WebAssembly.Instance): Promise<void>;
+  }
+}

@@ -1,0 +1,154 @@
+// Boot: start the protocol core (hotline.wasm), open or enrol this
+// browser's profile, follow the event stream, and show the app.
+
+import type { Core, Me, Update, StreamStatus } from "./core";
+import { wrapSecret } from "./keys";
+import { FileQueue, loadFiles } from "./store";
+import { tolerant } from "./tolerant";
+import { App } from "./ui/app";
+import { clearErrors, mountErrors, report } from "./ui/errors";
+import { awaitApproval, enrolForm, failed, starting } from "./ui/screens";
+
+declare global {
+  interface Window {
+    // For tests and the curious: flushed resolves once every file the core
+    // persisted so far is in IndexedDB.
+    hotlineUI?: { flushed(): Promise<void> };
+  }
+}
+
+const CORE_TIMEOUT_MS = 30_000;
+const DEFAULT_LABEL = "Web browser";
+
+// startCore runs hotline.wasm and waits for it to publish hotlineCore.
+async function startCore(): Promise<Core> {
+  if (typeof Go !== "function") {
+    throw new Error("wasm_exec.js did not load, so the protocol core cannot start");
+  }
+  const go = new Go();
+  const resp = await fetch("hotline.wasm");
+  if (!resp.ok) throw new Error(`loading hotline.wasm: HTTP ${resp.status}`);
+  let instance: WebAssembly.Instance;
+  if (resp.headers.get("Content-Type")?.split(";")[0]?.trim() === "application/wasm") {
+    ({ instance } = await WebAssembly.instantiateStreaming(resp, go.importObject));
+  } else {
+    // instantiateStreaming insists on the MIME type; the bytes are the same.
+    ({ instance } = await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject));
+  }
+  let exited: unknown;
+  // run resolves only when the Go program exits, which it should not.
+  go.run(instance).then(
+    () => (exited = new Error("the protocol core exited")),
+    (e: unknown) => (exited = e),
+  );
+  const deadline = performance.now() + CORE_TIMEOUT_MS;
+  for (;;) {
+    const core = globalThis.hotlineCore;
+    if (core) return tolerant(core);
+    if (exited !== undefined) throw exited;
+    if (performance.now() > deadline) throw new Error("the protocol core did not start in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+// invitation reads "#invite=CODE&label=…" from the address.
+function invitation(): { invite?: string; label: string } {
+  const p = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const invite = p.get("invite")?.trim();
+  const label = p.get("label")?.trim() || DEFAULT_LABEL;
+  return invite ? { invite, label } : { label };
+}
+
+function forgetFragment(): void {
+  if (location.hash !== "") history.replaceState(history.state, "", location.pathname + location.search);
+}
+
+async function boot(root: HTMLElement): Promise<void> {
+  const queue = new FileQueue((e) => report(e, "Save this device's profile"));
+  window.hotlineUI = { flushed: () => queue.flushed() };
+
+  starting(root, "Starting…");
+  let core: Core;
+  let files: Record<string, Uint8Array>;
+  try {
+    [core, files] = await Promise.all([startCore(), loadFiles()]);
+  } catch (e) {
+    failed(root, "Hotline could not start", e);
+    return;
+  }
+
+  const inv = invitation();
+  const enrol = async (invite: string, label: string): Promise<Me> => {
+    const m = await core.enroll({ invite, label, wrap: await wrapSecret(true), persist: queue.persist });
+    clearErrors(); // earlier attempts' errors are moot now
+    return m;
+  };
+
+  let me: Me;
+  if (Object.keys(files).length > 0) {
+    // An invite in the address is moot: this browser is enrolled already.
+    forgetFragment();
+    starting(root, "Opening your profile…");
+    try {
+      me = await core.open({ files, wrap: await wrapSecret(false), persist: queue.persist });
+    } catch (e) {
+      failed(root, "This browser's profile could not be opened", e);
+      return;
+    }
+  } else if (inv.invite) {
+    starting(root, "Enrolling this browser…");
+    try {
+      me = await enrol(inv.invite, inv.label);
+      forgetFragment();
+    } catch (e) {
+      // Most likely a used or mistyped code: show it in the form, and
+      // keep it out of the address so a reload does not try it again.
+      forgetFragment();
+      report(e, "Enrol");
+      me = await enrolForm(root, inv, enrol);
+    }
+  } else {
+    me = await enrolForm(root, inv, enrol);
+  }
+
+  let app: App | undefined;
+  let approval: ReturnType<typeof awaitApproval> | undefined;
+  const updates: Update[] = [];
+  let status: StreamStatus | undefined;
+  core.follow(
+    (u) => {
+      if (app) app.onUpdate(u);
+      else {
+        updates.push(u);
+        approval?.recheck();
+      }
+    },
+    (s) => {
+      status = s;
+      if (app) app.onStatus(s);
+      else approval?.recheck();
+    },
+  );
+
+  if (me.pending) {
+    approval = awaitApproval(root, me, () => core.me());
+    me = await approval.done;
+    approval = undefined;
+  }
+
+  app = new App(core, me, root);
+  if (status) app.onStatus(status);
+  await app.start();
+  // Anything that arrived before the app existed is in what start loaded;
+  // replaying it only counts unread messages.
+  for (const u of updates.splice(0)) app.onUpdate(u);
+}
+
+const root = document.getElementById("app");
+if (root) {
+  const errors = document.getElementById("errors");
+  if (errors) mountErrors(errors);
+  boot(root).catch((e: unknown) => failed(root, "Hotline stopped", e));
+} else {
+  console.error("hotline: index.html has no #app element");
+}

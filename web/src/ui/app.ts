@@ -1,0 +1,306 @@
+// The principal app: sidebar (me, conversations, contacts) and the
+// conversation pane; on a phone, one of the two at a time.
+//
+// State comes from the core and is re-fetched, not patched: an update
+// from the stream schedules conversations() and, for the open
+// conversation, messages(id), each debounced and never run twice at once.
+// Unread counts are the UI's own: messages from others that arrived
+// through the stream while their conversation was not in view.
+
+import type { Contact, Conversation, Core, Me, StreamStatus, Update } from "../core";
+import { h, replace } from "../dom";
+import { ConversationPane } from "./conversation";
+import { guard, report } from "./errors";
+import { conversationTitle } from "./format";
+import { NewConversation, meCard, renderContacts, renderConversations, setStatus, statusDot } from "./sidebar";
+
+const DEBOUNCE_MS = 60;
+const PHONE = "(max-width: 699.98px)";
+
+// Refresher runs a fetch after a short quiet period, and again if asked
+// while it ran, so the last answer shown is never older than the last
+// request.
+class Refresher {
+  private timer: number | undefined;
+  private running = false;
+  private again = false;
+
+  constructor(private readonly run: () => Promise<void>) {}
+
+  request(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer !== undefined) return;
+    this.timer = window.setTimeout(() => {
+      this.timer = undefined;
+      void this.go();
+    }, DEBOUNCE_MS);
+  }
+
+  private async go(): Promise<void> {
+    this.running = true;
+    try {
+      await this.run();
+    } finally {
+      this.running = false;
+      if (this.again) {
+        this.again = false;
+        this.request();
+      }
+    }
+  }
+}
+
+export class App {
+  private conversations: Conversation[] = [];
+  private contacts: Contact[] = [];
+  private readonly unread = new Map<string, number>();
+  private readonly drafts = new Map<string, string>();
+  private readonly messageRefreshers = new Map<string, Refresher>();
+  private readonly conversationsRefresher: Refresher;
+  private conversationsAsked = 0;
+  private current: string | undefined;
+  private pane: ConversationPane | undefined;
+  private streamError = "";
+  private wasConnected = false;
+  private everConnected = false;
+  private readonly phone = window.matchMedia(PHONE);
+
+  private readonly shell: HTMLElement;
+  private readonly status: HTMLElement;
+  private readonly convList: HTMLElement;
+  private readonly contactList: HTMLElement;
+  private readonly main: HTMLElement;
+  private readonly newForm: NewConversation;
+
+  constructor(
+    private readonly core: Core,
+    private readonly me: Me,
+    root: HTMLElement,
+  ) {
+    this.conversationsRefresher = new Refresher(() => this.loadConversations());
+    this.status = statusDot();
+    this.convList = h("ul", { class: "list", "data-testid": "conversations", "aria-label": "Conversations" });
+    this.contactList = h("ul", { class: "list", "data-testid": "contacts", "aria-label": "Contacts" });
+    this.newForm = new NewConversation(
+      (title, members) => this.create(title, members),
+      () => this.newForm.close(),
+    );
+    this.main = h("main", { class: "main", "aria-label": "Conversation" });
+    this.shell = h(
+      "div",
+      { class: "app", "data-view": "list" },
+      h(
+        "aside",
+        { class: "sidebar" },
+        h("header", { class: "sidebar-header" }, meCard(me), this.status),
+        h(
+          "nav",
+          { class: "sidebar-lists" },
+          h(
+            "section",
+            { "aria-labelledby": "conversations-heading" },
+            h(
+              "div",
+              { class: "section-head" },
+              h("h2", { id: "conversations-heading" }, "Conversations"),
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "small",
+                  "data-testid": "new-conversation",
+                  onclick: () => (this.newForm.open ? this.newForm.close() : this.newForm.show(this.contacts)),
+                },
+                "New conversation",
+              ),
+            ),
+            this.newForm.el,
+            this.convList,
+          ),
+          h(
+            "section",
+            { "aria-labelledby": "contacts-heading" },
+            h("div", { class: "section-head" }, h("h2", { id: "contacts-heading" }, "Contacts")),
+            this.contactList,
+          ),
+        ),
+      ),
+      this.main,
+    );
+    root.dataset.state = "app";
+    replace(root, this.shell);
+    this.showPlaceholder();
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && this.current) this.markRead(this.current);
+    });
+  }
+
+  // start loads contacts and conversations; the stream's callbacks may
+  // already be arriving.
+  async start(): Promise<void> {
+    replace(this.convList, h("li", { class: "empty" }, "Loading…"));
+    replace(this.contactList, h("li", { class: "empty" }, "Loading…"));
+    await Promise.all([this.loadConversations(), this.loadContacts()]);
+  }
+
+  onUpdate(u: Update): void {
+    const m = u.message;
+    if (u.kind === "message" && m && !m.own && (m.kind === "text" || m.kind === "attachment") && !this.inView(u.conversation)) {
+      this.unread.set(u.conversation, (this.unread.get(u.conversation) ?? 0) + 1);
+      this.renderList();
+    }
+    if (u.kind === "problem") {
+      const c = this.conversations.find((x) => x.id === u.conversation);
+      report({ code: "problem", message: u.problem ?? "something went wrong in this conversation" }, c ? conversationTitle(c, this.me) : u.conversation);
+    }
+    this.conversationsRefresher.request();
+    if (u.conversation === this.current) this.messagesRefresher(u.conversation).request();
+  }
+
+  onStatus(s: StreamStatus): void {
+    setStatus(this.status, s);
+    if (s.connected) {
+      this.streamError = "";
+      if (!this.wasConnected) {
+        // Back after a gap: whatever was missed is in the core now.
+        this.conversationsRefresher.request();
+        if (this.current) this.messagesRefresher(this.current).request();
+        if (this.everConnected) void this.loadContacts();
+        this.everConnected = true;
+      }
+    } else if (s.error && s.error.code !== this.streamError) {
+      // Each new reason once, not every reconnection attempt.
+      this.streamError = s.error.code;
+      report(s.error, "Live updates");
+    }
+    this.wasConnected = s.connected;
+  }
+
+  private inView(id: string): boolean {
+    return this.current === id && document.visibilityState === "visible";
+  }
+
+  private async loadConversations(): Promise<void> {
+    const gen = ++this.conversationsAsked;
+    await guard("Load conversations", async () => {
+      const convs = await this.core.conversations();
+      if (gen !== this.conversationsAsked) return; // a newer answer is coming
+      this.conversations = convs;
+      this.renderList();
+      if (this.current && this.pane?.id === this.current) {
+        const c = this.conversations.find((x) => x.id === this.current);
+        if (c) this.pane.setConversation(c);
+      }
+    });
+  }
+
+  private async loadContacts(): Promise<void> {
+    await guard("Load contacts", async () => {
+      this.contacts = await this.core.contacts();
+      renderContacts(this.contactList, this.contacts, (user) => void this.openDirect(user));
+    });
+  }
+
+  private messagesRefresher(id: string): Refresher {
+    let r = this.messageRefreshers.get(id);
+    if (!r) {
+      r = new Refresher(() => this.loadMessages(id));
+      this.messageRefreshers.set(id, r);
+    }
+    return r;
+  }
+
+  private async loadMessages(id: string): Promise<void> {
+    await guard("Load messages", async () => {
+      const msgs = await this.core.messages(id);
+      if (this.pane?.id === id) this.pane.setMessages(msgs);
+    });
+  }
+
+  private renderList(): void {
+    renderConversations(this.convList, this.conversations, this.me, this.unread, this.current, (id) => this.open(id));
+    let total = 0;
+    for (const n of this.unread.values()) total += n;
+    document.title = total > 0 ? `(${total}) Hotline` : "Hotline";
+  }
+
+  private markRead(id: string): void {
+    if (this.unread.delete(id)) this.renderList();
+  }
+
+  private showPlaceholder(): void {
+    replace(
+      this.main,
+      h("div", { class: "placeholder" }, h("p", null, "Choose a conversation, or a contact to write to.")),
+    );
+  }
+
+  // open shows conversation id; known is the conversation as the core just
+  // returned it (from direct or create), which the list may not hold yet.
+  private open(id: string, known?: Conversation): void {
+    if (known) {
+      const i = this.conversations.findIndex((x) => x.id === id);
+      if (i >= 0) this.conversations[i] = known;
+      else this.conversations = [...this.conversations, known];
+    }
+    const c = this.conversations.find((x) => x.id === id);
+    if (!c) {
+      report({ code: "not_found", message: `conversation ${id} is not in the list` }, "Open");
+      return;
+    }
+    this.shell.dataset.view = "conversation";
+    if (this.pane?.id === id) {
+      this.pane.setConversation(c);
+      this.messagesRefresher(id).request();
+      return;
+    }
+    if (this.pane) this.drafts.set(this.pane.id, this.pane.draft);
+    this.current = id;
+    this.pane = new ConversationPane(
+      { core: this.core, me: this.me, back: () => this.back(), sent: (cid) => this.sent(cid) },
+      c,
+      this.drafts.get(id) ?? "",
+    );
+    replace(this.main, this.pane.el);
+    this.unread.delete(id);
+    this.renderList();
+    if (!this.phone.matches) this.pane.focus();
+    this.messagesRefresher(id).request();
+  }
+
+  private back(): void {
+    if (this.pane) this.drafts.set(this.pane.id, this.pane.draft);
+    this.current = undefined;
+    this.pane = undefined;
+    this.shell.dataset.view = "list";
+    this.showPlaceholder();
+    this.renderList();
+  }
+
+  private sent(id: string): void {
+    if (this.pane?.id === id) {
+      this.pane.followEnd();
+      this.messagesRefresher(id).request();
+    }
+    this.conversationsRefresher.request();
+  }
+
+  private async openDirect(user: string): Promise<void> {
+    const c = await guard(`Open conversation with ${user}`, () => this.core.direct(user));
+    if (c) {
+      this.open(c.id, c);
+      this.conversationsRefresher.request();
+    }
+  }
+
+  private async create(title: string, members: string[]): Promise<boolean> {
+    const c = await guard("Create conversation", () => this.core.create({ title, members }));
+    if (!c) return false;
+    this.open(c.id, c);
+    this.conversationsRefresher.request();
+    return true;
+  }
+}

@@ -1,0 +1,226 @@
+//go:build js && wasm
+
+// Command wasm is the web client's protocol core: web/core bound to
+// JavaScript as globalThis.hotlineCore (web/src/core.d.ts). The page loads
+// it with Go's wasm_exec.js.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"syscall/js"
+
+	"hotline/web/core"
+)
+
+const version = "hotline-web-core 1"
+
+type binding struct {
+	mu   sync.Mutex
+	core *core.Core
+	stop context.CancelFunc
+}
+
+func main() {
+	b := &binding{}
+	obj := js.Global().Get("Object").New()
+	obj.Set("version", version)
+	set := func(name string, fn func(args []js.Value) (any, error)) {
+		obj.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any { return promise(func() (any, error) { return fn(args) }) }))
+	}
+	set("enroll", b.enroll)
+	set("open", b.open)
+	set("me", func([]js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Me(context.Background()) })
+	})
+	set("contacts", func([]js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Contacts(context.Background()) })
+	})
+	set("conversations", func([]js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Conversations() })
+	})
+	set("messages", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Messages(arg(a, 0).String()) })
+	})
+	set("create", func(a []js.Value) (any, error) {
+		o := arg(a, 0)
+		var members []string
+		for i := range o.Get("members").Length() {
+			members = append(members, o.Get("members").Index(i).String())
+		}
+		return b.with(func(k *core.Core) (any, error) {
+			return k.Create(context.Background(), o.Get("title").String(), members)
+		})
+	})
+	set("direct", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Direct(context.Background(), arg(a, 0).String()) })
+	})
+	set("send", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			return k.Send(context.Background(), arg(a, 0).String(), arg(a, 1).String())
+		})
+	})
+	set("sendFile", func(a []js.Value) (any, error) {
+		data := bytesOf(arg(a, 3))
+		return b.with(func(k *core.Core) (any, error) {
+			return k.SendFile(context.Background(), arg(a, 0).String(), arg(a, 1).String(), arg(a, 2).String(), data)
+		})
+	})
+	set("download", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			f, err := k.Download(context.Background(), arg(a, 0).String(), int64(arg(a, 1).Int()))
+			if err != nil {
+				return nil, err
+			}
+			o := js.Global().Get("Object").New()
+			o.Set("name", f.Name)
+			o.Set("media_type", f.MediaType)
+			o.Set("data", uint8Array(f.Data))
+			return o, nil
+		})
+	})
+	obj.Set("follow", js.FuncOf(func(_ js.Value, a []js.Value) any {
+		onUpdate, onStatus := arg(a, 0), arg(a, 1)
+		b.mu.Lock()
+		k := b.core
+		if b.stop != nil {
+			b.stop()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		b.stop = cancel
+		b.mu.Unlock()
+		if k == nil {
+			return nil
+		}
+		go k.Follow(ctx,
+			func(u core.Update) { onUpdate.Invoke(toJS(u)) },
+			func(s core.Status) { onStatus.Invoke(toJS(s)) })
+		return nil
+	}))
+	js.Global().Set("hotlineCore", obj)
+	select {}
+}
+
+func (b *binding) with(fn func(*core.Core) (any, error)) (any, error) {
+	b.mu.Lock()
+	k := b.core
+	b.mu.Unlock()
+	if k == nil {
+		return nil, errors.New("no device yet: enrol or open a profile first")
+	}
+	return fn(k)
+}
+
+func persistFunc(fn js.Value) core.Persist {
+	return func(name string, sealed []byte) {
+		if sealed == nil {
+			fn.Invoke(name, js.Null())
+			return
+		}
+		fn.Invoke(name, uint8Array(sealed))
+	}
+}
+
+func (b *binding) enroll(a []js.Value) (any, error) {
+	o := arg(a, 0)
+	k, err := core.Enroll(context.Background(), js.Global().Get("location").Get("origin").String(),
+		o.Get("invite").String(), o.Get("label").String(), bytesOf(o.Get("wrap")), persistFunc(o.Get("persist")))
+	if err != nil {
+		return nil, err
+	}
+	return b.started(k)
+}
+
+func (b *binding) open(a []js.Value) (any, error) {
+	o := arg(a, 0)
+	files := map[string][]byte{}
+	jf := o.Get("files")
+	keys := js.Global().Get("Object").Call("keys", jf)
+	for i := range keys.Length() {
+		name := keys.Index(i).String()
+		files[name] = bytesOf(jf.Get(name))
+	}
+	k, err := core.Open(files, bytesOf(o.Get("wrap")), persistFunc(o.Get("persist")))
+	if err != nil {
+		return nil, err
+	}
+	return b.started(k)
+}
+
+func (b *binding) started(k *core.Core) (any, error) {
+	b.mu.Lock()
+	if b.stop != nil {
+		b.stop()
+		b.stop = nil
+	}
+	b.core = k
+	b.mu.Unlock()
+	return k.Me(context.Background())
+}
+
+// promise runs fn on its own goroutine (it may block on the network, which
+// a JavaScript callback must not) and settles a Promise with its result.
+func promise(fn func() (any, error)) js.Value {
+	var executor js.Func
+	executor = js.FuncOf(func(_ js.Value, a []js.Value) any {
+		resolve, reject := a[0], a[1]
+		go func() {
+			defer executor.Release()
+			v, err := fn()
+			if err != nil {
+				reject.Invoke(jsError(err))
+				return
+			}
+			resolve.Invoke(toJS(v))
+		}()
+		return nil
+	})
+	return js.Global().Get("Promise").New(executor)
+}
+
+// toJS turns a Go value into a plain JavaScript object through JSON; a
+// js.Value passes as it is.
+func toJS(v any) any {
+	if jv, ok := v.(js.Value); ok {
+		return jv
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return jsError(err)
+	}
+	return js.Global().Get("JSON").Call("parse", string(b))
+}
+
+func jsError(err error) js.Value {
+	e := core.UIError(err)
+	je := js.Global().Get("Error").New(e.Message)
+	je.Set("code", string(e.Code))
+	if e.Hint != "" {
+		je.Set("hint", e.Hint)
+	}
+	return je
+}
+
+func arg(a []js.Value, i int) js.Value {
+	if i < len(a) {
+		return a[i]
+	}
+	return js.Undefined()
+}
+
+func bytesOf(v js.Value) []byte {
+	if v.IsUndefined() || v.IsNull() {
+		return nil
+	}
+	b := make([]byte, v.Get("length").Int())
+	js.CopyBytesToGo(b, v)
+	return b
+}
+
+func uint8Array(b []byte) js.Value {
+	a := js.Global().Get("Uint8Array").New(len(b))
+	js.CopyBytesToJS(a, b)
+	return a
+}
