@@ -13,12 +13,13 @@ export HOTLINE_TEST_POSTGRES
 .PHONY: run serve test build web
 
 # The web client: the TypeScript UI (type-checked, bundled by esbuild), the
-# protocol core compiled to WebAssembly, and Go's loader for it, all in
-# web/dist, which the hotline binary embeds.
+# protocol core and the media worker's SFrame compiled to WebAssembly, and
+# Go's loader for them, all in web/dist, which the hotline binary embeds.
 web: web/node_modules/.installed
 	cd web && npm run --silent build
 	cp "$$(go env GOROOT)/lib/wasm/wasm_exec.js" web/dist/wasm_exec.js
-	GOOS=js GOARCH=wasm go build -trimpath -o web/dist/hotline.wasm ./web/wasm
+	GOOS=js GOARCH=wasm go build -trimpath -ldflags=-s -o web/dist/hotline.wasm ./web/wasm
+	GOOS=js GOARCH=wasm go build -trimpath -ldflags=-s -o web/dist/sframe.wasm ./web/sframe
 
 web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --silent
@@ -41,5 +42,5 @@ serve: build
 test: web
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
-	GOOS=js GOARCH=wasm go vet ./web/wasm
+	GOOS=js GOARCH=wasm go vet ./web/wasm ./web/sframe
 	go test ./...

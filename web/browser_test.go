@@ -25,13 +25,16 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // startDemo serves the built web client from a fresh demo organisation.
-func startDemo(t *testing.T) *demo.Demo {
+func startDemo(t *testing.T) *demo.Demo { return startDemoWith(t, demo.Options{}) }
+
+func startDemoWith(t *testing.T, o demo.Options) *demo.Demo {
 	t.Helper()
 	files := web.Files()
 	if files == nil {
 		t.Fatal("web/dist holds no build of the web client: run `make web` (make test does)")
 	}
-	d, err := demo.Start(t.Context(), demo.Options{Dir: filepath.Join(t.TempDir(), "demo"), Web: files})
+	o.Dir, o.Web = filepath.Join(t.TempDir(), "demo"), files
+	d, err := demo.Start(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -204,3 +204,86 @@ func (c *Client) epochMoved(conv string, epoch uint64) {
 		fn(conv, epoch)
 	}
 }
+
+// CallTracker follows one call as a device in it sees it, from the views
+// the server gives in answers and events. Those may cross: a view older
+// than one already taken can arrive last. So only what a stale view cannot
+// show is acted on: a device that has left (the state "left" is final for
+// that participation), or the call's end. Voice calls (internal/voice)
+// and the web client use it, so both rotate keys by the same rule.
+type CallTracker struct {
+	self   string
+	view   api.Call
+	joined map[string]bool // devices joined, as the views said
+}
+
+// NewCallTracker returns a tracker for a call of device self.
+func NewCallTracker(self string) *CallTracker {
+	return &CallTracker{self: self, joined: map[string]bool{}}
+}
+
+// View returns the most advanced view taken.
+func (t *CallTracker) View() api.Call { return t.view }
+
+// Take takes a view of the call, from an answer (event "") or an event
+// (EventCallUpdate, EventCallEnded, …). It reports whether the call is over
+// for this device, and why; or whether this device must commit a fresh
+// leaf to the conversation, because someone left and this device is the
+// remaining participant with the lowest device ID, so that the one who
+// left cannot follow the new epoch's media from a key it kept.
+func (t *CallTracker) Take(event string, v api.Call) (over bool, reason string, rotate bool) {
+	if CallProgress(v) >= CallProgress(t.view) || t.view.ID == "" {
+		t.view = v
+	}
+	left, selfLeft := false, false
+	for _, p := range v.Participants {
+		switch p.State {
+		case "joined":
+			t.joined[p.Device] = true
+		case "left":
+			if t.joined[p.Device] {
+				left = true
+				delete(t.joined, p.Device)
+			}
+			if p.Device == t.self {
+				selfLeft = true
+			}
+		}
+	}
+	switch {
+	case event == EventCallEnded || v.State == "ended":
+		return true, v.Reason, false
+	case selfLeft:
+		return true, "dropped", false
+	}
+	if left && len(t.joined) > 0 {
+		low := ""
+		for d := range t.joined {
+			if low == "" || d < low {
+				low = d
+			}
+		}
+		return false, "", low == t.self
+	}
+	return false, "", false
+}
+
+// callRank orders the states of a call and of a participant; any other
+// participant state (declined, left, missed, elsewhere) ranks 2.
+var callRank = map[string]int{"ringing": 0, "active": 1, "joined": 1, "ended": 2}
+
+// CallProgress ranks views of one call: a later view never ranks lower
+// (participants only move on from ringing, and from joined to gone; the
+// call from ringing to active to ended), except for a device that joins
+// again after leaving, which the call's end settles anyway.
+func CallProgress(v api.Call) int {
+	n := callRank[v.State] * 1000
+	for _, p := range v.Participants {
+		if r, ok := callRank[p.State]; ok {
+			n += r
+		} else {
+			n += 2 // declined, left, missed, elsewhere
+		}
+	}
+	return n
+}

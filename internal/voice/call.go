@@ -9,10 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtp"
 	"hotline/internal/api"
 	"hotline/internal/client"
 	"hotline/internal/sframe"
+
+	"github.com/pion/rtp"
 )
 
 // Call is a call on a line: what the application sends is encrypted for
@@ -34,8 +35,7 @@ type Call struct {
 	// wait in early.
 	id       string
 	early    []callEvent
-	view     api.Call
-	joined   map[string]bool // devices joined, as the last view said
+	track    *client.CallTracker
 	onAudio  func(Frame)
 	members  map[[2]uint64]client.Member // by epoch, leaf
 	stats    Stats
@@ -91,7 +91,7 @@ func newCall(l *Line, conv string) (*Call, error) {
 	if err := sf.AddEpoch(ce.MLSEpoch); err != nil {
 		return nil, err
 	}
-	c := &Call{Conv: conv, line: l, sf: sf, joined: map[string]bool{}, members: map[[2]uint64]client.Member{},
+	c := &Call{Conv: conv, line: l, sf: sf, track: client.NewCallTracker(l.c.Profile().Device), members: map[[2]uint64]client.Member{},
 		heard: make(chan struct{}), ended: make(chan struct{})}
 	c.stopWatch = l.c.WatchEpochs(func(id string, epoch uint64) {
 		if id == conv {
@@ -191,7 +191,7 @@ func (c *Call) Reason() string {
 func (c *Call) View() api.Call {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.view
+	return c.track.View()
 }
 
 // Stats returns the call's counters.
@@ -272,73 +272,18 @@ func (c *Call) started(v api.Call) {
 	}
 }
 
-// rank orders the states of a call and of a participant; any other
-// participant state (declined, left, missed, elsewhere) ranks 2.
-var rank = map[string]int{"ringing": 0, "active": 1, "joined": 1, "ended": 2}
-
-// progress ranks views of one call: a later view never ranks lower
-// (participants only move on from ringing, and from joined to gone; the
-// call from ringing to active to ended), except for a device that joins
-// again after leaving, which the call's end settles anyway.
-func progress(v api.Call) int {
-	n := rank[v.State] * 1000
-	for _, p := range v.Participants {
-		if r, ok := rank[p.State]; ok {
-			n += r
-		} else {
-			n += 2 // declined, left, missed, elsewhere
-		}
-	}
-	return n
-}
-
-// update takes a new view of the call: it ends the call for this device
-// if the device is no longer in it, and rotates the media keys when
-// someone left. Views come from answers and from events, which may cross:
-// a view older than one already taken can arrive last. So only what a
-// stale view cannot show is acted on: a device that has left (the state
-// "left" is final for that participation), or the call's end.
+// update takes a new view of the call (client.CallTracker says what it
+// means for this device): the call ends for this device when it is over,
+// and the media keys rotate when someone left and this device is the one
+// to commit.
 func (c *Call) update(event string, v api.Call) {
-	self := c.line.c.Profile().Device
 	c.mu.Lock()
-	if progress(v) >= progress(c.view) || c.view.ID == "" {
-		c.view = v
-	}
-	left := false
-	for _, p := range v.Participants {
-		switch p.State {
-		case "joined":
-			c.joined[p.Device] = true
-		case "left":
-			if c.joined[p.Device] {
-				left = true
-				delete(c.joined, p.Device)
-			}
-		}
-	}
-	selfLeft := false
-	for _, p := range v.Participants {
-		if p.Device == self && p.State == "left" {
-			selfLeft = true
-		}
-	}
-	joined := make([]string, 0, len(c.joined))
-	for d := range c.joined {
-		joined = append(joined, d)
-	}
+	over, reason, rotate := c.track.Take(event, v)
 	c.mu.Unlock()
 	switch {
-	case event == client.EventCallEnded || v.State == "ended":
-		c.end(v.Reason)
-		return
-	case selfLeft:
-		c.end("dropped")
-		return
-	}
-	// Someone left: the remaining participant with the lowest device ID
-	// commits, so the one who left cannot follow the new epoch's media
-	// from a key it kept.
-	if left && len(joined) > 0 && slices.Min(joined) == self {
+	case over:
+		c.end(reason)
+	case rotate:
 		go c.rotate()
 	}
 }

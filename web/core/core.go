@@ -32,6 +32,7 @@ type Persist func(name string, sealed []byte)
 type Core struct {
 	c    *client.Client
 	wrap *client.WrapKey
+	call callState // calls.go
 }
 
 func storage(wrap *client.WrapKey, files map[string][]byte, persist Persist) *client.MemStorage {
@@ -244,10 +245,14 @@ func (k *Core) Download(ctx context.Context, id string, seq int64) (File, error)
 
 // Update is what the UI learns from the event stream.
 type Update struct {
-	Conversation string   `json:"conversation"`
-	Kind         string   `json:"kind"`
-	Message      *Message `json:"message,omitempty"`
-	Problem      string   `json:"problem,omitempty"`
+	Conversation string           `json:"conversation,omitempty"`
+	Kind         string           `json:"kind"` // message, members, joined, left, problem, epoch, call, call.quality, call.slots
+	Message      *Message         `json:"message,omitempty"`
+	Problem      string           `json:"problem,omitempty"`
+	Epoch        uint64           `json:"epoch,omitempty"` // kind epoch: the conversation's group moved to it
+	Call         *CallUpdate      `json:"call,omitempty"`
+	Quality      *api.CallQuality `json:"quality,omitempty"`
+	Slots        *api.CallSlots   `json:"slots,omitempty"`
 }
 
 // Status is the event stream's state.
@@ -289,6 +294,10 @@ func (k *Core) Follow(ctx context.Context, onUpdate func(Update), onStatus func(
 	defer k.c.OnUpdate(nil)
 	k.c.OnStreamDown(func(err error) { report(false, err) })
 	defer k.c.OnStreamDown(nil)
+	stopWatch := k.c.WatchEpochs(func(conv string, epoch uint64) {
+		onUpdate(Update{Conversation: conv, Kind: "epoch", Epoch: epoch})
+	})
+	defer stopWatch()
 	for {
 		err := k.c.EnsureKeyPackages(ctx, client.DefaultSuite)
 		if err == nil {
@@ -305,6 +314,7 @@ func (k *Core) Follow(ctx context.Context, onUpdate func(Update), onStatus func(
 		if m.Type == api.StreamReady {
 			report(true, nil)
 		}
+		k.streamMessage(m, onUpdate)
 		return nil
 	})
 	report(false, err)

@@ -16,6 +16,7 @@ import (
 
 	"hotline/internal/client"
 	"hotline/internal/demo"
+	"hotline/internal/sframe"
 	"hotline/web/core"
 )
 
@@ -256,4 +257,129 @@ func mapsKeys(m map[string][]byte) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+// TestWebCoreCall: the browser's core rings, answers (committing a fresh
+// leaf, as the headless client does) and exports each epoch's media keys;
+// SFrame keyed from one member's export opens what another member's
+// encrypts, as the page's media worker does it.
+func TestWebCoreCall(t *testing.T) {
+	d, _ := startDemo(t)
+	ctx := t.Context()
+	p := enrol(t, d, "principal", bytes.Repeat([]byte{1}, 32))
+	duty := enrol(t, d, "duty", bytes.Repeat([]byte{2}, 32))
+	for _, b := range []*browser{p, duty} {
+		b.follow(t)
+		eventually(t, "the event stream", func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return slices.ContainsFunc(b.status, func(s core.Status) bool { return s.Connected })
+		})
+	}
+	conv, err := p.Direct(ctx, "duty@demo.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "duty to join the conversation", func() bool { _, err := duty.CallKeys(conv.ID); return err == nil })
+
+	placed, err := p.PlaceCall(ctx, conv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PlaceCall(ctx, conv.ID); core.UIError(err).Code != "conflict" {
+		t.Errorf("a second call at once: %v, want conflict", err)
+	}
+	var ring core.Update
+	eventually(t, "the ring at duty", func() bool {
+		duty.mu.Lock()
+		defer duty.mu.Unlock()
+		for _, u := range duty.updates {
+			if u.Kind == "call" && u.Call != nil && u.Call.Event == client.EventCallRing {
+				ring = u
+				return true
+			}
+		}
+		return false
+	})
+	if ring.Call.Call.ID != placed.ID || len(ring.Call.Participants) != 2 {
+		t.Fatalf("ring %+v", ring.Call)
+	}
+	for _, q := range ring.Call.Participants {
+		if !q.Verified || q.Member.User == "" {
+			t.Errorf("participant %+v not identified from the group", q)
+		}
+	}
+	before := conv.Epoch
+	if _, err := duty.AnswerCall(ctx, placed.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Answering commits a fresh leaf: both move to a new epoch and are
+	// told, so the page re-keys its worker.
+	for _, b := range []*browser{p, duty} {
+		eventually(t, "the epoch update", func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return slices.ContainsFunc(b.updates, func(u core.Update) bool {
+				return u.Kind == "epoch" && u.Conversation == conv.ID && u.Epoch > before
+			})
+		})
+	}
+	var kp, kd core.CallKeys
+	eventually(t, "both at the same epoch", func() bool {
+		kp, _ = p.CallKeys(conv.ID)
+		kd, _ = duty.CallKeys(conv.ID)
+		return kp.Epoch == kd.Epoch && kp.Epoch > before
+	})
+	if !bytes.Equal(kp.BaseKey, kd.BaseKey) || kp.Self == kd.Self || kp.GroupSize != kd.GroupSize {
+		t.Fatalf("keys disagree: %+v / %+v", kp, kd)
+	}
+	seal, open := sframeFrom(t, kp, 1), sframeFrom(t, kd, 2)
+	ct, err := seal.Encrypt(nil, []byte("opus frame"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, sender, err := open.Decrypt(nil, ct)
+	if err != nil || string(pt) != "opus frame" || sender.Leaf != kp.Self || sender.Epoch != kp.Epoch {
+		t.Fatalf("decrypt: %q %+v %v", pt, sender, err)
+	}
+	if m, err := duty.MemberAt(conv.ID, sender.Leaf); err != nil || m.User != "principal@demo.example" {
+		t.Errorf("frame's sender: %+v %v", m, err)
+	}
+
+	if _, err := p.Hangup(ctx, placed.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the end at duty", func() bool {
+		duty.mu.Lock()
+		defer duty.mu.Unlock()
+		return slices.ContainsFunc(duty.updates, func(u core.Update) bool {
+			return u.Kind == "call" && u.Call != nil && u.Call.Call.State == "ended"
+		})
+	})
+	// The core takes a new call once this one is over.
+	eventually(t, "duty free again", func() bool {
+		_, err := duty.PlaceCall(ctx, conv.ID)
+		return err == nil
+	})
+}
+
+// sframeFrom keys an SFrame session the way the page's media worker does,
+// from what CallKeys exported.
+func sframeFrom(t *testing.T, k core.CallKeys, context uint64) *sframe.MLSContext {
+	t.Helper()
+	m, err := sframe.NewMLSContext(sframe.CipherSuite(k.Suite), sframe.MLSOptions{ContextID: context, RetainEpochs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.AddEpoch(sframe.MLSEpoch{Number: k.Epoch, Self: k.Self, GroupSize: k.GroupSize,
+		Export: func(label string, _ []byte, n int) ([]byte, error) {
+			if label != sframe.ExporterLabel || n != len(k.BaseKey) {
+				t.Fatalf("export %q %d", label, n)
+			}
+			return k.BaseKey, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

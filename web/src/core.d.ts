@@ -79,10 +79,67 @@ export interface Message {
 }
 
 export interface Update {
-  conversation: string;
-  kind: string; // "message", "members", "joined", "removed", "problem", …
+  conversation?: string;
+  // "message", "members", "joined", "left", "problem"; "epoch" (the
+  // conversation's group moved to a new epoch: media keys change);
+  // "call" (a call event), "call.quality", "call.slots".
+  kind: string;
   message?: Message;
   problem?: string;
+  epoch?: number;
+  call?: CallUpdate;
+  quality?: CallQuality;
+  slots?: CallSlots;
+}
+
+// A call as the server describes it (metadata only).
+export interface CallInfo {
+  id: string;
+  conversation: string;
+  caller: string;
+  caller_device: string;
+  state: "ringing" | "active" | "ended";
+  reason?: string; // how it ended: hangup, cancelled, declined, busy, no_answer, …
+  level: string; // the conversation's classification, as the server knows it
+  compartments?: string[];
+  participants: { user: string; device: string; role: string; state: string }[];
+  created_at: string;
+}
+
+// A participant identified from the conversation's group (a verified
+// credential), not from what the server says.
+export interface Participant {
+  device: string;
+  state: string; // ringing, joined, declined, left, missed, elsewhere
+  role: string; // caller, callee, …
+  member: Member;
+  verified: boolean; // the device is a member of the conversation's group
+}
+
+export interface CallUpdate {
+  event?: string; // call.ring, call.update, call.elsewhere, call.ended
+  call: CallInfo;
+  participants: Participant[];
+}
+
+export interface CallQuality {
+  call: string;
+  participants: { device: string; loss_in: number; loss_out: number; jitter_ms: number; rtt_ms: number }[];
+}
+
+export interface CallSlots {
+  call: string;
+  slots: { index: number; mid: string; device: string }[];
+}
+
+// What the SFrame worker needs of an epoch; base_key is base64.
+export interface CallKeys {
+  conversation: string;
+  suite: number;
+  epoch: number;
+  self: number;
+  group_size: number;
+  base_key: string;
 }
 
 export interface StreamStatus {
@@ -111,6 +168,19 @@ export interface Core {
   // follow starts the event stream (reconnecting on its own); updates and
   // status changes arrive through the callbacks.
   follow(onUpdate: (u: Update) => void, onStatus: (s: StreamStatus) => void): void;
+
+  // Calls. The page holds the media: one warm RTCPeerConnection to the
+  // server's forwarder (media: its SDP offer → the answer), with SFrame on
+  // every frame in a worker keyed by callKeys.
+  media(offer: string): Promise<string>;
+  calls(): Promise<CallInfo[]>;
+  placeCall(conversation: string): Promise<CallUpdate>;
+  answerCall(id: string): Promise<CallUpdate>;
+  joinCall(id: string): Promise<CallUpdate>;
+  declineCall(id: string): Promise<CallUpdate>;
+  hangup(id: string): Promise<CallUpdate>;
+  callKeys(conversation: string): Promise<CallKeys>;
+  memberAt(conversation: string, leaf: number): Promise<Member>;
 }
 
 declare global {

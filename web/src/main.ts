@@ -1,19 +1,21 @@
 // Boot: start the protocol core (hotline.wasm), open or enrol this
 // browser's profile, follow the event stream, and show the app.
 
+import { Calls } from "./call";
 import type { Core, Me, Update, StreamStatus } from "./core";
 import { wrapSecret } from "./keys";
 import { FileQueue, loadFiles } from "./store";
 import { tolerant } from "./tolerant";
 import { App } from "./ui/app";
-import { clearErrors, mountErrors, report } from "./ui/errors";
+import { clearErrors, describe, mountErrors, report } from "./ui/errors";
 import { awaitApproval, enrolForm, failed, starting } from "./ui/screens";
 
 declare global {
   interface Window {
     // For tests and the curious: flushed resolves once every file the core
-    // persisted so far is in IndexedDB.
-    hotlineUI?: { flushed(): Promise<void> };
+    // persisted so far is in IndexedDB. calls is the call state machine
+    // once the app runs (calls.view() says what the call screens show).
+    hotlineUI?: { flushed(): Promise<void>; calls?: Calls };
   }
 }
 
@@ -112,13 +114,18 @@ async function boot(root: HTMLElement): Promise<void> {
   }
 
   let app: App | undefined;
+  let calls: Calls | undefined;
   let approval: ReturnType<typeof awaitApproval> | undefined;
   const updates: Update[] = [];
   let status: StreamStatus | undefined;
   core.follow(
     (u) => {
-      if (app) app.onUpdate(u);
-      else {
+      // The core calls this from Go: an exception thrown back into it
+      // would stop the core, so each view's failure stays its own.
+      if (app) {
+        safely("Show an update", () => app!.onUpdate(u));
+        if (calls) safely("Calls", () => calls!.handle(u));
+      } else {
         updates.push(u);
         approval?.recheck();
       }
@@ -137,11 +144,49 @@ async function boot(root: HTMLElement): Promise<void> {
   }
 
   app = new App(core, me, root);
+  calls = startCalls(core, me, app, updates);
   if (status) app.onStatus(status);
   await app.start();
   // Anything that arrived before the app existed is in what start loaded;
   // replaying it only counts unread messages.
   for (const u of updates.splice(0)) app.onUpdate(u);
+}
+
+// safely runs f, reporting what it throws instead of passing it on.
+function safely(context: string, f: () => void): void {
+  try {
+    f();
+  } catch (e) {
+    report(e, context);
+  }
+}
+
+// startCalls makes the call state machine, hands it what the stream said
+// before it existed, and brings up the warm media line. Calls failing to
+// start leave the app usable, without calls.
+function startCalls(core: Core, me: Me, app: App, earlier: readonly Update[]): Calls | undefined {
+  let calls: Calls;
+  try {
+    calls = new Calls(core, me);
+  } catch (e) {
+    report(e, "Calls");
+    app.attachCalls(undefined, `Calls are not available: ${describe(e).message}`);
+    return undefined;
+  }
+  // In order, before any newer update can arrive: a ring, then its end.
+  for (const u of earlier) safely("Calls", () => calls.handle(u));
+  app.attachCalls(calls);
+  if (window.hotlineUI) window.hotlineUI.calls = calls;
+  calls.start().catch((e: unknown) => {
+    report(e, "Call line");
+    app.callLineFailed(`The call line is down: ${describe(e).message}`);
+  });
+  // TODO: a call already ringing this device when the page loads (a
+  // reload while ringing) is not shown: core.calls() lists it, but Calls
+  // has no public way to show a CallInfo as incoming, and its participants
+  // would need the core's identification (verified) first. Needs, say,
+  // Calls.ring(u: CallUpdate) and core.calls() returning CallUpdates.
+  return calls;
 }
 
 const root = document.getElementById("app");

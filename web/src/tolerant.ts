@@ -3,7 +3,20 @@
 // an empty list may arrive as null; a view reading .length of null would
 // take the whole page down, so lists are made lists here, once.
 
-import type { Contact, Conversation, Core, Me, Member, Message } from "./core";
+import type {
+  CallInfo,
+  CallQuality,
+  CallSlots,
+  CallUpdate,
+  Contact,
+  Conversation,
+  Core,
+  Me,
+  Member,
+  Message,
+  Participant,
+  Update,
+} from "./core";
 
 function list<T>(v: readonly T[] | null | undefined): T[] {
   return Array.isArray(v) ? [...v] : [];
@@ -32,6 +45,35 @@ function message(m: Message): Message {
   return out;
 }
 
+function callInfo(c: CallInfo): CallInfo {
+  return { ...c, compartments: list(c.compartments), participants: list(c.participants) };
+}
+
+function participant(p: Participant): Participant {
+  return { ...p, member: member(p.member ?? { leaf: 0, user: "", org: "", device: p.device, roles: [], clearance: "", compartments: [] }) };
+}
+
+function callUpdate(u: CallUpdate): CallUpdate {
+  return { ...u, call: callInfo(u.call), participants: list(u.participants).map(participant) };
+}
+
+function quality(q: CallQuality): CallQuality {
+  return { ...q, participants: list(q.participants) };
+}
+
+function slots(s: CallSlots): CallSlots {
+  return { ...s, slots: list(s.slots) };
+}
+
+function update(u: Update): Update {
+  const out: Update = { ...u };
+  if (u.message) out.message = message(u.message);
+  if (u.call) out.call = callUpdate(u.call);
+  if (u.quality) out.quality = quality(u.quality);
+  if (u.slots) out.slots = slots(u.slots);
+  return out;
+}
+
 export function tolerant(core: Core): Core {
   return {
     version: core.version,
@@ -46,10 +88,16 @@ export function tolerant(core: Core): Core {
     send: async (id, text) => message(await core.send(id, text)),
     sendFile: async (id, name, type, data) => message(await core.sendFile(id, name, type, data)),
     download: (id, seq) => core.download(id, seq),
-    follow: (onUpdate, onStatus) =>
-      core.follow(
-        (u) => onUpdate(u.message ? { ...u, message: message(u.message) } : u),
-        onStatus,
-      ),
+    follow: (onUpdate, onStatus) => core.follow((u) => onUpdate(update(u)), onStatus),
+
+    media: (offer) => core.media(offer),
+    calls: async () => list(await core.calls()).map(callInfo),
+    placeCall: async (id) => callUpdate(await core.placeCall(id)),
+    answerCall: async (id) => callUpdate(await core.answerCall(id)),
+    joinCall: async (id) => callUpdate(await core.joinCall(id)),
+    declineCall: async (id) => callUpdate(await core.declineCall(id)),
+    hangup: async (id) => callUpdate(await core.hangup(id)),
+    callKeys: (conversation) => core.callKeys(conversation),
+    memberAt: async (conversation, leaf) => member(await core.memberAt(conversation, leaf)),
   };
 }

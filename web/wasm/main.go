@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall/js"
 
+	"hotline/internal/api"
 	"hotline/web/core"
 )
 
@@ -80,6 +81,37 @@ func main() {
 			o.Set("data", uint8Array(f.Data))
 			return o, nil
 		})
+	})
+	// Calls: signalling and keys; the page holds the media (web/core/calls.go).
+	str := func(a []js.Value, i int) string { return arg(a, i).String() }
+	set("media", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Media(context.Background(), str(a, 0)) })
+	})
+	set("calls", func([]js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Calls(context.Background()) })
+	})
+	for name, fn := range map[string]func(*core.Core) func(context.Context, string) (api.Call, error){
+		"placeCall":   func(k *core.Core) func(context.Context, string) (api.Call, error) { return k.PlaceCall },
+		"answerCall":  func(k *core.Core) func(context.Context, string) (api.Call, error) { return k.AnswerCall },
+		"joinCall":    func(k *core.Core) func(context.Context, string) (api.Call, error) { return k.JoinCall },
+		"declineCall": func(k *core.Core) func(context.Context, string) (api.Call, error) { return k.DeclineCall },
+		"hangup":      func(k *core.Core) func(context.Context, string) (api.Call, error) { return k.Hangup },
+	} {
+		set(name, func(a []js.Value) (any, error) {
+			return b.with(func(k *core.Core) (any, error) {
+				v, err := fn(k)(context.Background(), str(a, 0))
+				if err != nil {
+					return nil, err
+				}
+				return core.CallUpdate{Call: v, Participants: k.Participants(v)}, nil
+			})
+		})
+	}
+	set("callKeys", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.CallKeys(str(a, 0)) })
+	})
+	set("memberAt", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.MemberAt(str(a, 0), uint32(arg(a, 1).Int())) })
 	})
 	obj.Set("follow", js.FuncOf(func(_ js.Value, a []js.Value) any {
 		onUpdate, onStatus := arg(a, 0), arg(a, 1)

@@ -7,14 +7,20 @@
 // Unread counts are the UI's own: messages from others that arrived
 // through the stream while their conversation was not in view.
 
+import type { Calls, CallView } from "../call";
 import type { Contact, Conversation, Core, Me, StreamStatus, Update } from "../core";
 import { h, replace } from "../dom";
+import { CallScreen } from "./callpanel";
 import { ConversationPane } from "./conversation";
 import { guard, report } from "./errors";
 import { conversationTitle } from "./format";
 import { NewConversation, meCard, renderContacts, renderConversations, setStatus, statusDot } from "./sidebar";
 
 const DEBOUNCE_MS = 60;
+
+// The update kinds the conversation views act on; others (calls, epochs)
+// are not theirs.
+const CONVERSATION_KINDS = new Set(["message", "members", "joined", "left", "problem"]);
 const PHONE = "(max-width: 699.98px)";
 
 // Refresher runs a fetch after a short quiet period, and again if asked
@@ -62,17 +68,24 @@ export class App {
   private readonly conversationsRefresher: Refresher;
   private conversationsAsked = 0;
   private current: string | undefined;
+  private opening = 0; // the latest open request; older ones are dropped
   private pane: ConversationPane | undefined;
   private streamError = "";
   private wasConnected = false;
   private everConnected = false;
   private readonly phone = window.matchMedia(PHONE);
+  private calls: Calls | undefined;
+  private callScreen: CallScreen | undefined;
+  private callsUnavailable = "Calls are starting…";
+  private ringTitle: string | undefined;
+  private baseTitle = "Hotline";
 
   private readonly shell: HTMLElement;
   private readonly status: HTMLElement;
   private readonly convList: HTMLElement;
   private readonly contactList: HTMLElement;
   private readonly main: HTMLElement;
+  private readonly callHost: HTMLElement;
   private readonly newForm: NewConversation;
 
   constructor(
@@ -89,6 +102,7 @@ export class App {
       () => this.newForm.close(),
     );
     this.main = h("main", { class: "main", "aria-label": "Conversation" });
+    this.callHost = h("div", { class: "call-host", "data-testid": "call-host" });
     this.shell = h(
       "div",
       { class: "app", "data-view": "list" },
@@ -128,6 +142,7 @@ export class App {
           ),
         ),
       ),
+      this.callHost,
       this.main,
     );
     root.dataset.state = "app";
@@ -147,17 +162,64 @@ export class App {
   }
 
   onUpdate(u: Update): void {
+    if (!CONVERSATION_KINDS.has(u.kind)) return;
+    const id = u.conversation;
     const m = u.message;
-    if (u.kind === "message" && m && !m.own && (m.kind === "text" || m.kind === "attachment") && !this.inView(u.conversation)) {
-      this.unread.set(u.conversation, (this.unread.get(u.conversation) ?? 0) + 1);
+    if (u.kind === "message" && id !== undefined && m && !m.own && (m.kind === "text" || m.kind === "attachment") && !this.inView(id)) {
+      this.unread.set(id, (this.unread.get(id) ?? 0) + 1);
       this.renderList();
     }
     if (u.kind === "problem") {
-      const c = this.conversations.find((x) => x.id === u.conversation);
-      report({ code: "problem", message: u.problem ?? "something went wrong in this conversation" }, c ? conversationTitle(c, this.me) : u.conversation);
+      const c = this.conversations.find((x) => x.id === id);
+      report({ code: "problem", message: u.problem ?? "something went wrong in this conversation" }, c ? conversationTitle(c, this.me) : (id ?? "Live updates"));
     }
     this.conversationsRefresher.request();
-    if (u.conversation === this.current) this.messagesRefresher(u.conversation).request();
+    if (id !== undefined && id === this.current) this.messagesRefresher(id).request();
+  }
+
+  // attachCalls shows calls (the ring, the call panel) and enables the
+  // call button. Without calls, unavailable says why there are none.
+  attachCalls(calls: Calls | undefined, unavailable?: string): void {
+    if (!calls) {
+      this.callsUnavailable = unavailable ?? "Calls are not available";
+      this.pane?.syncCall();
+      return;
+    }
+    this.calls = calls;
+    this.callScreen = new CallScreen(
+      {
+        calls,
+        me: this.me,
+        conversation: (id) => this.conversations.find((c) => c.id === id),
+        ringing: (title) => {
+          this.ringTitle = title;
+          this.syncTitle();
+        },
+        changed: (v) => this.callChanged(v),
+      },
+      this.callHost,
+    );
+  }
+
+  // callLineFailed records why the call line is down, for the call button.
+  callLineFailed(why: string): void {
+    this.callsUnavailable = why;
+    this.pane?.syncCall();
+  }
+
+  private callChanged(v: CallView): void {
+    if (v.phase === "idle") delete this.shell.dataset.call;
+    else this.shell.dataset.call = v.phase;
+    this.pane?.syncCall();
+  }
+
+  private callable(): { ok: boolean; why: string } {
+    const v = this.calls?.view();
+    if (!v) return { ok: false, why: this.callsUnavailable };
+    if (v.phase === "incoming") return { ok: false, why: "A call is ringing" };
+    if (v.phase === "outgoing" || v.phase === "active") return { ok: false, why: "A call is in progress" };
+    if (!v.lineUp) return { ok: false, why: this.callsUnavailable === "Calls are starting…" ? "Connecting the call line…" : this.callsUnavailable };
+    return { ok: true, why: "" };
   }
 
   onStatus(s: StreamStatus): void {
@@ -190,6 +252,7 @@ export class App {
       if (gen !== this.conversationsAsked) return; // a newer answer is coming
       this.conversations = convs;
       this.renderList();
+      this.callScreen?.refresh();
       if (this.current && this.pane?.id === this.current) {
         const c = this.conversations.find((x) => x.id === this.current);
         if (c) this.pane.setConversation(c);
@@ -224,7 +287,13 @@ export class App {
     renderConversations(this.convList, this.conversations, this.me, this.unread, this.current, (id) => this.open(id));
     let total = 0;
     for (const n of this.unread.values()) total += n;
-    document.title = total > 0 ? `(${total}) Hotline` : "Hotline";
+    this.baseTitle = total > 0 ? `(${total}) Hotline` : "Hotline";
+    this.syncTitle();
+  }
+
+  // syncTitle shows a ringing call in the page's title, else the unread count.
+  private syncTitle(): void {
+    document.title = this.ringTitle ?? this.baseTitle;
   }
 
   private markRead(id: string): void {
@@ -241,6 +310,7 @@ export class App {
   // open shows conversation id; known is the conversation as the core just
   // returned it (from direct or create), which the list may not hold yet.
   private open(id: string, known?: Conversation): void {
+    this.opening++;
     if (known) {
       const i = this.conversations.findIndex((x) => x.id === id);
       if (i >= 0) this.conversations[i] = known;
@@ -260,7 +330,17 @@ export class App {
     if (this.pane) this.drafts.set(this.pane.id, this.pane.draft);
     this.current = id;
     this.pane = new ConversationPane(
-      { core: this.core, me: this.me, back: () => this.back(), sent: (cid) => this.sent(cid) },
+      {
+        core: this.core,
+        me: this.me,
+        back: () => this.back(),
+        sent: (cid) => this.sent(cid),
+        callable: () => this.callable(),
+        place: async (cid) => {
+          if (!this.calls) throw Object.assign(new Error(this.callsUnavailable), { code: "client" });
+          await this.calls.place(cid);
+        },
+      },
       c,
       this.drafts.get(id) ?? "",
     );
@@ -272,6 +352,7 @@ export class App {
   }
 
   private back(): void {
+    this.opening++;
     if (this.pane) this.drafts.set(this.pane.id, this.pane.draft);
     this.current = undefined;
     this.pane = undefined;
@@ -289,11 +370,44 @@ export class App {
   }
 
   private async openDirect(user: string): Promise<void> {
+    const gen = ++this.opening;
+    const prev = this.current;
+    this.showOpening(user);
     const c = await guard(`Open conversation with ${user}`, () => this.core.direct(user));
+    if (gen !== this.opening) return; // something else was opened meanwhile
     if (c) {
       this.open(c.id, c);
       this.conversationsRefresher.request();
+    } else if (prev && this.conversations.some((x) => x.id === prev)) {
+      this.open(prev);
+    } else {
+      this.back();
     }
+  }
+
+  // showOpening replaces the pane at once while a direct conversation is
+  // found or made, so nothing done meanwhile (a call) goes to the
+  // conversation shown before.
+  private showOpening(user: string): void {
+    if (this.pane) this.drafts.set(this.pane.id, this.pane.draft);
+    this.current = undefined;
+    this.pane = undefined;
+    this.shell.dataset.view = "conversation";
+    replace(
+      this.main,
+      h(
+        "section",
+        { class: "pane opening", "data-testid": "conversation-opening", "aria-busy": "true" },
+        h(
+          "header",
+          { class: "pane-header" },
+          h("button", { type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => this.back() }, "‹ Back"),
+          h("h2", { class: "pane-title" }, user),
+        ),
+        h("div", { class: "placeholder" }, h("p", { role: "status" }, `Opening your conversation with ${user}…`)),
+      ),
+    );
+    this.renderList();
   }
 
   private async create(title: string, members: string[]): Promise<boolean> {

@@ -3,6 +3,7 @@
 
 import type { Conversation, Core, Me, Message } from "../core";
 import { h, replace } from "../dom";
+import { phoneIcon } from "./callpanel";
 import { report } from "./errors";
 import {
   RECORD_ROLES,
@@ -27,6 +28,10 @@ export interface PaneContext {
   back(): void;
   // sent tells the app that this device changed the conversation.
   sent(conversation: string): void;
+  // callable says whether a call can be placed now, and if not, why not.
+  callable(): { ok: boolean; why: string };
+  // place places a call in the conversation.
+  place(conversation: string): Promise<void>;
 }
 
 const NEAR_BOTTOM_PX = 80;
@@ -44,6 +49,8 @@ export class ConversationPane {
   private readonly attachButton: HTMLButtonElement;
   private readonly fileInput: HTMLInputElement;
   private readonly progress: HTMLElement;
+  private readonly callButton: HTMLButtonElement;
+  private placing = false;
   private rendered: number[] = []; // seqs in the list, in order
   private lastDay = "";
   private busy = false;
@@ -88,6 +95,12 @@ export class ConversationPane {
       { type: "button", class: "attach", "data-testid": "attach", "aria-label": "Attach a file", title: "Attach a file", onclick: () => this.fileInput.click() },
       paperclip(),
       h("span", { class: "attach-label" }, "Attach"),
+    );
+    this.callButton = h(
+      "button",
+      { type: "button", class: "call", "data-testid": "call", disabled: true, onclick: () => void this.call() },
+      phoneIcon(),
+      "Call",
     );
     this.progress = h("div", { class: "progress", role: "status", "aria-live": "polite", "data-testid": "sending" });
     const composer = h(
@@ -137,17 +150,7 @@ export class ConversationPane {
       this.header,
       h("button", { type: "button", class: "back", "data-testid": "back", "aria-label": "Back to conversations", onclick: () => this.ctx.back() }, "‹ Back"),
       h("h2", { class: "pane-title", "data-testid": "title", title }, title),
-      h(
-        "button",
-        {
-          type: "button",
-          class: "call",
-          "data-testid": "call",
-          disabled: true,
-          title: "Calls in the browser arrive in the next release",
-        },
-        "Call",
-      ),
+      this.callButton,
     );
     this.renderBanner();
     const problems: string[] = [];
@@ -384,6 +387,29 @@ export class ConversationPane {
     this.sendButton.disabled = off;
     this.attachButton.disabled = off;
     this.compose.disabled = this.conv.removed === true;
+    this.syncCall();
+  }
+
+  // syncCall enables the call button when a call can be placed here.
+  syncCall(): void {
+    const st = this.ctx.callable();
+    const ok = st.ok && !this.placing && this.conv.removed !== true;
+    this.callButton.disabled = !ok;
+    this.callButton.title = this.conv.removed ? "You are no longer a member of this conversation" : this.placing ? "Calling…" : st.ok ? `Call everyone in this conversation (${levelLabel(this.conv.clearance)})` : st.why;
+  }
+
+  private async call(): Promise<void> {
+    if (this.placing || !this.ctx.callable().ok) return;
+    this.placing = true;
+    this.syncCall();
+    try {
+      await this.ctx.place(this.id);
+    } catch (e) {
+      report(e, "Call");
+    } finally {
+      this.placing = false;
+      this.syncCall();
+    }
   }
 
   private grow(): void {

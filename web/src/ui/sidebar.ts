@@ -52,6 +52,33 @@ export function setStatus(el: HTMLElement, s: StreamStatus): void {
   el.title = s.connected ? "Receiving live updates" : s.error ? `${s.error.message} (${s.error.code}); reconnecting` : "Connecting to the server";
 }
 
+// Lists are rebuilt only when what they show changed: a refresh that
+// changes nothing must not swap the buttons under a click or take the
+// keyboard focus away.
+const shown = new WeakMap<HTMLElement, string>();
+
+function unchanged(ul: HTMLElement, key: string): boolean {
+  if (shown.get(ul) === key) return true;
+  shown.set(ul, key);
+  return false;
+}
+
+// keepFocus rebuilds ul with build, and gives the focus back to the item
+// that had it (same data-testid and key attribute), if any.
+function keepFocus(ul: HTMLElement, attr: string, build: () => void): void {
+  const had = document.activeElement instanceof HTMLElement && ul.contains(document.activeElement) ? document.activeElement : null;
+  const which = had?.getAttribute(attr);
+  build();
+  if (which) {
+    for (const el of ul.querySelectorAll<HTMLElement>(`[${attr}]`)) {
+      if (el.getAttribute(attr) === which) {
+        el.focus();
+        break;
+      }
+    }
+  }
+}
+
 export function renderConversations(
   ul: HTMLElement,
   convs: readonly Conversation[],
@@ -60,11 +87,16 @@ export function renderConversations(
   current: string | undefined,
   open: (id: string) => void,
 ): void {
+  const key = JSON.stringify([
+    current ?? "",
+    convs.map((c) => [c.id, conversationTitle(c, me), c.clearance, participants(c.members, me).length, !!c.removed, !!c.broken, unread.get(c.id) ?? 0]),
+  ]);
+  if (unchanged(ul, key)) return;
   if (convs.length === 0) {
     replace(ul, h("li", { class: "empty" }, "No conversations yet. Pick a contact or start one."));
     return;
   }
-  replace(
+  keepFocus(ul, "data-id", () => replace(
     ul,
     convs.map((c) => {
       const n = unread.get(c.id) ?? 0;
@@ -99,10 +131,11 @@ export function renderConversations(
         ),
       );
     }),
-  );
+  ));
 }
 
 export function renderContacts(ul: HTMLElement, contacts: readonly Contact[], open: (user: string) => void): void {
+  if (unchanged(ul, JSON.stringify(contacts))) return;
   if (contacts.length === 0) {
     replace(ul, h("li", { class: "empty" }, "No contacts."));
     return;

@@ -1,0 +1,282 @@
+// Calls in the browser: the warm media line to the server's forwarder and
+// the one call on it. Signalling and keys come from the protocol core; the
+// media is the browser's own WebRTC, with SFrame on every encoded frame in
+// the media worker (src/worker/sframe-worker.ts), so the server forwards
+// only ciphertext. The line mirrors the headless client's (internal/voice):
+// one sending section, the microphone, and 8 receiving ones (slots), made
+// once when the app starts, so a call needs only signalling.
+
+import type { CallInfo, CallKeys, CallQuality, CallSlots, CallUpdate, Core, HotlineError, Me, Participant, Update } from "./core";
+
+export const SLOTS = 8;
+
+export type CallPhase = "idle" | "incoming" | "outgoing" | "active" | "ended";
+
+export interface Speaker {
+  user: string;
+  device: string;
+  at: number; // performance.now() of the latest frame
+}
+
+export interface CallView {
+  phase: CallPhase;
+  call?: CallInfo;
+  participants: Participant[];
+  muted: boolean;
+  heard: boolean; // a frame from someone else has been decrypted
+  speakers: Speaker[];
+  quality?: { loss: number; jitterMs: number; rttMs: number; level: "good" | "fair" | "poor" };
+  lineUp: boolean; // the warm line is connected
+  endedReason?: string;
+  error?: HotlineError;
+  stats: { sent: number; dropped: number; received: number; undecryptable: number };
+}
+
+const empty = (): CallView => ({
+  phase: "idle", participants: [], muted: false, heard: false, speakers: [], lineUp: false,
+  stats: { sent: 0, dropped: 0, received: 0, undecryptable: 0 },
+});
+
+function gathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", done);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 3000); // enough candidates by then, whatever is still pending
+  });
+}
+
+export class Calls {
+  private v: CallView = empty();
+  private listeners: ((v: CallView) => void)[] = [];
+  private worker: Worker;
+  private pc?: RTCPeerConnection;
+  private mic?: RTCRtpTransceiver;
+  private micTrack?: MediaStreamTrack;
+  private slotDevice = new Map<number, string>();
+  private endTimer?: ReturnType<typeof setTimeout>;
+  readonly audio: HTMLAudioElement[] = [];
+
+  constructor(private core: Core, private me: Me) {
+    this.worker = new Worker("sframe-worker.js");
+    this.worker.onmessage = (e) => this.fromWorker(e.data);
+  }
+
+  view(): CallView {
+    return this.v;
+  }
+
+  onChange(fn: (v: CallView) => void): void {
+    this.listeners.push(fn);
+  }
+
+  private set(p: Partial<CallView>): void {
+    this.v = { ...this.v, ...p };
+    for (const fn of this.listeners) fn(this.v);
+  }
+
+  // start makes the warm line; it is made again whenever it fails.
+  async start(): Promise<void> {
+    if (typeof RTCRtpScriptTransform === "undefined") {
+      throw Object.assign(new Error("this browser cannot encrypt call media end to end (no RTCRtpScriptTransform)"), { code: "client" });
+    }
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    this.mic = pc.addTransceiver("audio", { direction: "sendonly" });
+    this.mic.sender.transform = new RTCRtpScriptTransform(this.worker, { side: "send" });
+    for (let i = 0; i < SLOTS; i++) {
+      const t = pc.addTransceiver("audio", { direction: "recvonly" });
+      t.receiver.transform = new RTCRtpScriptTransform(this.worker, { side: "recv", slot: i });
+      let el = this.audio[i];
+      if (!el) {
+        el = document.createElement("audio");
+        el.autoplay = true;
+        el.dataset.testid = "call-audio";
+        el.dataset.slot = String(i);
+        el.hidden = true;
+        document.body.append(el);
+        this.audio[i] = el;
+      }
+      el.srcObject = new MediaStream([t.receiver.track]);
+    }
+    pc.onconnectionstatechange = () => {
+      const st = pc.connectionState;
+      if (pc !== this.pc) return;
+      this.set({ lineUp: st === "connected" });
+      if (st === "failed") {
+        pc.close();
+        setTimeout(() => void this.start().catch(() => undefined), 1000);
+      }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const answer = await this.core.media(pc.localDescription!.sdp);
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    if (this.micTrack) await this.mic.sender.replaceTrack(this.micTrack);
+  }
+
+  // The call's lifecycle.
+
+  async place(conversation: string): Promise<void> {
+    await this.enter(() => this.core.placeCall(conversation), "outgoing");
+  }
+
+  async answer(): Promise<void> {
+    const id = this.v.call?.id;
+    if (!id) return;
+    await this.enter(() => this.core.answerCall(id), "active");
+  }
+
+  async decline(): Promise<void> {
+    const id = this.v.call?.id;
+    if (!id) return;
+    const u = await this.core.declineCall(id);
+    this.ended(u.call, "declined");
+  }
+
+  async hangup(): Promise<void> {
+    const id = this.v.call?.id;
+    if (!id) return;
+    try {
+      const u = await this.core.hangup(id);
+      this.ended(u.call, "hangup");
+    } catch (e) {
+      this.ended(this.v.call!, "hangup");
+      throw e;
+    }
+  }
+
+  setMuted(muted: boolean): void {
+    if (this.micTrack) this.micTrack.enabled = !muted;
+    this.set({ muted });
+  }
+
+  private async enter(op: () => Promise<CallUpdate>, phase: CallPhase): Promise<void> {
+    clearTimeout(this.endTimer);
+    // The microphone first: a call without it would be one-way.
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+    const track = stream.getAudioTracks()[0]!;
+    let u: CallUpdate;
+    try {
+      u = await op();
+    } catch (e) {
+      track.stop();
+      throw e;
+    }
+    this.micTrack = track;
+    track.enabled = !this.v.muted;
+    await this.mic?.sender.replaceTrack(track);
+    const keys = await this.core.callKeys(u.call.conversation);
+    const context = crypto.getRandomValues(new Uint16Array(1))[0]!;
+    this.worker.postMessage({ type: "start", suite: keys.suite, context, keys });
+    const active = u.call.participants.filter((p) => p.state === "joined").length > 1;
+    this.set({ phase: active ? "active" : phase, call: u.call, participants: u.participants, heard: false, speakers: [], endedReason: undefined, error: undefined });
+  }
+
+  private ended(call: CallInfo, reason: string): void {
+    this.worker.postMessage({ type: "stop" });
+    this.micTrack?.stop();
+    this.micTrack = undefined;
+    void this.mic?.sender.replaceTrack(null);
+    this.set({ phase: "ended", call, endedReason: call.reason || reason, speakers: [] });
+    this.endTimer = setTimeout(() => this.set({ ...empty(), lineUp: this.v.lineUp, stats: this.v.stats }), 4000);
+  }
+
+  private inCall(): boolean {
+    return this.v.phase === "outgoing" || this.v.phase === "active";
+  }
+
+  // handle takes the core's updates: call events, slots, quality, epochs.
+  handle(u: Update): void {
+    switch (u.kind) {
+      case "call":
+        if (u.call) this.callEvent(u.call);
+        break;
+      case "call.slots":
+        if (u.slots) this.slots(u.slots);
+        break;
+      case "call.quality":
+        if (u.quality) this.quality(u.quality);
+        break;
+      case "epoch":
+        if (this.inCall() && u.conversation !== undefined && u.conversation === this.v.call?.conversation) {
+          void this.core.callKeys(u.conversation).then(
+            (keys: CallKeys) => this.worker.postMessage({ type: "epoch", keys }),
+            () => undefined,
+          );
+        }
+        break;
+    }
+  }
+
+  private callEvent(u: CallUpdate): void {
+    const c = u.call;
+    const mine = this.v.call?.id === c.id;
+    if (!mine) {
+      // A ring while idle; anything else about other calls is not ours.
+      if (u.event === "call.ring" && c.state === "ringing" && (this.v.phase === "idle" || this.v.phase === "ended")) {
+        clearTimeout(this.endTimer);
+        this.set({ ...empty(), lineUp: this.v.lineUp, stats: this.v.stats, phase: "incoming", call: c, participants: u.participants });
+      }
+      return;
+    }
+    if (u.event === "call.ended" || c.state === "ended") {
+      this.ended(c, c.reason || "ended");
+      return;
+    }
+    if (u.event === "call.elsewhere" && this.v.phase === "incoming") {
+      this.set({ phase: "ended", call: c, endedReason: "answered on another device" });
+      this.endTimer = setTimeout(() => this.set({ ...empty(), lineUp: this.v.lineUp, stats: this.v.stats }), 2000);
+      return;
+    }
+    const self = c.participants.find((p) => p.device === this.me.device);
+    if (this.inCall() && self?.state === "left") {
+      this.ended(c, "dropped");
+      return;
+    }
+    let phase = this.v.phase;
+    if (phase === "outgoing" && c.state === "active") phase = "active";
+    this.set({ phase, call: c, participants: u.participants });
+  }
+
+  private slots(s: CallSlots): void {
+    this.slotDevice.clear();
+    for (const sl of s.slots ?? []) if (sl.device) this.slotDevice.set(sl.index, sl.device);
+  }
+
+  private quality(q: CallQuality): void {
+    if (q.call !== this.v.call?.id) return;
+    const mine = q.participants.find((p) => p.device === this.me.device);
+    if (!mine) return;
+    const loss = Math.max(mine.loss_in, mine.loss_out);
+    const level = loss > 0.05 || mine.jitter_ms > 50 || mine.rtt_ms > 400 ? "poor" : loss > 0.01 || mine.jitter_ms > 20 || mine.rtt_ms > 200 ? "fair" : "good";
+    this.set({ quality: { loss, jitterMs: mine.jitter_ms, rttMs: mine.rtt_ms, level } });
+  }
+
+  private fromWorker(m: { type: string; slot?: number; epoch?: number; leaf?: number; message?: string; sent?: number; dropped?: number; received?: number; undecryptable?: number }): void {
+    switch (m.type) {
+      case "stats":
+        this.set({ stats: { sent: m.sent ?? 0, dropped: m.dropped ?? 0, received: m.received ?? 0, undecryptable: m.undecryptable ?? 0 } });
+        break;
+      case "heard": {
+        const conv = this.v.call?.conversation;
+        if (!conv || m.leaf === undefined) break;
+        void this.core.memberAt(conv, m.leaf).then((member) => {
+          const now = performance.now();
+          const speakers = this.v.speakers.filter((s) => s.device !== member.device && now - s.at < 2000);
+          speakers.push({ user: member.user, device: member.device, at: now });
+          this.set({ heard: true, speakers });
+        }, () => this.set({ heard: true }));
+        break;
+      }
+      case "error":
+        this.set({ error: Object.assign(new Error(m.message ?? "media worker"), { code: "client" }) });
+        break;
+    }
+  }
+}
