@@ -30,6 +30,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 	mediaUDP := fs.String("media-udp", "", "`ip:port` of the one UDP port for call media (default: config.json's media_udp, else 127.0.0.1:0)")
 	mediaTCP := fs.String("media-tcp", "", "`ip:port` of the ICE-TCP fallback for call media (default: config.json's media_tcp, else 127.0.0.1:0)")
 	enrolBurst := fs.Int("enrol-burst", 10, "enrolment attempts a client address may make at once")
+	webOrigins := fs.String("web-origin", "", "comma-separated browser `origins` that may use passkeys, such as https://hotline.example.org or http://*.localhost:8080 (none: passkeys off)")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -49,6 +50,12 @@ func cmdServe(e *cmdEnv, args []string) error {
 			return usagef("serve: --trusted-proxy: %v", err)
 		}
 		trusted = append(trusted, n)
+	}
+	var origins []string
+	for _, o := range strings.Split(*webOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
 	}
 	if *enrolRate <= 0 || *enrolBurst <= 0 {
 		return usagef("serve: --enrol-rate and --enrol-burst must be positive")
@@ -83,7 +90,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 		DataDir: *data, Database: db().Database, PasswordFile: db().PasswordFile, TLSCert: *cert, TLSKey: *key,
 		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL,
 		TrustedProxies: trusted, EnrolRate: *enrolRate / 60, EnrolBurst: *enrolBurst,
-		MediaUDP: *mediaUDP, MediaTCP: *mediaTCP, Web: web.Files(),
+		MediaUDP: *mediaUDP, MediaTCP: *mediaTCP, Web: web.Files(), WebOrigins: origins,
 	})
 	if err != nil {
 		ln.Close()

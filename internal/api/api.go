@@ -115,6 +115,9 @@ type SessionRequest struct {
 	Device    string `json:"device"`
 	Nonce     string `json:"nonce"`
 	Signature string `json:"signature"`
+	// Unlock is a ticket from POST /v1/passkeys/unlock/{ceremony}; a
+	// device with a passkey gets a session only with one.
+	Unlock string `json:"unlock,omitempty"`
 }
 
 // SessionResponse carries a short-lived session token for the
@@ -540,4 +543,36 @@ type Slot struct {
 	Index  int    `json:"index"`
 	Mid    string `json:"mid"`
 	Device string `json:"device"`
+}
+
+// PasskeyRegisterRequest is POST /v1/passkeys/register (an empty object).
+type PasskeyRegisterRequest struct{}
+
+// PasskeyUnlockRequest is POST /v1/passkeys/unlock.
+type PasskeyUnlockRequest struct {
+	Device string `json:"device"`
+}
+
+// PasskeyCeremony starts a WebAuthn ceremony. PublicKey is the options for
+// the browser, in the WebAuthn JSON form: PublicKeyCredentialCreationOptionsJSON
+// for PublicKeyCredential.parseCreationOptionsFromJSON (registering) or
+// PublicKeyCredentialRequestOptionsJSON for parseRequestOptionsFromJSON
+// (unlocking). The browser's answer goes to the same path plus /Ceremony.
+type PasskeyCeremony struct {
+	Ceremony  string          `json:"ceremony"`
+	PublicKey json.RawMessage `json:"public_key"`
+}
+
+// Passkey answers a finished registration.
+type Passkey struct {
+	Device    string    `json:"device"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PasskeyUnlock answers a verified passkey assertion: a one-time ticket
+// for SessionRequest.Unlock, valid until Expires.
+type PasskeyUnlock struct {
+	Device  string    `json:"device"`
+	Unlock  string    `json:"unlock"`
+	Expires time.Time `json:"expires"`
 }

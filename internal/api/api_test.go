@@ -65,6 +65,9 @@ func TestRoundTrip(t *testing.T) {
 		&api.EnrollRequest{Invite: "HL-1", SigKey: "k", KEMKey: "m", Label: "l", Proof: "p"},
 		&api.ChallengeRequest{Device: "d"},
 		&api.SessionRequest{Device: "d", Nonce: "n", Signature: "s"},
+		&api.SessionRequest{Device: "d", Nonce: "n", Signature: "s", Unlock: "u"},
+		&api.PasskeyRegisterRequest{},
+		&api.PasskeyUnlockRequest{Device: "d"},
 		&api.CreateUserRequest{User: "u@o.example", Roles: []string{"admin"}, Clearance: "secret", Compartments: []string{"A"}},
 		&api.RolesRequest{Roles: []string{"principal"}},
 		&api.ClearanceRequest{Clearance: "secret", Compartments: []string{"A"}},
@@ -98,7 +101,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, v := range []any{&api.EnrollRequest{}, &api.ChallengeRequest{}, &api.SessionRequest{}, &api.CreateUserRequest{},
 			&api.RolesRequest{}, &api.ClearanceRequest{}, &api.InviteRequest{}, &api.RevokeRequest{}, &api.AddRuleRequest{},
-			&api.ContactRequest{}, &api.StreamMessage{}} {
+			&api.ContactRequest{}, &api.StreamMessage{}, &api.PasskeyRegisterRequest{}, &api.PasskeyUnlockRequest{}} {
 			err := api.Decode(io.LimitReader(bytes.NewReader(b), 1<<20), 4096, v)
 			if err == nil {
 				continue

@@ -42,6 +42,8 @@ const (
 	MLSInvalid            Code = "mls_invalid"
 	ClearanceInsufficient Code = "clearance_insufficient"
 	CommitRequired        Code = "commit_required"
+	PasskeyInvalid        Code = "passkey_invalid"
+	PasskeyRequired       Code = "passkey_required"
 )
 
 // Codes maps every code to its HTTP status and a description for the docs.
@@ -74,6 +76,8 @@ var Codes = []struct {
 	{MLSInvalid, http.StatusBadRequest, "the MLS message is malformed or invalid (signature, proposals, path, tree, or the conversation's rules)"},
 	{ClearanceInsufficient, http.StatusForbidden, "a member's clearance or compartments do not cover the conversation's classification"},
 	{CommitRequired, http.StatusConflict, "a member's device was revoked or its user disabled: commit the server's proposal to remove it before sending"},
+	{PasskeyInvalid, http.StatusForbidden, "a passkey registration or assertion did not verify (challenge, origin, relying party, signature, flags, a signature counter that went backwards), or the authenticator cannot protect keys (no PRF)"},
+	{PasskeyRequired, http.StatusForbidden, "this device is protected by a passkey: unlock with it (POST /v1/passkeys/unlock) and present the ticket to open a session"},
 }
 
 // Error is an error that may be shown to the caller.

@@ -109,7 +109,12 @@ type Client struct {
 	// when cred or keyset changed since. It saves Do an Ed25519
 	// verification per call.
 	verified     identity.Credential
-	onStreamDown func(error) // OnStreamDown
+	onStreamDown func(error)                           // OnStreamDown
+	unlockFn     func(context.Context) (string, error) // SetUnlock
+
+	// unlockMu serializes opening sessions that need an unlock, so that
+	// concurrent calls share one passkey prompt rather than make several.
+	unlockMu sync.Mutex
 
 	monMu sync.Mutex // guards mon and consistent
 	mon   struct {
@@ -482,14 +487,41 @@ func (c *Client) Renew(ctx context.Context) ([]byte, error) {
 // WebSocket or media connection). Treat it as a password.
 func (c *Client) SessionToken(ctx context.Context) (string, error) { return c.session(ctx) }
 
+// SetUnlock makes every new session carry an unlock ticket from fn, as a
+// device protected by a passkey must (POST /v1/auth/session answers
+// passkey_required without one). fn proves the passkey, in a browser by a
+// WebAuthn assertion (POST /v1/passkeys/unlock), and returns the ticket;
+// it is called once for each session, before the challenge is signed. nil
+// stops sending tickets.
+func (c *Client) SetUnlock(fn func(ctx context.Context) (string, error)) {
+	c.mu.Lock()
+	c.unlockFn = fn
+	c.mu.Unlock()
+}
+
 // session returns a valid session token, signing a fresh challenge if the
 // current one is missing or about to expire.
 func (c *Client) session(ctx context.Context) (string, error) {
 	c.mu.Lock()
-	tok, exp, dev, org := c.token, c.expires, c.prof.Device, c.prof.Org
+	tok, exp, dev, org, unlock := c.token, c.expires, c.prof.Device, c.prof.Org, c.unlockFn
 	c.mu.Unlock()
 	if tok != "" && c.now().Add(30*time.Second).Before(exp) {
 		return tok, nil
+	}
+	var ticket string
+	if unlock != nil {
+		c.unlockMu.Lock()
+		defer c.unlockMu.Unlock()
+		c.mu.Lock()
+		tok, exp = c.token, c.expires
+		c.mu.Unlock()
+		if tok != "" && c.now().Add(30*time.Second).Before(exp) {
+			return tok, nil // opened by the call this one waited for
+		}
+		var err error
+		if ticket, err = unlock(ctx); err != nil {
+			return "", fmt.Errorf("authenticate: unlock with the passkey: %w", err)
+		}
 	}
 	var ch api.ChallengeResponse
 	if err := c.call(ctx, http.MethodPost, "/v1/auth/challenge", "", api.ChallengeRequest{Device: dev}, &ch); err != nil {
@@ -499,7 +531,7 @@ func (c *Client) session(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("authenticate: bad nonce from server")
 	}
-	req := api.SessionRequest{Device: dev, Nonce: ch.Nonce,
+	req := api.SessionRequest{Device: dev, Nonce: ch.Nonce, Unlock: ticket,
 		Signature: base64.StdEncoding.EncodeToString(c.sig.Sign(identity.AuthChallengeMessage(org, dev, nonce)))}
 	var s api.SessionResponse
 	if err := c.call(ctx, http.MethodPost, "/v1/auth/session", "", req, &s); err != nil {

@@ -218,8 +218,10 @@ func (s *Service) Challenge(ctx context.Context, deviceID string) ([]byte, time.
 // Login checks a device's signature over a challenge and opens a session.
 // The token is returned once and stored only as a hash; it expires after
 // SessionTTL. Pending devices get a session too (to learn when they are
-// approved); revoked devices never do.
-func (s *Service) Login(ctx context.Context, deviceID string, nonce, sig []byte) (token string, expires time.Time, err error) {
+// approved); revoked devices never do. A device with a passkey must also
+// present an unlock ticket (Unlock), which the session consumes; unlock is
+// ignored for devices without one.
+func (s *Service) Login(ctx context.Context, deviceID string, nonce, sig []byte, unlock string) (token string, expires time.Time, err error) {
 	err = s.update(ctx, func(t *txn) error {
 		if err := t.UseChallenge(ctx, nonce, deviceID, s.now()); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -238,6 +240,9 @@ func (s *Service) Login(ctx context.Context, deviceID string, nonce, sig []byte)
 		}
 		if d.Status == store.DeviceRevoked {
 			return apierr.New(apierr.DeviceRevoked, "device %s has been revoked", d.ID)
+		}
+		if err := t.usePasskeyUnlock(d.ID, unlock); err != nil {
+			return err
 		}
 		raw := randomBytes(32)
 		token = base64.RawURLEncoding.EncodeToString(raw)
@@ -289,8 +294,13 @@ func (s *Service) Renew(ctx context.Context, a Actor) ([]byte, error) {
 	return cred, err
 }
 
-// Expire deletes expired sessions and challenges; the server calls it
-// periodically.
+// Expire deletes expired sessions, challenges and unlock tickets; the
+// server calls it periodically.
 func (s *Service) Expire(ctx context.Context) error {
-	return s.update(ctx, func(t *txn) error { return t.Tx.Expire(ctx, s.now()) })
+	return s.update(ctx, func(t *txn) error {
+		if err := t.Tx.Expire(ctx, s.now()); err != nil {
+			return err
+		}
+		return t.ExpirePasskeyUnlocks(ctx, s.now())
+	})
 }

@@ -73,7 +73,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ org.Actor) erro
 	if err1 != nil || err2 != nil {
 		return apierr.New(apierr.BadRequest, "nonce and signature: want base64")
 	}
-	tok, exp, err := s.svc.Login(r.Context(), req.Device, nonce, sig)
+	tok, exp, err := s.svc.Login(r.Context(), req.Device, nonce, sig, req.Unlock)
 	if err != nil {
 		return err
 	}

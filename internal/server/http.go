@@ -44,6 +44,11 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/auth/session", public, s.login)
 	handle("DELETE /v1/auth/session", anyDev, s.logout)
 
+	handle("POST /v1/passkeys/register", anyDev, s.beginPasskeyRegistration)
+	handle("POST /v1/passkeys/register/{ceremony}", anyDev, s.finishPasskeyRegistration)
+	handle("POST /v1/passkeys/unlock", public, s.beginPasskeyUnlock)
+	handle("POST /v1/passkeys/unlock/{ceremony}", public, s.finishPasskeyUnlock)
+
 	handle("GET /v1/me", anyDev, s.me)
 	handle("POST /v1/me/credential", active, s.renew)
 	handle("GET /v1/events", anyDev, s.events)
@@ -233,6 +238,7 @@ type serverMetrics struct {
 	messages  *metrics.CounterVec
 	delivered *metrics.CounterVec
 	calls     *metrics.CounterVec
+	passkeys  *metrics.CounterVec
 	// Media quality per participant and interval (see callQuality).
 	mediaLoss, mediaJitter, mediaRTT *metrics.Histogram
 	logSize                          atomic.Int64
@@ -249,6 +255,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 		messages:  reg.NewCounterVec("hotline_conversation_messages_total", "Conversation messages accepted, by kind (application, proposal, commit).", "kind"),
 		delivered: reg.NewCounterVec("hotline_conversation_deliveries_total", "Conversation messages sent to devices on their event streams.", "kind"),
 		calls:     reg.NewCounterVec("hotline_calls_total", "Calls placed.", "event"),
+		passkeys:  reg.NewCounterVec("hotline_passkey_ceremonies_total", "Passkey ceremony steps (register.begin, register, unlock.begin, unlock) by result: ok or the error code.", "step", "result"),
 		mediaLoss: reg.NewHistogram("hotline_call_media_loss_ratio", "Fraction of call media packets lost, per participant and quality interval (the worse direction).",
 			[]float64{0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5}),
 		mediaJitter: reg.NewHistogram("hotline_call_media_jitter_seconds", "Interarrival jitter of call media, per participant and quality interval (the worse direction).",

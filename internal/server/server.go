@@ -81,6 +81,15 @@ type Config struct {
 	// QualityInterval is how often call participants are told their media
 	// quality (0: 5 seconds).
 	QualityInterval time.Duration
+	// WebOrigins are the browser origins allowed to register and use
+	// passkeys, such as "https://hotline.example.org", or with one leading
+	// wildcard label, "http://*.localhost:8080". A passkey's relying party
+	// ID is its origin's host name. None: the passkey routes are
+	// unavailable.
+	WebOrigins []string
+	// MaxPasskeyCeremonies bounds the passkey ceremonies pending at once
+	// (0: 10,000).
+	MaxPasskeyCeremonies int
 }
 
 // Server is a running Hotline server.
@@ -101,6 +110,8 @@ type Server struct {
 	qualityPrev map[string]sfu.ParticipantStats
 	metrics     *serverMetrics
 	limits      *limiters
+	webOrigins  []webOrigin // cfg.WebOrigins, parsed
+	ceremonies  *ceremonies // pending passkey ceremonies
 	acks        acker
 	tls         *tls.Config
 	pin         string
@@ -139,11 +150,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	var webOrigins []webOrigin
+	for _, o := range cfg.WebOrigins {
+		wo, err := parseWebOrigin(o)
+		if err != nil {
+			return nil, err
+		}
+		webOrigins = append(webOrigins, wo)
+	}
 	dir, err := datadir.Open(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, dir: dir, hub: events.NewHub(pushedWire), origin: identity.LogKeyName(dir.Config.Org)}
+	s := &Server{cfg: cfg, log: cfg.Logger, dir: dir, hub: events.NewHub(pushedWire), origin: identity.LogKeyName(dir.Config.Org),
+		webOrigins: webOrigins, ceremonies: newCeremonies(cfg.MaxPasskeyCeremonies)}
 	if !cfg.InsecureHTTP {
 		if err := s.loadTLS(); err != nil {
 			return nil, err
@@ -340,10 +360,12 @@ func (s *Server) callTimeouts() {
 	}
 }
 
-// housekeeping expires sessions, challenges, key packages and abandoned
-// uploads, deletes conversation messages every device acknowledged, and
-// proposes removing lapsed members that no proposal removes yet.
+// housekeeping expires passkey ceremonies, sessions, challenges, unlock
+// tickets, key packages and abandoned uploads, deletes conversation
+// messages every device acknowledged, and proposes removing lapsed members
+// that no proposal removes yet.
 func (s *Server) housekeeping() {
+	s.ceremonies.prune(s.cfg.Now())
 	if err := s.svc.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
 		s.log.Warn("expire sessions", "err", err)
 	}

@@ -232,6 +232,29 @@ CREATE TABLE call_participants (
 );
 CREATE INDEX call_participants_device ON call_participants(device_id, state);
 `,
+	// 6: passkeys: the WebAuthn credential that protects a browser device's
+	// keys (one per device), the PRF salt its wrapping secret is derived
+	// with, and the one-time unlock tickets a passkey device needs for a
+	// session. Only public keys, salts, counters and ticket hashes: the PRF
+	// output never reaches the server.
+	`
+CREATE TABLE passkeys (
+	device_id       TEXT PRIMARY KEY REFERENCES devices(id),
+	credential_id   BYTES NOT NULL UNIQUE,
+	public_key      BYTES NOT NULL,
+	sign_count      BIGINT NOT NULL,
+	salt            BYTES NOT NULL,
+	aaguid          BYTES NOT NULL,
+	backup_eligible INTEGER NOT NULL,
+	created_at      BIGINT NOT NULL,
+	last_used_at    BIGINT NOT NULL
+);
+CREATE TABLE passkey_unlocks (
+	ticket_hash BYTES PRIMARY KEY,
+	device_id   TEXT NOT NULL REFERENCES devices(id),
+	expires_at  BIGINT NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Calls", testCalls},
 		{"ConversationCommitRace", testConversationCommitRace},
 		{"LapsedConversationMembers", testLapsedConversationMembers},
+		{"Passkeys", testPasskeys},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1313,4 +1314,82 @@ func testCalls(t *testing.T, s *store.Store) {
 	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.SetCallState(ctx, "nope", store.CallEnded, "x", t2) }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ending an unknown call: %v", err)
 	}
+}
+
+func testPasskeys(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	alice := mkUser(t, s, "alice@state.example").ID
+	d1 := mkDevice(t, s, alice, 1, store.DeviceActive)
+	d2 := mkDevice(t, s, alice, 2, store.DeviceActive)
+	p := store.Passkey{DeviceID: d1.ID, CredentialID: []byte("cred-1"), PublicKey: []byte{0xa5, 1, 2}, SignCount: 7,
+		Salt: []byte("salt-32-bytes-salt-32-bytes-salt"), AAGUID: make([]byte, 16), BackupEligible: true, CreatedAt: t0}
+	update(t, s, func(tx *store.Tx) error { return tx.PutPasskey(ctx, p) })
+
+	for _, tc := range []struct {
+		name string
+		p    store.Passkey
+	}{
+		{"a second passkey for the device", store.Passkey{DeviceID: d1.ID, CredentialID: []byte("cred-2"), PublicKey: []byte{1}, Salt: []byte{1}, AAGUID: []byte{}, CreatedAt: t0}},
+		{"a credential ID taken by another device", store.Passkey{DeviceID: d2.ID, CredentialID: []byte("cred-1"), PublicKey: []byte{1}, Salt: []byte{1}, AAGUID: []byte{}, CreatedAt: t0}},
+	} {
+		err := s.Update(ctx, func(tx *store.Tx) error {
+			if err := tx.PutPasskey(ctx, tc.p); !errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("PutPasskey(%s) = %v, want ErrConflict", tc.name, err)
+			}
+			_, err := tx.GetPasskey(ctx, d1.ID) // the transaction stays usable
+			return err
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+
+	get := func(dev string) (store.Passkey, error) {
+		var got store.Passkey
+		err := s.View(ctx, func(tx *store.Tx) (err error) { got, err = tx.GetPasskey(ctx, dev); return })
+		return got, err
+	}
+	if got, err := get(d1.ID); err != nil {
+		t.Fatal(err)
+	} else if diff := cmp.Diff(p, got); diff != "" {
+		t.Errorf("GetPasskey (-want +got):\n%s", diff)
+	}
+	if _, err := get(d2.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetPasskey of a device without one = %v, want ErrNotFound", err)
+	}
+
+	// Counters up to 2^32-1 survive the round trip.
+	update(t, s, func(tx *store.Tx) error { return tx.UpdatePasskeyUse(ctx, d1.ID, 1<<32-1, t0.Add(time.Minute)) })
+	p.SignCount, p.LastUsedAt = 1<<32-1, t0.Add(time.Minute)
+	if got, err := get(d1.ID); err != nil {
+		t.Fatal(err)
+	} else if diff := cmp.Diff(p, got); diff != "" {
+		t.Errorf("GetPasskey after UpdatePasskeyUse (-want +got):\n%s", diff)
+	}
+	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.UpdatePasskeyUse(ctx, d2.ID, 1, t0) }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdatePasskeyUse of a device without one = %v, want ErrNotFound", err)
+	}
+
+	h1, h2, h3 := sha256.Sum256([]byte("ticket1")), sha256.Sum256([]byte("ticket2")), sha256.Sum256([]byte("ticket3"))
+	update(t, s, func(tx *store.Tx) error {
+		for _, h := range [][32]byte{h1, h2, h3} {
+			if err := tx.CreatePasskeyUnlock(ctx, h, d1.ID, t0.Add(2*time.Minute)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	check := func(name string, h [32]byte, dev string, now time.Time, want error) {
+		t.Helper()
+		err := s.Update(ctx, func(tx *store.Tx) error { return tx.UsePasskeyUnlock(ctx, h, dev, now) })
+		if !errors.Is(err, want) {
+			t.Errorf("UsePasskeyUnlock %s = %v, want %v", name, err, want)
+		}
+	}
+	check("of another device", h1, d2.ID, t0, store.ErrNotFound)
+	check("first use", h1, d1.ID, t0, nil)
+	check("second use", h1, d1.ID, t0, store.ErrNotFound)
+	check("expired", h2, d1.ID, t0.Add(2*time.Minute), store.ErrNotFound)
+	update(t, s, func(tx *store.Tx) error { return tx.ExpirePasskeyUnlocks(ctx, t0.Add(2*time.Minute)) })
+	check("after expiry", h3, d1.ID, t0, store.ErrNotFound)
 }
