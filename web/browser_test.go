@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
 	"hotline/internal/demo"
@@ -147,10 +149,43 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
-// enrolBrowser opens a person's demo address and waits until the app
-// shows them signed in with an approved device.
-func enrolBrowser(t *testing.T, ctx context.Context, d *demo.Demo, name string) {
+// authenticator gives the tab a virtual authenticator with the PRF
+// extension (a platform authenticator with user verification), as a
+// passkey-capable device would have.
+func authenticator(t *testing.T, ctx context.Context, prf bool) webauthn.AuthenticatorID {
 	t.Helper()
+	id, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (webauthn.AuthenticatorID, error) {
+		if _, err := cdp.Call(ctx, tg, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+			return "", err
+		}
+		r, err := cdp.Call(ctx, tg, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+			Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21, Transport: webauthn.AuthenticatorTransportInternal,
+			HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, HasPrf: prf, AutomaticPresenceSimulation: true,
+		}})
+		return r.AuthenticatorID, err
+	})
+	if err != nil {
+		t.Fatalf("virtual authenticator: %v", err)
+	}
+	return id
+}
+
+func removeAuthenticator(t *testing.T, ctx context.Context, id webauthn.AuthenticatorID) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
+		return cdp.Call(ctx, tg, webauthn.RemoveVirtualAuthenticator, webauthn.RemoveVirtualAuthenticatorParams{AuthenticatorID: id})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// enrolBrowser opens a person's demo address, with a passkey-capable
+// authenticator, and waits until the app shows them signed in with an
+// approved device.
+func enrolBrowser(t *testing.T, ctx context.Context, d *demo.Demo, name string) webauthn.AuthenticatorID {
+	t.Helper()
+	id := authenticator(t, ctx, true)
 	var p demo.Person
 	for _, q := range d.People {
 		if q.Name == name {
@@ -162,6 +197,20 @@ func enrolBrowser(t *testing.T, ctx context.Context, d *demo.Demo, name string) 
 	if h := eval[string](t, ctx, "location.hash"); strings.Contains(h, "invite") {
 		t.Errorf("the invite stays in the address bar: %q", h)
 	}
+	return id
+}
+
+// metaKeys lists what the page keeps in the clear beside the sealed files.
+func metaKeys(t *testing.T, ctx context.Context) string {
+	return eval[string](t, ctx, `new Promise((resolve, reject) => {
+		const req = indexedDB.open("hotline");
+		req.onerror = () => reject(req.error);
+		req.onsuccess = () => {
+			const r = req.result.transaction("meta").objectStore("meta").getAllKeys();
+			r.onsuccess = () => resolve(r.result.sort().join(","));
+			r.onerror = () => reject(r.error);
+		};
+	})`)
 }
 
 // TestBrowsersMessage: two people's browsers enrol from their demo
@@ -172,7 +221,7 @@ func TestBrowsersMessage(t *testing.T) {
 	browser := newBrowser(t)
 	p := tab(t, browser)
 	duty := tab(t, browser)
-	enrolBrowser(t, p, d, "principal")
+	pKey := enrolBrowser(t, p, d, "principal")
 	enrolBrowser(t, duty, d, "duty")
 	waitFor(t, p, "principal's stream", `document.querySelector('`+sel("stream-status")+`')?.dataset.connected === "true"`)
 	waitFor(t, duty, "duty's stream", `document.querySelector('`+sel("stream-status")+`')?.dataset.connected === "true"`)
@@ -236,10 +285,43 @@ func TestBrowsersMessage(t *testing.T) {
 	run(t, p, "reopen the conversation", chromedp.WaitVisible(chromedp.CSS(sel("conversation"))), chromedp.Click(chromedp.CSS(sel("conversation"))))
 	waitFor(t, p, "history after reload", hasText)
 
+	// The keys are sealed by the passkey's PRF alone: beside the files the
+	// page keeps only the device ID and how they are protected. Without
+	// the authenticator the profile stays locked, and the server would
+	// not open a session for the device anyway (passkey_required, tested
+	// in internal/server).
+	if keys := metaKeys(t, p); keys != "device,protection" {
+		t.Errorf("the page keeps %q beside its files, want only device,protection", keys)
+	}
+	removeAuthenticator(t, p, pKey)
+	authenticator(t, p, true) // another authenticator: it holds no passkey of this device
+	run(t, p, "reload without the authenticator", chromedp.Reload())
+	waitFor(t, p, "the locked screen", `document.getElementById("app").dataset.state === "locked" && !!document.querySelector('`+sel("error")+`')`)
+	if code := eval[string](t, p, `document.querySelector('`+sel("error")+`').dataset.code`); !strings.HasPrefix(code, "passkey_") {
+		t.Errorf("locked without the authenticator, error code %q", code)
+	}
+	screenshot(t, p, "desktop-locked")
+
 	// The counterpart reaches the principal only through a call request:
 	// the stable code shows in the UI.
+	// The counterpart's authenticator has no PRF, so it cannot protect
+	// keys: the server refuses it, and the user goes on without a passkey,
+	// which the app then says on every screen.
 	cp := tab(t, browser)
-	enrolBrowser(t, cp, d, "counterpart")
+	authenticator(t, cp, false)
+	var c demo.Person
+	for _, q := range d.People {
+		if q.Name == "counterpart" {
+			c = q
+		}
+	}
+	run(t, cp, "open the counterpart's address", chromedp.Navigate(d.URL(c)))
+	waitFor(t, cp, "the refused passkey", `document.getElementById("app").dataset.state === "protect" && document.querySelector('`+sel("error")+`')?.dataset.code === "passkey_invalid"`)
+	screenshot(t, cp, "desktop-protect")
+	run(t, cp, "go on without a passkey", chromedp.Click(chromedp.CSS(sel("passkey-skip"))))
+	waitFor(t, cp, "the counterpart signed in", `(document.querySelector('`+sel("me")+`')?.textContent ?? "").includes("counterpart@demo.example")`)
+	waitFor(t, cp, "the warning", `!!document.querySelector('`+sel("unprotected")+`')`)
+	run(t, cp, "dismiss the passkey error", chromedp.Click(chromedp.CSS(sel("error-dismiss"))))
 	waitFor(t, cp, "counterpart's contacts", `!!document.querySelector('`+sel("contact")+`[data-user="principal@demo.example"]')`)
 	run(t, cp, "counterpart opens the principal", chromedp.Click(chromedp.CSS(sel("contact")+`[data-user="principal@demo.example"]`)))
 	waitFor(t, cp, "the refusal", `document.querySelector('`+sel("error")+`')?.dataset.code === "contact_via_request"`)

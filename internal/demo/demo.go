@@ -115,8 +115,11 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		}
 		inviteCode = res.Invite.Code
 	}
+	// Each person's browser has an origin of its own; passkeys are bound
+	// to it.
+	origins := []string{fmt.Sprintf("http://*.localhost:%d", d.Port), fmt.Sprintf("http://localhost:%d", d.Port)}
 	d.srv, err = server.New(ctx, server.Config{DataDir: o.Dir, InsecureHTTP: true, Logger: log, Web: o.Web,
-		InviteTTL: 30 * 24 * time.Hour, MediaUDP: o.MediaUDP, MediaTCP: o.MediaTCP})
+		InviteTTL: 30 * 24 * time.Hour, MediaUDP: o.MediaUDP, MediaTCP: o.MediaTCP, WebOrigins: origins})
 	if err != nil {
 		ln.Close()
 		return nil, err

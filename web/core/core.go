@@ -9,8 +9,10 @@ package core
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -31,34 +33,52 @@ type Persist func(name string, sealed []byte)
 // Core is one browser's device.
 type Core struct {
 	c    *client.Client
-	wrap *client.WrapKey
+	seal *sealer
+	st   *client.MemStorage
 	call callState // calls.go
 }
 
-func storage(wrap *client.WrapKey, files map[string][]byte, persist Persist) *client.MemStorage {
-	st := client.NewMemStorage(files)
-	st.OnChange = func(name string, data []byte) {
-		if data == nil {
-			persist(name, nil)
-			return
-		}
-		persist(name, wrap.Seal(name, data))
+// sealer seals the profile's files for the page once the wrapping key is
+// known; until then (between enrolling and registering the passkey whose
+// PRF gives it) files stay in memory only.
+type sealer struct {
+	mu      sync.Mutex
+	wrap    *client.WrapKey
+	persist Persist
+}
+
+func (s *sealer) changed(name string, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.wrap == nil:
+	case data == nil:
+		s.persist(name, nil)
+	default:
+		s.persist(name, s.wrap.Seal(name, data))
 	}
-	return st
 }
 
 // Enroll makes this browser a device: it generates the keys and enrols them
-// at server with an invite code.
+// at server with an invite code. The profile stays in memory until
+// SetWrap gives the key that seals it for the page's storage (a nil
+// wrapSecret); with one, it is sealed from the start.
 func Enroll(ctx context.Context, server, invite, label string, wrapSecret []byte, persist Persist) (*Core, error) {
-	wrap, err := client.NewWrapKey(wrapSecret)
+	sl := &sealer{persist: persist}
+	if wrapSecret != nil {
+		w, err := client.NewWrapKey(wrapSecret)
+		if err != nil {
+			return nil, err
+		}
+		sl.wrap = w
+	}
+	st := client.NewMemStorage(nil)
+	st.OnChange = sl.changed
+	c, _, err := client.Enroll(ctx, client.EnrollOptions{Server: server, Invite: invite, Label: label, Storage: st})
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := client.Enroll(ctx, client.EnrollOptions{Server: server, Invite: invite, Label: label, Storage: storage(wrap, nil, persist)})
-	if err != nil {
-		return nil, err
-	}
-	return &Core{c: c, wrap: wrap}, nil
+	return &Core{c: c, seal: sl, st: st}, nil
 }
 
 // Open loads the device from the sealed files persist was given.
@@ -71,11 +91,64 @@ func Open(sealed map[string][]byte, wrapSecret []byte, persist Persist) (*Core, 
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.OpenStorage(storage(wrap, files, persist), client.Options{})
+	sl := &sealer{wrap: wrap, persist: persist}
+	st := client.NewMemStorage(files)
+	st.OnChange = sl.changed
+	c, err := client.OpenStorage(st, client.Options{})
 	if err != nil {
 		return nil, err
 	}
-	return &Core{c: c, wrap: wrap}, nil
+	return &Core{c: c, seal: sl, st: st}, nil
+}
+
+// SetWrap sets the key that seals the profile for the page's storage (the
+// passkey's PRF output) and hands every file to persist, sealed.
+func (k *Core) SetWrap(secret []byte) error {
+	w, err := client.NewWrapKey(secret)
+	if err != nil {
+		return err
+	}
+	k.seal.mu.Lock()
+	k.seal.wrap = w
+	k.seal.mu.Unlock()
+	for name, data := range k.st.Files() {
+		k.seal.changed(name, data)
+		clear(data)
+	}
+	return nil
+}
+
+// SetUnlock gives the function that proves the passkey for each new
+// session (client.SetUnlock): the page's WebAuthn assertion. first, if
+// not empty, is a ticket the page already has, used for the next session.
+func (k *Core) SetUnlock(first string, fn func(ctx context.Context) (string, error)) {
+	var mu sync.Mutex
+	k.c.SetUnlock(func(ctx context.Context) (string, error) {
+		mu.Lock()
+		t := first
+		first = ""
+		mu.Unlock()
+		if t != "" {
+			return t, nil
+		}
+		return fn(ctx)
+	})
+}
+
+// PasskeyRegister starts registering this device's passkey: the creation
+// options for navigator.credentials.create, with the PRF extension.
+func (k *Core) PasskeyRegister(ctx context.Context) (api.PasskeyCeremony, error) {
+	var c api.PasskeyCeremony
+	err := k.c.Do(ctx, "POST", "/v1/passkeys/register", api.PasskeyRegisterRequest{}, &c)
+	return c, err
+}
+
+// PasskeyRegistered finishes it with the browser's credential (toJSON(),
+// without the PRF's results, which never leave the page).
+func (k *Core) PasskeyRegistered(ctx context.Context, ceremony string, credential json.RawMessage) (api.Passkey, error) {
+	var p api.Passkey
+	err := k.c.Do(ctx, "POST", "/v1/passkeys/register/"+url.PathEscape(ceremony), credential, &p)
+	return p, err
 }
 
 // Client returns the device's client, for tests and for calls.

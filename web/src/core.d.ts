@@ -151,9 +151,17 @@ export interface Core {
   version: string;
   // enroll generates this browser's device keys and enrols them with an
   // invite code; the server is this page's origin.
-  enroll(o: { invite: string; label: string; wrap: Uint8Array; persist: Persist }): Promise<Me>;
-  // open loads a profile from the sealed files persist was given.
-  open(o: { files: Record<string, Uint8Array>; wrap: Uint8Array; persist: Persist }): Promise<Me>;
+  enroll(o: { invite: string; label: string; wrap?: Uint8Array; persist: Persist }): Promise<Me>;
+  // open loads a profile from the sealed files persist was given. For a
+  // passkey device, ticket is the unlock ticket of the assertion that gave
+  // wrap, and unlock proves the passkey again for each later session.
+  open(o: { files: Record<string, Uint8Array>; wrap: Uint8Array; persist: Persist; ticket?: string; unlock?: () => Promise<string> }): Promise<Me>;
+  // Passkeys (src/keys.ts runs the WebAuthn ceremonies). An enrolment
+  // without wrap keeps the profile in memory until setWrap.
+  passkeyRegister(): Promise<{ ceremony: string; public_key: unknown }>;
+  passkeyRegistered(ceremony: string, credentialJSON: string): Promise<{ device: string; created_at: string }>;
+  setWrap(secret: Uint8Array): Promise<void>;
+  setUnlock(ticket: string, unlock: () => Promise<string>): Promise<void>;
   me(): Promise<Me>;
   contacts(): Promise<Contact[]>;
   conversations(): Promise<Conversation[]>;

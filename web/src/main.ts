@@ -3,12 +3,12 @@
 
 import { Calls } from "./call";
 import type { Core, Me, Update, StreamStatus } from "./core";
-import { wrapSecret } from "./keys";
+import { passkeyDone, register, setProtection, stored, unlock, unprotected } from "./keys";
 import { FileQueue, loadFiles } from "./store";
 import { tolerant } from "./tolerant";
 import { App } from "./ui/app";
 import { clearErrors, describe, mountErrors, report } from "./ui/errors";
-import { awaitApproval, enrolForm, failed, starting } from "./ui/screens";
+import { awaitApproval, enrolForm, failed, locked, protect, starting, warnUnprotected } from "./ui/screens";
 
 declare global {
   interface Window {
@@ -80,37 +80,76 @@ async function boot(root: HTMLElement): Promise<void> {
   }
 
   const inv = invitation();
+  const keys = await stored();
+  // Enrolling keeps the profile in memory, then seals it under a random
+  // secret kept beside it ("pending": a closed tab loses nothing), then,
+  // once the passkey exists, under the passkey's PRF output.
   const enrol = async (invite: string, label: string): Promise<Me> => {
-    const m = await core.enroll({ invite, label, wrap: await wrapSecret(true), persist: queue.persist });
+    const m = await core.enroll({ invite, label, persist: queue.persist });
     clearErrors(); // earlier attempts' errors are moot now
     return m;
   };
+  const guard = async (device: string): Promise<void> => {
+    const temp = await unprotected(device, "pending");
+    await core.setWrap(temp);
+    await queue.flushed();
+  };
+  const protectKeys = (device: string): Promise<void> =>
+    protect(
+      root,
+      async () => {
+        const wrap = await register(core, device);
+        await core.setWrap(wrap);
+        await queue.flushed();
+        await passkeyDone();
+      },
+      async () => {
+        await setProtection("none");
+        warnUnprotected();
+      },
+    );
 
   let me: Me;
   if (Object.keys(files).length > 0) {
     // An invite in the address is moot: this browser is enrolled already.
     forgetFragment();
-    starting(root, "Opening your profile…");
     try {
-      me = await core.open({ files, wrap: await wrapSecret(false), persist: queue.persist });
+      if (keys.protection === "passkey" && keys.device) {
+        const device = keys.device;
+        me = await locked(root, undefined, async () => {
+          const u = await unlock(device);
+          return core.open({ files, wrap: u.wrap, ticket: u.ticket, unlock: () => unlock(device).then((x) => x.ticket), persist: queue.persist });
+        });
+      } else if ((keys.protection === "none" || keys.protection === "pending") && keys.wrap && keys.device) {
+        starting(root, "Opening your profile…");
+        me = await core.open({ files, wrap: keys.wrap, persist: queue.persist });
+        if (keys.protection === "pending") await protectKeys(keys.device);
+        else warnUnprotected();
+      } else {
+        throw Object.assign(new Error("this browser's profile was made by an older version: clear this site's data and enrol again"), { code: "client" });
+      }
     } catch (e) {
       failed(root, "This browser's profile could not be opened", e);
       return;
     }
-  } else if (inv.invite) {
-    starting(root, "Enrolling this browser…");
-    try {
-      me = await enrol(inv.invite, inv.label);
-      forgetFragment();
-    } catch (e) {
-      // Most likely a used or mistyped code: show it in the form, and
-      // keep it out of the address so a reload does not try it again.
-      forgetFragment();
-      report(e, "Enrol");
+  } else {
+    if (inv.invite) {
+      starting(root, "Enrolling this browser…");
+      try {
+        me = await enrol(inv.invite, inv.label);
+        forgetFragment();
+      } catch (e) {
+        // Most likely a used or mistyped code: show it in the form, and
+        // keep it out of the address so a reload does not try it again.
+        forgetFragment();
+        report(e, "Enrol");
+        me = await enrolForm(root, inv, enrol);
+      }
+    } else {
       me = await enrolForm(root, inv, enrol);
     }
-  } else {
-    me = await enrolForm(root, inv, enrol);
+    await guard(me.device);
+    await protectKeys(me.device);
   }
 
   let app: App | undefined;

@@ -83,6 +83,13 @@ export async function putMeta(key: string, value: unknown): Promise<void> {
   await done(tx, `save ${key}`);
 }
 
+export async function deleteMeta(key: string): Promise<void> {
+  const db = await database();
+  const tx = db.transaction(META, "readwrite");
+  tx.objectStore(META).delete(key);
+  await done(tx, `delete ${key}`);
+}
+
 // loadFiles returns every sealed file, as open() wants them.
 export async function loadFiles(): Promise<Record<string, Uint8Array>> {
   const db = await database();

@@ -99,5 +99,10 @@ export function tolerant(core: Core): Core {
     hangup: async (id) => callUpdate(await core.hangup(id)),
     callKeys: (conversation) => core.callKeys(conversation),
     memberAt: async (conversation, leaf) => member(await core.memberAt(conversation, leaf)),
+
+    passkeyRegister: () => core.passkeyRegister(),
+    passkeyRegistered: (ceremony, json) => core.passkeyRegistered(ceremony, json),
+    setWrap: (secret) => core.setWrap(secret),
+    setUnlock: (ticket, unlock) => core.setUnlock(ticket, unlock),
   };
 }

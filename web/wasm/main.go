@@ -82,6 +82,28 @@ func main() {
 			return o, nil
 		})
 	})
+	// Passkeys: the page runs the WebAuthn ceremonies; the core talks to
+	// the server with its session and seals the profile with the PRF's
+	// output.
+	set("passkeyRegister", func([]js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.PasskeyRegister(context.Background()) })
+	})
+	set("passkeyRegistered", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			return k.PasskeyRegistered(context.Background(), arg(a, 0).String(), json.RawMessage(arg(a, 1).String()))
+		})
+	})
+	set("setWrap", func(a []js.Value) (any, error) {
+		secret := bytesOf(arg(a, 0))
+		return b.with(func(k *core.Core) (any, error) { return nil, k.SetWrap(secret) })
+	})
+	set("setUnlock", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			setUnlock(k, arg(a, 0), arg(a, 1))
+			return nil, nil
+		})
+	})
+
 	// Calls: signalling and keys; the page holds the media (web/core/calls.go).
 	str := func(a []js.Value, i int) string { return arg(a, i).String() }
 	set("media", func(a []js.Value) (any, error) {
@@ -178,7 +200,27 @@ func (b *binding) open(a []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fn := o.Get("unlock"); fn.Type() == js.TypeFunction {
+		setUnlock(k, o.Get("ticket"), fn)
+	}
 	return b.started(k)
+}
+
+// setUnlock makes the core prove the passkey for each new session: the
+// first with ticket (if a string), the next ones with what the page's fn
+// (a WebAuthn assertion) resolves to.
+func setUnlock(k *core.Core, ticket, fn js.Value) {
+	first := ""
+	if ticket.Type() == js.TypeString {
+		first = ticket.String()
+	}
+	k.SetUnlock(first, func(ctx context.Context) (string, error) {
+		v, err := await(ctx, fn.Invoke())
+		if err != nil {
+			return "", err
+		}
+		return v.String(), nil
+	})
 }
 
 func (b *binding) started(k *core.Core) (any, error) {
@@ -210,6 +252,41 @@ func promise(fn func() (any, error)) js.Value {
 		return nil
 	})
 	return js.Global().Get("Promise").New(executor)
+}
+
+// await waits for a JavaScript promise (on a goroutine: never on the
+// event loop's own callback).
+func await(ctx context.Context, p js.Value) (js.Value, error) {
+	type result struct {
+		v   js.Value
+		err error
+	}
+	ch := make(chan result, 1)
+	var ok, fail js.Func
+	ok = js.FuncOf(func(_ js.Value, a []js.Value) any {
+		ch <- result{v: arg(a, 0)}
+		return nil
+	})
+	fail = js.FuncOf(func(_ js.Value, a []js.Value) any {
+		e := arg(a, 0)
+		msg := "rejected"
+		if e.Type() == js.TypeObject && e.Get("message").Type() == js.TypeString {
+			msg = e.Get("message").String()
+		} else if e.Type() == js.TypeString {
+			msg = e.String()
+		}
+		ch <- result{err: errors.New(msg)}
+		return nil
+	})
+	p.Call("then", ok, fail)
+	select {
+	case r := <-ch:
+		ok.Release()
+		fail.Release()
+		return r.v, r.err
+	case <-ctx.Done():
+		return js.Undefined(), ctx.Err() // the callbacks stay: the promise may still settle
+	}
 }
 
 // toJS turns a Go value into a plain JavaScript object through JSON; a

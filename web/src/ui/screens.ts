@@ -141,3 +141,87 @@ export function awaitApproval(
   );
   return { done, recheck: () => void recheck() };
 }
+
+// locked: this browser's keys are sealed by a passkey. open runs the
+// unlock (a WebAuthn assertion) and opens the profile; it is tried at
+// once, and again from the button after a failure (reported in the bar).
+export function locked(root: HTMLElement, user: string | undefined, open: () => Promise<Me>): Promise<Me> {
+  return new Promise((resolve) => {
+    const status = h("p", { class: "muted", role: "status", "aria-live": "polite" });
+    const button = h("button", { type: "button", class: "primary", "data-testid": "unlock" }, "Unlock with your passkey");
+    const attempt = async (): Promise<void> => {
+      button.disabled = true;
+      status.textContent = "Waiting for your passkey…";
+      try {
+        resolve(await open());
+      } catch (e) {
+        report(e, "Unlock");
+        status.textContent = "Still locked.";
+        button.disabled = false;
+      }
+    };
+    button.addEventListener("click", () => void attempt());
+    screen(
+      root,
+      "locked",
+      h(
+        "div",
+        { class: "locked", "data-testid": "locked" },
+        h("h2", null, "This browser's keys are locked"),
+        h("p", null, "Hotline keeps ", user ? h("strong", null, user) : "your", " keys on this browser sealed by a passkey. Use it to open them: without it, they cannot be read, and the server will not open a session for this device."),
+        button,
+        status,
+      ),
+    );
+    void attempt();
+  });
+}
+
+// protect asks for a passkey to protect the keys just made. register runs
+// the ceremony; on failure the user may try again, or go on without a
+// passkey (skip) — the app then says, everywhere, that the keys are not
+// protected.
+export function protect(root: HTMLElement, register: () => Promise<void>, skip: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const status = h("p", { class: "muted", role: "status", "aria-live": "polite" });
+    const retry = h("button", { type: "button", class: "primary", "data-testid": "passkey-retry" }, "Create a passkey");
+    const without = h("button", { type: "button", "data-testid": "passkey-skip" }, "Continue without a passkey");
+    const run = async (f: () => Promise<void>, what: string): Promise<void> => {
+      retry.disabled = without.disabled = true;
+      status.textContent = what;
+      try {
+        await f();
+        resolve();
+      } catch (e) {
+        report(e, "Passkey");
+        status.textContent = "";
+        retry.disabled = without.disabled = false;
+      }
+    };
+    retry.addEventListener("click", () => void run(register, "Waiting for your authenticator…"));
+    without.addEventListener("click", () => void run(skip, "Keeping the keys without a passkey…"));
+    screen(
+      root,
+      "protect",
+      h(
+        "div",
+        { class: "protect", "data-testid": "protect" },
+        h("h2", null, "Protect this browser's keys"),
+        h("p", null, "This browser is enrolled. Its keys are sealed by a passkey (a security key, or your device's own authenticator with PRF support), so that nobody who copies this browser's storage can use them."),
+        h("p", { class: "warn" }, "Without a passkey the keys are kept unprotected in this browser's storage: anyone who can read it can act as you."),
+        h("div", { class: "actions" }, retry, without),
+        status,
+      ),
+    );
+    void run(register, "Waiting for your authenticator…");
+  });
+}
+
+// warnUnprotected shows, for as long as the page lives, that this
+// browser's keys are not protected by a passkey.
+export function warnUnprotected(): void {
+  if (document.querySelector('[data-testid="unprotected"]')) return;
+  document.body.prepend(
+    h("div", { class: "unprotected", role: "alert", "data-testid": "unprotected" }, "This browser's keys are not protected by a passkey: anyone who can read its storage can act as you."),
+  );
+}
