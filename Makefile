@@ -10,7 +10,7 @@ DEMO_LISTEN ?= 127.0.0.1:8080
 HOTLINE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export HOTLINE_TEST_POSTGRES
 
-.PHONY: run serve test build web
+.PHONY: run serve test build web bench-wasm
 
 # The web client: the TypeScript UI (type-checked, bundled by esbuild), the
 # protocol core and the media worker's SFrame compiled to WebAssembly, and
@@ -44,3 +44,11 @@ test: web
 	go vet ./...
 	GOOS=js GOARCH=wasm go vet ./web/wasm ./web/sframe
 	go test ./...
+
+# The protocol core's cost in a browser: the MLS benchmarks per message and
+# per commit (a group of 16), natively and compiled to WebAssembly, run by
+# Node.js's V8 (Chromium's engine). docs/benchmarks.md has the figures.
+WASM_BENCH = GroupMessage|Commit/.*/16/update|ProcessCommit/.*/16/update
+bench-wasm:
+	go test ./internal/mls -run '^$$' -bench '$(WASM_BENCH)' -benchtime 1s -count 3 | tee bench-native.txt
+	PATH="$$PATH:$$(go env GOROOT)/lib/wasm" GOOS=js GOARCH=wasm go test ./internal/mls -run '^$$' -bench '$(WASM_BENCH)' -benchtime 1s -count 3 | tee bench-wasm.txt

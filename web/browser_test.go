@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"hotline/internal/client"
 	"hotline/internal/demo"
 	"hotline/web"
 )
@@ -27,9 +29,9 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // startDemo serves the built web client from a fresh demo organisation.
-func startDemo(t *testing.T) *demo.Demo { return startDemoWith(t, demo.Options{}) }
+func startDemo(t testing.TB) *demo.Demo { return startDemoWith(t, demo.Options{}) }
 
-func startDemoWith(t *testing.T, o demo.Options) *demo.Demo {
+func startDemoWith(t testing.TB, o demo.Options) *demo.Demo {
 	t.Helper()
 	files := web.Files()
 	if files == nil {
@@ -53,7 +55,7 @@ func startDemoWith(t *testing.T, o demo.Options) *demo.Demo {
 // newBrowser starts a headless Chromium with a fresh profile and returns
 // a context for its first tab; more tabs come from chromedp.NewContext on
 // it.
-func newBrowser(t *testing.T, extraFlags ...chromedp.ExecAllocatorOption) context.Context {
+func newBrowser(t testing.TB, extraFlags ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := exec.LookPath(chromiumPath); err != nil {
 		t.Fatalf("Chromium is needed for the web client's tests (apt-get install chromium; .ci/run does): %v", err)
@@ -81,7 +83,7 @@ func newBrowser(t *testing.T, extraFlags ...chromedp.ExecAllocatorOption) contex
 }
 
 // tab opens a new tab in the browser of ctx.
-func tab(t *testing.T, browser context.Context) context.Context {
+func tab(t testing.TB, browser context.Context) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
@@ -93,7 +95,7 @@ func tab(t *testing.T, browser context.Context) context.Context {
 
 // run runs steps with a deadline, failing the test with what was being
 // done.
-func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+func run(t testing.TB, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
@@ -102,7 +104,7 @@ func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Actio
 	}
 }
 
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+func eval[T any](t testing.TB, ctx context.Context, expr string) T {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
@@ -114,7 +116,7 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 }
 
 // waitFor polls a JavaScript condition until it holds.
-func waitFor(t *testing.T, ctx context.Context, what, cond string) {
+func waitFor(t testing.TB, ctx context.Context, what, cond string) {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
@@ -128,7 +130,7 @@ func sel(testid string) string { return `[data-testid="` + testid + `"]` }
 func jsq(s string) string { return fmt.Sprintf("%q", s) }
 
 // screenshot saves the page, for the README and for looking at a failure.
-func screenshot(t *testing.T, ctx context.Context, name string) {
+func screenshot(t testing.TB, ctx context.Context, name string) {
 	t.Helper()
 	dir := os.Getenv("HOTLINE_SCREENSHOTS")
 	if dir == "" {
@@ -152,7 +154,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // authenticator gives the tab a virtual authenticator with the PRF
 // extension (a platform authenticator with user verification), as a
 // passkey-capable device would have.
-func authenticator(t *testing.T, ctx context.Context, prf bool) webauthn.AuthenticatorID {
+func authenticator(t testing.TB, ctx context.Context, prf bool) webauthn.AuthenticatorID {
 	t.Helper()
 	id, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (webauthn.AuthenticatorID, error) {
 		if _, err := cdp.Call(ctx, tg, webauthn.Enable, webauthn.EnableParams{}); err != nil {
@@ -170,7 +172,7 @@ func authenticator(t *testing.T, ctx context.Context, prf bool) webauthn.Authent
 	return id
 }
 
-func removeAuthenticator(t *testing.T, ctx context.Context, id webauthn.AuthenticatorID) {
+func removeAuthenticator(t testing.TB, ctx context.Context, id webauthn.AuthenticatorID) {
 	t.Helper()
 	_, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
 		return cdp.Call(ctx, tg, webauthn.RemoveVirtualAuthenticator, webauthn.RemoveVirtualAuthenticatorParams{AuthenticatorID: id})
@@ -183,7 +185,7 @@ func removeAuthenticator(t *testing.T, ctx context.Context, id webauthn.Authenti
 // enrolBrowser opens a person's demo address, with a passkey-capable
 // authenticator, and waits until the app shows them signed in with an
 // approved device.
-func enrolBrowser(t *testing.T, ctx context.Context, d *demo.Demo, name string) webauthn.AuthenticatorID {
+func enrolBrowser(t testing.TB, ctx context.Context, d *demo.Demo, name string) webauthn.AuthenticatorID {
 	t.Helper()
 	id := authenticator(t, ctx, true)
 	var p demo.Person
@@ -201,7 +203,7 @@ func enrolBrowser(t *testing.T, ctx context.Context, d *demo.Demo, name string) 
 }
 
 // metaKeys lists what the page keeps in the clear beside the sealed files.
-func metaKeys(t *testing.T, ctx context.Context) string {
+func metaKeys(t testing.TB, ctx context.Context) string {
 	return eval[string](t, ctx, `new Promise((resolve, reject) => {
 		const req = indexedDB.open("hotline");
 		req.onerror = () => reject(req.error);
@@ -330,4 +332,94 @@ func TestBrowsersMessage(t *testing.T) {
 	// Phone width.
 	run(t, duty, "phone width", chromedp.EmulateViewport(390, 844))
 	screenshot(t, duty, "phone-conversation")
+}
+
+// TestBrowsersVerify: two browsers compare safety numbers (the same 60
+// digits on both sides, and a QR code), mark each other verified, and the
+// banner says so; a new device of one of them then shows as a key change to
+// the other, and as an unknown device to its own user's log monitor until
+// accepted.
+func TestBrowsersVerify(t *testing.T) {
+	d := startDemo(t)
+	browser := newBrowser(t)
+	p := tab(t, browser)
+	duty := tab(t, browser)
+	enrolBrowser(t, p, d, "principal")
+	enrolBrowser(t, duty, d, "duty")
+	waitFor(t, duty, "duty's stream", `document.querySelector('`+sel("stream-status")+`')?.dataset.connected === "true"`)
+	run(t, p, "open duty", chromedp.Click(chromedp.CSS(sel("contact")+`[data-user="duty@demo.example"]`)))
+	waitFor(t, p, "the conversation", `!!document.querySelector('`+sel("conversation-pane")+` `+sel("verified")+`')`)
+	waitFor(t, duty, "the conversation at duty", `!!document.querySelector('`+sel("conversation")+`')`)
+	run(t, duty, "duty opens it", chromedp.Click(chromedp.CSS(sel("conversation"))))
+	waitFor(t, duty, "duty's banner", `!!document.querySelector('`+sel("conversation-pane")+` `+sel("verified")+`')`)
+
+	numbers := map[string]string{}
+	for name, c := range map[string]struct {
+		ctx   context.Context
+		other string
+	}{"principal": {p, "duty@demo.example"}, "duty": {duty, "principal@demo.example"}} {
+		run(t, c.ctx, name+" opens verification", chromedp.Click(chromedp.CSS(sel("conversation-pane")+` `+sel("verified"))))
+		section := sel("verify-dialog") + ` ` + sel("verify-user") + `[data-user="` + c.other + `"]`
+		waitFor(t, c.ctx, name+"'s safety number", `/\d{5}/.test(document.querySelector('`+section+` `+sel("safety-number")+`')?.textContent ?? "")`)
+		numbers[name] = eval[string](t, c.ctx, `document.querySelector('`+section+` `+sel("safety-number")+`').textContent.replace(/\D/g, "")`)
+		if n := eval[int](t, c.ctx, `document.querySelectorAll('`+section+` `+sel("safety-qr")+` rect, `+section+` `+sel("safety-qr")+` path').length`); n == 0 {
+			t.Errorf("%s's dialog draws no QR code", name)
+		}
+		if name == "principal" {
+			screenshot(t, c.ctx, "desktop-verify")
+		}
+		run(t, c.ctx, name+" marks verified", chromedp.Click(chromedp.CSS(section+` `+sel("mark-verified"))))
+	}
+	if len(numbers["principal"]) != 60 || numbers["principal"] != numbers["duty"] {
+		t.Fatalf("safety numbers: principal sees %q, duty %q", numbers["principal"], numbers["duty"])
+	}
+	for name, ctx := range map[string]context.Context{"principal": p, "duty": duty} {
+		run(t, ctx, "close the dialog", chromedp.KeyEvent("\x1b"))
+		waitFor(t, ctx, name+"'s banner verified", `document.querySelector('`+sel("conversation-pane")+` `+sel("verified")+`')?.dataset.all === "true"`)
+	}
+
+	// Duty adds a phone (a headless device); the demo approves it.
+	code, err := d.Invite(t.Context(), "duty@demo.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone, res, err := client.Enroll(t.Context(), client.EnrollOptions{Server: "http://127.0.0.1:" + strconv.Itoa(d.Port), Invite: code,
+		ProfileDir: filepath.Join(t.TempDir(), "phone"), Label: "duty's phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		me, err := phone.Me(t.Context())
+		if err == nil && me.Device.Status == "active" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("duty's phone never approved: %+v %v", me, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := phone.EnsureKeyPackages(t.Context(), client.DefaultSuite); err != nil {
+		t.Fatal(err)
+	}
+	// A new conversation with duty holds the phone too: its safety number
+	// is not the one the principal compared. The banner says so.
+	conv := eval[string](t, p, `hotlineCore.create({ title: "Second", members: ["duty@demo.example"] }).then((c) => c.id)`)
+	waitFor(t, p, "the new conversation in the list", `!!document.querySelector('`+sel("conversation")+`[data-id="`+conv+`"]')`)
+	run(t, p, "open it", chromedp.Click(chromedp.CSS(sel("conversation")+`[data-id="`+conv+`"]`)))
+	waitFor(t, p, "the key-change warning", `!!document.querySelector('`+sel("conversation-pane")+`[data-id="`+conv+`"] `+sel("key-changed")+`')`)
+	if all := eval[string](t, p, `document.querySelector('`+sel("conversation-pane")+` `+sel("verified")+`').dataset.all`); all != "false" {
+		t.Errorf("the banner says every identity is verified after a key change")
+	}
+	screenshot(t, p, "desktop-key-changed")
+
+	// Duty's own browser did not know of the phone: its log monitor alerts
+	// (on the next check: at start, so a reload) until duty accepts it.
+	run(t, duty, "reload", chromedp.Reload())
+	waitFor(t, duty, "the unknown-device alert", `!!document.querySelector('`+sel("device-alert")+`')`)
+	if txt := eval[string](t, duty, `document.querySelector('`+sel("device-alert")+`').textContent`); !strings.Contains(txt, res.Device) {
+		t.Errorf("the alert does not name the device %s: %q", res.Device, txt)
+	}
+	run(t, duty, "it's mine", chromedp.Click(chromedp.CSS(sel("accept-device")+`[data-device="`+res.Device+`"]`)))
+	waitFor(t, duty, "the alert gone", `!document.querySelector('`+sel("device-alert")+`')`)
 }

@@ -96,6 +96,7 @@ type Member struct {
 	Roles        identity.Roles `json:"roles"`
 	Clearance    string         `json:"clearance"`
 	Compartments []string       `json:"compartments"`
+	SigKey       string         `json:"sig_key,omitempty"` // the device's signing key, from its verified credential
 	Self         bool           `json:"self,omitempty"`
 }
 
@@ -553,6 +554,7 @@ func (c *Client) member(m mls.Member) Member {
 		}
 		d.User, d.Org, d.Device, d.Roles = cr.User.String(), cr.User.Org, cr.Device, cr.Roles
 		d.Clearance, d.Compartments = cr.Clearance.Token(), cr.Compartments
+		d.SigKey = cr.SigKey.String()
 		d.Self = cr.Device == c.sig.Public().DeviceID()
 		c.convs.mu.Lock()
 		if len(c.convs.described) >= 4096 {

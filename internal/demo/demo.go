@@ -261,6 +261,15 @@ func (d *Demo) approvePending(ctx context.Context) {
 	}
 }
 
+// Invite makes a one-time invite for another device of a person (user ID),
+// issued by the demo's security officer; the demo approves the device
+// when it enrols, as it does the first.
+func (d *Demo) Invite(ctx context.Context, user string) (string, error) {
+	var inv api.Invite
+	err := d.desk.Do(ctx, "POST", "/v1/invites", api.InviteRequest{User: user}, &inv)
+	return inv.Code, err
+}
+
 // Server returns the demo's server.
 func (d *Demo) Server() *server.Server { return d.srv }
 

@@ -395,12 +395,17 @@ func (k *Core) Follow(ctx context.Context, onUpdate func(Update), onStatus func(
 }
 
 // UIError is what the UI shows of an error: the stable code, a message and
-// a hint. Errors from the server keep theirs; the device's own failures
-// get the code "client" and their text.
+// a hint. Errors from the server keep theirs; a transparency log that does
+// not verify is "log_problem"; the device's other failures get the code
+// "client" and their text.
 func UIError(err error) *apierr.Error {
 	var e *apierr.Error
 	if errors.As(err, &e) {
 		return &apierr.Error{Code: e.Code, Message: e.Message, Hint: e.Hint}
+	}
+	if errors.Is(err, client.ErrLogProblem) {
+		return &apierr.Error{Code: "log_problem", Message: fmt.Sprint(err),
+			Hint: "the transparency log did not verify: tell your security officer"}
 	}
 	return &apierr.Error{Code: "client", Message: fmt.Sprint(err)}
 }

@@ -383,3 +383,91 @@ func sframeFrom(t *testing.T, k core.CallKeys, context uint64) *sframe.MLSContex
 	}
 	return m
 }
+
+// TestWebCoreVerification: two members see the same safety number; once
+// compared, a new device of one of them changes it and the other is told
+// (Changed); the new device's own user's log monitor reports it as unknown
+// until accepted.
+func TestWebCoreVerification(t *testing.T) {
+	d, _ := startDemo(t)
+	ctx := t.Context()
+	p := enrol(t, d, "principal", bytes.Repeat([]byte{1}, 32))
+	duty := enrol(t, d, "duty", bytes.Repeat([]byte{2}, 32))
+	for _, b := range []*browser{p, duty} {
+		b.follow(t)
+		eventually(t, "the event stream", func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return slices.ContainsFunc(b.status, func(s core.Status) bool { return s.Connected })
+		})
+	}
+	conv, err := p.Direct(ctx, "duty@demo.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "duty to join", func() bool { _, err := duty.Verifications(conv.ID); return err == nil })
+	vp, _ := p.Verifications(conv.ID)
+	vd, _ := duty.Verifications(conv.ID)
+	if len(vp) != 1 || len(vd) != 1 || vp[0].User != "duty@demo.example" || vd[0].User != "principal@demo.example" {
+		t.Fatalf("verifications %+v / %+v", vp, vd)
+	}
+	if vp[0].SafetyNumber != vd[0].SafetyNumber || vp[0].Verified {
+		t.Fatalf("numbers differ or verified already: %+v / %+v", vp, vd)
+	}
+	if err := p.MarkVerified(conv.ID, "duty@demo.example", "00000 "+vp[0].SafetyNumber[6:]); err == nil {
+		t.Error("a wrong number was accepted")
+	}
+	if err := p.MarkVerified(conv.ID, "duty@demo.example", vp[0].SafetyNumber); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := p.Verifications(conv.ID); !v[0].Verified || v[0].Changed {
+		t.Fatalf("after marking: %+v", v)
+	}
+	q, err := core.SafetyQR("principal@demo.example", "duty@demo.example", vp[0].SafetyNumber)
+	if err != nil || q.Size < 21 || len(q.Rows) != q.Size || len(q.Rows[0]) != q.Size {
+		t.Fatalf("QR %d×%d: %v", q.Size, len(q.Rows), err)
+	}
+
+	// Duty enrols a second device, which the principal adds to the
+	// conversation: duty's half of the number changes.
+	var inv struct {
+		Invite string `json:"invite"`
+	}
+	if err := duty.Client().Do(ctx, "POST", "/v1/invites", map[string]string{"user": "duty@demo.example"}, &inv); err != nil {
+		t.Fatal(err)
+	}
+	second, res, err := client.Enroll(ctx, client.EnrollOptions{Server: "http://127.0.0.1:" + strconv.Itoa(d.Port), Invite: inv.Invite,
+		ProfileDir: filepath.Join(t.TempDir(), "second"), Label: "duty's phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the second device approved", func() bool {
+		me, err := second.Me(ctx)
+		return err == nil && me.Device.Status == "active"
+	})
+	if err := second.EnsureKeyPackages(ctx, client.DefaultSuite); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Client().AddMembers(ctx, conv.ID, "duty@demo.example"); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := p.Verifications(conv.ID)
+	if v[0].Verified || !v[0].Changed || v[0].SafetyNumber == vp[0].SafetyNumber {
+		t.Fatalf("after duty's new device: %+v", v)
+	}
+
+	// Duty's browser did not know of that device: its log monitor says so.
+	devs, err := duty.Devices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(devs.Unknown, []string{res.Device}) {
+		t.Fatalf("unknown devices %v, want [%s]; report %+v", devs.Unknown, res.Device, devs)
+	}
+	if err := duty.AcceptDevice(res.Device); err != nil {
+		t.Fatal(err)
+	}
+	if devs, err = duty.Devices(ctx); err != nil || len(devs.Unknown) != 0 {
+		t.Fatalf("after accepting: %+v %v", devs, err)
+	}
+}

@@ -123,13 +123,13 @@ export class Calls {
   // The call's lifecycle.
 
   async place(conversation: string): Promise<void> {
-    await this.enter(() => this.core.placeCall(conversation), "outgoing");
+    await this.enter(() => this.core.placeCall(conversation), "outgoing", conversation);
   }
 
   async answer(): Promise<void> {
     const id = this.v.call?.id;
     if (!id) return;
-    await this.enter(() => this.core.answerCall(id), "active");
+    await this.enter(() => this.core.answerCall(id), "active", this.v.call?.conversation);
   }
 
   async decline(): Promise<void> {
@@ -156,26 +156,40 @@ export class Calls {
     this.set({ muted });
   }
 
-  private async enter(op: () => Promise<CallUpdate>, phase: CallPhase): Promise<void> {
+  // enter runs op (place, answer), with what it needs got at the same
+  // time rather than after: the microphone, and the keys of the epoch the
+  // conversation is in now, so frames the others send under it open even
+  // if this device's own join commit (a new epoch) lands first.
+  private async enter(op: () => Promise<CallUpdate>, phase: CallPhase, conversation?: string): Promise<void> {
     clearTimeout(this.endTimer);
-    // The microphone first: a call without it would be one-way.
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
-    const track = stream.getAudioTracks()[0]!;
+    const before = conversation ? this.core.callKeys(conversation).catch(() => undefined) : Promise.resolve(undefined);
+    const mic = navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
     let u: CallUpdate;
     try {
       u = await op();
     } catch (e) {
-      track.stop();
+      void mic.then((s) => s.getTracks().forEach((t) => t.stop()), () => undefined);
+      throw e;
+    }
+    const k0 = await before;
+    const keys = await this.core.callKeys(u.call.conversation);
+    const context = crypto.getRandomValues(new Uint16Array(1))[0]!;
+    this.worker.postMessage({ type: "start", suite: keys.suite, context, keys: k0 ?? keys });
+    if (k0 && k0.epoch < keys.epoch) this.worker.postMessage({ type: "epoch", keys });
+    const active = u.call.participants.filter((p) => p.state === "joined").length > 1;
+    this.set({ phase: active ? "active" : phase, call: u.call, participants: u.participants, heard: false, speakers: [], endedReason: undefined, error: undefined });
+    // The microphone last: a call without it would be one-way, so a
+    // refusal ends it.
+    let track: MediaStreamTrack;
+    try {
+      track = (await mic).getAudioTracks()[0]!;
+    } catch (e) {
+      void this.hangup().catch(() => undefined);
       throw e;
     }
     this.micTrack = track;
     track.enabled = !this.v.muted;
     await this.mic?.sender.replaceTrack(track);
-    const keys = await this.core.callKeys(u.call.conversation);
-    const context = crypto.getRandomValues(new Uint16Array(1))[0]!;
-    this.worker.postMessage({ type: "start", suite: keys.suite, context, keys });
-    const active = u.call.participants.filter((p) => p.state === "joined").length > 1;
-    this.set({ phase: active ? "active" : phase, call: u.call, participants: u.participants, heard: false, speakers: [], endedReason: undefined, error: undefined });
   }
 
   private ended(call: CallInfo, reason: string): void {

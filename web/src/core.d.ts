@@ -41,6 +41,7 @@ export interface Member {
   roles: string[];
   clearance: string;
   compartments: string[];
+  sig_key?: string; // the device's signing key, from its verified credential
   self?: boolean;
 }
 
@@ -90,6 +91,31 @@ export interface Update {
   call?: CallUpdate;
   quality?: CallQuality;
   slots?: CallSlots;
+}
+
+export interface Verification {
+  user: string;
+  safety_number: string;
+  verified: boolean;
+  changed?: boolean;
+}
+
+export interface DeviceReport {
+  user: string;
+  device: string;
+  sig_key: string;
+  status: "pending" | "active" | "revoked";
+  enrol_index: number;
+  approvers?: string[];
+  self: boolean;
+  accepted: boolean;
+}
+
+export interface DevicesReport {
+  devices: DeviceReport[];
+  unknown: string[];
+  problems: string[];
+  notices: string[];
 }
 
 // A call as the server describes it (metadata only).
@@ -176,6 +202,22 @@ export interface Core {
   // follow starts the event stream (reconnecting on its own); updates and
   // status changes arrive through the callbacks.
   follow(onUpdate: (u: Update) => void, onStatus: (s: StreamStatus) => void): void;
+
+  // Verification. verifications lists, for each other user of a
+  // conversation, the safety number both see (60 digits in groups of 5,
+  // from both users' device keys in the group) and whether this user
+  // compared it; changed means they compared an older number: that user's
+  // keys changed since (a new or replaced device) — warn unmistakably.
+  verifications(conversation: string): Promise<Verification[]>;
+  // markVerified records a comparison; number must be the current one.
+  markVerified(conversation: string, user: string, number: string): Promise<void>;
+  // safetyQR draws what the other person's device scans: modules by row.
+  safetyQR(otherUser: string, number: string): Promise<{ size: number; rows: string[] }>;
+  // devices runs the transparency-log monitor: this user's devices as the
+  // log shows them; unknown lists active devices this browser has not
+  // accepted (an alert until acceptDevice, or revocation elsewhere).
+  devices(): Promise<DevicesReport>;
+  acceptDevice(id: string): Promise<void>;
 
   // Calls. The page holds the media: one warm RTCPeerConnection to the
   // server's forwarder (media: its SDP offer → the answer), with SFrame on

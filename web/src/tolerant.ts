@@ -11,11 +11,14 @@ import type {
   Contact,
   Conversation,
   Core,
+  DeviceReport,
+  DevicesReport,
   Me,
   Member,
   Message,
   Participant,
   Update,
+  Verification,
 } from "./core";
 
 function list<T>(v: readonly T[] | null | undefined): T[] {
@@ -65,6 +68,30 @@ function slots(s: CallSlots): CallSlots {
   return { ...s, slots: list(s.slots) };
 }
 
+function verification(v: Verification): Verification {
+  return { ...v, safety_number: v.safety_number ?? "", verified: v.verified === true };
+}
+
+function deviceReport(d: DeviceReport): DeviceReport {
+  const out: DeviceReport = { ...d };
+  if (d.approvers != null) out.approvers = list(d.approvers);
+  return out;
+}
+
+function devicesReport(r: DevicesReport): DevicesReport {
+  return {
+    devices: list(r?.devices).map(deviceReport),
+    unknown: list(r?.unknown),
+    problems: list(r?.problems),
+    notices: list(r?.notices),
+  };
+}
+
+function qr(q: { size: number; rows: string[] }): { size: number; rows: string[] } {
+  const rows = list(q?.rows);
+  return { size: typeof q?.size === "number" ? q.size : rows.length, rows };
+}
+
 function update(u: Update): Update {
   const out: Update = { ...u };
   if (u.message) out.message = message(u.message);
@@ -89,6 +116,16 @@ export function tolerant(core: Core): Core {
     sendFile: async (id, name, type, data) => message(await core.sendFile(id, name, type, data)),
     download: (id, seq) => core.download(id, seq),
     follow: (onUpdate, onStatus) => core.follow((u) => onUpdate(update(u)), onStatus),
+
+    verifications: async (id) => list(await core.verifications(id)).map(verification),
+    markVerified: async (id, user, number) => {
+      await core.markVerified(id, user, number);
+    },
+    safetyQR: async (user, number) => qr(await core.safetyQR(user, number)),
+    devices: async () => devicesReport(await core.devices()),
+    acceptDevice: async (id) => {
+      await core.acceptDevice(id);
+    },
 
     media: (offer) => core.media(offer),
     calls: async () => list(await core.calls()).map(callInfo),

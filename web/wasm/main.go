@@ -104,6 +104,27 @@ func main() {
 		})
 	})
 
+	// Verification: safety numbers and the log monitor (web/core/verify.go).
+	set("verifications", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Verifications(arg(a, 0).String()) })
+	})
+	set("markVerified", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			return nil, k.MarkVerified(arg(a, 0).String(), arg(a, 1).String(), arg(a, 2).String())
+		})
+	})
+	set("safetyQR", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			return core.SafetyQR(k.Client().Profile().User, arg(a, 0).String(), arg(a, 1).String())
+		})
+	})
+	set("devices", func([]js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Devices(context.Background()) })
+	})
+	set("acceptDevice", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return nil, k.AcceptDevice(arg(a, 0).String()) })
+	})
+
 	// Calls: signalling and keys; the page holds the media (web/core/calls.go).
 	str := func(a []js.Value, i int) string { return arg(a, i).String() }
 	set("media", func(a []js.Value) (any, error) {

@@ -12,15 +12,20 @@ import type { Contact, Conversation, Core, Me, StreamStatus, Update } from "../c
 import { h, replace } from "../dom";
 import { CallScreen } from "./callpanel";
 import { ConversationPane } from "./conversation";
+import { DeviceAlerts, DeviceMonitor, devicesButton } from "./devices";
 import { guard, report } from "./errors";
 import { conversationTitle } from "./format";
 import { NewConversation, meCard, renderContacts, renderConversations, setStatus, statusDot } from "./sidebar";
+import { VerificationStore, openVerifyDialog } from "./verify";
 
 const DEBOUNCE_MS = 60;
 
 // The update kinds the conversation views act on; others (calls, epochs)
 // are not theirs.
 const CONVERSATION_KINDS = new Set(["message", "members", "joined", "left", "problem"]);
+// The update kinds that may change a conversation's safety numbers: its
+// group's members or their keys.
+const VERIFY_KINDS = new Set(["members", "joined", "epoch"]);
 const PHONE = "(max-width: 699.98px)";
 
 // Refresher runs a fetch after a short quiet period, and again if asked
@@ -79,6 +84,8 @@ export class App {
   private callsUnavailable = "Calls are starting…";
   private ringTitle: string | undefined;
   private baseTitle = "Hotline";
+  private readonly verifications: VerificationStore;
+  private readonly devices: DeviceMonitor;
 
   private readonly shell: HTMLElement;
   private readonly status: HTMLElement;
@@ -94,6 +101,8 @@ export class App {
     root: HTMLElement,
   ) {
     this.conversationsRefresher = new Refresher(() => this.loadConversations());
+    this.verifications = new VerificationStore(core);
+    this.devices = new DeviceMonitor(core);
     this.status = statusDot();
     this.convList = h("ul", { class: "list", "data-testid": "conversations", "aria-label": "Conversations" });
     this.contactList = h("ul", { class: "list", "data-testid": "contacts", "aria-label": "Contacts" });
@@ -109,7 +118,7 @@ export class App {
       h(
         "aside",
         { class: "sidebar" },
-        h("header", { class: "sidebar-header" }, meCard(me), this.status),
+        h("header", { class: "sidebar-header" }, meCard(me), h("div", { class: "sidebar-tools" }, this.status, devicesButton(this.devices))),
         h(
           "nav",
           { class: "sidebar-lists" },
@@ -147,6 +156,10 @@ export class App {
     );
     root.dataset.state = "app";
     replace(root, this.shell);
+    // The unknown-device alert sits above everything the page shows, the
+    // error bars included, for as long as the page lives.
+    document.querySelector('[data-testid="device-alerts"]')?.remove();
+    document.body.prepend(new DeviceAlerts(this.devices).el);
     this.showPlaceholder();
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible" && this.current) this.markRead(this.current);
@@ -158,10 +171,16 @@ export class App {
   async start(): Promise<void> {
     replace(this.convList, h("li", { class: "empty" }, "Loading…"));
     replace(this.contactList, h("li", { class: "empty" }, "Loading…"));
+    // The log monitor goes its own way: a slow log must not hold the lists.
+    this.devices.start();
     await Promise.all([this.loadConversations(), this.loadContacts()]);
   }
 
   onUpdate(u: Update): void {
+    // Something went wrong somewhere: check the log of this user's devices
+    // too, in case it is why.
+    if (u.kind === "problem") this.devices.request();
+    if (VERIFY_KINDS.has(u.kind) && u.conversation !== undefined) this.groupChanged(u.conversation);
     if (!CONVERSATION_KINDS.has(u.kind)) return;
     const id = u.conversation;
     const m = u.message;
@@ -175,6 +194,18 @@ export class App {
     }
     this.conversationsRefresher.request();
     if (id !== undefined && id === this.current) this.messagesRefresher(id).request();
+  }
+
+  // groupChanged fetches again the safety numbers of a conversation on
+  // screen (open, or in the call) whose group changed, and forgets those
+  // of others, to fetch when next shown.
+  private groupChanged(id: string): void {
+    const call = this.calls?.view();
+    if (id === this.current || (call && call.phase !== "idle" && call.call?.conversation === id)) {
+      void this.verifications.refresh(id);
+    } else {
+      this.verifications.forget(id);
+    }
   }
 
   // attachCalls shows calls (the ring, the call panel) and enables the
@@ -196,6 +227,11 @@ export class App {
           this.syncTitle();
         },
         changed: (v) => this.callChanged(v),
+        verifications: this.verifications,
+        verify: (id) => {
+          const c = this.conversations.find((x) => x.id === id);
+          openVerifyDialog({ core: this.core, store: this.verifications, conversation: id, title: c ? conversationTitle(c, this.me) : "this call" });
+        },
       },
       this.callHost,
     );
@@ -230,7 +266,11 @@ export class App {
         // Back after a gap: whatever was missed is in the core now.
         this.conversationsRefresher.request();
         if (this.current) this.messagesRefresher(this.current).request();
-        if (this.everConnected) void this.loadContacts();
+        if (this.everConnected) {
+          void this.loadContacts();
+          // Back after a gap: the log may have grown meanwhile.
+          this.devices.request();
+        }
         this.everConnected = true;
       }
     } else if (s.error && s.error.code !== this.streamError) {
@@ -324,10 +364,14 @@ export class App {
     this.shell.dataset.view = "conversation";
     if (this.pane?.id === id) {
       this.pane.setConversation(c);
+      this.pane.refreshVerifications();
       this.messagesRefresher(id).request();
       return;
     }
-    if (this.pane) this.drafts.set(this.pane.id, this.pane.draft);
+    if (this.pane) {
+      this.drafts.set(this.pane.id, this.pane.draft);
+      this.pane.close();
+    }
     this.current = id;
     this.pane = new ConversationPane(
       {
@@ -340,6 +384,7 @@ export class App {
           if (!this.calls) throw Object.assign(new Error(this.callsUnavailable), { code: "client" });
           await this.calls.place(cid);
         },
+        verifications: this.verifications,
       },
       c,
       this.drafts.get(id) ?? "",
@@ -353,7 +398,10 @@ export class App {
 
   private back(): void {
     this.opening++;
-    if (this.pane) this.drafts.set(this.pane.id, this.pane.draft);
+    if (this.pane) {
+      this.drafts.set(this.pane.id, this.pane.draft);
+      this.pane.close();
+    }
     this.current = undefined;
     this.pane = undefined;
     this.shell.dataset.view = "list";
@@ -389,7 +437,10 @@ export class App {
   // found or made, so nothing done meanwhile (a call) goes to the
   // conversation shown before.
   private showOpening(user: string): void {
-    if (this.pane) this.drafts.set(this.pane.id, this.pane.draft);
+    if (this.pane) {
+      this.drafts.set(this.pane.id, this.pane.draft);
+      this.pane.close();
+    }
     this.current = undefined;
     this.pane = undefined;
     this.shell.dataset.view = "conversation";

@@ -6,13 +6,17 @@
 // What a secure desk phone's display says comes first: the call's level,
 // whether the people on it are who their credentials say, and who is on
 // the record. Identity comes from the core's `verified` participants (a
-// device in the conversation's group), never from the server's word alone.
+// device in the conversation's group), never from the server's word alone:
+// their credentials are checked. Whether this user compared safety
+// numbers with them (and whether someone's keys changed since) is the
+// conversation's verifications, shown beside it.
 
 import type { Calls, CallView } from "../call";
 import type { CallInfo, Conversation, Me, Participant } from "../core";
 import { h, replace } from "../dom";
 import { report } from "./errors";
 import { RECORD_ROLES, conversationTitle, level, levelLabel, list, onRecord, participants as people } from "./format";
+import { KeyChangedWarning, comparedText, summarize, type VerificationStore } from "./verify";
 
 const SPEAKING_MS = 2000;
 const TICK_MS = 500;
@@ -26,6 +30,10 @@ export interface CallScreenContext {
   ringing(title: string | undefined): void;
   // changed tells the app the view changed (phase, line), after rendering.
   changed(v: CallView): void;
+  // verifications holds the safety numbers' state per conversation.
+  verifications: VerificationStore;
+  // verify opens the verification dialog of a conversation.
+  verify(conversation: string): void;
 }
 
 // reasonText says in words why a call ended.
@@ -213,7 +221,8 @@ export function phoneIcon(): SVGSVGElement {
 
 // CallScreen renders the ring panel or the call panel into host.
 export class CallScreen {
-  private ring?: { id: string; el: HTMLElement; answer: HTMLButtonElement; decline: HTMLButtonElement };
+  private ring?: { id: string; el: HTMLElement; answer: HTMLButtonElement; decline: HTMLButtonElement; keyChanged: KeyChangedWarning };
+  private fetchedFor?: string; // the call whose conversation's verifications were fetched
   private panel?: CallPanel;
   private shownError?: unknown;
   private tick?: number;
@@ -223,6 +232,10 @@ export class CallScreen {
     private readonly host: HTMLElement,
   ) {
     ctx.calls.onChange((v) => this.render(v));
+    ctx.verifications.onChange((id) => {
+      const v = ctx.calls.view();
+      if (v.phase !== "idle" && v.call?.conversation === id) this.render(v);
+    });
     this.render(ctx.calls.view());
   }
 
@@ -235,6 +248,12 @@ export class CallScreen {
     if (v.error && v.error !== this.shownError) {
       this.shownError = v.error;
       report(v.error, "Call media");
+    }
+    // A ring or a call: ask afresh whether anyone's keys changed (a new
+    // device calling is exactly when they would have).
+    if (v.call && v.phase !== "idle" && v.phase !== "ended" && this.fetchedFor !== v.call.id) {
+      this.fetchedFor = v.call.id;
+      void this.ctx.verifications.refresh(v.call.conversation);
     }
     if (v.phase === "incoming" && v.call) {
       this.clearPanel();
@@ -287,15 +306,21 @@ export class CallScreen {
     const recorded = fold(v.participants, c, this.ctx.me).filter((p) => p.record.length > 0);
     const lvl = level(c.level);
     const mismatch = conv && levelLabel(conv.clearance) !== levelLabel(c.level);
+    // The caller's safety number changed since this user compared it.
+    const callerUser = caller?.member.user || c.caller;
+    const changed = summarize(this.ctx.verifications.get(c.conversation)).changed.filter((u) => u === callerUser);
 
     if (this.ring?.id === c.id) {
       // Same call: only who is on it may have changed; the buttons keep focus.
       const rec = this.ring.el.querySelector<HTMLElement>(".ring-record");
       if (rec) replace(rec, this.recordLine(recorded));
       if (rec) rec.hidden = recorded.length === 0;
+      this.ring.keyChanged.set(changed);
       return;
     }
     this.clearRing();
+    const keyChanged = new KeyChangedWarning("ring-key-changed");
+    keyChanged.set(changed);
 
     const answer = h(
       "button",
@@ -330,7 +355,7 @@ export class CallScreen {
           { class: "ring-kicker", id: "ring-heading", role: "alert" },
           h("span", { class: "ring-pulse", "aria-hidden": "true" }),
           "Incoming call",
-          h("span", { class: "sr-only" }, ` from ${name}, ${levelLabel(c.level)}${verified ? "" : ", identity not verified"}`),
+          h("span", { class: "sr-only" }, ` from ${name}, ${levelLabel(c.level)}${verified ? "" : ", credential not checked"}`),
         ),
         h("h2", { class: "ring-caller", id: "ring-caller", "data-testid": "ring-caller", "data-user": name }, name),
         org || roles.length > 0 ? h("p", { class: "ring-org" }, [org, list(roles)].filter(Boolean).join(" · ")) : null,
@@ -338,9 +363,10 @@ export class CallScreen {
           "p",
           { class: `ring-verified ${verified ? "ok" : "warn"}`, "data-testid": "ring-verified", "data-verified": String(verified) },
           verified
-            ? "✓ Identity verified: this device holds a verified credential in the conversation"
-            : "⚠ Identity NOT verified: only the server names this caller; their device is not in the conversation's group",
+            ? "✓ Credential checked: this device holds a verified credential in the conversation's group"
+            : "⚠ Credential NOT checked: only the server names this caller; their device is not in the conversation's group",
         ),
+        keyChanged.el,
         showTitle ? h("p", { class: "ring-conversation", "data-testid": "ring-conversation" }, "In ", h("strong", null, conversationTitle(conv!, this.ctx.me))) : null,
         mismatch
           ? h("p", { class: "ring-verified warn", "data-testid": "ring-level-mismatch" }, `⚠ The server calls this ${levelLabel(c.level)}; the conversation is ${levelLabel(conv!.clearance)}`)
@@ -349,7 +375,7 @@ export class CallScreen {
       ),
       h("div", { class: "ring-actions" }, decline, answer),
     );
-    this.ring = { id: c.id, el, answer, decline };
+    this.ring = { id: c.id, el, answer, decline, keyChanged };
     replace(this.host, el);
     this.ctx.ringing(`Incoming call — ${name}`);
     // Focus moves only if nothing has it: a keystroke meant for the
@@ -391,6 +417,10 @@ export class CallScreen {
 class CallPanel {
   readonly el: HTMLElement;
   private readonly band: HTMLElement;
+  private readonly bandLevel: HTMLElement;
+  private readonly checked: HTMLElement;
+  private readonly compared: HTMLButtonElement;
+  private readonly keyChanged: KeyChangedWarning;
   private readonly title: HTMLElement;
   private readonly status: HTMLElement;
   private readonly clock: HTMLElement;
@@ -407,7 +437,27 @@ class CallPanel {
     private readonly ctx: CallScreenContext,
     readonly id: string,
   ) {
-    this.band = h("div", { class: "call-band-row" });
+    // The band's marks and the key-changed alert are built once and
+    // updated in place: the compare button keeps focus, the alert is not
+    // announced anew at every tick.
+    this.bandLevel = h("div", { class: "call-band-level" });
+    this.checked = h("span", { class: "verified call-verified", "data-testid": "call-verified", "data-all": "false" });
+    this.compared = h("button", {
+      type: "button",
+      class: "verified call-compared",
+      "data-testid": "call-compared",
+      "data-all": "false",
+      "aria-haspopup": "dialog",
+      onclick: () => {
+        const c = this.ctx.calls.view().call;
+        if (c) this.ctx.verify(c.conversation);
+      },
+    });
+    this.keyChanged = new KeyChangedWarning("call-key-changed", () => {
+      const c = this.ctx.calls.view().call;
+      if (c) this.ctx.verify(c.conversation);
+    });
+    this.band = h("div", { class: "call-band-row" }, this.bandLevel, this.keyChanged.el);
     this.title = h("h2", { class: "call-title", "data-testid": "call-title", tabindex: -1 });
     this.status = h("p", { class: "call-status", "data-testid": "call-status", role: "status", "aria-live": "polite" });
     this.clock = h("span", { class: "call-elapsed", "data-testid": "call-elapsed", hidden: true, "aria-label": "Elapsed time" });
@@ -467,7 +517,9 @@ class CallPanel {
     const me = this.ctx.me;
     this.el.dataset.state = v.phase;
 
-    // The band: level, compartments, verification of everyone joined.
+    // The band: level, compartments, credentials of everyone joined, and
+    // whether this user compared safety numbers with the conversation's
+    // members.
     const conv = this.ctx.conversation(c.conversation);
     const parts = current(v);
     // Once over, the band keeps saying who was on it.
@@ -475,37 +527,46 @@ class CallPanel {
     const unverified = joined.filter((p) => !p.verified);
     const all = unverified.length === 0;
     const mismatch = conv && levelLabel(conv.clearance) !== levelLabel(c.level);
-    const verifiedText = all
-      ? joined.length > 0
-        ? "Identities verified"
-        : "No one on the call yet"
-      : `Not verified: ${[...new Set(unverified.map((p) => who(p, c).user))].join(", ")}`;
-    const bandKey = [c.level, compartments(c), verifiedText, mismatch ? conv!.clearance : ""].join("|");
-    if (this.band.dataset.key !== bandKey) {
-      this.band.dataset.key = bandKey;
+    const bandKey = [c.level, compartments(c), mismatch ? conv!.clearance : ""].join("|");
+    if (this.bandLevel.dataset.key !== bandKey) {
+      this.bandLevel.dataset.key = bandKey;
+      // The marks move into the new strip (a focused compare button loses
+      // focus then; the level changes at most once a call).
       const band = levelBand(c, "call-level");
-      band.append(
-        h(
-          "span",
-          {
-            class: `verified call-verified${all ? " ok" : " warn"}`,
-            "data-testid": "call-verified",
-            "data-all": String(all),
-            title: all
-              ? "Every device on the call is in the conversation's group with a verified credential"
-              : "These devices are not in the conversation's group: only the server vouches for them",
-          },
-          verifiedText,
-        ),
-      );
+      band.append(this.checked, this.compared);
       replace(
-        this.band,
+        this.bandLevel,
         band,
         mismatch
           ? h("p", { class: "call-warning", "data-testid": "call-level-mismatch" }, `⚠ The server calls this ${levelLabel(c.level)}; the conversation is ${levelLabel(conv!.clearance)}`)
           : null,
       );
     }
+    const checkedText = all
+      ? joined.length > 0
+        ? "Credentials checked"
+        : "No one on the call yet"
+      : `Credentials not checked: ${[...new Set(unverified.map((p) => who(p, c).user))].join(", ")}`;
+    if (this.checked.textContent !== checkedText) {
+      this.checked.textContent = checkedText;
+      this.checked.dataset.all = String(all);
+      this.checked.className = `verified call-verified${all ? " ok" : " warn"}`;
+      this.checked.title = all
+        ? "Every device on the call is in the conversation's group with a verified credential"
+        : "These devices are not in the conversation's group: only the server vouches for them";
+    }
+    const sum = summarize(this.ctx.verifications.get(c.conversation));
+    const comparedWords = comparedText(sum);
+    const comparedKey = JSON.stringify([comparedWords, sum.all, sum.changed]);
+    if (this.compared.dataset.key !== comparedKey) {
+      this.compared.dataset.key = comparedKey;
+      this.compared.textContent = comparedWords;
+      this.compared.dataset.all = String(sum.all);
+      this.compared.dataset.changed = String(sum.changed.length > 0);
+      this.compared.className = `verified call-compared${sum.all ? " ok" : sum.changed.length > 0 ? " changed" : " warn"}`;
+      this.compared.title = "Compare safety numbers with the conversation's members";
+    }
+    this.keyChanged.set(sum.changed);
 
     const title = conv ? conversationTitle(conv, me) : "Call";
     if (this.title.textContent !== title) this.title.textContent = title;

@@ -5,6 +5,7 @@ import type { Conversation, Core, Me, Message } from "../core";
 import { h, replace } from "../dom";
 import { phoneIcon } from "./callpanel";
 import { report } from "./errors";
+import { KeyChangedWarning, identitiesText, openVerifyDialog, summarize, type VerificationStore } from "./verify";
 import {
   RECORD_ROLES,
   clock,
@@ -32,6 +33,8 @@ export interface PaneContext {
   callable(): { ok: boolean; why: string };
   // place places a call in the conversation.
   place(conversation: string): Promise<void>;
+  // verifications holds what the core says of the members' identities.
+  verifications: VerificationStore;
 }
 
 const NEAR_BOTTOM_PX = 80;
@@ -42,6 +45,12 @@ export class ConversationPane {
   private conv: Conversation;
   private readonly header: HTMLElement;
   private readonly banner: HTMLElement;
+  private readonly bannerTop: HTMLElement;
+  private readonly bannerMarks: HTMLElement;
+  private readonly verifiedButton: HTMLButtonElement;
+  private readonly keyChanged: KeyChangedWarning;
+  private readonly participantList: HTMLElement;
+  private readonly stopVerifications: () => void;
   private readonly notice: HTMLElement;
   private readonly list: HTMLOListElement;
   private readonly compose: HTMLTextAreaElement;
@@ -64,7 +73,33 @@ export class ConversationPane {
     this.id = conv.id;
     this.conv = conv;
     this.header = h("header", { class: "pane-header" });
-    this.banner = h("section", { class: "banner", "data-testid": "banner", "aria-label": "Classification and participants" });
+    // The banner's parts stay in place across re-renders: the verified
+    // button keeps focus, and the key-changed alert is not announced anew
+    // at every refresh.
+    this.bannerMarks = h("span", { class: "banner-marks" });
+    this.verifiedButton = h(
+      "button",
+      {
+        type: "button",
+        class: "verified",
+        "data-testid": "verified",
+        "data-all": "false",
+        "aria-haspopup": "dialog",
+        "aria-busy": "true",
+        onclick: () => this.openVerify(),
+      },
+      "Identities not verified",
+    );
+    this.bannerTop = h("div", { class: "banner-top" }, this.bannerMarks, this.verifiedButton);
+    this.keyChanged = new KeyChangedWarning("key-changed", () => this.openVerify());
+    this.participantList = h("ul", { class: "participants", "data-testid": "participants", "aria-label": "Participants" });
+    this.banner = h(
+      "section",
+      { class: "banner", "data-testid": "banner", "aria-label": "Classification and participants" },
+      this.bannerTop,
+      this.keyChanged.el,
+      this.participantList,
+    );
     this.notice = h("div", { class: "notice", hidden: true });
     this.list = h("ol", { class: "messages", "data-testid": "messages", "aria-label": "Messages", role: "log" });
     replace(this.list, h("li", { class: "empty" }, "Loading messages…"));
@@ -126,6 +161,23 @@ export class ConversationPane {
       composer,
     );
     this.setConversation(conv);
+    this.stopVerifications = ctx.verifications.onChange((id) => {
+      if (id === this.id) this.renderVerification();
+    });
+    this.renderVerification();
+    void ctx.verifications.refresh(conv.id).then(() => this.renderVerification());
+  }
+
+  // close stops the pane following the core; the app calls it when it
+  // shows something else.
+  close(): void {
+    this.stopVerifications();
+  }
+
+  // refreshVerifications asks the core again who is verified (the group
+  // changed).
+  refreshVerifications(): void {
+    void this.ctx.verifications.refresh(this.id);
   }
 
   get draft(): string {
@@ -171,43 +223,62 @@ export class ConversationPane {
     const people = participants(c.members, this.ctx.me);
     const recorded = people.filter((p) => onRecord(p.roles).length > 0);
 
-    // TODO: once the core reports identity verification (a future
-    // `verified` field on Conversation/Member), show "Identities verified"
-    // with data-all="true" when every participant is verified, and name
-    // those who are not.
-    const verified = h(
-      "span",
-      { class: "verified", "data-testid": "verified", "data-all": "false", title: "This version does not yet check or show whether the participants' identities are verified" },
-      "Identities not verified",
-    );
-
+    this.bannerTop.className = `banner-top level-${lvl}`;
     replace(
-      this.banner,
-      h(
-        "div",
-        { class: `banner-top level-${lvl}` },
-        h("span", { class: "level", "data-testid": "level" }, levelLabel(c.clearance)),
-        c.compartments.length > 0
-          ? h("span", { class: "compartments", "data-testid": "compartments" }, c.compartments.map((x) => x.toUpperCase()).join(" / "))
-          : null,
-        verified,
-      ),
-      h(
-        "ul",
-        { class: "participants", "data-testid": "participants", "aria-label": "Participants" },
-        // Whoever is on the record comes first and stands out: nobody
-        // takes notes, archives or records unseen.
-        recorded.length > 0 || c.archive_required ? h("li", { class: "on-record-label" }, "On the record:") : null,
-        recorded.map((p) => this.participant(p, true)),
-        c.archive_required && !recorded.some((p) => p.roles.includes("archive"))
-          ? h("li", { class: "participant recorded warn", "data-testid": "archive-missing" }, h("strong", null, "Archive required"), " but not a member yet")
-          : null,
-        recorded.length > 0 || c.archive_required
-          ? [h("li", { class: "break", "aria-hidden": "true" }), h("li", { class: "on-record-label" }, "With:")]
-          : null,
-        people.filter((p) => !recorded.includes(p)).map((p) => this.participant(p, false)),
-      ),
+      this.bannerMarks,
+      h("span", { class: "level", "data-testid": "level" }, levelLabel(c.clearance)),
+      c.compartments.length > 0
+        ? h("span", { class: "compartments", "data-testid": "compartments" }, c.compartments.map((x) => x.toUpperCase()).join(" / "))
+        : null,
     );
+    replace(
+      this.participantList,
+      // Whoever is on the record comes first and stands out: nobody
+      // takes notes, archives or records unseen.
+      recorded.length > 0 || c.archive_required ? h("li", { class: "on-record-label" }, "On the record:") : null,
+      recorded.map((p) => this.participant(p, true)),
+      c.archive_required && !recorded.some((p) => p.roles.includes("archive"))
+        ? h("li", { class: "participant recorded warn", "data-testid": "archive-missing" }, h("strong", null, "Archive required"), " but not a member yet")
+        : null,
+      recorded.length > 0 || c.archive_required
+        ? [h("li", { class: "break", "aria-hidden": "true" }), h("li", { class: "on-record-label" }, "With:")]
+        : null,
+      people.filter((p) => !recorded.includes(p)).map((p) => this.participant(p, false)),
+    );
+  }
+
+  // renderVerification shows whether the safety numbers with everyone
+  // else were compared, and warns while someone's keys changed since.
+  private renderVerification(): void {
+    const vs = this.ctx.verifications.get(this.id);
+    const s = summarize(vs);
+    const b = this.verifiedButton;
+    const text = identitiesText(s);
+    b.dataset.all = String(s.all);
+    b.dataset.verified = String(s.verified);
+    b.dataset.total = String(s.total);
+    b.dataset.changed = String(s.changed.length > 0);
+    b.classList.toggle("ok", s.all);
+    b.classList.toggle("changed", s.changed.length > 0);
+    if (s.known) b.removeAttribute("aria-busy");
+    else b.setAttribute("aria-busy", "true");
+    // The ✓ or ⚠ before the words is the stylesheet's.
+    if (b.textContent !== text) b.textContent = text;
+    b.title = s.known
+      ? s.total === 0
+        ? "There is no one else in this conversation"
+        : "Compare safety numbers with the other members"
+      : "Checking the members' identities…";
+    this.keyChanged.set(s.changed);
+  }
+
+  private openVerify(): void {
+    openVerifyDialog({
+      core: this.ctx.core,
+      store: this.ctx.verifications,
+      conversation: this.id,
+      title: conversationTitle(this.conv, this.ctx.me),
+    });
   }
 
   private participant(p: Participant, recorded: boolean): HTMLElement {
