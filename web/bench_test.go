@@ -107,6 +107,7 @@ func BenchmarkDialToAudio(b *testing.B) {
 		ring = append(ring, t[0]-t0)
 		answered = append(answered, t[1]-t0)
 		ms = append(ms, t[2]-t0)
+
 		eval[any](b, p, `window.hotlineUI.calls.hangup()`)
 		waitFor(b, p, "", `window.hotlineUI.calls.view().phase === "idle"`)
 		waitFor(b, callee, "", `window.hotlineUI.calls.view().phase === "idle"`)

@@ -171,11 +171,16 @@ export class Calls {
       void mic.then((s) => s.getTracks().forEach((t) => t.stop()), () => undefined);
       throw e;
     }
-    const k0 = await before;
-    const keys = await this.core.callKeys(u.call.conversation);
+    // Key the worker at once with the epoch held before the op: the
+    // current keys may wait for this device's own join commit, which holds
+    // the conversation until the server answers (~100 ms in a browser).
     const context = crypto.getRandomValues(new Uint16Array(1))[0]!;
-    this.worker.postMessage({ type: "start", suite: keys.suite, context, keys: k0 ?? keys });
-    if (k0 && k0.epoch < keys.epoch) this.worker.postMessage({ type: "epoch", keys });
+    const k0 = await before;
+    if (k0) this.worker.postMessage({ type: "start", suite: k0.suite, context, keys: k0 });
+    void this.core.callKeys(u.call.conversation).then((keys) => {
+      if (!k0) this.worker.postMessage({ type: "start", suite: keys.suite, context, keys });
+      else if (keys.epoch > k0.epoch) this.worker.postMessage({ type: "epoch", keys });
+    }, (e: unknown) => this.set({ error: Object.assign(new Error(`call keys: ${String(e)}`), { code: "client" }) }));
     const active = u.call.participants.filter((p) => p.state === "joined").length > 1;
     this.set({ phase: active ? "active" : phase, call: u.call, participants: u.participants, heard: false, speakers: [], endedReason: undefined, error: undefined });
     // The microphone last: a call without it would be one-way, so a
@@ -280,6 +285,9 @@ export class Calls {
       case "heard": {
         const conv = this.v.call?.conversation;
         if (!conv || m.leaf === undefined) break;
+        // Heard now; who it was may wait for the conversation (this
+        // device's own join commit holds it until the server answers).
+        if (!this.v.heard) this.set({ heard: true });
         void this.core.memberAt(conv, m.leaf).then((member) => {
           const now = performance.now();
           const speakers = this.v.speakers.filter((s) => s.device !== member.device && now - s.at < 2000);
