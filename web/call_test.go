@@ -169,6 +169,15 @@ func heardLike(t *testing.T, what, recording, played, other string) {
 	}
 }
 
+// phoneScreenshot saves the page at a phone's width, then puts the
+// desktop width back.
+func phoneScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	run(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
+	screenshot(t, ctx, name)
+	run(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 800))
+}
+
 func callView(t *testing.T, ctx context.Context, field string) string {
 	return eval[string](t, ctx, `String(window.hotlineUI.calls.view().`+field+`)`)
 }
@@ -200,11 +209,13 @@ func TestBrowserCalls(t *testing.T) {
 		run(t, p, "call", chromedp.Click(chromedp.CSS(sel("call"))))
 		waitFor(t, duty, "the ring", `!!document.querySelector('`+sel("ring")+`')`)
 		screenshot(t, duty, "desktop-ring")
+		phoneScreenshot(t, duty, "phone-ring")
 		run(t, duty, "answer", chromedp.Click(chromedp.CSS(sel("answer"))))
 		for name, ctx := range map[string]context.Context{"principal": p, "duty": duty} {
 			waitFor(t, ctx, name+" hearing the other", `window.hotlineUI.calls.view().phase === "active" && window.hotlineUI.calls.view().heard`)
 		}
 		screenshot(t, p, "desktop-call")
+		phoneScreenshot(t, p, "phone-call")
 		var recs sync.Map
 		var wg sync.WaitGroup
 		for name, ctx := range map[string]context.Context{"principal": p, "duty": duty} {
@@ -267,6 +278,10 @@ func TestBrowserCalls(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, duty, "the ring", `!!document.querySelector('`+sel("ring")+`')`)
+		// A page reloaded while its device rings shows the ring again.
+		run(t, duty, "reload while ringing", chromedp.Reload())
+		waitFor(t, duty, "the ring after the reload", `!!document.querySelector('`+sel("ring")+`')`)
+		waitFor(t, duty, "duty's media line after the reload", `window.hotlineUI?.calls?.view().lineUp === true`)
 		ringer := eval[string](t, duty, `document.querySelector('`+sel("ring")+`').textContent`)
 		if !strings.Contains(ringer, "notes@demo.example") {
 			t.Errorf("the ring panel does not name the caller: %q", ringer)

@@ -223,7 +223,9 @@ export interface Core {
   // server's forwarder (media: its SDP offer → the answer), with SFrame on
   // every frame in a worker keyed by callKeys.
   media(offer: string): Promise<string>;
-  calls(): Promise<CallInfo[]>;
+  // calls lists the calls of this device's conversations that have not
+  // ended (a ring that came while the page was closed).
+  calls(): Promise<CallUpdate[]>;
   placeCall(conversation: string): Promise<CallUpdate>;
   answerCall(id: string): Promise<CallUpdate>;
   joinCall(id: string): Promise<CallUpdate>;

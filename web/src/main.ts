@@ -220,11 +220,17 @@ function startCalls(core: Core, me: Me, app: App, earlier: readonly Update[]): C
     report(e, "Call line");
     app.callLineFailed(`The call line is down: ${describe(e).message}`);
   });
-  // TODO: a call already ringing this device when the page loads (a
-  // reload while ringing) is not shown: core.calls() lists it, but Calls
-  // has no public way to show a CallInfo as incoming, and its participants
-  // would need the core's identification (verified) first. Needs, say,
-  // Calls.ring(u: CallUpdate) and core.calls() returning CallUpdates.
+  // A call already ringing this device when the page loaded (it was
+  // closed, or reloaded, while the call rang) shows as a ring now.
+  core.calls().then(
+    (us) => {
+      for (const u of us) {
+        const mine = u.call.participants.some((p) => p.device === me.device && p.state === "ringing");
+        if (u.call.state === "ringing" && mine) safely("Calls", () => calls.handle({ kind: "call", conversation: u.call.conversation, call: { ...u, event: "call.ring" } }));
+      }
+    },
+    (e: unknown) => report(e, "Calls ringing"),
+  );
   return calls;
 }
 

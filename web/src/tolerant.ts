@@ -128,7 +128,7 @@ export function tolerant(core: Core): Core {
     },
 
     media: (offer) => core.media(offer),
-    calls: async () => list(await core.calls()).map(callInfo),
+    calls: async () => list(await core.calls()).map(callUpdate),
     placeCall: async (id) => callUpdate(await core.placeCall(id)),
     answerCall: async (id) => callUpdate(await core.answerCall(id)),
     joinCall: async (id) => callUpdate(await core.joinCall(id)),

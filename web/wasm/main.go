@@ -131,7 +131,14 @@ func main() {
 		return b.with(func(k *core.Core) (any, error) { return k.Media(context.Background(), str(a, 0)) })
 	})
 	set("calls", func([]js.Value) (any, error) {
-		return b.with(func(k *core.Core) (any, error) { return k.Calls(context.Background()) })
+		return b.with(func(k *core.Core) (any, error) {
+			cs, err := k.Calls(context.Background())
+			out := []core.CallUpdate{}
+			for _, v := range cs {
+				out = append(out, core.CallUpdate{Call: v, Participants: k.Participants(v)})
+			}
+			return out, err
+		})
 	})
 	for name, fn := range map[string]func(*core.Core) func(context.Context, string) (api.Call, error){
 		"placeCall":   func(k *core.Core) func(context.Context, string) (api.Call, error) { return k.PlaceCall },
