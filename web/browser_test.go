@@ -417,6 +417,7 @@ func TestBrowsersVerify(t *testing.T) {
 	// (on the next check: at start, so a reload) until duty accepts it.
 	run(t, duty, "reload", chromedp.Reload())
 	waitFor(t, duty, "the unknown-device alert", `!!document.querySelector('`+sel("device-alert")+`')`)
+	waitFor(t, duty, "the principal verified in duty's contacts", `document.querySelector('`+sel("contact")+`[data-user="principal@demo.example"]')?.dataset.verified === "true"`)
 	if txt := eval[string](t, duty, `document.querySelector('`+sel("device-alert")+`').textContent`); !strings.Contains(txt, res.Device) {
 		t.Errorf("the alert does not name the device %s: %q", res.Device, txt)
 	}

@@ -197,3 +197,19 @@ func (c *Client) comparedNumbersLocked() (map[string]string, error) {
 	}
 	return done, nil
 }
+
+// IdentityVerified says whether this user compared safety numbers with
+// user (verified), and whether user's keys changed since (changed), from
+// user's active devices in the transparency log as last verified.
+func (c *Client) IdentityVerified(user string) (verified, changed bool, err error) {
+	done, err := c.comparedNumbers()
+	if err != nil {
+		return false, false, err
+	}
+	half, ok := done[user]
+	if !ok {
+		return false, false, nil
+	}
+	cur := SafetyHalf(user, c.userKeys(user, nil))
+	return half == cur, half != cur, nil
+}

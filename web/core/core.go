@@ -177,12 +177,23 @@ func (k *Core) Me(ctx context.Context) (Me, error) {
 		Clearance: m.User.Clearance, Compartments: orEmpty(m.User.Compartments), Pending: m.Device.Status != "active"}, nil
 }
 
+// Contact is an address-book entry, and whether this user compared safety
+// numbers with them (and whether their keys changed since).
+type Contact struct {
+	api.Contact
+	Verified    bool `json:"verified"`
+	KeysChanged bool `json:"keys_changed,omitempty"`
+}
+
 // Contacts is the address book: whom the policy lets this user reach.
-func (k *Core) Contacts(ctx context.Context) ([]api.Contact, error) {
-	out := []api.Contact{}
-	err := k.c.Do(ctx, "GET", "/v1/contacts", nil, &out)
-	for i := range out {
-		out[i].Roles, out[i].Compartments = orEmpty(out[i].Roles), orEmpty(out[i].Compartments)
+func (k *Core) Contacts(ctx context.Context) ([]Contact, error) {
+	var cs []api.Contact
+	err := k.c.Do(ctx, "GET", "/v1/contacts", nil, &cs)
+	out := make([]Contact, 0, len(cs))
+	for _, c := range cs {
+		c.Roles, c.Compartments = orEmpty(c.Roles), orEmpty(c.Compartments)
+		v, changed, _ := k.c.IdentityVerified(c.User)
+		out = append(out, Contact{Contact: c, Verified: v, KeysChanged: changed})
 	}
 	return out, err
 }

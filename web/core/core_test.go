@@ -423,6 +423,25 @@ func TestWebCoreVerification(t *testing.T) {
 	if v, _ := p.Verifications(conv.ID); !v[0].Verified || v[0].Changed {
 		t.Fatalf("after marking: %+v", v)
 	}
+	contactOf := func(user string) core.Contact {
+		cs, err := p.Contacts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.User == user {
+				return c
+			}
+		}
+		t.Fatalf("no contact %s", user)
+		return core.Contact{}
+	}
+	if c := contactOf("duty@demo.example"); !c.Verified || c.KeysChanged {
+		t.Errorf("duty in the principal's contacts after verifying: %+v", c)
+	}
+	if c := contactOf("notes@demo.example"); c.Verified {
+		t.Errorf("notes verified without a comparison: %+v", c)
+	}
 	q, err := core.SafetyQR("principal@demo.example", "duty@demo.example", vp[0].SafetyNumber)
 	if err != nil || q.Size < 21 || len(q.Rows) != q.Size || len(q.Rows[0]) != q.Size {
 		t.Fatalf("QR %d×%d: %v", q.Size, len(q.Rows), err)
@@ -454,6 +473,9 @@ func TestWebCoreVerification(t *testing.T) {
 	v, _ := p.Verifications(conv.ID)
 	if v[0].Verified || !v[0].Changed || v[0].SafetyNumber == vp[0].SafetyNumber {
 		t.Fatalf("after duty's new device: %+v", v)
+	}
+	if c := contactOf("duty@demo.example"); c.Verified || !c.KeysChanged {
+		t.Errorf("duty in the principal's contacts after the new device: %+v", c)
 	}
 
 	// Duty's browser did not know of that device: its log monitor says so.

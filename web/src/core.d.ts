@@ -31,6 +31,8 @@ export interface Contact {
   roles: string[];
   clearance: string;
   via_request?: boolean; // policy allows contact only through a call request
+  verified: boolean; // safety numbers compared, and their keys unchanged since
+  keys_changed?: boolean; // compared once, and their keys changed since
 }
 
 export interface Member {

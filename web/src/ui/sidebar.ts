@@ -155,6 +155,7 @@ export function renderContacts(ul: HTMLElement, contacts: readonly Contact[], op
             "data-user": c.user,
             "data-org": c.org,
             "data-clearance": c.clearance,
+            "data-verified": String(c.verified),
             title: c.via_request ? "Policy allows contact only through a call request" : `Message ${c.user}`,
             onclick: () => open(c.user),
           },
@@ -171,6 +172,11 @@ export function renderContacts(ul: HTMLElement, contacts: readonly Contact[], op
               c.roles.length > 0 ? ` · ${list(c.roles)}` : null,
             ),
             c.via_request ? h("span", { class: "item-note" }, "By call request only") : null,
+            c.keys_changed
+              ? h("span", { class: "item-note warn", "data-testid": "contact-keys-changed" }, "⚠ Keys changed since you verified")
+              : c.verified
+                ? h("span", { class: "item-note ok", "data-testid": "contact-verified" }, "✓ Verified")
+                : null,
           ),
         ),
       ),
