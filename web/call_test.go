@@ -20,6 +20,7 @@ import (
 	"hotline/internal/audiotest"
 	"hotline/internal/client"
 	"hotline/internal/demo"
+	"hotline/internal/sframe"
 	"hotline/internal/voice"
 )
 
@@ -42,10 +43,11 @@ func callBrowser(t *testing.T, wav string) context.Context {
 
 // phone is a headless device (internal/voice) in the demo organisation.
 type phone struct {
-	c    *client.Client
-	line *voice.Line
-	mu   sync.Mutex
-	ring []api.Call
+	c      *client.Client
+	line   *voice.Line
+	mu     sync.Mutex
+	ring   []api.Call
+	tapped [][]byte // payloads as the server forwarded them, before decryption
 }
 
 func newPhone(t *testing.T, d *demo.Demo, name string) *phone {
@@ -67,6 +69,13 @@ func newPhone(t *testing.T, d *demo.Demo, name string) *phone {
 	p := &phone{c: c}
 	p.line, err = voice.Dial(t.Context(), c, voice.Options{
 		IPFilter: func(ip net.IP) bool { return ip.IsLoopback() },
+		Tap: func(_ int, payload []byte) {
+			p.mu.Lock()
+			if len(p.tapped) < 2000 {
+				p.tapped = append(p.tapped, payload)
+			}
+			p.mu.Unlock()
+		},
 		OnCall: func(event string, v api.Call) {
 			if event == client.EventCallRing {
 				p.mu.Lock()
@@ -254,6 +263,35 @@ func TestBrowserCalls(t *testing.T) {
 		}
 		time.Sleep(6 * time.Second) // recording what the browser's microphone plays, looped
 		call.OnAudio(nil)
+		// What the server forwarded from the browser was SFrame, never the
+		// Opus the browser encoded: every payload parses as an SFrame
+		// header, and none is a frame as decrypted.
+		var heardMu sync.Mutex
+		heard := map[string]bool{}
+		call.OnAudio(func(f voice.Frame) {
+			heardMu.Lock()
+			heard[string(f.Opus)] = true
+			heardMu.Unlock()
+		})
+		time.Sleep(500 * time.Millisecond) // half a second of frames, both as forwarded and as decrypted
+		call.OnAudio(nil)
+		heardMu.Lock()
+		defer heardMu.Unlock()
+		notes.mu.Lock()
+		tapped := notes.tapped
+		notes.mu.Unlock()
+		if len(tapped) == 0 || len(heard) == 0 {
+			t.Fatalf("tapped %d payloads, heard %d frames", len(tapped), len(heard))
+		}
+		for _, pl := range tapped {
+			if _, _, err := sframe.ParseHeader(pl); err != nil {
+				t.Fatalf("a forwarded payload is not SFrame: %v (% x)", err, pl[:min(8, len(pl))])
+			}
+			if heard[string(pl)] {
+				t.Fatal("the server forwarded a frame in the clear")
+			}
+		}
+		t.Logf("%d forwarded payloads checked: all SFrame", len(tapped))
 		rs := rec.Recordings() // before Close, which forgets them
 		if err := rec.Close(); err != nil {
 			t.Fatal(err)
