@@ -331,7 +331,8 @@ func TestBrowserCalls(t *testing.T) {
 		select {
 		case <-call.Heard():
 		case <-time.After(30 * time.Second):
-			t.Fatalf("the headless phone heard nothing from the browser: %+v", call.Stats())
+			t.Fatalf("the headless phone heard nothing from the browser: %+v; its slots %+v; the browser's call %s",
+				call.Stats(), notes.line.Slots(), eval[string](t, duty, `JSON.stringify(window.hotlineUI.calls.view())`))
 		}
 		recorded := make(chan string, 1)
 		go func() { recorded <- recordPage(t, duty, dir, "h2b-heard-by-duty", 5*time.Second) }()

@@ -1319,6 +1319,9 @@ func (c *Client) flushLocked(ctx context.Context, e *convEntry, ack func(id stri
 	if !e.unacked {
 		return nil
 	}
+	if err := c.syncStorage(ctx); err != nil {
+		return err
+	}
 	var err error
 	if ack != nil {
 		err = ack(e.id, e.file.Seq)

@@ -241,6 +241,9 @@ func (c *Client) streamOnce(ctx context.Context, fn func(api.StreamMessage) erro
 		if err != nil {
 			return err
 		}
+		if err := c.syncStorage(ctx); err != nil {
+			return err
+		}
 		if err := wsjson.Write(ctx, conn, api.StreamMessage{Type: api.StreamAck, Seq: m.Seq}); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,15 @@ type Storage interface {
 	Create(name string) (io.WriteCloser, error)
 	// Open opens a file for random reads.
 	Open(name string) (ReaderAtCloser, error)
+}
+
+// Syncer is a Storage whose changes become durable later than WriteFile
+// returns (a browser's IndexedDB, written in the background). Before this
+// device tells the server it has handled something — acknowledging an
+// event or a conversation's messages, after which the server forgets
+// them — it calls Sync, so that a tab closed at that moment loses nothing.
+type Syncer interface {
+	Sync(ctx context.Context) error
 }
 
 // ReaderAtCloser is what Storage.Open returns.
@@ -134,11 +144,20 @@ func (d Dir) Open(name string) (ReaderAtCloser, error) { return os.Open(d.path(n
 // MemStorage is a Storage in memory. OnChange, when set, is called after
 // every change with the file's name and new contents (nil: removed), so a
 // browser can persist the profile; it is called with the storage locked, in
-// order.
+// order. SyncFunc, when set, makes what OnChange was given durable (Syncer).
 type MemStorage struct {
 	mu       sync.Mutex
 	files    map[string][]byte
 	OnChange func(name string, data []byte)
+	SyncFunc func(ctx context.Context) error
+}
+
+// Sync waits until every change so far is durable (SyncFunc).
+func (m *MemStorage) Sync(ctx context.Context) error {
+	if m.SyncFunc == nil {
+		return nil
+	}
+	return m.SyncFunc(ctx)
 }
 
 // NewMemStorage returns a storage holding files (which it takes over).
@@ -326,6 +345,17 @@ func fileStamp(s Storage, name string) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%d %d", fi.Size(), fi.ModTime().UnixNano()), nil
+}
+
+// syncStorage makes the profile's changes durable where the storage needs
+// it (Syncer); before telling the server something was handled.
+func (c *Client) syncStorage(ctx context.Context) error {
+	if s, ok := c.st.(Syncer); ok {
+		if err := s.Sync(ctx); err != nil {
+			return fmt.Errorf("save the profile: %w", err)
+		}
+	}
+	return nil
 }
 
 // isNotExist reports whether err says a file is missing.

@@ -27,7 +27,9 @@ import (
 
 // Persist receives every change to the profile: a file's name and its
 // sealed contents, or nil when the file was removed. Calls come in the
-// order of the changes and must be stored in that order.
+// order of the changes and must be stored in that order. Enroll's and
+// Open's flushed, if not nil, waits until all of them so far are stored:
+// the core calls it before telling the server it has handled something.
 type Persist func(name string, sealed []byte)
 
 // Core is one browser's device.
@@ -59,11 +61,29 @@ func (s *sealer) changed(name string, data []byte) {
 	}
 }
 
+// syncFunc waits for the page to store what persist was given (flushed);
+// while no wrapping key is set nothing is handed out, so nothing is
+// durable: the caller learns it.
+func (s *sealer) syncFunc(flushed func(context.Context) error) func(context.Context) error {
+	if flushed == nil {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		s.mu.Lock()
+		sealing := s.wrap != nil
+		s.mu.Unlock()
+		if !sealing {
+			return nil // enrolling: the page keeps nothing yet, and says so
+		}
+		return flushed(ctx)
+	}
+}
+
 // Enroll makes this browser a device: it generates the keys and enrols them
 // at server with an invite code. The profile stays in memory until
 // SetWrap gives the key that seals it for the page's storage (a nil
 // wrapSecret); with one, it is sealed from the start.
-func Enroll(ctx context.Context, server, invite, label string, wrapSecret []byte, persist Persist) (*Core, error) {
+func Enroll(ctx context.Context, server, invite, label string, wrapSecret []byte, persist Persist, flushed func(context.Context) error) (*Core, error) {
 	sl := &sealer{persist: persist}
 	if wrapSecret != nil {
 		w, err := client.NewWrapKey(wrapSecret)
@@ -73,7 +93,7 @@ func Enroll(ctx context.Context, server, invite, label string, wrapSecret []byte
 		sl.wrap = w
 	}
 	st := client.NewMemStorage(nil)
-	st.OnChange = sl.changed
+	st.OnChange, st.SyncFunc = sl.changed, sl.syncFunc(flushed)
 	c, _, err := client.Enroll(ctx, client.EnrollOptions{Server: server, Invite: invite, Label: label, Storage: st})
 	if err != nil {
 		return nil, err
@@ -82,7 +102,7 @@ func Enroll(ctx context.Context, server, invite, label string, wrapSecret []byte
 }
 
 // Open loads the device from the sealed files persist was given.
-func Open(sealed map[string][]byte, wrapSecret []byte, persist Persist) (*Core, error) {
+func Open(sealed map[string][]byte, wrapSecret []byte, persist Persist, flushed func(context.Context) error) (*Core, error) {
 	wrap, err := client.NewWrapKey(wrapSecret)
 	if err != nil {
 		return nil, err
@@ -93,7 +113,7 @@ func Open(sealed map[string][]byte, wrapSecret []byte, persist Persist) (*Core, 
 	}
 	sl := &sealer{wrap: wrap, persist: persist}
 	st := client.NewMemStorage(files)
-	st.OnChange = sl.changed
+	st.OnChange, st.SyncFunc = sl.changed, sl.syncFunc(flushed)
 	c, err := client.OpenStorage(st, client.Options{})
 	if err != nil {
 		return nil, err

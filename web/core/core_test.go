@@ -25,6 +25,7 @@ type browser struct {
 	*core.Core
 	mu      sync.Mutex
 	stored  map[string][]byte
+	syncs   int // flushed calls: the core waiting for the page's storage
 	updates []core.Update
 	status  []core.Status
 }
@@ -37,6 +38,13 @@ func (b *browser) persist(name string, sealed []byte) {
 	} else {
 		b.stored[name] = sealed
 	}
+}
+
+func (b *browser) flushed(context.Context) error {
+	b.mu.Lock()
+	b.syncs++
+	b.mu.Unlock()
+	return nil
 }
 
 func (b *browser) snapshot() map[string][]byte {
@@ -79,7 +87,7 @@ func person(t *testing.T, d *demo.Demo, name string) demo.Person {
 func enrol(t *testing.T, d *demo.Demo, name string, wrap []byte) *browser {
 	t.Helper()
 	b := &browser{stored: map[string][]byte{}}
-	k, err := core.Enroll(t.Context(), "http://127.0.0.1:"+strconv.Itoa(d.Port), person(t, d, name).Invite, name+"'s browser", wrap, b.persist)
+	k, err := core.Enroll(t.Context(), "http://127.0.0.1:"+strconv.Itoa(d.Port), person(t, d, name).Invite, name+"'s browser", wrap, b.persist, b.flushed)
 	if err != nil {
 		t.Fatalf("enrol %s: %v", name, err)
 	}
@@ -204,6 +212,13 @@ func TestWebCore(t *testing.T) {
 	if !sawUpdate {
 		t.Errorf("duty's stream brought no update with the message")
 	}
+	// The page's storage was waited for before anything was acknowledged.
+	duty.mu.Lock()
+	syncs := duty.syncs
+	duty.mu.Unlock()
+	if syncs == 0 {
+		t.Error("the core acknowledged events without waiting for the page's storage")
+	}
 
 	// A contact the policy refuses shows its stable code.
 	if _, err := p.Direct(ctx, "counterpart@demo.example"); core.UIError(err).Code != "contact_refused" {
@@ -224,7 +239,7 @@ func TestWebCore(t *testing.T) {
 			t.Errorf("stored %s holds plaintext", name)
 		}
 	}
-	again, err := core.Open(stored, wrapP, func(string, []byte) {})
+	again, err := core.Open(stored, wrapP, func(string, []byte) {}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +247,7 @@ func TestWebCore(t *testing.T) {
 	if err != nil || !slices.ContainsFunc(ms, func(m core.Message) bool { return m.Text == canary }) {
 		t.Errorf("reopened history lacks the message: %+v %v", ms, err)
 	}
-	if _, err := core.Open(stored, bytes.Repeat([]byte{9}, 32), func(string, []byte) {}); !errors.Is(err, client.ErrWrapped) {
+	if _, err := core.Open(stored, bytes.Repeat([]byte{9}, 32), func(string, []byte) {}, nil); !errors.Is(err, client.ErrWrapped) {
 		t.Errorf("opened under another wrapping secret: %v", err)
 	}
 
@@ -491,5 +506,92 @@ func TestWebCoreVerification(t *testing.T) {
 	}
 	if devs, err = duty.Devices(ctx); err != nil || len(devs.Unknown) != 0 {
 		t.Fatalf("after accepting: %+v %v", devs, err)
+	}
+}
+
+// TestWebCoreStoredBeforeAck: a page whose storage writes land only when
+// the core waits for them (flushed), as IndexedDB's do some time later.
+// Whatever the core acknowledged to the server — here a Welcome, which the
+// server then forgets — is in what the page had stored when the tab
+// "closed", so reopening from it finds the conversation.
+func TestWebCoreStoredBeforeAck(t *testing.T) {
+	d, _ := startDemo(t)
+	ctx := t.Context()
+	p := enrol(t, d, "principal", bytes.Repeat([]byte{1}, 32))
+	p.follow(t)
+
+	var mu sync.Mutex
+	pending := map[string][]byte{} // handed to persist, not yet stored
+	removed := map[string]bool{}
+	stored := map[string][]byte{}
+	persist := func(name string, sealed []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if sealed == nil {
+			delete(pending, name)
+			removed[name] = true
+			return
+		}
+		pending[name] = bytes.Clone(sealed)
+		delete(removed, name)
+	}
+	flushed := func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for n, b := range pending {
+			stored[n] = b
+		}
+		for n := range removed {
+			delete(stored, n)
+		}
+		clear(pending)
+		clear(removed)
+		return nil
+	}
+	wrap := bytes.Repeat([]byte{3}, 32)
+	duty, err := core.Enroll(ctx, "http://127.0.0.1:"+strconv.Itoa(d.Port), person(t, d, "duty").Invite, "duty", wrap, persist, flushed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var connected sync.Once
+	up := make(chan struct{})
+	go func() {
+		defer close(done)
+		duty.Follow(fctx, func(core.Update) {}, func(s core.Status) {
+			if s.Connected {
+				connected.Do(func() { close(up) })
+			}
+		})
+	}()
+	<-up
+	conv, err := p.Direct(ctx, "duty@demo.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "duty to join", func() bool { _, err := duty.CallKeys(conv.ID); return err == nil })
+	// The Welcome is acknowledged once handled; give the ack its way.
+	eventually(t, "the Welcome acknowledged", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(stored) > 0
+	})
+	stop()
+	<-done
+	// The tab closes: what was never flushed is lost.
+	mu.Lock()
+	kept := map[string][]byte{}
+	for n, b := range stored {
+		kept[n] = bytes.Clone(b)
+	}
+	mu.Unlock()
+	again, err := core.Open(kept, wrap, func(string, []byte) {}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := again.Conversations()
+	if err != nil || !slices.ContainsFunc(cs, func(c client.ConversationInfo) bool { return c.ID == conv.ID }) {
+		t.Fatalf("the reopened profile lacks the conversation whose Welcome was acknowledged: %+v %v", cs, err)
 	}
 }

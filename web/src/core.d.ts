@@ -179,11 +179,13 @@ export interface Core {
   version: string;
   // enroll generates this browser's device keys and enrols them with an
   // invite code; the server is this page's origin.
-  enroll(o: { invite: string; label: string; wrap?: Uint8Array; persist: Persist }): Promise<Me>;
+  // flushed resolves once everything persist was given so far is stored;
+  // the core waits for it before acknowledging anything to the server.
+  enroll(o: { invite: string; label: string; wrap?: Uint8Array; persist: Persist; flushed?: () => Promise<void> }): Promise<Me>;
   // open loads a profile from the sealed files persist was given. For a
   // passkey device, ticket is the unlock ticket of the assertion that gave
   // wrap, and unlock proves the passkey again for each later session.
-  open(o: { files: Record<string, Uint8Array>; wrap: Uint8Array; persist: Persist; ticket?: string; unlock?: () => Promise<string> }): Promise<Me>;
+  open(o: { files: Record<string, Uint8Array>; wrap: Uint8Array; persist: Persist; flushed?: () => Promise<void>; ticket?: string; unlock?: () => Promise<string> }): Promise<Me>;
   // Passkeys (src/keys.ts runs the WebAuthn ceremonies). An enrolment
   // without wrap keeps the profile in memory until setWrap.
   passkeyRegister(): Promise<{ ceremony: string; public_key: unknown }>;

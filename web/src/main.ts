@@ -85,7 +85,7 @@ async function boot(root: HTMLElement): Promise<void> {
   // secret kept beside it ("pending": a closed tab loses nothing), then,
   // once the passkey exists, under the passkey's PRF output.
   const enrol = async (invite: string, label: string): Promise<Me> => {
-    const m = await core.enroll({ invite, label, persist: queue.persist });
+    const m = await core.enroll({ invite, label, persist: queue.persist, flushed: () => queue.flushed() });
     clearErrors(); // earlier attempts' errors are moot now
     return m;
   };
@@ -118,11 +118,11 @@ async function boot(root: HTMLElement): Promise<void> {
         const device = keys.device;
         me = await locked(root, undefined, async () => {
           const u = await unlock(device);
-          return core.open({ files, wrap: u.wrap, ticket: u.ticket, unlock: () => unlock(device).then((x) => x.ticket), persist: queue.persist });
+          return core.open({ files, wrap: u.wrap, ticket: u.ticket, unlock: () => unlock(device).then((x) => x.ticket), persist: queue.persist, flushed: () => queue.flushed() });
         });
       } else if ((keys.protection === "none" || keys.protection === "pending") && keys.wrap && keys.device) {
         starting(root, "Opening your profile…");
-        me = await core.open({ files, wrap: keys.wrap, persist: queue.persist });
+        me = await core.open({ files, wrap: keys.wrap, persist: queue.persist, flushed: () => queue.flushed() });
         if (keys.protection === "pending") await protectKeys(keys.device);
         else warnUnprotected();
       } else {

@@ -205,10 +205,22 @@ func persistFunc(fn js.Value) core.Persist {
 	}
 }
 
+// flushedFunc waits for the page's flushed() promise: every file handed to
+// persist is stored.
+func flushedFunc(fn js.Value) func(context.Context) error {
+	if fn.Type() != js.TypeFunction {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		_, err := await(ctx, fn.Invoke())
+		return err
+	}
+}
+
 func (b *binding) enroll(a []js.Value) (any, error) {
 	o := arg(a, 0)
 	k, err := core.Enroll(context.Background(), js.Global().Get("location").Get("origin").String(),
-		o.Get("invite").String(), o.Get("label").String(), bytesOf(o.Get("wrap")), persistFunc(o.Get("persist")))
+		o.Get("invite").String(), o.Get("label").String(), bytesOf(o.Get("wrap")), persistFunc(o.Get("persist")), flushedFunc(o.Get("flushed")))
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +236,7 @@ func (b *binding) open(a []js.Value) (any, error) {
 		name := keys.Index(i).String()
 		files[name] = bytesOf(jf.Get(name))
 	}
-	k, err := core.Open(files, bytesOf(o.Get("wrap")), persistFunc(o.Get("persist")))
+	k, err := core.Open(files, bytesOf(o.Get("wrap")), persistFunc(o.Get("persist")), flushedFunc(o.Get("flushed")))
 	if err != nil {
 		return nil, err
 	}
