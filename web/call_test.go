@@ -187,6 +187,16 @@ func phoneScreenshot(t *testing.T, ctx context.Context, name string) {
 	run(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 800))
 }
 
+// rmsOf is a recording's loudness.
+func rmsOf(t *testing.T, path string) float64 {
+	rec := audiotest.Decode(t, path)
+	var e float64
+	for _, s := range rec {
+		e += float64(s) * float64(s)
+	}
+	return math.Sqrt(e / float64(max(len(rec), 1)))
+}
+
 func callView(t *testing.T, ctx context.Context, field string) string {
 	return eval[string](t, ctx, `String(window.hotlineUI.calls.view().`+field+`)`)
 }
@@ -238,6 +248,18 @@ func TestBrowserCalls(t *testing.T) {
 		if st := callView(t, duty, "stats.undecryptable"); st != "0" {
 			t.Logf("duty dropped %s undecryptable frames (frames of an epoch before the rotation are expected)", st)
 		}
+		// The server's quality report reaches the panel (every 5 s).
+		waitFor(t, p, "the quality indicator", `["good", "fair", "poor"].includes(document.querySelector('`+sel("call-quality")+`')?.dataset.level)`)
+		// Muted, the principal sends silence.
+		run(t, p, "mute", chromedp.Click(chromedp.CSS(sel("mute"))))
+		if pressed := eval[string](t, p, `document.querySelector('`+sel("mute")+`').getAttribute("aria-pressed")`); pressed != "true" {
+			t.Errorf("mute button aria-pressed %q", pressed)
+		}
+		time.Sleep(300 * time.Millisecond) // what was on its way before the mute
+		if rms := rmsOf(t, recordPage(t, duty, dir, "muted", 2*time.Second)); rms > 0.005 {
+			t.Errorf("duty still hears the principal after mute: RMS %.4f", rms)
+		}
+		run(t, p, "unmute", chromedp.Click(chromedp.CSS(sel("mute"))))
 		run(t, p, "hang up", chromedp.Click(chromedp.CSS(sel("hangup"))))
 		waitFor(t, duty, "the call's end at duty", `["ended", "idle"].includes(window.hotlineUI.calls.view().phase)`)
 		waitFor(t, p, "idle again", `window.hotlineUI.calls.view().phase === "idle"`)
@@ -321,6 +343,10 @@ func TestBrowserCalls(t *testing.T) {
 		waitFor(t, duty, "the ring after the reload", `!!document.querySelector('`+sel("ring")+`')`)
 		waitFor(t, duty, "duty's media line after the reload", `window.hotlineUI?.calls?.view().lineUp === true`)
 		ringer := eval[string](t, duty, `document.querySelector('`+sel("ring")+`').textContent`)
+		// The caller is a note-taker: on the record, shown before answering.
+		if rec := eval[string](t, duty, `document.querySelector('`+sel("ring-on-record")+`')?.textContent ?? ""`); !strings.Contains(rec, "notes@demo.example") {
+			t.Errorf("the ring does not show the note-taker on the record: %q", rec)
+		}
 		if !strings.Contains(ringer, "notes@demo.example") {
 			t.Errorf("the ring panel does not name the caller: %q", ringer)
 		}
