@@ -947,7 +947,15 @@ func (c *Client) checkNewLeaf(kp *mls.KeyPackage, class conversation.Classificat
 // have, and checks each with checkNewLeaf.
 func (c *Client) claim(ctx context.Context, cs mls.CipherSuite, class conversation.Classification, have, users []string) ([]*mls.KeyPackage, error) {
 	var kps []*mls.KeyPackage
+	seen := map[string]bool{}
 	for _, u := range users {
+		// A user named twice (or oneself, whom creating a conversation
+		// always includes) is claimed once: a second claim would spend a
+		// key package of each device and add it twice.
+		if seen[u] {
+			continue
+		}
+		seen[u] = true
 		claimed, err := c.ClaimKeyPackages(ctx, u, cs, have...)
 		if err != nil {
 			if u == c.Profile().User && apierr.Is(err, apierr.KeyPackageMissing) {

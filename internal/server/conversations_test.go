@@ -287,3 +287,20 @@ func TestUnclearedOutsiderRefused(t *testing.T) {
 		})
 	}
 }
+
+// Naming oneself, or a member twice, when creating a conversation adds
+// each device once.
+func TestCreateConversationNamesDeduplicated(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	ctx := t.Context()
+	admin := e.admin(t)
+	alice := newMember(t, e, admin, "alice")
+	newMember(t, e, admin, "bob")
+	info, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"alice@state.example", "bob@state.example", "bob@state.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := memberNames(info); !slices.Equal(got, []string{"alice", "bob"}) {
+		t.Fatalf("members %v", got)
+	}
+}
