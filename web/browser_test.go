@@ -424,3 +424,26 @@ func TestBrowsersVerify(t *testing.T) {
 	run(t, duty, "it's mine", chromedp.Click(chromedp.CSS(sel("accept-device")+`[data-device="`+res.Device+`"]`)))
 	waitFor(t, duty, "the alert gone", `!document.querySelector('`+sel("device-alert")+`')`)
 }
+
+// TestBrowserPendingApproval: a further device of a user waits for
+// approval; the browser says so, with the device ID to compare, and opens
+// the app once another device of the user approves it.
+func TestBrowserPendingApproval(t *testing.T) {
+	d := startDemo(t)
+	ctx := tab(t, newBrowser(t))
+	authenticator(t, ctx, true)
+	// The demo's security officer is not one of the people it approves
+	// automatically: a browser enrolled as them waits.
+	code, err := d.Invite(t.Context(), "security@demo.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "open the invite", chromedp.Navigate("http://sec.localhost:"+strconv.Itoa(d.Port)+"/#invite="+code))
+	waitFor(t, ctx, "the pending screen", `document.getElementById("app").dataset.state === "pending" && !!document.querySelector('`+sel("device")+`')`)
+	device := strings.TrimSpace(eval[string](t, ctx, `document.querySelector('`+sel("device")+`').textContent`))
+	screenshot(t, ctx, "desktop-pending")
+	if err := d.Approve(t.Context(), device); err != nil {
+		t.Fatalf("approve %q: %v", device, err)
+	}
+	waitFor(t, ctx, "the app once approved", `(document.querySelector('`+sel("me")+`')?.textContent ?? "").includes("security@demo.example")`)
+}

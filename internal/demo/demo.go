@@ -270,6 +270,12 @@ func (d *Demo) Invite(ctx context.Context, user string) (string, error) {
 	return inv.Code, err
 }
 
+// Approve approves a pending device as the demo's security officer (for
+// devices of users the demo does not approve by itself: its own).
+func (d *Demo) Approve(ctx context.Context, device string) error {
+	return d.desk.Do(ctx, "POST", "/v1/devices/"+url.PathEscape(device)+"/approve", nil, nil)
+}
+
 // Server returns the demo's server.
 func (d *Demo) Server() *server.Server { return d.srv }
 
