@@ -158,11 +158,7 @@ func recordPage(t *testing.T, ctx context.Context, dir, name string, d time.Dura
 func heardLike(t *testing.T, what, recording, played, other string) {
 	t.Helper()
 	rec := audiotest.Decode(t, recording)
-	var energy float64
-	for _, s := range rec {
-		energy += float64(s) * float64(s)
-	}
-	rms := math.Sqrt(energy / float64(max(len(rec), 1)))
+	rms := rms(rec)
 	score, lag := audiotest.Similarity(audiotest.Decode(t, played), rec)
 	t.Logf("%s: %.1f s recorded, RMS %.4f, similarity %.3f at lag %v", what, float64(len(rec))/audiotest.Rate, rms, score, lag)
 	if rms < 0.005 {
@@ -188,13 +184,14 @@ func phoneScreenshot(t *testing.T, ctx context.Context, name string) {
 }
 
 // rmsOf is a recording's loudness.
-func rmsOf(t *testing.T, path string) float64 {
-	rec := audiotest.Decode(t, path)
+func rmsOf(t *testing.T, path string) float64 { return rms(audiotest.Decode(t, path)) }
+
+func rms(pcm []float32) float64 {
 	var e float64
-	for _, s := range rec {
+	for _, s := range pcm {
 		e += float64(s) * float64(s)
 	}
-	return math.Sqrt(e / float64(max(len(rec), 1)))
+	return math.Sqrt(e / float64(max(len(pcm), 1)))
 }
 
 func callView(t *testing.T, ctx context.Context, field string) string {

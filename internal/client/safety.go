@@ -54,7 +54,12 @@ func SafetyHalf(user string, sigKeys []string) string {
 
 // SafetyNumber is the 60 digits two users compare, grouped by 5.
 func SafetyNumber(userA string, keysA []string, userB string, keysB []string) string {
-	a, b := SafetyHalf(userA, keysA), SafetyHalf(userB, keysB)
+	return joinHalves(userA, SafetyHalf(userA, keysA), userB, SafetyHalf(userB, keysB))
+}
+
+// joinHalves puts two users' halves in order (the lower user ID's first)
+// and groups the digits by 5.
+func joinHalves(userA, a, userB, b string) string {
 	if userB < userA {
 		a, b = b, a
 	}
@@ -126,14 +131,13 @@ func (c *Client) Verifications(id string) ([]Verification, error) {
 	if err != nil {
 		return nil, err
 	}
-	mine := c.userKeys(me, info.Members)
+	mine := SafetyHalf(me, c.userKeys(me, info.Members))
 	out := []Verification{}
 	for _, u := range slices.Sorted(maps.Keys(users)) {
-		theirs := c.userKeys(u, info.Members)
-		v := Verification{User: u, SafetyNumber: SafetyNumber(me, mine, u, theirs)}
+		theirs := SafetyHalf(u, c.userKeys(u, info.Members))
+		v := Verification{User: u, SafetyNumber: joinHalves(me, mine, u, theirs)}
 		if half, ok := done[u]; ok {
-			cur := SafetyHalf(u, theirs)
-			v.Verified, v.Changed = half == cur, half != cur
+			v.Verified, v.Changed = half == theirs, half != theirs
 		}
 		out = append(out, v)
 	}

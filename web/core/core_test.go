@@ -113,6 +113,18 @@ func (b *browser) follow(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
+// followConnected follows the event stream and waits until it is up
+// (key packages published, so others can add this device).
+func (b *browser) followConnected(t *testing.T) {
+	t.Helper()
+	b.follow(t)
+	eventually(t, "the event stream", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return slices.ContainsFunc(b.status, func(s core.Status) bool { return s.Connected })
+	})
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -143,15 +155,8 @@ func TestWebCore(t *testing.T) {
 			return err == nil && !me.Pending
 		})
 	}
-	duty.follow(t)
-	p.follow(t)
-	for _, b := range []*browser{p, duty} {
-		eventually(t, "the event stream", func() bool {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			return slices.ContainsFunc(b.status, func(s core.Status) bool { return s.Connected })
-		})
-	}
+	duty.followConnected(t)
+	p.followConnected(t)
 
 	cs, err := p.Contacts(ctx)
 	if err != nil {
@@ -283,14 +288,8 @@ func TestWebCoreCall(t *testing.T) {
 	ctx := t.Context()
 	p := enrol(t, d, "principal", bytes.Repeat([]byte{1}, 32))
 	duty := enrol(t, d, "duty", bytes.Repeat([]byte{2}, 32))
-	for _, b := range []*browser{p, duty} {
-		b.follow(t)
-		eventually(t, "the event stream", func() bool {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			return slices.ContainsFunc(b.status, func(s core.Status) bool { return s.Connected })
-		})
-	}
+	p.followConnected(t)
+	duty.followConnected(t)
 	conv, err := p.Direct(ctx, "duty@demo.example")
 	if err != nil {
 		t.Fatal(err)
@@ -408,14 +407,8 @@ func TestWebCoreVerification(t *testing.T) {
 	ctx := t.Context()
 	p := enrol(t, d, "principal", bytes.Repeat([]byte{1}, 32))
 	duty := enrol(t, d, "duty", bytes.Repeat([]byte{2}, 32))
-	for _, b := range []*browser{p, duty} {
-		b.follow(t)
-		eventually(t, "the event stream", func() bool {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			return slices.ContainsFunc(b.status, func(s core.Status) bool { return s.Connected })
-		})
-	}
+	p.followConnected(t)
+	duty.followConnected(t)
 	conv, err := p.Direct(ctx, "duty@demo.example")
 	if err != nil {
 		t.Fatal(err)
