@@ -158,7 +158,7 @@ func recordPage(t *testing.T, ctx context.Context, dir, name string, d time.Dura
 func heardLike(t *testing.T, what, recording, played, other string) {
 	t.Helper()
 	rec := audiotest.Decode(t, recording)
-	rms := rms(rec)
+	rms := rootMeanSquare(rec)
 	score, lag := audiotest.Similarity(audiotest.Decode(t, played), rec)
 	t.Logf("%s: %.1f s recorded, RMS %.4f, similarity %.3f at lag %v", what, float64(len(rec))/audiotest.Rate, rms, score, lag)
 	if rms < 0.005 {
@@ -184,9 +184,9 @@ func phoneScreenshot(t *testing.T, ctx context.Context, name string) {
 }
 
 // rmsOf is a recording's loudness.
-func rmsOf(t *testing.T, path string) float64 { return rms(audiotest.Decode(t, path)) }
+func rmsOf(t *testing.T, path string) float64 { return rootMeanSquare(audiotest.Decode(t, path)) }
 
-func rms(pcm []float32) float64 {
+func rootMeanSquare(pcm []float32) float64 {
 	var e float64
 	for _, s := range pcm {
 		e += float64(s) * float64(s)
