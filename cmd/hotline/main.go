@@ -7,6 +7,7 @@
 //	hotline enroll  --server URL --invite CODE --profile DIR
 //	hotline whoami | user | invite | device | policy | log | events  (as a device)
 //	hotline conversation | send | read | attach | chat               (as a device)
+//	hotline request | schedule | brief                               (the duty desk, as a device)
 //	hotline key rotate | backup | restore | log audit                (as the operator)
 //
 // Run `hotline help` or `hotline COMMAND -h` for details. Errors are printed
@@ -71,6 +72,9 @@ func init() {
 		{"chat", "talk in a conversation: send lines, see what arrives", cmdChat},
 		{"call", "call a user or a conversation, end-to-end encrypted", cmdCall},
 		{"answer", "wait for a call and answer it", cmdAnswer},
+		{"request", "call requests to the duty desk: create, list, show, approve, propose, accept, decline, withdraw", cmdRequest},
+		{"schedule", "the scheduled calls of a day, in your time zone", cmdSchedule},
+		{"brief", "briefings for scheduled calls: send, show, ack", cmdBrief},
 		{"bench", "measure this build: bench calls", cmdBench},
 		{"key", "rotate the organisation's online keys with the root key", cmdKey},
 		{"backup", "write a consistent snapshot of a SQLite data directory", cmdBackup},

@@ -61,6 +61,7 @@ func TestScript(t *testing.T) {
 			"perm":     cmdPerm,
 			"exitcode": cmdExitCode,
 			"sleep":    cmdSleep,
+			"timevar":  cmdTimeVar,
 			"mkcert":   cmdMkcert,
 			"speech":   func(ts *testscript.TestScript, neg bool, args []string) { cmdSpeech(t, ts, neg, args) },
 			"similar":  func(ts *testscript.TestScript, neg bool, args []string) { cmdSimilar(t, ts, neg, args) },
@@ -97,6 +98,22 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// timevar VAR DURATION [LAYOUT]: set VAR to the time DURATION from now in
+// UTC, formatted by LAYOUT (default "2006-01-02 15:04"), for commands that
+// take times that must lie in the future.
+func cmdTimeVar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: timevar VAR DURATION [LAYOUT]")
+	}
+	d, err := time.ParseDuration(args[1])
+	ts.Check(err)
+	layout := "2006-01-02 15:04"
+	if len(args) == 3 {
+		layout = args[2]
+	}
+	ts.Setenv(args[0], time.Now().UTC().Add(d).Format(layout))
 }
 
 // readvar FILE VAR: set VAR to FILE's content without surrounding space.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"hotline/internal/apierr"
+	"hotline/internal/desk"
 )
 
 // MaxBody is the largest request body any endpoint accepts.
@@ -575,4 +576,70 @@ type PasskeyUnlock struct {
 	Device  string    `json:"device"`
 	Unlock  string    `json:"unlock"`
 	Expires time.Time `json:"expires"`
+}
+
+// CallRequestCreate is POST /v1/call-requests: ask the duty desk for a call
+// with a principal. Conversation is the request's conversation (group ID,
+// unpadded base64url), holding the requester and the duty officers; the
+// purpose is sent there as an MLS message, never here.
+type CallRequestCreate struct {
+	Principal    string        `json:"principal"`
+	Urgency      string        `json:"urgency"` // routine, priority, flash
+	Windows      []desk.Window `json:"windows"` // when the requester could talk
+	Zone         string        `json:"zone"`    // the requester's time zone (IANA), for display
+	Conversation string        `json:"conversation"`
+}
+
+// CallRequest is a call request as the server knows it (metadata only): the
+// answer of the call-request endpoints and the payload of request.update
+// events.
+type CallRequest struct {
+	ID              string        `json:"id"`
+	Requester       string        `json:"requester"`
+	RequesterDevice string        `json:"requester_device"`
+	Principal       string        `json:"principal"`
+	Urgency         string        `json:"urgency"`
+	Status          string        `json:"status"` // pending, proposed, scheduled, declined, withdrawn
+	Conversation    string        `json:"conversation"`
+	Zone            string        `json:"zone"`
+	Windows         []desk.Window `json:"windows"` // the requester's, or the desk's once proposed
+	ScheduledAt     *time.Time    `json:"scheduled_at,omitempty"`
+	Duration        int64         `json:"duration,omitempty"` // seconds, once scheduled
+	DecidedBy       string        `json:"decided_by,omitempty"`
+	CreatedAt       time.Time     `json:"created_at"`
+	UpdatedAt       time.Time     `json:"updated_at"`
+	Briefing        *BriefingInfo `json:"briefing,omitempty"`
+}
+
+// BriefingInfo is what the server knows of a call's briefing: where it is,
+// who sent which version, and which version the principal acknowledged.
+type BriefingInfo struct {
+	Conversation string     `json:"conversation"`
+	By           string     `json:"by"`
+	Version      int        `json:"version"`
+	At           time.Time  `json:"at"`
+	Acked        int        `json:"acked,omitempty"`
+	AckedAt      *time.Time `json:"acked_at,omitempty"`
+}
+
+// RequestDecision is POST /v1/call-requests/{id}/{action}: approve (At,
+// Duration), propose (Windows), accept (At, Duration), decline, withdraw.
+// Any reason is an MLS message in the request's conversation.
+type RequestDecision struct {
+	At       *time.Time    `json:"at,omitempty"`
+	Duration int64         `json:"duration,omitempty"` // seconds (0: 30 minutes)
+	Windows  []desk.Window `json:"windows,omitempty"`
+}
+
+// BriefingAttach is POST /v1/call-requests/{id}/briefing: version Version of
+// the briefing was sent in Conversation (staff and the principal only).
+type BriefingAttach struct {
+	Conversation string `json:"conversation"`
+	Version      int    `json:"version"`
+}
+
+// BriefingAck is POST /v1/call-requests/{id}/briefing/ack: the principal read
+// Version.
+type BriefingAck struct {
+	Version int `json:"version"`
 }

@@ -152,6 +152,8 @@ func kindName(k conversation.Kind) string {
 		return "title"
 	case conversation.KindCheckpoint:
 		return "checkpoint"
+	case conversation.KindDesk:
+		return "desk"
 	}
 	return "unknown"
 }

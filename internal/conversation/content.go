@@ -17,6 +17,7 @@ const (
 	KindAttachment Kind = 2 // Data: an attach.Descriptor, with the file's key
 	KindTitle      Kind = 3 // Text: the conversation's title (content, so never on the server)
 	KindCheckpoint Kind = 4 // Data: the sender's latest verified transparency-log checkpoint
+	KindDesk       Kind = 5 // Data: a duty-desk document (desk.Doc): a call request's purpose, a reason, a briefing
 )
 
 // Limits.
@@ -25,6 +26,7 @@ const (
 	MaxTitle      = 200
 	MaxData       = 16 << 10
 	MaxCheckpoint = 4 << 10
+	MaxDesk       = 64 << 10
 )
 
 // Content is one application message's payload.
@@ -92,6 +94,10 @@ func (c Content) Validate() error {
 	case KindTitle:
 		if len(c.Text) > MaxTitle || c.Data != nil {
 			return bad("a title has at most %d bytes and no data", MaxTitle)
+		}
+	case KindDesk:
+		if c.Text != "" || len(c.Data) == 0 || len(c.Data) > MaxDesk {
+			return bad("a desk document carries 1 to %d bytes of data and no text", MaxDesk)
 		}
 	case KindAttachment, KindCheckpoint:
 		if c.Text != "" || len(c.Data) == 0 || len(c.Data) > MaxData {

@@ -14,6 +14,7 @@ func TestContent(t *testing.T) {
 		{Kind: KindTitle, Text: "Strait crisis, principals only"},
 		{Kind: KindAttachment, Data: []byte{1, 2, 3}},
 		{Kind: KindCheckpoint, Data: []byte("state.example\n3\nabc=\n")},
+		{Kind: KindDesk, Data: []byte(`{"type":"reason","request":"01","reason":"travelling"}`)},
 		{Kind: KindText, Text: "with the sender's checkpoint", Checkpoint: []byte("state.example\n4\nabc=\n")},
 	} {
 		b, err := c.Marshal()
@@ -31,6 +32,9 @@ func TestContent(t *testing.T) {
 		"long title":           {Kind: KindTitle, Text: strings.Repeat("t", MaxTitle+1)},
 		"attachment with text": {Kind: KindAttachment, Text: "x", Data: []byte{1}},
 		"empty attachment":     {Kind: KindAttachment},
+		"empty desk document":  {Kind: KindDesk},
+		"desk with text":       {Kind: KindDesk, Text: "x", Data: []byte{1}},
+		"desk too long":        {Kind: KindDesk, Data: make([]byte, MaxDesk+1)},
 		"bad UTF-8":            {Kind: KindText, Text: "\xff"},
 		"too long":             {Kind: KindText, Text: strings.Repeat("a", MaxText+1)},
 		"long checkpoint":      {Kind: KindText, Checkpoint: make([]byte, MaxCheckpoint+1)},

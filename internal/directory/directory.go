@@ -39,6 +39,9 @@ const (
 	ActLogRead       Action = "log.read"       // read the transparency log
 	ActRecordsManage Action = "records.manage" // retention, legal hold
 	ActContactCheck  Action = "contact.check"  // ask whether a contact is allowed
+	ActRequestCreate Action = "request.create" // request a call with a principal (where the contact policy allows)
+	ActRequestTriage Action = "request.triage" // approve, reschedule or decline call requests; see them all
+	ActBriefingWrite Action = "briefing.write" // attach a briefing to a scheduled call
 )
 
 // AllActions lists every action in a fixed order.
@@ -46,17 +49,23 @@ var AllActions = []Action{
 	ActUserCreate, ActUserRoles, ActUserClearance, ActUserDisable, ActUserList,
 	ActInviteCreate, ActDeviceApprove, ActDeviceRevoke, ActDeviceList,
 	ActPolicyManage, ActPolicyRead, ActLogRead, ActRecordsManage, ActContactCheck,
+	ActRequestCreate, ActRequestTriage, ActBriefingWrite,
 }
 
 // everyone lists the actions every user may take, whatever their roles: every
 // device verifies the log and may ask whether a contact is allowed.
 var everyone = []Action{ActLogRead, ActContactCheck}
 
+// people lists the actions every user who is a person may take: every user
+// but the archive and recorder accounts.
+var people = []Action{ActRequestCreate}
+
 // grants lists what each role adds to everyone's actions. Admins and
 // security officers hold disjoint powers so that no single one of them can
 // both create an account and put a device on it.
 var grants = map[identity.Role][]Action{
-	identity.RoleDutyOfficer:     {ActUserList, ActPolicyRead},
+	identity.RoleDutyOfficer:     {ActUserList, ActPolicyRead, ActRequestTriage, ActBriefingWrite},
+	identity.RoleNoteTaker:       {ActBriefingWrite},
 	identity.RoleRecordsOfficer:  {ActUserList, ActPolicyRead, ActRecordsManage},
 	identity.RoleSecurityOfficer: {ActUserList, ActPolicyRead, ActInviteCreate, ActDeviceApprove, ActDeviceRevoke, ActDeviceList},
 	identity.RoleAdmin:           {ActUserCreate, ActUserRoles, ActUserClearance, ActUserDisable, ActUserList, ActPolicyManage, ActPolicyRead},
@@ -72,6 +81,9 @@ func Allowed(roles identity.Roles, a Action) bool {
 	}
 	if roles.Has(identity.RoleArchive) || roles.Has(identity.RoleRecorder) {
 		return false
+	}
+	if slices.Contains(people, a) {
+		return true
 	}
 	for _, r := range roles {
 		if slices.Contains(grants[r], a) {

@@ -96,6 +96,10 @@ type Actor struct {
 	Device store.Device
 }
 
+// Can returns Forbidden unless the actor's roles allow act (see
+// docs/roles.md).
+func (a Actor) Can(act directory.Action) error { return a.can(act) }
+
 // can returns Forbidden unless the actor's roles allow a.
 func (a Actor) can(act directory.Action) error {
 	if !directory.Allowed(a.User.Roles, act) {

@@ -152,6 +152,37 @@ func (s *Service) CheckContactTx(ctx context.Context, tx *store.Tx, a Actor, tar
 	return d, apierr.New(apierr.ContactRefused, "the contact policy refuses contact with %s (%s)", target, rule)
 }
 
+// CheckRequestTx decides whether the actor may ask the duty desk for a call
+// with target: the contact policy must allow contact, directly or through a
+// call request. It returns the target. A refusal is logged as CheckContactTx
+// logs it; an allowed request is not (the request itself is logged).
+func (s *Service) CheckRequestTx(ctx context.Context, tx *store.Tx, a Actor, target identity.UserID) (store.User, error) {
+	if err := a.can(directory.ActRequestCreate); err != nil {
+		return store.User{}, err
+	}
+	tgt, err := (&txn{Tx: tx, s: s, ctx: ctx}).user(target)
+	if err != nil {
+		return store.User{}, storeErr(err)
+	}
+	rs, err := rules(ctx, tx)
+	if err != nil {
+		return store.User{}, storeErr(err)
+	}
+	d := policy.Evaluate(rs, policy.Party{User: a.User.ID, Roles: a.User.Roles}, policy.Party{User: tgt.ID, Roles: tgt.Roles})
+	if d.Effect == policy.Allow || d.Effect == policy.Request {
+		if tgt.Disabled {
+			return tgt, apierr.New(apierr.UserDisabled, "user %s is disabled", tgt.ID)
+		}
+		return tgt, nil
+	}
+	s.logRefusal(a, target, d.Code)
+	rule := "no rule allows it"
+	if d.Rule != nil {
+		rule = "rule: " + d.Rule.String()
+	}
+	return tgt, apierr.New(apierr.ContactRefused, "the contact policy refuses contact with %s (%s)", target, rule)
+}
+
 // Contact is a user the actor may reach: directly, or, with ViaRequest,
 // only through a call request to the duty desk.
 type Contact struct {

@@ -56,6 +56,17 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/calls/PARAM/join"},
 	{"POST", "/v1/calls/PARAM/leave"},
 	{"POST", "/v1/media"},
+	{"POST", "/v1/call-requests"},
+	{"GET", "/v1/call-requests?status=PARAM"},
+	{"GET", "/v1/call-requests/PARAM"},
+	{"POST", "/v1/call-requests/PARAM/approve"},
+	{"POST", "/v1/call-requests/PARAM/propose"},
+	{"POST", "/v1/call-requests/PARAM/accept"},
+	{"POST", "/v1/call-requests/PARAM/decline"},
+	{"POST", "/v1/call-requests/PARAM/withdraw"},
+	{"POST", "/v1/call-requests/PARAM/briefing"},
+	{"POST", "/v1/call-requests/PARAM/briefing/ack"},
+	{"GET", "/v1/schedule?from=PARAM&to=PARAM"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

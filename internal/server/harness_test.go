@@ -8,12 +8,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -279,3 +282,66 @@ func eventually(t testing.TB, what string, cond func() bool) {
 
 // backends returns the backends to run a test on.
 func backends() []string { return []string{"sqlite", "postgres"} }
+
+// metricsText returns the server's /metrics page.
+func (e *env) metricsText(t testing.TB) string {
+	t.Helper()
+	resp, err := e.httpClient().Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// noCanary stops the server and fails the test if canary is in its
+// metrics, its log, any file of its data directory (the SQLite database
+// with its -wal and -shm files) or, on PostgreSQL, a dump of its schema,
+// which must mention table to show the dump holds the data.
+func (e *env) noCanary(t *testing.T, canary, table string) {
+	t.Helper()
+	if strings.Contains(e.metricsText(t), canary) {
+		t.Error("canary in the metrics")
+	}
+	e.stop()
+	scanned := 0
+	err := filepath.Walk(e.dir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		scanned++
+		if bytes.Contains(b, []byte(canary)) {
+			t.Errorf("canary in %s", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.database == "" && scanned < 3 {
+		t.Errorf("scanned only %d files", scanned)
+	}
+	if e.database != "" {
+		dump, err := exec.Command("pg_dump", e.pgDumpArgs(t)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("pg_dump: %v\n%s", err, dump)
+		}
+		if !bytes.Contains(dump, []byte(table)) {
+			t.Fatalf("the dump holds no %s:\n%.2000s", table, dump)
+		}
+		if bytes.Contains(dump, []byte(canary)) {
+			t.Error("canary in the PostgreSQL dump")
+		}
+	}
+	if strings.Contains(e.logs.String(), canary) {
+		t.Error("canary in the server log")
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"hotline/internal/metrics"
 	"hotline/internal/org"
 	"hotline/internal/store"
+	"hotline/internal/workflow"
 )
 
 // access says who may call a route.
@@ -96,6 +97,16 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/calls/{id}/join", active, callAction(s.calls.Join))
 	handle("POST /v1/calls/{id}/leave", active, callAction(s.calls.Leave))
 	mux.Handle("POST /v1/media", s.wrap("POST /v1/media", active, maxMediaOffer, s.connectMedia))
+
+	handle("POST /v1/call-requests", active, s.createRequest)
+	handle("GET /v1/call-requests", active, s.listCallRequests)
+	handle("GET /v1/call-requests/{id}", active, s.getRequest)
+	for _, act := range []string{workflow.ActApprove, workflow.ActPropose, workflow.ActAccept, workflow.ActDecline, workflow.ActWithdraw} {
+		handle("POST /v1/call-requests/{id}/"+act, active, s.decideRequest(act))
+	}
+	handle("POST /v1/call-requests/{id}/briefing", active, s.attachBriefing)
+	handle("POST /v1/call-requests/{id}/briefing/ack", active, s.ackBriefing)
+	handle("GET /v1/schedule", active, s.schedule)
 
 	handle("POST /v1/blobs", active, s.createBlob)
 	mux.Handle("PUT /v1/blobs/{id}/chunks/{n}", s.wrap("PUT /v1/blobs/{id}/chunks/{n}", active, deliver.BlobChunkSize, s.putChunk))
@@ -238,6 +249,7 @@ type serverMetrics struct {
 	messages  *metrics.CounterVec
 	delivered *metrics.CounterVec
 	calls     *metrics.CounterVec
+	callReqs  *metrics.CounterVec
 	passkeys  *metrics.CounterVec
 	// Media quality per participant and interval (see callQuality).
 	mediaLoss, mediaJitter, mediaRTT *metrics.Histogram
@@ -255,6 +267,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 		messages:  reg.NewCounterVec("hotline_conversation_messages_total", "Conversation messages accepted, by kind (application, proposal, commit).", "kind"),
 		delivered: reg.NewCounterVec("hotline_conversation_deliveries_total", "Conversation messages sent to devices on their event streams.", "kind"),
 		calls:     reg.NewCounterVec("hotline_calls_total", "Calls placed.", "event"),
+		callReqs:  reg.NewCounterVec("hotline_call_requests_total", "Call requests made, by urgency.", "urgency"),
 		passkeys:  reg.NewCounterVec("hotline_passkey_ceremonies_total", "Passkey ceremony steps (register.begin, register, unlock.begin, unlock) by result: ok or the error code.", "step", "result"),
 		mediaLoss: reg.NewHistogram("hotline_call_media_loss_ratio", "Fraction of call media packets lost, per participant and quality interval (the worse direction).",
 			[]float64{0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5}),

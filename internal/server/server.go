@@ -34,6 +34,7 @@ import (
 	"hotline/internal/sfu"
 	"hotline/internal/store"
 	"hotline/internal/transparency"
+	"hotline/internal/workflow"
 )
 
 // Config configures a server.
@@ -103,7 +104,9 @@ type Server struct {
 	svc     *org.Service
 	deliver *deliver.Service
 	calls   *call.Service
-	media   *sfu.SFU
+	// workflow is the duty desk: call requests, schedule, briefings.
+	workflow *workflow.Service
+	media    *sfu.SFU
 	// qualityPrev holds each device's media counters at the last quality
 	// report (callQuality); qualityMu guards it.
 	qualityMu   sync.Mutex
@@ -227,6 +230,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("media: %w", err)
 	}
 	s.calls = call.New(call.Config{Store: s.store, Org: s.svc, Hub: s.hub, Media: s.media, Now: cfg.Now, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
+	s.workflow = workflow.New(workflow.Config{Store: s.store, Org: s.svc, Hub: s.hub, Now: cfg.Now, Logger: cfg.Logger})
 	s.limits = newLimiters(cfg)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.http = &http.Server{

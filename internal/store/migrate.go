@@ -255,6 +255,37 @@ CREATE TABLE passkey_unlocks (
 	expires_at  BIGINT NOT NULL
 );
 `,
+	// 7: the duty desk's call requests: who asked to talk to which
+	// principal, how urgently, in which windows, and what was decided;
+	// with the briefing's metadata. The purpose, reasons and the briefing
+	// itself are MLS messages in the conversations named here.
+	`
+CREATE TABLE call_requests (
+	id               TEXT PRIMARY KEY,
+	requester        TEXT NOT NULL,
+	requester_device TEXT NOT NULL,
+	principal        TEXT NOT NULL,
+	urgency          TEXT NOT NULL,
+	status           TEXT NOT NULL,
+	group_id         BYTES NOT NULL,
+	zone             TEXT NOT NULL,
+	windows          TEXT NOT NULL,
+	scheduled_at     BIGINT NOT NULL DEFAULT 0,
+	duration         BIGINT NOT NULL DEFAULT 0,
+	decided_by       TEXT NOT NULL DEFAULT '',
+	created_at       BIGINT NOT NULL,
+	updated_at       BIGINT NOT NULL,
+	brief_group      BYTES,
+	brief_by         TEXT NOT NULL DEFAULT '',
+	brief_version    INTEGER NOT NULL DEFAULT 0,
+	brief_at         BIGINT NOT NULL DEFAULT 0,
+	brief_acked      INTEGER NOT NULL DEFAULT 0,
+	brief_acked_at   BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX call_requests_principal ON call_requests(principal, scheduled_at);
+CREATE INDEX call_requests_requester ON call_requests(requester);
+CREATE INDEX call_requests_status ON call_requests(status, scheduled_at);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -45,6 +45,17 @@ const (
 	TypeCallJoin  = "call.join"  // Conversation, Call, User, Device
 	TypeCallLeave = "call.leave" // Conversation, Call, User, Device, Reason
 	TypeCallEnd   = "call.end"   // Conversation, Call, Reason
+	// The duty desk's workflow: every step, metadata only (purposes,
+	// reasons and briefings travel inside MLS groups). Item is the call
+	// request's ID.
+	TypeRequestCreate   = "request.create"   // Item, Actor, ActorDevice, Target (the principal), Urgency, Conversation
+	TypeRequestApprove  = "request.approve"  // Item, Actor, ActorDevice, At (scheduled start)
+	TypeRequestPropose  = "request.propose"  // Item, Actor, ActorDevice, Count (windows proposed)
+	TypeRequestAccept   = "request.accept"   // Item, Actor, ActorDevice, At (scheduled start)
+	TypeRequestDecline  = "request.decline"  // Item, Actor, ActorDevice
+	TypeRequestWithdraw = "request.withdraw" // Item, Actor, ActorDevice
+	TypeBriefingAttach  = "briefing.attach"  // Item, Actor, ActorDevice, Conversation (where the briefing is), Count (its version)
+	TypeBriefingAck     = "briefing.ack"     // Item, Actor, ActorDevice, Count (the version acknowledged)
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -69,6 +80,9 @@ type Entry struct {
 	KeySet       string   `json:"keyset,omitempty"`       // root-signed key set (note text)
 	Conversation string   `json:"conversation,omitempty"` // MLS group ID, unpadded base64url
 	Call         string   `json:"call,omitempty"`         // a call's ID
+	Item         string   `json:"item,omitempty"`         // a workflow item's ID (a call request)
+	Urgency      string   `json:"urgency,omitempty"`      // routine, priority or flash
+	At           int64    `json:"at,omitempty"`           // a scheduled time, unix seconds
 }
 
 // Marshal validates e and returns its canonical encoding.
@@ -180,6 +194,26 @@ func (e Entry) Validate() error {
 		need("conversation", e.Conversation != "")
 		need("call", e.Call != "")
 		need("reason", e.Reason != "")
+	case TypeRequestCreate, TypeRequestApprove, TypeRequestPropose, TypeRequestAccept,
+		TypeRequestDecline, TypeRequestWithdraw, TypeBriefingAttach, TypeBriefingAck:
+		need("item", e.Item != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		switch e.Type {
+		case TypeRequestCreate:
+			need("target", e.Target != "")
+			need("urgency", e.Urgency != "")
+			need("conversation", e.Conversation != "")
+		case TypeRequestApprove, TypeRequestAccept:
+			need("at", e.At > 0)
+		case TypeRequestPropose:
+			need("count", e.Count > 0)
+		case TypeBriefingAttach:
+			need("conversation", e.Conversation != "")
+			need("count", e.Count > 0)
+		case TypeBriefingAck:
+			need("count", e.Count > 0)
+		}
 	default:
 		return malformed("entry type %.40q unknown", e.Type)
 	}
@@ -194,6 +228,15 @@ func (e Entry) Validate() error {
 	}
 	if e.Call != "" && !isCode(e.Call) {
 		return malformed("%s entry call %.40q is not an ID", e.Type, e.Call)
+	}
+	if e.Item != "" && !isCode(e.Item) {
+		return malformed("%s entry item %.40q is not an ID", e.Type, e.Item)
+	}
+	if e.Urgency != "" && e.Urgency != "routine" && e.Urgency != "priority" && e.Urgency != "flash" {
+		return malformed("%s entry urgency %.40q: want routine, priority or flash", e.Type, e.Urgency)
+	}
+	if e.At < 0 {
+		return malformed("%s entry at %d is negative", e.Type, e.At)
 	}
 	for _, s := range []string{e.Actor, e.ActorDevice, e.User, e.Device, e.Clearance, e.Rule, e.Target, e.KeySet} {
 		if !utf8.ValidString(s) {

@@ -224,3 +224,46 @@ func TestConversationEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkflowEntries(t *testing.T) {
+	const a, d = "a@o.example", "aaaaaaaaaaaaaaaa"
+	good := []Entry{
+		{Type: TypeRequestCreate, Time: 1, Item: "r1", Actor: a, ActorDevice: d, Target: "p@o.example", Urgency: "flash", Conversation: "AAEC"},
+		{Type: TypeRequestApprove, Time: 1, Item: "r1", Actor: a, ActorDevice: d, At: 1800000000},
+		{Type: TypeRequestPropose, Time: 1, Item: "r1", Actor: a, ActorDevice: d, Count: 2},
+		{Type: TypeRequestAccept, Time: 1, Item: "r1", Actor: a, ActorDevice: d, At: 1800000000},
+		{Type: TypeRequestDecline, Time: 1, Item: "r1", Actor: a, ActorDevice: d},
+		{Type: TypeRequestWithdraw, Time: 1, Item: "r1", Actor: a, ActorDevice: d},
+		{Type: TypeBriefingAttach, Time: 1, Item: "r1", Actor: a, ActorDevice: d, Conversation: "AAEC", Count: 1},
+		{Type: TypeBriefingAck, Time: 1, Item: "r1", Actor: a, ActorDevice: d, Count: 1},
+	}
+	for _, e := range good {
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+		if got, err := ParseEntry(b); err != nil || got.Item != "r1" || got.At != e.At || got.Urgency != e.Urgency {
+			t.Fatalf("%s: round trip %+v %v", e.Type, got, err)
+		}
+		if err := NewDeviceSet().Apply(0, e); err != nil && !errors.Is(err, ErrVerify) {
+			t.Fatalf("%s: Apply: %v", e.Type, err)
+		}
+	}
+	for name, e := range map[string]Entry{
+		"no item":            {Type: TypeRequestDecline, Time: 1, Actor: a, ActorDevice: d},
+		"item not an id":     {Type: TypeRequestDecline, Time: 1, Item: "R 1", Actor: a, ActorDevice: d},
+		"no actor device":    {Type: TypeRequestWithdraw, Time: 1, Item: "r1", Actor: a},
+		"create, no urgency": {Type: TypeRequestCreate, Time: 1, Item: "r1", Actor: a, ActorDevice: d, Target: "p@o.example", Conversation: "AAEC"},
+		"unknown urgency":    {Type: TypeRequestCreate, Time: 1, Item: "r1", Actor: a, ActorDevice: d, Target: "p@o.example", Urgency: "urgent", Conversation: "AAEC"},
+		"create, no target":  {Type: TypeRequestCreate, Time: 1, Item: "r1", Actor: a, ActorDevice: d, Urgency: "flash", Conversation: "AAEC"},
+		"approve, no time":   {Type: TypeRequestApprove, Time: 1, Item: "r1", Actor: a, ActorDevice: d},
+		"negative time":      {Type: TypeRequestDecline, Time: 1, Item: "r1", Actor: a, ActorDevice: d, At: -1},
+		"propose, no count":  {Type: TypeRequestPropose, Time: 1, Item: "r1", Actor: a, ActorDevice: d},
+		"brief, no version":  {Type: TypeBriefingAttach, Time: 1, Item: "r1", Actor: a, ActorDevice: d, Conversation: "AAEC"},
+		"brief, no group":    {Type: TypeBriefingAttach, Time: 1, Item: "r1", Actor: a, ActorDevice: d, Count: 1},
+	} {
+		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package desk
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+)
+
+// Document types.
+const (
+	DocRequest  = "request"  // Purpose: why the requester wants the call
+	DocReason   = "reason"   // Reason: why the desk declined, proposed other times, or the requester withdrew
+	DocBriefing = "briefing" // Briefing: for the principal, in the briefing's own conversation
+)
+
+// Limits on documents' text.
+const (
+	MaxPurpose    = 4 << 10
+	MaxReason     = 4 << 10
+	MaxPoint      = 2 << 10
+	MaxPoints     = 50
+	MaxQuestions  = 50
+	MaxBackground = 32 << 10
+	MaxDoc        = 64 << 10 // an encoded document, as conversation.MaxDesk
+	maxID         = 64
+)
+
+// Doc is a duty-desk document: what travels inside an MLS group about a call
+// request (conversation.KindDesk). The server never sees it.
+type Doc struct {
+	Type     string    `json:"type"`
+	Request  string    `json:"request"` // the call request's ID
+	Purpose  string    `json:"purpose,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Briefing *Briefing `json:"briefing,omitempty"`
+}
+
+// Briefing prepares the principal for a call.
+type Briefing struct {
+	Version       int      `json:"version"` // 1, 2, … as it is revised
+	TalkingPoints []string `json:"talking_points,omitempty"`
+	Questions     []QA     `json:"questions,omitempty"`
+	Background    string   `json:"background,omitempty"`
+}
+
+// QA is an anticipated question with a suggested answer.
+type QA struct {
+	Question string `json:"question"`
+	Answer   string `json:"answer"`
+}
+
+// Marshal validates d and encodes it.
+func (d Doc) Marshal() ([]byte, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(d); err != nil {
+		return nil, bad("document: %v", err)
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(b) > MaxDoc {
+		return nil, bad("the document is %d bytes encoded, limit %d", len(b), MaxDoc)
+	}
+	return b, nil
+}
+
+// ParseDoc decodes and validates a document, refusing unknown fields and
+// trailing data.
+func ParseDoc(b []byte) (Doc, error) {
+	if len(b) > MaxDoc {
+		return Doc{}, bad("the document is %d bytes, limit %d", len(b), MaxDoc)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var d Doc
+	if err := dec.Decode(&d); err != nil {
+		return Doc{}, bad("document: %v", err)
+	}
+	if dec.More() {
+		return Doc{}, bad("document has trailing data")
+	}
+	return d, d.Validate()
+}
+
+// Validate checks d's type, that it names a request, and that it sets the
+// fields its type uses, within limits, and no others.
+func (d Doc) Validate() error {
+	if d.Request == "" || len(d.Request) > maxID || strings.TrimLeft(d.Request, "0123456789abcdef") != "" {
+		return bad("document names no valid request ID")
+	}
+	switch d.Type {
+	case DocRequest:
+		if d.Reason != "" || d.Briefing != nil || strings.TrimSpace(d.Purpose) == "" {
+			return bad("a request document carries a purpose and nothing else")
+		}
+		return checkText("purpose", d.Purpose, MaxPurpose)
+	case DocReason:
+		if d.Purpose != "" || d.Briefing != nil || strings.TrimSpace(d.Reason) == "" {
+			return bad("a reason document carries a reason and nothing else")
+		}
+		return checkText("reason", d.Reason, MaxReason)
+	case DocBriefing:
+		if d.Purpose != "" || d.Reason != "" || d.Briefing == nil {
+			return bad("a briefing document carries a briefing and nothing else")
+		}
+		return d.Briefing.Validate()
+	}
+	return bad("document type %.40q unknown", d.Type)
+}
+
+// Validate checks a briefing: a version, something in it, and limits.
+func (b *Briefing) Validate() error {
+	if b.Version < 1 {
+		return bad("briefing version %d: want 1 or more", b.Version)
+	}
+	if len(b.TalkingPoints) == 0 && len(b.Questions) == 0 && strings.TrimSpace(b.Background) == "" {
+		return bad("the briefing is empty")
+	}
+	if len(b.TalkingPoints) > MaxPoints || len(b.Questions) > MaxQuestions {
+		return bad("a briefing has at most %d talking points and %d questions", MaxPoints, MaxQuestions)
+	}
+	for _, p := range b.TalkingPoints {
+		if strings.TrimSpace(p) == "" {
+			return bad("an empty talking point")
+		}
+		if err := checkText("a talking point", p, MaxPoint); err != nil {
+			return err
+		}
+	}
+	for _, q := range b.Questions {
+		if strings.TrimSpace(q.Question) == "" {
+			return bad("an empty question")
+		}
+		if err := checkText("a question", q.Question, MaxPoint); err != nil {
+			return err
+		}
+		if err := checkText("an answer", q.Answer, MaxPoint); err != nil {
+			return err
+		}
+	}
+	return checkText("the background", b.Background, MaxBackground)
+}

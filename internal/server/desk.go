@@ -1,0 +1,136 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"hotline/internal/api"
+	"hotline/internal/apierr"
+	"hotline/internal/org"
+	"hotline/internal/workflow"
+)
+
+// requestID returns the {id} of a call-request route: 32 lowercase hex
+// digits, as a call's.
+func requestID(r *http.Request) (string, error) {
+	id, err := callID(r)
+	if err != nil {
+		return "", apierr.New(apierr.BadRequest, "a call request ID is 32 hexadecimal digits")
+	}
+	return id, nil
+}
+
+// createRequest serves POST /v1/call-requests.
+func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	var in api.CallRequestCreate
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	v, err := s.workflow.Create(r.Context(), a, in)
+	if err != nil {
+		return err
+	}
+	s.metrics.callReqs.Inc(v.Urgency)
+	return writeJSON(w, http.StatusCreated, v)
+}
+
+// decideRequest serves POST /v1/call-requests/{id}/{action}.
+func (s *Server) decideRequest(action string) func(http.ResponseWriter, *http.Request, org.Actor) error {
+	return func(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+		id, err := requestID(r)
+		if err != nil {
+			return err
+		}
+		var in api.RequestDecision
+		if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+			return err
+		}
+		if in.Duration < 0 {
+			return apierr.New(apierr.BadRequest, "duration %d is negative", in.Duration)
+		}
+		d := workflow.Decision{Action: action, Duration: time.Duration(in.Duration) * time.Second, Windows: in.Windows}
+		if in.At != nil {
+			d.At = *in.At
+		}
+		v, err := s.workflow.Decide(r.Context(), a, id, d)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// attachBriefing serves POST /v1/call-requests/{id}/briefing.
+func (s *Server) attachBriefing(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	var in api.BriefingAttach
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	v, err := s.workflow.AttachBriefing(r.Context(), a, id, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// ackBriefing serves POST /v1/call-requests/{id}/briefing/ack.
+func (s *Server) ackBriefing(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	var in api.BriefingAck
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	v, err := s.workflow.AckBriefing(r.Context(), a, id, in.Version)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	v, err := s.workflow.Get(r.Context(), a, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// listCallRequests serves GET /v1/call-requests?status=…: the requests the
+// device's user may see, newest first.
+func (s *Server) listCallRequests(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	vs, err := s.workflow.List(r.Context(), a, r.URL.Query()["status"])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs)
+}
+
+// schedule serves GET /v1/schedule?from=&to= (RFC 3339): the scheduled calls
+// in that span the device's user may see, in time order.
+func (s *Server) schedule(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	q := r.URL.Query()
+	from, err := time.Parse(time.RFC3339, q.Get("from"))
+	if err != nil {
+		return apierr.New(apierr.BadRequest, "from: want an RFC 3339 time")
+	}
+	to, err := time.Parse(time.RFC3339, q.Get("to"))
+	if err != nil {
+		return apierr.New(apierr.BadRequest, "to: want an RFC 3339 time")
+	}
+	vs, err := s.workflow.Schedule(r.Context(), a, from, to)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs)
+}
