@@ -222,7 +222,7 @@ func TestBrowserCalls(t *testing.T) {
 	t.Run("browser to browser", func(t *testing.T) {
 		run(t, p, "open duty", chromedp.Click(chromedp.CSS(sel("contact")+`[data-user="duty@demo.example"]`)), chromedp.WaitVisible(chromedp.CSS(sel("conversation-pane"))))
 		waitFor(t, p, "the call button", `!document.querySelector('`+sel("call")+`').disabled`)
-		run(t, p, "call", chromedp.Click(chromedp.CSS(sel("call"))))
+		clickNow(t, p, "call", sel("call"))
 		waitFor(t, duty, "the ring", `!!document.querySelector('`+sel("ring")+`')`)
 		screenshot(t, duty, "desktop-ring")
 		phoneScreenshot(t, duty, "phone-ring")
@@ -267,7 +267,7 @@ func TestBrowserCalls(t *testing.T) {
 		run(t, p, "open notes", chromedp.Click(chromedp.CSS(sel("contact")+`[data-user="notes@demo.example"]`)))
 		waitFor(t, p, "the conversation with notes", `[...document.querySelectorAll('`+sel("conversation-pane")+` `+sel("participant")+`')].some(e => e.dataset.user === "notes@demo.example")`)
 		waitFor(t, p, "the call button", `!document.querySelector('`+sel("call")+`').disabled`)
-		run(t, p, "call", chromedp.Click(chromedp.CSS(sel("call"))))
+		clickNow(t, p, "call", sel("call"))
 		v := notes.ringing(t)
 		call, err := notes.line.Answer(t.Context(), v.ID)
 		if err != nil {

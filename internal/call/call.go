@@ -36,6 +36,7 @@ import (
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
+	"hotline/internal/directory"
 	"hotline/internal/events"
 	"hotline/internal/identity"
 	"hotline/internal/org"
@@ -357,6 +358,35 @@ func (s *Service) Mine(ctx context.Context, a org.Actor) ([]View, error) {
 		return nil
 	})
 	slices.SortFunc(out, func(x, y View) int { return x.CreatedAt.Compare(y.CreatedAt) })
+	return out, wrap(err)
+}
+
+// Live returns every call under way or ringing in the organisation, oldest
+// first, for the duty desk (directory.ActCallsWatch): who talks to whom,
+// at what level; never content.
+func (s *Service) Live(ctx context.Context, a org.Actor) ([]View, error) {
+	if err := a.Can(directory.ActCallsWatch); err != nil {
+		return nil, err
+	}
+	out := []View{}
+	err := s.cfg.Store.View(ctx, func(tx *store.Tx) error {
+		cs, err := tx.OpenCalls(ctx)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			conv, err := tx.GetConversation(ctx, c.GroupID)
+			if err != nil {
+				return err
+			}
+			v, err := s.view(ctx, tx, c.ID, conv)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
 	return out, wrap(err)
 }
 

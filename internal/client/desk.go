@@ -33,18 +33,18 @@ type RequestOptions struct {
 // the conversations it names (as far as this device has synced them).
 type CallRequest struct {
 	api.CallRequest
-	Purpose string
-	Notes   []RequestNote
+	Purpose string        `json:"purpose,omitempty"`
+	Notes   []RequestNote `json:"notes,omitempty"`
 	// Brief is the latest briefing this device holds, if it is in the
 	// briefing's conversation.
-	Brief *desk.Briefing
+	Brief *desk.Briefing `json:"brief,omitempty"`
 }
 
 // RequestNote is a reason sent in a request's conversation: by whom, when.
 type RequestNote struct {
-	User string
-	Time time.Time
-	Text string
+	User string    `json:"user"`
+	Time time.Time `json:"time"`
+	Text string    `json:"text"`
 }
 
 // Contacts returns the users the contact policy lets this user reach.
@@ -263,6 +263,13 @@ func (c *Client) Request(ctx context.Context, id string) (CallRequest, error) {
 	if err != nil {
 		return CallRequest{}, err
 	}
+	return c.ReadRequest(v), nil
+}
+
+// ReadRequest adds to the server's view of a request what this device can
+// read of it from its conversations' history, without asking the server.
+func (c *Client) ReadRequest(v api.CallRequest) CallRequest {
+	id := v.ID
 	r := CallRequest{CallRequest: v}
 	read := func(conv string) {
 		if c.Conversation(conv).ID == "" {
@@ -307,7 +314,7 @@ func (c *Client) Request(ctx context.Context, id string) (CallRequest, error) {
 	if v.Briefing != nil {
 		read(v.Briefing.Conversation)
 	}
-	return r, nil
+	return r
 }
 
 // Requests returns the call requests this user may see, newest first,

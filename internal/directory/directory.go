@@ -42,6 +42,7 @@ const (
 	ActRequestCreate Action = "request.create" // request a call with a principal (where the contact policy allows)
 	ActRequestTriage Action = "request.triage" // approve, reschedule or decline call requests; see them all
 	ActBriefingWrite Action = "briefing.write" // attach a briefing to a scheduled call
+	ActCallsWatch    Action = "calls.watch"    // see every call under way: who talks to whom, at what level
 )
 
 // AllActions lists every action in a fixed order.
@@ -49,7 +50,7 @@ var AllActions = []Action{
 	ActUserCreate, ActUserRoles, ActUserClearance, ActUserDisable, ActUserList,
 	ActInviteCreate, ActDeviceApprove, ActDeviceRevoke, ActDeviceList,
 	ActPolicyManage, ActPolicyRead, ActLogRead, ActRecordsManage, ActContactCheck,
-	ActRequestCreate, ActRequestTriage, ActBriefingWrite,
+	ActRequestCreate, ActRequestTriage, ActBriefingWrite, ActCallsWatch,
 }
 
 // everyone lists the actions every user may take, whatever their roles: every
@@ -64,7 +65,7 @@ var people = []Action{ActRequestCreate}
 // security officers hold disjoint powers so that no single one of them can
 // both create an account and put a device on it.
 var grants = map[identity.Role][]Action{
-	identity.RoleDutyOfficer:     {ActUserList, ActPolicyRead, ActRequestTriage, ActBriefingWrite},
+	identity.RoleDutyOfficer:     {ActUserList, ActPolicyRead, ActRequestTriage, ActBriefingWrite, ActCallsWatch},
 	identity.RoleNoteTaker:       {ActBriefingWrite},
 	identity.RoleRecordsOfficer:  {ActUserList, ActPolicyRead, ActRecordsManage},
 	identity.RoleSecurityOfficer: {ActUserList, ActPolicyRead, ActInviteCreate, ActDeviceApprove, ActDeviceRevoke, ActDeviceList},

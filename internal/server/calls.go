@@ -72,3 +72,13 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request, a org.Actor) 
 	}
 	return writeJSON(w, http.StatusOK, vs)
 }
+
+// liveCalls serves GET /v1/calls/live: every call ringing or under way, for
+// the duty desk.
+func (s *Server) liveCalls(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	vs, err := s.calls.Live(r.Context(), a)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs)
+}

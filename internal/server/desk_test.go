@@ -363,3 +363,44 @@ func TestCallRequestRefusals(t *testing.T) {
 		t.Errorf("after refusals the request is %+v, %v", got, err)
 	}
 }
+
+// The desk sees every call ringing or under way, with its participants and
+// level; nobody else may list them.
+func TestLiveCallsForTheDesk(t *testing.T) {
+	o := newDeskOrg(t, "sqlite")
+	ctx := t.Context()
+	conv, err := o.principal.DirectConversation(ctx, "notes@state.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	placed, err := o.principal.PlaceCall(ctx, conv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []api.Call
+	if err := o.duty.Do(ctx, "GET", "/v1/calls/live", nil, &live); err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1 || live[0].ID != placed.ID || live[0].State != "ringing" || live[0].Caller != "principal@state.example" {
+		t.Fatalf("live calls: %+v", live)
+	}
+	var who []string
+	for _, p := range live[0].Participants {
+		who = append(who, p.User+" "+p.Role+" "+p.State)
+	}
+	slices.Sort(who)
+	if want := []string{"notes@state.example note-taker ringing", "principal@state.example principal joined"}; !slices.Equal(who, want) {
+		t.Errorf("participants %v, want %v", who, want)
+	}
+	for _, m := range []*member{o.notes, o.principal, o.counterpart} {
+		if err := m.Do(ctx, "GET", "/v1/calls/live", nil, nil); !apierr.Is(err, apierr.Forbidden) {
+			t.Errorf("%s lists live calls: %v", m.name, err)
+		}
+	}
+	if _, err := o.principal.LeaveCall(ctx, placed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.duty.Do(ctx, "GET", "/v1/calls/live", nil, &live); err != nil || len(live) != 0 {
+		t.Fatalf("after the call: %+v, %v", live, err)
+	}
+}

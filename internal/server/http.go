@@ -91,6 +91,7 @@ func (s *Server) routes() http.Handler {
 
 	handle("POST /v1/conversations/{id}/calls", active, s.placeCall)
 	handle("GET /v1/calls", active, s.listCalls)
+	handle("GET /v1/calls/live", active, s.liveCalls)
 	handle("GET /v1/calls/{id}", active, s.getCall)
 	handle("POST /v1/calls/{id}/accept", active, callAction(s.calls.Accept))
 	handle("POST /v1/calls/{id}/decline", active, callAction(s.calls.Decline))

@@ -89,6 +89,11 @@ func (t *Tx) RingingCalls(ctx context.Context, before time.Time, limit int) ([]C
 	return t.calls(ctx, `WHERE state = 'ringing' AND created_at < $1 ORDER BY created_at LIMIT $2`, unix(before), limit)
 }
 
+// OpenCalls returns every call that has not ended, oldest first.
+func (t *Tx) OpenCalls(ctx context.Context) ([]Call, error) {
+	return t.calls(ctx, `WHERE state <> 'ended' ORDER BY created_at, id`)
+}
+
 func (t *Tx) calls(ctx context.Context, where string, args ...any) ([]Call, error) {
 	rows, err := t.query(ctx, `SELECT id, group_id, caller, caller_device, state, reason, created_at, answered_at, ended_at FROM calls `+where, args...)
 	if err != nil {

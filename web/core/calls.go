@@ -265,6 +265,8 @@ func (k *Core) streamMessage(m api.StreamMessage, onUpdate func(Update)) {
 		if json.Unmarshal([]byte(m.Data), &s) == nil {
 			onUpdate(Update{Kind: "call.slots", Slots: &s})
 		}
+	case m.Type == api.StreamEvent && m.Event == EventRequest:
+		requestEvent(m, onUpdate)
 	case m.Type == api.StreamEvent:
 		switch m.Event {
 		case client.EventCallRing, client.EventCallUpdate, client.EventCallElsewhere, client.EventCallEnded:

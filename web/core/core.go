@@ -22,6 +22,7 @@ import (
 	"hotline/internal/attach"
 	"hotline/internal/client"
 	"hotline/internal/conversation"
+	"hotline/internal/desk"
 	"hotline/internal/identity"
 )
 
@@ -273,8 +274,36 @@ func uiMessage(m client.Message) Message {
 			out.Attachment = &Attachment{Name: d.Name, MediaType: d.MediaType, Size: d.Size}
 		}
 	}
+	if m.Kind == "desk" {
+		if d, err := desk.ParseDoc(m.Data); err == nil {
+			out.Text = deskText(d)
+		}
+	}
 	out.Message.Data = nil
 	return out
+}
+
+// deskText is a duty-desk document as a conversation shows it.
+func deskText(d desk.Doc) string {
+	switch d.Type {
+	case desk.DocRequest:
+		return "Call request: " + d.Purpose
+	case desk.DocReason:
+		return "Duty desk: " + d.Reason
+	}
+	b := d.Briefing
+	var s strings.Builder
+	fmt.Fprintf(&s, "Briefing, version %d", b.Version)
+	for _, p := range b.TalkingPoints {
+		s.WriteString("\n• " + p)
+	}
+	for _, q := range b.Questions {
+		s.WriteString("\nQ: " + q.Question + "\nA: " + q.Answer)
+	}
+	if b.Background != "" {
+		s.WriteString("\n" + b.Background)
+	}
+	return s.String()
 }
 
 // Messages returns a conversation's history.
@@ -350,13 +379,14 @@ func (k *Core) Download(ctx context.Context, id string, seq int64) (File, error)
 // Update is what the UI learns from the event stream.
 type Update struct {
 	Conversation string           `json:"conversation,omitempty"`
-	Kind         string           `json:"kind"` // message, members, joined, left, problem, epoch, call, call.quality, call.slots
+	Kind         string           `json:"kind"` // message, members, joined, left, problem, epoch, call, call.quality, call.slots, request
 	Message      *Message         `json:"message,omitempty"`
 	Problem      string           `json:"problem,omitempty"`
 	Epoch        uint64           `json:"epoch,omitempty"` // kind epoch: the conversation's group moved to it
 	Call         *CallUpdate      `json:"call,omitempty"`
 	Quality      *api.CallQuality `json:"quality,omitempty"`
 	Slots        *api.CallSlots   `json:"slots,omitempty"`
+	Request      *api.CallRequest `json:"request,omitempty"` // kind request: a call request changed
 }
 
 // Status is the event stream's state.

@@ -74,7 +74,7 @@ export interface Message {
   user: string;
   device: string;
   own?: boolean;
-  kind: "text" | "attachment" | "title" | "members";
+  kind: "text" | "attachment" | "title" | "members" | "desk"; // desk: a call request's purpose, a note or a briefing, as text
   text?: string;
   attachment?: Attachment;
   added?: string[];
@@ -85,7 +85,8 @@ export interface Update {
   conversation?: string;
   // "message", "members", "joined", "left", "problem"; "epoch" (the
   // conversation's group moved to a new epoch: media keys change);
-  // "call" (a call event), "call.quality", "call.slots".
+  // "call" (a call event), "call.quality", "call.slots"; "request" (a
+  // call request to the duty desk changed).
   kind: string;
   message?: Message;
   problem?: string;
@@ -93,6 +94,37 @@ export interface Update {
   call?: CallUpdate;
   quality?: CallQuality;
   slots?: CallSlots;
+  request?: CallRequest;
+}
+
+// A call request to the duty desk: the server's metadata, and (from the
+// core's reading of the request's conversations) the purpose, the notes
+// and the latest briefing this device holds. Times are RFC 3339.
+export interface CallRequest {
+  id: string;
+  requester: string;
+  principal: string;
+  urgency: "routine" | "priority" | "flash";
+  status: "pending" | "proposed" | "scheduled" | "declined" | "withdrawn";
+  conversation: string;
+  zone: string; // the requester's IANA time zone
+  windows: { start: string; end: string }[];
+  scheduled_at?: string;
+  duration?: number; // seconds
+  decided_by?: string;
+  created_at: string;
+  updated_at: string;
+  briefing?: { conversation: string; by: string; version: number; at: string; acked?: number; acked_at?: string };
+  purpose?: string;
+  notes?: { user: string; time: string; text: string }[];
+  brief?: Briefing;
+}
+
+export interface Briefing {
+  version: number;
+  talking_points?: string[];
+  questions?: { question: string; answer: string }[];
+  background?: string;
 }
 
 export interface Verification {
@@ -237,6 +269,21 @@ export interface Core {
   hangup(id: string): Promise<CallUpdate>;
   callKeys(conversation: string): Promise<CallKeys>;
   memberAt(conversation: string, leaf: number): Promise<Member>;
+
+  // The duty desk. Objects go as JSON text; times are RFC 3339.
+  // requests: those this user may see (statuses: a JSON array, or "[]").
+  requests(statusesJSON: string): Promise<CallRequest[]>;
+  request(id: string): Promise<CallRequest>;
+  // requestCall: {principal, urgency, start, end, zone, purpose}.
+  requestCall(inJSON: string): Promise<CallRequest>;
+  // decide: action approve | propose | accept | decline | withdraw, with
+  // {at, minutes} | {start, end} and an optional note (required to decline).
+  decide(id: string, action: string, inJSON: string): Promise<CallRequest>;
+  ackBriefing(id: string): Promise<CallRequest>;
+  schedule(from: string, to: string): Promise<CallRequest[]>;
+  // liveCalls: every call ringing or under way (duty officers), as the
+  // server reports it.
+  liveCalls(): Promise<CallInfo[]>;
 }
 
 declare global {

@@ -5,6 +5,7 @@
 
 import type {
   CallInfo,
+  CallRequest,
   CallQuality,
   CallSlots,
   CallUpdate,
@@ -92,12 +93,20 @@ function qr(q: { size: number; rows: string[] }): { size: number; rows: string[]
   return { size: typeof q?.size === "number" ? q.size : rows.length, rows };
 }
 
+function callRequest(r: CallRequest): CallRequest {
+  const out: CallRequest = { ...r, windows: list(r.windows) };
+  if (r.notes != null) out.notes = list(r.notes);
+  if (r.brief) out.brief = { ...r.brief, talking_points: list(r.brief.talking_points), questions: list(r.brief.questions) };
+  return out;
+}
+
 function update(u: Update): Update {
   const out: Update = { ...u };
   if (u.message) out.message = message(u.message);
   if (u.call) out.call = callUpdate(u.call);
   if (u.quality) out.quality = quality(u.quality);
   if (u.slots) out.slots = slots(u.slots);
+  if (u.request) out.request = callRequest(u.request);
   return out;
 }
 
@@ -141,5 +150,13 @@ export function tolerant(core: Core): Core {
     passkeyRegistered: (ceremony, json) => core.passkeyRegistered(ceremony, json),
     setWrap: (secret) => core.setWrap(secret),
     setUnlock: (ticket, unlock) => core.setUnlock(ticket, unlock),
+
+    requests: async (statuses) => list(await core.requests(statuses)).map(callRequest),
+    request: async (id) => callRequest(await core.request(id)),
+    requestCall: async (o) => callRequest(await core.requestCall(o)),
+    decide: async (id, action, o) => callRequest(await core.decide(id, action, o)),
+    ackBriefing: async (id) => callRequest(await core.ackBriefing(id)),
+    schedule: async (from, to) => list(await core.schedule(from, to)).map(callRequest),
+    liveCalls: async () => list(await core.liveCalls()).map(callInfo),
   };
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"syscall/js"
 
@@ -162,6 +163,40 @@ func main() {
 	})
 	set("memberAt", func(a []js.Value) (any, error) {
 		return b.with(func(k *core.Core) (any, error) { return k.MemberAt(str(a, 0), uint32(arg(a, 1).Int())) })
+	})
+	// The duty desk (web/core/desk.go). Objects come as JSON text.
+	set("requests", func(a []js.Value) (any, error) {
+		var statuses []string
+		if err := jsonArg(a, 0, &statuses); err != nil {
+			return nil, err
+		}
+		return b.with(func(k *core.Core) (any, error) { return k.Requests(context.Background(), statuses) })
+	})
+	set("request", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Request(context.Background(), str(a, 0)) })
+	})
+	set("requestCall", func(a []js.Value) (any, error) {
+		var in core.RequestIn
+		if err := jsonArg(a, 0, &in); err != nil {
+			return nil, err
+		}
+		return b.with(func(k *core.Core) (any, error) { return k.RequestCall(context.Background(), in) })
+	})
+	set("decide", func(a []js.Value) (any, error) {
+		var in core.DecideIn
+		if err := jsonArg(a, 2, &in); err != nil {
+			return nil, err
+		}
+		return b.with(func(k *core.Core) (any, error) { return k.Decide(context.Background(), str(a, 0), str(a, 1), in) })
+	})
+	set("ackBriefing", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.AckBriefing(context.Background(), str(a, 0)) })
+	})
+	set("schedule", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Schedule(context.Background(), str(a, 0), str(a, 1)) })
+	})
+	set("liveCalls", func([]js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.LiveCalls(context.Background()) })
 	})
 	obj.Set("follow", js.FuncOf(func(_ js.Value, a []js.Value) any {
 		onUpdate, onStatus := arg(a, 0), arg(a, 1)
@@ -350,6 +385,18 @@ func jsError(err error) js.Value {
 		je.Set("hint", e.Hint)
 	}
 	return je
+}
+
+// jsonArg decodes argument i, JSON text, into v; an absent one leaves v.
+func jsonArg(a []js.Value, i int, v any) error {
+	x := arg(a, i)
+	if x.IsUndefined() || x.IsNull() {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(x.String()), v); err != nil {
+		return fmt.Errorf("argument %d: %v", i+1, err)
+	}
+	return nil
 }
 
 func arg(a []js.Value, i int) js.Value {

@@ -12,6 +12,7 @@ import type { Contact, Conversation, Core, Me, StreamStatus, Update } from "../c
 import { h, replace } from "../dom";
 import { CallScreen } from "./callpanel";
 import { ConversationPane } from "./conversation";
+import { DeskPane, RequestForm } from "./desk";
 import { DeviceAlerts, DeviceMonitor, devicesButton } from "./devices";
 import { guard, report } from "./errors";
 import { conversationTitle } from "./format";
@@ -75,6 +76,7 @@ export class App {
   private current: string | undefined;
   private opening = 0; // the latest open request; older ones are dropped
   private pane: ConversationPane | undefined;
+  private deskPane: DeskPane | undefined;
   private streamError = "";
   private wasConnected = false;
   private everConnected = false;
@@ -145,6 +147,20 @@ export class App {
           ),
           h(
             "section",
+            { "aria-labelledby": "desk-heading" },
+            h(
+              "div",
+              { class: "section-head" },
+              h("h2", { id: "desk-heading" }, me.roles.includes("duty-officer") ? "Duty desk" : "Schedule"),
+              h(
+                "button",
+                { type: "button", class: "small", "data-testid": "open-desk", onclick: () => this.openDesk() },
+                me.roles.includes("duty-officer") ? "Open the console" : "Calls and requests",
+              ),
+            ),
+          ),
+          h(
+            "section",
             { "aria-labelledby": "contacts-heading" },
             h("div", { class: "section-head" }, h("h2", { id: "contacts-heading" }, "Contacts")),
             this.contactList,
@@ -177,6 +193,13 @@ export class App {
   }
 
   onUpdate(u: Update): void {
+    if (u.kind === "request") {
+      this.deskPane?.refresh();
+      return;
+    }
+    // A purpose or note arrives as a conversation's message, after the
+    // request's own update.
+    if (CONVERSATION_KINDS.has(u.kind)) this.deskPane?.refresh();
     // Something went wrong somewhere: check the log of this user's devices
     // too, in case it is why.
     if (u.kind === "problem") this.devices.request();
@@ -303,7 +326,10 @@ export class App {
   private async loadContacts(): Promise<void> {
     await guard("Load contacts", async () => {
       this.contacts = await this.core.contacts();
-      renderContacts(this.contactList, this.contacts, (user) => void this.openDirect(user));
+      renderContacts(this.contactList, this.contacts, (user) => {
+        if (this.contacts.find((c) => c.user === user)?.via_request) this.openRequestForm(user);
+        else void this.openDirect(user);
+      });
     });
   }
 
@@ -372,6 +398,7 @@ export class App {
       this.drafts.set(this.pane.id, this.pane.draft);
       this.pane.close();
     }
+    this.leaveDesk();
     this.current = id;
     this.pane = new ConversationPane(
       {
@@ -396,7 +423,46 @@ export class App {
     this.messagesRefresher(id).request();
   }
 
+  // leaveDesk closes the desk's views, if one is shown.
+  private leaveDesk(): void {
+    this.deskPane?.close();
+    this.deskPane = undefined;
+  }
+
+  // openDesk shows the duty desk (or, for others, their schedule and
+  // requests) in place of a conversation.
+  private openDesk(): void {
+    this.opening++;
+    if (this.pane) {
+      this.drafts.set(this.pane.id, this.pane.draft);
+      this.pane.close();
+    }
+    this.leaveDesk();
+    this.current = undefined;
+    this.pane = undefined;
+    this.shell.dataset.view = "conversation";
+    this.deskPane = new DeskPane(this.core, this.me, () => this.back());
+    replace(this.main, this.deskPane.el);
+    this.renderList();
+  }
+
+  private openRequestForm(principal: string): void {
+    this.opening++;
+    if (this.pane) {
+      this.drafts.set(this.pane.id, this.pane.draft);
+      this.pane.close();
+    }
+    this.leaveDesk();
+    this.current = undefined;
+    this.pane = undefined;
+    this.shell.dataset.view = "conversation";
+    const form = new RequestForm(this.core, principal, () => this.back(), () => this.openDesk());
+    replace(this.main, form.el);
+    this.renderList();
+  }
+
   private back(): void {
+    this.leaveDesk();
     this.opening++;
     if (this.pane) {
       this.drafts.set(this.pane.id, this.pane.draft);
@@ -437,6 +503,7 @@ export class App {
   // found or made, so nothing done meanwhile (a call) goes to the
   // conversation shown before.
   private showOpening(user: string): void {
+    this.leaveDesk();
     if (this.pane) {
       this.drafts.set(this.pane.id, this.pane.draft);
       this.pane.close();

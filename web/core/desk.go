@@ -1,0 +1,136 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"hotline/internal/api"
+	"hotline/internal/client"
+	"hotline/internal/desk"
+)
+
+// EventRequest is the stream event of a call request's change.
+const EventRequest = "request.update"
+
+// DeskRequest is a call request as the UI shows it: the server's metadata
+// and what this device can read of it (purpose, notes, brief).
+type DeskRequest = client.CallRequest
+
+// Requests returns the call requests this user may see, newest first, with
+// what this device can read of each; statuses, if any, filter.
+func (k *Core) Requests(ctx context.Context, statuses []string) ([]DeskRequest, error) {
+	vs, err := k.c.Requests(ctx, statuses...)
+	out := []DeskRequest{}
+	for _, v := range vs {
+		out = append(out, k.c.ReadRequest(v))
+	}
+	return out, err
+}
+
+// Request returns one request with what this device can read of it.
+func (k *Core) Request(ctx context.Context, id string) (DeskRequest, error) {
+	return k.c.Request(ctx, id)
+}
+
+// RequestIn is a new call request from the page. Times are RFC 3339.
+type RequestIn struct {
+	Principal string `json:"principal"`
+	Urgency   string `json:"urgency"`
+	Start     string `json:"start"`
+	End       string `json:"end"`
+	Zone      string `json:"zone"` // the browser's IANA zone
+	Purpose   string `json:"purpose"`
+}
+
+// RequestCall asks the duty desk for a call with a principal, in one window.
+func (k *Core) RequestCall(ctx context.Context, in RequestIn) (api.CallRequest, error) {
+	u, err := desk.ParseUrgency(in.Urgency)
+	if err != nil {
+		return api.CallRequest{}, err
+	}
+	w, err := window(in.Start, in.End)
+	if err != nil {
+		return api.CallRequest{}, err
+	}
+	return k.c.RequestCall(ctx, client.RequestOptions{Principal: in.Principal, Urgency: u, Windows: []desk.Window{w}, Zone: in.Zone, Purpose: in.Purpose})
+}
+
+// DecideIn is a decision from the page: approve or accept At (RFC 3339)
+// for Minutes, propose one window Start–End, decline or withdraw; Note
+// goes to the requester inside the request's conversation.
+type DecideIn struct {
+	At      string `json:"at,omitempty"`
+	Minutes int    `json:"minutes,omitempty"`
+	Start   string `json:"start,omitempty"`
+	End     string `json:"end,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// Decide applies action (approve, propose, accept, decline, withdraw).
+func (k *Core) Decide(ctx context.Context, id, action string, in DecideIn) (api.CallRequest, error) {
+	o := client.DecideOptions{Note: in.Note, Duration: time.Duration(in.Minutes) * time.Minute}
+	if in.At != "" {
+		at, err := time.Parse(time.RFC3339, in.At)
+		if err != nil {
+			return api.CallRequest{}, fmt.Errorf("the time %q is not RFC 3339", in.At)
+		}
+		o.At = at
+	}
+	if in.Start != "" || in.End != "" {
+		w, err := window(in.Start, in.End)
+		if err != nil {
+			return api.CallRequest{}, err
+		}
+		o.Windows = []desk.Window{w}
+	}
+	return k.c.DecideRequest(ctx, id, action, o)
+}
+
+// AckBriefing tells the desk the principal read the current briefing.
+func (k *Core) AckBriefing(ctx context.Context, id string) (api.CallRequest, error) {
+	return k.c.AckBriefing(ctx, id)
+}
+
+// Schedule returns the scheduled calls from from to to (RFC 3339) this user
+// may see, in time order, with what this device can read of them.
+func (k *Core) Schedule(ctx context.Context, from, to string) ([]DeskRequest, error) {
+	f, err1 := time.Parse(time.RFC3339, from)
+	t, err2 := time.Parse(time.RFC3339, to)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("the schedule's span %q to %q is not RFC 3339", from, to)
+	}
+	vs, err := k.c.Schedule(ctx, f, t)
+	out := []DeskRequest{}
+	for _, v := range vs {
+		out = append(out, k.c.ReadRequest(v))
+	}
+	return out, err
+}
+
+// LiveCalls returns every call ringing or under way in the organisation,
+// as the server reports it (duty officers only: the desk is not a member
+// of these conversations, so it cannot check the participants itself).
+func (k *Core) LiveCalls(ctx context.Context) ([]api.Call, error) {
+	vs := []api.Call{}
+	err := k.c.Do(ctx, "GET", "/v1/calls/live", nil, &vs)
+	return vs, err
+}
+
+func window(start, end string) (desk.Window, error) {
+	s, err1 := time.Parse(time.RFC3339, start)
+	e, err2 := time.Parse(time.RFC3339, end)
+	if err1 != nil || err2 != nil {
+		return desk.Window{}, fmt.Errorf("the window %q to %q is not RFC 3339", start, end)
+	}
+	return desk.Window{Start: s.UTC(), End: e.UTC()}, nil
+}
+
+// requestEvent turns a request.update event into an update for the page.
+func requestEvent(m api.StreamMessage, onUpdate func(Update)) {
+	var v api.CallRequest
+	if json.Unmarshal(m.Payload, &v) == nil {
+		onUpdate(Update{Kind: "request", Request: &v})
+	}
+}

@@ -1,0 +1,92 @@
+package web_test
+
+import (
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"hotline/internal/api"
+	"hotline/internal/client"
+	"hotline/internal/demo"
+)
+
+// TestBrowserDesk: the duty-desk console in Chromium. The counterpart's
+// browser asks for a flash call with the principal through the request
+// form; the duty officer's console shows it at once, flash first, with the
+// purpose its browser decrypted, and schedules it with a note; the
+// counterpart sees it scheduled with the note, the principal has it on the
+// schedule; a call placed meanwhile shows under "Calls under way" with its
+// participants.
+func TestBrowserDesk(t *testing.T) {
+	d := startDemo(t)
+	browser := newBrowser(t)
+	cp, duty, pr := tab(t, browser), tab(t, browser), tab(t, browser)
+	enrolBrowser(t, duty, d, "duty")
+	enrolBrowser(t, cp, d, "counterpart")
+	enrolBrowser(t, pr, d, "principal")
+	connected := `document.querySelector('` + sel("stream-status") + `')?.dataset.connected === "true"`
+	waitFor(t, duty, "duty's stream", connected)
+	waitFor(t, cp, "counterpart's stream", connected)
+	waitFor(t, pr, "principal's stream", connected)
+
+	run(t, duty, "open the console", chromedp.Click(chromedp.CSS(sel("open-desk"))))
+	waitFor(t, duty, "an empty console", `(document.querySelector('`+sel("desk-requests")+`')?.textContent ?? "").includes("No requests")`)
+
+	const purpose = "The grain corridor before Thursday's vote"
+	run(t, cp, "the counterpart asks for a call",
+		chromedp.Click(chromedp.CSS(sel("contact")+`[data-user="principal@demo.example"]`)),
+		chromedp.WaitVisible(chromedp.CSS(sel("request-form"))),
+		chromedp.SetValue(chromedp.CSS(sel("request-urgency")), "flash"),
+		chromedp.SendKeys(chromedp.CSS(sel("request-purpose")), purpose),
+		chromedp.Click(chromedp.CSS(sel("request-send"))))
+	waitFor(t, cp, "the counterpart's pending request", `document.querySelector('`+sel("my-request")+`')?.dataset.status === "pending"`)
+
+	card := sel("request") + `[data-urgency="flash"]`
+	waitFor(t, duty, "the flash request", `!!document.querySelector('`+card+`')`)
+	t.Logf("console: %s", eval[string](t, duty, `document.querySelector('`+sel("desk")+`').innerText`))
+	waitFor(t, duty, "the flash request with its purpose", `(document.querySelector('`+card+` `+sel("purpose")+`')?.textContent ?? "") === `+jsq(purpose))
+	screenshot(t, duty, "desktop-desk")
+	run(t, duty, "the desk schedules it",
+		chromedp.SendKeys(chromedp.CSS(card+` `+sel("decision-note")), "Confirmed: the principal will take it"),
+		chromedp.Click(chromedp.CSS(card+` `+sel("approve"))))
+	waitFor(t, duty, "the request leaves the queue", `!document.querySelector('`+sel("request")+`')`)
+
+	waitFor(t, cp, "the counterpart sees it scheduled", `document.querySelector('`+sel("my-request")+`')?.dataset.status === "scheduled"`)
+	waitFor(t, cp, "with the desk's note", `(document.querySelector('`+sel("my-request")+`')?.textContent ?? "").includes("Confirmed: the principal will take it")`)
+	run(t, pr, "the principal opens the schedule", chromedp.Click(chromedp.CSS(sel("open-desk"))))
+	waitFor(t, pr, "the call on the principal's schedule, with the purpose",
+		`(document.querySelector('`+sel("desk-schedule")+`')?.textContent ?? "").includes(`+jsq(purpose)+`)`)
+
+	// A call placed by the note-taker's headless device to the principal
+	// shows on the console, ringing, with both people.
+	var invite string
+	for _, p := range d.People {
+		if p.Name == "notes" {
+			invite = p.Invite
+		}
+	}
+	notes, _, err := client.Enroll(t.Context(), client.EnrollOptions{Server: "http://127.0.0.1:" + strconv.Itoa(d.Port), Invite: invite,
+		ProfileDir: filepath.Join(t.TempDir(), "notes"), Label: "notes' phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := notes.DirectConversation(t.Context(), "principal@"+demo.Org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var placed api.Call
+	if placed, err = notes.PlaceCall(t.Context(), conv.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, duty, "the call on the console", `(() => {
+		const c = document.querySelector('`+sel("live-call")+`[data-id="`+placed.ID+`"]');
+		return !!c && c.textContent.includes("notes@demo.example (note-taker)") && c.textContent.includes("principal@demo.example (principal) — ringing");
+	})()`)
+	screenshot(t, duty, "desktop-desk-live")
+	if _, err := notes.LeaveCall(t.Context(), placed.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, duty, "the call gone from the console", `!document.querySelector('`+sel("live-call")+`')`)
+}

@@ -1,0 +1,403 @@
+// The duty desk in the browser. For a duty officer, the console: call
+// requests to triage (with the purpose, read from the request's MLS
+// conversation), today's schedule, and every call ringing or under way.
+// For others, their schedule and the requests they made. And the form a
+// counterpart (or anyone the policy sends through the desk) uses to ask
+// for a call.
+//
+// Everything is re-fetched, not patched: a "request" update from the
+// stream, or every few seconds for live calls while the console is shown.
+// Times show in this browser's zone, with the requester's beside them.
+
+import type { CallInfo, CallRequest, Core, Me } from "../core";
+import { h, replace } from "../dom";
+import { guard } from "./errors";
+import { levelPill } from "./sidebar";
+
+const LIVE_POLL_MS = 5000;
+const REFRESH_DEBOUNCE_MS = 80;
+const HERE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+function fmt(iso: string, zone?: string, withDay = true): string {
+  const o: Intl.DateTimeFormatOptions = { hour: "2-digit", minute: "2-digit", hour12: false };
+  if (withDay) Object.assign(o, { weekday: "short", day: "numeric", month: "short" });
+  if (zone) o.timeZone = zone;
+  return new Intl.DateTimeFormat(undefined, o).format(new Date(iso));
+}
+
+function span(start: string, end: string, zone?: string): string {
+  return `${fmt(start, zone)}–${fmt(end, zone, false)}`;
+}
+
+// theirs is a time in the requester's zone, when it differs from ours.
+function theirs(start: string, end: string, zone: string): string | null {
+  if (!zone || zone === HERE) return null;
+  try {
+    return ` (${span(start, end, zone)} ${zone})`;
+  } catch {
+    return null;
+  }
+}
+
+// localInput is the value a datetime-local input shows for iso.
+function localInput(iso: string): string {
+  const d = new Date(iso);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+function briefState(r: CallRequest): string {
+  const b = r.briefing;
+  if (!b) return "no brief yet";
+  return b.acked === b.version ? `brief v${b.version} read` : `brief v${b.version} unread`;
+}
+
+export class DeskPane {
+  readonly el: HTMLElement;
+  private readonly requestsEl: HTMLElement;
+  private readonly scheduleEl: HTMLElement;
+  private readonly liveEl: HTMLElement;
+  private readonly mineEl: HTMLElement;
+  private readonly desk: boolean;
+  private timer: number | undefined;
+  private debounce: number | undefined;
+  private loading = false;
+  private again = false;
+  private closed = false;
+  // Inputs being typed into survive a refresh: a request's card is
+  // rebuilt only when its request changed.
+  private readonly cards = new Map<string, { stamp: string; el: HTMLElement }>();
+
+  constructor(
+    private readonly core: Core,
+    private readonly me: Me,
+    back: () => void,
+  ) {
+    this.desk = me.roles.includes("duty-officer");
+    this.requestsEl = h("ul", { class: "desk-list", "data-testid": "desk-requests", "aria-label": "Call requests" });
+    this.scheduleEl = h("ul", { class: "desk-list", "data-testid": "desk-schedule", "aria-label": "Schedule" });
+    this.liveEl = h("ul", { class: "desk-list", "data-testid": "desk-live", "aria-label": "Calls under way" });
+    this.mineEl = h("ul", { class: "desk-list", "data-testid": "desk-mine", "aria-label": "Your requests" });
+    this.el = h(
+      "section",
+      { class: "pane desk", "data-testid": "desk" },
+      h(
+        "header",
+        { class: "pane-header" },
+        h("button", { type: "button", class: "back", "aria-label": "Back to conversations", onclick: back }, "‹ Back"),
+        h("h2", { class: "pane-title" }, this.desk ? "Duty desk" : "Schedule"),
+      ),
+      h(
+        "div",
+        { class: "desk-body" },
+        this.desk ? h("section", null, h("h3", null, "Call requests"), this.requestsEl) : null,
+        h("section", null, h("h3", null, this.desk ? "Today" : "Your next seven days"), this.scheduleEl),
+        this.desk ? h("section", null, h("h3", null, "Calls under way"), this.liveEl) : null,
+        this.desk ? null : h("section", null, h("h3", null, "Requests you made"), this.mineEl),
+      ),
+    );
+    this.reload();
+    if (this.desk) this.timer = window.setInterval(() => void this.loadLive(), LIVE_POLL_MS);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) window.clearInterval(this.timer);
+    if (this.debounce !== undefined) window.clearTimeout(this.debounce);
+  }
+
+  // refresh fetches everything again after a short quiet period, never
+  // twice at once.
+  refresh(): void {
+    if (this.closed || this.debounce !== undefined) return;
+    this.debounce = window.setTimeout(() => {
+      this.debounce = undefined;
+      this.reload();
+    }, REFRESH_DEBOUNCE_MS);
+  }
+
+  private reload(): void {
+    if (this.loading) {
+      this.again = true;
+      return;
+    }
+    this.loading = true;
+    void this.load().finally(() => {
+      this.loading = false;
+      if (this.again && !this.closed) {
+        this.again = false;
+        this.reload();
+      }
+    });
+  }
+
+  private async load(): Promise<void> {
+    const start = new Date();
+    start.setHours(0, 0, 0, 0);
+    const end = new Date(start);
+    end.setDate(end.getDate() + (this.desk ? 1 : 7));
+    await Promise.all([
+      this.desk ? this.loadRequests() : this.loadMine(),
+      guard("Load the schedule", async () => {
+        this.renderSchedule(await this.core.schedule(start.toISOString(), end.toISOString()));
+      }),
+      this.desk ? this.loadLive() : Promise.resolve(),
+    ]);
+  }
+
+  private async loadRequests(): Promise<void> {
+    await guard("Load call requests", async () => {
+      this.renderRequests(await this.core.requests(JSON.stringify(["pending", "proposed"])));
+    });
+  }
+
+  private async loadMine(): Promise<void> {
+    await guard("Load your requests", async () => {
+      const rs = (await this.core.requests("[]")).filter((r) => r.requester === this.me.user);
+      replace(
+        this.mineEl,
+        rs.length === 0
+          ? h("li", { class: "empty" }, "None.")
+          : rs.map((r) =>
+              h(
+                "li",
+                { class: "desk-item", "data-testid": "my-request", "data-id": r.id, "data-status": r.status },
+                h("div", { class: "desk-line" }, this.urgency(r), ` Call with ${r.principal}: `, h("strong", null, r.status)),
+                r.scheduled_at ? h("div", null, `At ${fmt(r.scheduled_at)}`) : null,
+                (r.notes ?? []).map((n) => h("div", { class: "desk-note" }, `${n.user}: ${n.text}`)),
+              ),
+            ),
+      );
+    });
+  }
+
+  private async loadLive(): Promise<void> {
+    if (this.closed) return;
+    await guard("Load calls under way", async () => this.renderLive(await this.core.liveCalls()));
+  }
+
+  private urgency(r: CallRequest): HTMLElement {
+    return h("span", { class: `urgency urgency-${r.urgency}`, "data-testid": "urgency" }, r.urgency.toUpperCase());
+  }
+
+  private renderRequests(rs: CallRequest[]): void {
+    if (rs.length === 0) {
+      this.cards.clear();
+      replace(this.requestsEl, h("li", { class: "empty" }, "No requests awaiting the desk."));
+      return;
+    }
+    // Flash first, then priority, then routine; oldest first within each.
+    const rank = { flash: 0, priority: 1, routine: 2 } as const;
+    rs.sort((a, b) => rank[a.urgency] - rank[b.urgency] || a.created_at.localeCompare(b.created_at));
+    const items: HTMLElement[] = [];
+    const seen = new Set<string>();
+    for (const r of rs) {
+      seen.add(r.id);
+      const stamp = `${r.updated_at}|${r.purpose ?? ""}|${(r.notes ?? []).length}`;
+      let card = this.cards.get(r.id);
+      if (!card || card.stamp !== stamp) {
+        card = { stamp, el: this.requestCard(r) };
+        this.cards.set(r.id, card);
+      }
+      items.push(card.el);
+    }
+    for (const id of [...this.cards.keys()]) if (!seen.has(id)) this.cards.delete(id);
+    replace(this.requestsEl, items);
+  }
+
+  private requestCard(r: CallRequest): HTMLElement {
+    const first = r.windows[0];
+    const at = h("input", { type: "datetime-local", "data-testid": "approve-at", "aria-label": "Start", value: first ? localInput(first.start) : "" });
+    const minutes = h(
+      "select",
+      { "data-testid": "approve-minutes", "aria-label": "Length" },
+      [15, 20, 30, 45, 60].map((m) => h("option", { value: String(m), selected: m === 30 }, `${m} min`)),
+    );
+    const note = h("input", { type: "text", "data-testid": "decision-note", placeholder: "Note or reason for the requester", "aria-label": "Note" });
+    const decide = async (action: string, body: object) => {
+      const done = await guard(`${action[0]!.toUpperCase()}${action.slice(1)} the request`, () =>
+        this.core.decide(r.id, action, JSON.stringify({ ...body, note: note.value.trim() || undefined })),
+      );
+      if (done) this.refresh();
+    };
+    return h(
+      "li",
+      { class: `desk-item request urgency-${r.urgency}`, "data-testid": "request", "data-id": r.id, "data-status": r.status, "data-urgency": r.urgency },
+      h("div", { class: "desk-line" }, this.urgency(r), " ", h("strong", null, r.requester), " asks for ", h("strong", null, r.principal), r.status === "proposed" ? " — other times proposed" : null),
+      r.windows.map((w) => h("div", { class: "desk-when" }, span(w.start, w.end), theirs(w.start, w.end, r.zone))),
+      h("p", { class: "desk-purpose", "data-testid": "purpose" }, r.purpose ?? "The purpose has not reached this browser yet."),
+      (r.notes ?? []).map((n) => h("div", { class: "desk-note" }, `${n.user}: ${n.text}`)),
+      h(
+        "div",
+        { class: "desk-actions" },
+        at,
+        minutes,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "primary small",
+            "data-testid": "approve",
+            onclick: () => {
+              if (at.value === "") return;
+              void decide("approve", { at: new Date(at.value).toISOString(), minutes: Number(minutes.value) });
+            },
+          },
+          "Schedule",
+        ),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "small",
+            "data-testid": "propose",
+            title: "Propose the chosen start and length instead",
+            onclick: () => {
+              if (at.value === "") return;
+              const s = new Date(at.value);
+              void decide("propose", { start: s.toISOString(), end: new Date(s.getTime() + Number(minutes.value) * 60000).toISOString() });
+            },
+          },
+          "Propose this time",
+        ),
+        note,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "small danger",
+            "data-testid": "decline",
+            onclick: () => {
+              if (note.value.trim() === "") {
+                note.focus();
+                note.setAttribute("aria-invalid", "true");
+                return;
+              }
+              void decide("decline", {});
+            },
+          },
+          "Decline",
+        ),
+      ),
+    );
+  }
+
+  private renderSchedule(rs: CallRequest[]): void {
+    replace(
+      this.scheduleEl,
+      rs.length === 0
+        ? h("li", { class: "empty" }, "No calls scheduled.")
+        : rs.map((r) => {
+            const end = new Date(new Date(r.scheduled_at!).getTime() + (r.duration ?? 0) * 1000).toISOString();
+            const principalSide = r.principal === this.me.user;
+            return h(
+              "li",
+              { class: "desk-item", "data-testid": "scheduled", "data-id": r.id },
+              h("div", { class: "desk-line" }, h("strong", null, span(r.scheduled_at!, end)), " ", this.urgency(r), ` ${r.principal} with ${r.requester}`),
+              r.purpose ? h("p", { class: "desk-purpose" }, r.purpose) : null,
+              h("div", { class: "desk-sub", "data-testid": "brief-state" }, briefState(r)),
+              principalSide && r.brief && r.briefing && r.briefing.acked !== r.briefing.version
+                ? h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "small",
+                      "data-testid": "ack-brief",
+                      onclick: async () => {
+                        if (await guard("Acknowledge the brief", () => this.core.ackBriefing(r.id))) this.refresh();
+                      },
+                    },
+                    "I have read the brief",
+                  )
+                : null,
+            );
+          }),
+    );
+  }
+
+  private renderLive(calls: CallInfo[]): void {
+    replace(
+      this.liveEl,
+      calls.length === 0
+        ? h("li", { class: "empty" }, "No calls under way.")
+        : calls.map((c) =>
+            h(
+              "li",
+              { class: "desk-item", "data-testid": "live-call", "data-id": c.id, "data-state": c.state },
+              h("div", { class: "desk-line" }, levelPill(c.level, "small"), ` ${c.state === "ringing" ? "Ringing" : "Talking"} since ${fmt(c.created_at, undefined, false)}`),
+              h(
+                "ul",
+                { class: "desk-people" },
+                c.participants.map((p) => h("li", { "data-state": p.state }, `${p.user} (${p.role}) — ${p.state}`)),
+              ),
+            ),
+          ),
+    );
+  }
+}
+
+// RequestForm asks the duty desk for a call with a principal the policy
+// lets this user reach only by request.
+export class RequestForm {
+  readonly el: HTMLElement;
+
+  constructor(core: Core, principal: string, back: () => void, done: (r: CallRequest) => void) {
+    const start = new Date(Date.now() + 60 * 60 * 1000);
+    start.setMinutes(0, 0, 0);
+    const from = h("input", { type: "datetime-local", required: true, "data-testid": "request-start", value: localInput(start.toISOString()) });
+    const to = h("input", { type: "datetime-local", required: true, "data-testid": "request-end", value: localInput(new Date(start.getTime() + 2 * 3600000).toISOString()) });
+    const urgency = h(
+      "select",
+      { "data-testid": "request-urgency" },
+      h("option", { value: "routine" }, "Routine"),
+      h("option", { value: "priority" }, "Priority"),
+      h("option", { value: "flash" }, "Flash — now"),
+    );
+    const purpose = h("textarea", { required: true, rows: 3, "data-testid": "request-purpose", placeholder: "What the call is about (only the duty desk and the principal read it)" });
+    const form = h(
+      "form",
+      {
+        class: "request-form",
+        "data-testid": "request-form",
+        onsubmit: async (ev: Event) => {
+          ev.preventDefault();
+          if (purpose.value.trim() === "") return;
+          const r = await guard("Request a call", () =>
+            core.requestCall(
+              JSON.stringify({
+                principal,
+                urgency: urgency.value,
+                start: new Date(from.value).toISOString(),
+                end: new Date(to.value).toISOString(),
+                zone: HERE,
+                purpose: purpose.value,
+              }),
+            ),
+          );
+          if (r) done(r);
+        },
+      },
+      h("label", null, "Urgency ", urgency),
+      h("label", null, "Available from ", from),
+      h("label", null, "until ", to, ` (${HERE})`),
+      h("label", { class: "wide" }, "Purpose", purpose),
+      h("button", { type: "submit", class: "primary", "data-testid": "request-send" }, "Send to the duty desk"),
+    );
+    this.el = h(
+      "section",
+      { class: "pane desk" },
+      h(
+        "header",
+        { class: "pane-header" },
+        h("button", { type: "button", class: "back", "aria-label": "Back to conversations", onclick: back }, "‹ Back"),
+        h("h2", { class: "pane-title" }, `Request a call with ${principal}`),
+      ),
+      h(
+        "div",
+        { class: "desk-body" },
+        h("p", { class: "desk-sub" }, "The contact policy lets you reach this person only through the duty desk. The desk sees your request at once and answers here."),
+        form,
+      ),
+    );
+  }
+}
