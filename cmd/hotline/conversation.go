@@ -25,6 +25,7 @@ import (
 	"hotline/internal/attach"
 	"hotline/internal/client"
 	"hotline/internal/conversation"
+	"hotline/internal/desk"
 	"hotline/internal/identity"
 )
 
@@ -809,6 +810,18 @@ func messageLine(m client.Message) string {
 			return fmt.Sprintf("%s %s: [attachment that cannot be read: %s]\n", head, m.User, cleanLine(err.Error()))
 		}
 		return fmt.Sprintf("%s %s: [attachment %s, %d bytes]\n", head, m.User, cleanLine(d.Name), d.Size)
+	case "desk":
+		d, err := desk.ParseDoc(m.Data)
+		if err != nil {
+			return fmt.Sprintf("%s %s: [duty-desk document that cannot be read: %s]\n", head, m.User, cleanLine(err.Error()))
+		}
+		see := "hotline request show " + d.Request
+		if d.MemCon != nil {
+			see = "hotline memcon show " + d.MemCon.ID
+		} else if d.Briefing != nil {
+			see = "hotline brief show " + d.Request
+		}
+		return fmt.Sprintf("%s %s: [duty desk: a %s; %s]\n", head, m.User, d.Type, see)
 	case "title":
 		return fmt.Sprintf("%s -- %s set the title to \"%s\"\n", head, m.User, cleanLine(m.Text))
 	case "members":

@@ -643,3 +643,54 @@ type BriefingAttach struct {
 type BriefingAck struct {
 	Version int `json:"version"`
 }
+
+// MemConDraft is POST /v1/memcons: a memorandum of conversation about a
+// call request, drafted in Conversation (the drafter and the approver, of
+// the principal's side only), with its commitments' owners and due dates.
+// The text of all of it is an MLS message there.
+type MemConDraft struct {
+	Request      string            `json:"request"`
+	Approver     string            `json:"approver"`
+	Conversation string            `json:"conversation"`
+	Commitments  []CommitmentDraft `json:"commitments,omitempty"`
+}
+
+// CommitmentDraft is a commitment's metadata in a draft.
+type CommitmentDraft struct {
+	Owner string    `json:"owner"`
+	Due   time.Time `json:"due"`
+}
+
+// MemCon is a memorandum of conversation as the server knows it.
+type MemCon struct {
+	ID            string       `json:"id"`
+	Request       string       `json:"request"`
+	Drafter       string       `json:"drafter"`
+	Approver      string       `json:"approver"`
+	Status        string       `json:"status"` // draft, approved, distributed
+	Conversation  string       `json:"conversation"`
+	CreatedAt     time.Time    `json:"created_at"`
+	ApprovedAt    *time.Time   `json:"approved_at,omitempty"`
+	Distribution  string       `json:"distribution,omitempty"` // the need-to-know copy's conversation
+	Recipients    []string     `json:"recipients,omitempty"`
+	DistributedAt *time.Time   `json:"distributed_at,omitempty"`
+	Commitments   []Commitment `json:"commitments"`
+}
+
+// MemConDistribute is POST /v1/memcons/{id}/distribute: the approved MemCon
+// was sent to Recipients (the need-to-know list) in Conversation.
+type MemConDistribute struct {
+	Conversation string   `json:"conversation"`
+	Recipients   []string `json:"recipients"`
+}
+
+// Commitment is a promise from a MemCon: the payload of commitment.update
+// and commitment.overdue events.
+type Commitment struct {
+	ID      string    `json:"id"`
+	MemCon  string    `json:"memcon"`
+	Owner   string    `json:"owner"`
+	Due     time.Time `json:"due"`
+	Status  string    `json:"status"` // draft, open, done, cancelled
+	Overdue bool      `json:"overdue,omitempty"`
+}

@@ -106,6 +106,7 @@ func TestDocs(t *testing.T) {
 		{Type: DocReason, Request: "0a1b", Reason: "travelling"},
 		{Type: DocBriefing, Request: "0a1b", Briefing: &Briefing{Version: 1, TalkingPoints: []string{"thanks"},
 			Questions: []QA{{Question: "veto?", Answer: "undecided"}}, Background: "<b>&</b>"}},
+		{Type: DocMemCon, Request: "0a1b", MemCon: memcon()},
 	}
 	for _, d := range good {
 		b, err := d.Marshal()
@@ -140,6 +141,18 @@ func TestDocs(t *testing.T) {
 		"too big": {Type: DocBriefing, Request: "01", Briefing: &Briefing{Version: 1, Background: strings.Repeat("y", MaxBackground),
 			TalkingPoints: []string{strings.Repeat("z", MaxPoint), strings.Repeat("z", MaxPoint), strings.Repeat("z", MaxPoint)},
 			Questions:     fill(MaxQuestions)}},
+		"memcon on a reason": {Type: DocReason, Request: "01", Reason: "r", MemCon: memcon()},
+		"memcon missing":     {Type: DocMemCon, Request: "01"},
+		"memcon without ID":  {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.ID = "" })},
+		"memcon no summary":  {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Summary = " " })},
+		"memcon no time":     {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.HeldAt = time.Time{} })},
+		"memcon nobody":      {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Participants = nil })},
+		"commitment no ID":   {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].ID = "x" })},
+		"commitment no text": {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].Text = "" })},
+		"commitment no due":  {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].Due = time.Time{} })},
+		"too many commitments": {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) {
+			m.Commitments = make([]Commitment, MaxCommitments+1)
+		})},
 	} {
 		if _, err := d.Marshal(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
@@ -158,6 +171,17 @@ func TestDocs(t *testing.T) {
 	}
 }
 
+func memcon() *MemCon {
+	return &MemCon{ID: "0c", Subject: "Call", HeldAt: time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC), Participants: []string{"a@o.example"},
+		Summary: "talked", Commitments: []Commitment{{ID: "0d", Owner: "a@o.example", Due: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), Text: "send it"}}}
+}
+
+func with(f func(*MemCon)) *MemCon {
+	m := memcon()
+	f(m)
+	return m
+}
+
 func fill(n int) []QA {
 	qs := make([]QA, n)
 	for i := range qs {
@@ -172,6 +196,7 @@ func FuzzParseDoc(f *testing.F) {
 	f.Add([]byte(`{"type":"request","request":"0a","purpose":"p"}`))
 	f.Add([]byte(`{"type":"briefing","request":"0a","briefing":{"version":2,"questions":[{"question":"q","answer":""}]}}`))
 	f.Add([]byte(`{"type":"reason","request":"0a","reason":"\u00e9"}`))
+	f.Add([]byte(`{"type":"memcon","request":"0a","memcon":{"id":"0c","subject":"s","held_at":"2026-12-03T14:00:00Z","participants":["a"],"summary":"x","commitments":[{"id":"0d","owner":"a","due":"2026-12-05T00:00:00Z","text":"t"}]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := ParseDoc(b)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"time"
 )
 
 // Document types.
@@ -11,18 +12,22 @@ const (
 	DocRequest  = "request"  // Purpose: why the requester wants the call
 	DocReason   = "reason"   // Reason: why the desk declined, proposed other times, or the requester withdrew
 	DocBriefing = "briefing" // Briefing: for the principal, in the briefing's own conversation
+	DocMemCon   = "memcon"   // MemCon: a memorandum of conversation, to its approver and then its need-to-know list
 )
 
 // Limits on documents' text.
 const (
-	MaxPurpose    = 4 << 10
-	MaxReason     = 4 << 10
-	MaxPoint      = 2 << 10
-	MaxPoints     = 50
-	MaxQuestions  = 50
-	MaxBackground = 32 << 10
-	MaxDoc        = 64 << 10 // an encoded document, as conversation.MaxDesk
-	maxID         = 64
+	MaxPurpose      = 4 << 10
+	MaxReason       = 4 << 10
+	MaxPoint        = 2 << 10
+	MaxPoints       = 50
+	MaxQuestions    = 50
+	MaxBackground   = 32 << 10
+	MaxSummary      = 48 << 10
+	MaxCommitments  = 50
+	MaxParticipants = 50
+	MaxDoc          = 64 << 10 // an encoded document, as conversation.MaxDesk
+	maxID           = 64
 )
 
 // Doc is a duty-desk document: what travels inside an MLS group about a call
@@ -33,6 +38,27 @@ type Doc struct {
 	Purpose  string    `json:"purpose,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Briefing *Briefing `json:"briefing,omitempty"`
+	MemCon   *MemCon   `json:"memcon,omitempty"`
+}
+
+// MemCon is a memorandum of conversation: who talked, when, what was said
+// in summary, and what was promised.
+type MemCon struct {
+	ID           string       `json:"id"` // the server's ID for it
+	Subject      string       `json:"subject"`
+	HeldAt       time.Time    `json:"held_at"`
+	Participants []string     `json:"participants"`
+	Summary      string       `json:"summary"`
+	Commitments  []Commitment `json:"commitments,omitempty"`
+}
+
+// Commitment is a promise made on a call: who owns it, by when, and what
+// it is. ID is the server's, which tracks its owner, due date and status.
+type Commitment struct {
+	ID    string    `json:"id"`
+	Owner string    `json:"owner"`
+	Due   time.Time `json:"due"`
+	Text  string    `json:"text"`
 }
 
 // Briefing prepares the principal for a call.
@@ -88,8 +114,11 @@ func ParseDoc(b []byte) (Doc, error) {
 // Validate checks d's type, that it names a request, and that it sets the
 // fields its type uses, within limits, and no others.
 func (d Doc) Validate() error {
-	if d.Request == "" || len(d.Request) > maxID || strings.TrimLeft(d.Request, "0123456789abcdef") != "" {
+	if !isID(d.Request) {
 		return bad("document names no valid request ID")
+	}
+	if d.MemCon != nil && d.Type != DocMemCon {
+		return bad("a %s document carries no memorandum", d.Type)
 	}
 	switch d.Type {
 	case DocRequest:
@@ -107,8 +136,58 @@ func (d Doc) Validate() error {
 			return bad("a briefing document carries a briefing and nothing else")
 		}
 		return d.Briefing.Validate()
+	case DocMemCon:
+		if d.Purpose != "" || d.Reason != "" || d.Briefing != nil || d.MemCon == nil {
+			return bad("a memcon document carries a memorandum and nothing else")
+		}
+		return d.MemCon.Validate()
 	}
 	return bad("document type %.40q unknown", d.Type)
+}
+
+// isID reports whether s is a server-made ID: 1 to 64 lower-case hex digits.
+func isID(s string) bool {
+	return s != "" && len(s) <= maxID && strings.TrimLeft(s, "0123456789abcdef") == ""
+}
+
+// Validate checks a memorandum: its ID, a subject, when, who, a summary,
+// and its commitments, within limits.
+func (m *MemCon) Validate() error {
+	if !isID(m.ID) {
+		return bad("the memorandum names no valid ID")
+	}
+	if strings.TrimSpace(m.Subject) == "" || strings.TrimSpace(m.Summary) == "" || m.HeldAt.IsZero() {
+		return bad("a memorandum has a subject, a time and a summary")
+	}
+	if len(m.Participants) == 0 || len(m.Participants) > MaxParticipants || len(m.Commitments) > MaxCommitments {
+		return bad("a memorandum lists 1 to %d participants and at most %d commitments", MaxParticipants, MaxCommitments)
+	}
+	if err := checkText("the subject", m.Subject, MaxPoint); err != nil {
+		return err
+	}
+	if err := checkText("the summary", m.Summary, MaxSummary); err != nil {
+		return err
+	}
+	for _, p := range m.Participants {
+		if strings.TrimSpace(p) == "" {
+			return bad("an empty participant")
+		}
+		if err := checkText("a participant", p, 256); err != nil {
+			return err
+		}
+	}
+	for _, c := range m.Commitments {
+		if !isID(c.ID) || c.Owner == "" || c.Due.IsZero() || strings.TrimSpace(c.Text) == "" {
+			return bad("a commitment has an ID, an owner, a due date and text")
+		}
+		if err := checkText("a commitment", c.Text, MaxPoint); err != nil {
+			return err
+		}
+		if err := checkText("an owner", c.Owner, 256); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Validate checks a briefing: a version, something in it, and limits.

@@ -43,6 +43,7 @@ const (
 	ActRequestTriage Action = "request.triage" // approve, reschedule or decline call requests; see them all
 	ActBriefingWrite Action = "briefing.write" // attach a briefing to a scheduled call
 	ActCallsWatch    Action = "calls.watch"    // see every call under way: who talks to whom, at what level
+	ActMemConWrite   Action = "memcon.write"   // draft a memorandum of conversation and distribute it once approved
 )
 
 // AllActions lists every action in a fixed order.
@@ -50,7 +51,7 @@ var AllActions = []Action{
 	ActUserCreate, ActUserRoles, ActUserClearance, ActUserDisable, ActUserList,
 	ActInviteCreate, ActDeviceApprove, ActDeviceRevoke, ActDeviceList,
 	ActPolicyManage, ActPolicyRead, ActLogRead, ActRecordsManage, ActContactCheck,
-	ActRequestCreate, ActRequestTriage, ActBriefingWrite, ActCallsWatch,
+	ActRequestCreate, ActRequestTriage, ActBriefingWrite, ActCallsWatch, ActMemConWrite,
 }
 
 // everyone lists the actions every user may take, whatever their roles: every
@@ -65,8 +66,8 @@ var people = []Action{ActRequestCreate}
 // security officers hold disjoint powers so that no single one of them can
 // both create an account and put a device on it.
 var grants = map[identity.Role][]Action{
-	identity.RoleDutyOfficer:     {ActUserList, ActPolicyRead, ActRequestTriage, ActBriefingWrite, ActCallsWatch},
-	identity.RoleNoteTaker:       {ActBriefingWrite},
+	identity.RoleDutyOfficer:     {ActUserList, ActPolicyRead, ActRequestTriage, ActBriefingWrite, ActCallsWatch, ActMemConWrite},
+	identity.RoleNoteTaker:       {ActBriefingWrite, ActMemConWrite},
 	identity.RoleRecordsOfficer:  {ActUserList, ActPolicyRead, ActRecordsManage},
 	identity.RoleSecurityOfficer: {ActUserList, ActPolicyRead, ActInviteCreate, ActDeviceApprove, ActDeviceRevoke, ActDeviceList},
 	identity.RoleAdmin:           {ActUserCreate, ActUserRoles, ActUserClearance, ActUserDisable, ActUserList, ActPolicyManage, ActPolicyRead},

@@ -134,3 +134,109 @@ func (s *Server) schedule(w http.ResponseWriter, r *http.Request, a org.Actor) e
 	}
 	return writeJSON(w, http.StatusOK, vs)
 }
+
+// itemID returns the {id} of a MemCon's or commitment's route.
+func itemID(r *http.Request, what string) (string, error) {
+	id, err := callID(r)
+	if err != nil {
+		return "", apierr.New(apierr.BadRequest, "a %s ID is 32 hexadecimal digits", what)
+	}
+	return id, nil
+}
+
+// draftMemCon serves POST /v1/memcons.
+func (s *Server) draftMemCon(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	var in api.MemConDraft
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	v, err := s.workflow.DraftMemCon(r.Context(), a, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, v)
+}
+
+// memconAction serves POST /v1/memcons/{id}/approve and /distribute.
+func (s *Server) memconAction(action string) func(http.ResponseWriter, *http.Request, org.Actor) error {
+	return func(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+		id, err := itemID(r, "memorandum")
+		if err != nil {
+			return err
+		}
+		var v api.MemCon
+		if action == "approve" {
+			var in struct{}
+			if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+				return err
+			}
+			v, err = s.workflow.ApproveMemCon(r.Context(), a, id)
+		} else {
+			var in api.MemConDistribute
+			if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+				return err
+			}
+			v, err = s.workflow.DistributeMemCon(r.Context(), a, id, in)
+		}
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (s *Server) getMemCon(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := itemID(r, "memorandum")
+	if err != nil {
+		return err
+	}
+	v, err := s.workflow.GetMemCon(r.Context(), a, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) listMemCons(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	vs, err := s.workflow.ListMemCons(r.Context(), a)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs)
+}
+
+// listCommitments serves GET /v1/commitments[?all=true].
+func (s *Server) listCommitments(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	all := false
+	switch r.URL.Query().Get("all") {
+	case "", "false":
+	case "true":
+		all = true
+	default:
+		return apierr.New(apierr.BadRequest, "all: want true or false")
+	}
+	vs, err := s.workflow.Commitments(r.Context(), a, all)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs)
+}
+
+// closeCommitment serves POST /v1/commitments/{id}/done and /cancel.
+func (s *Server) closeCommitment(status string) func(http.ResponseWriter, *http.Request, org.Actor) error {
+	return func(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+		id, err := itemID(r, "commitment")
+		if err != nil {
+			return err
+		}
+		var in struct{}
+		if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+			return err
+		}
+		v, err := s.workflow.CloseCommitment(r.Context(), a, id, status)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, v)
+	}
+}

@@ -15,15 +15,17 @@ import (
 	"hotline/internal/tlog"
 )
 
-// requestWatch collects the request.update events a device is sent.
+// requestWatch collects the request.update events a device is sent, and
+// the payloads of its other events by type.
 type requestWatch struct {
-	mu  sync.Mutex
-	got []api.CallRequest
+	mu    sync.Mutex
+	got   []api.CallRequest
+	other map[string][]json.RawMessage
 }
 
 func watchRequests(t *testing.T, c *client.Client) *requestWatch {
 	t.Helper()
-	w := &requestWatch{}
+	w := &requestWatch{other: map[string][]json.RawMessage{}}
 	ready := make(chan struct{})
 	var once sync.Once
 	go c.Events(t.Context(), func(m api.StreamMessage) error {
@@ -37,6 +39,10 @@ func watchRequests(t *testing.T, c *client.Client) *requestWatch {
 			}
 			w.mu.Lock()
 			w.got = append(w.got, v)
+			w.mu.Unlock()
+		case m.Type == api.StreamEvent:
+			w.mu.Lock()
+			w.other[m.Event] = append(w.other[m.Event], m.Payload)
 			w.mu.Unlock()
 		}
 		return nil
@@ -60,6 +66,21 @@ func (w *requestWatch) statuses() []string {
 	return out
 }
 
+// commitments returns the commitments of the events of type typ.
+func (w *requestWatch) commitments(t *testing.T, typ string) []api.Commitment {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []api.Commitment
+	for _, p := range w.other[typ] {
+		var c api.Commitment
+		if err := json.Unmarshal(p, &c); err != nil {
+			t.Fatalf("%s payload: %v", typ, err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 func (w *requestWatch) saw(id, status string) bool {
 	return slices.Contains(w.statuses(), id[:6]+" "+status)
 }
@@ -71,8 +92,8 @@ type deskOrg struct {
 	principal, duty, notes, counterpart *member
 }
 
-func newDeskOrg(t *testing.T, backend string) *deskOrg {
-	e := newEnv(t, backend)
+func newDeskOrg(t *testing.T, backend string, opts ...envOption) *deskOrg {
+	e := newEnv(t, backend, opts...)
 	admin := e.admin(t)
 	sec, _ := e.enroll(t, addUser(t, admin, "sec", "security-officer"), "sec")
 	// A principal's and a counterpart's first device need a second

@@ -67,6 +67,12 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/call-requests/PARAM/briefing"},
 	{"POST", "/v1/call-requests/PARAM/briefing/ack"},
 	{"GET", "/v1/schedule?from=PARAM&to=PARAM"},
+	{"POST", "/v1/memcons"},
+	{"GET", "/v1/memcons/PARAM"},
+	{"POST", "/v1/memcons/PARAM/approve"},
+	{"POST", "/v1/memcons/PARAM/distribute"},
+	{"GET", "/v1/commitments?all=PARAM"},
+	{"POST", "/v1/commitments/PARAM/done"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

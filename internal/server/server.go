@@ -88,6 +88,9 @@ type Config struct {
 	// ID is its origin's host name. None: the passkey routes are
 	// unavailable.
 	WebOrigins []string
+	// DeskSweep is how often overdue commitments are looked for (0: 30
+	// seconds): an owner and the desk hear of one within that long.
+	DeskSweep time.Duration
 	// MaxPasskeyCeremonies bounds the passkey ceremonies pending at once
 	// (0: 10,000).
 	MaxPasskeyCeremonies int
@@ -243,6 +246,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.wg.Go(func() { s.every(time.Minute, s.housekeeping) })
 	s.wg.Go(func() { s.every(time.Second, s.callTimeouts) })
+	s.wg.Go(func() { s.every(cmp.Or(cfg.DeskSweep, 30*time.Second), s.deskSweep) })
 	s.wg.Go(func() { s.every(cmp.Or(cfg.QualityInterval, 5*time.Second), s.callQuality) })
 	s.wg.Go(s.ackLoop)
 	return s, nil
@@ -361,6 +365,15 @@ func (s *Server) every(d time.Duration, fn func()) {
 func (s *Server) callTimeouts() {
 	if err := s.calls.Expire(s.ctx); err != nil && s.ctx.Err() == nil {
 		s.log.Warn("end unanswered calls", "err", err)
+	}
+}
+
+// deskSweep alerts the owners and the duty desk of commitments gone overdue.
+func (s *Server) deskSweep() {
+	if n, err := s.workflow.Sweep(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("overdue commitments", "err", err)
+	} else if n > 0 {
+		s.log.Info("overdue commitments alerted", "count", n)
 	}
 }
 

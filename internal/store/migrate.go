@@ -286,6 +286,38 @@ CREATE INDEX call_requests_principal ON call_requests(principal, scheduled_at);
 CREATE INDEX call_requests_requester ON call_requests(requester);
 CREATE INDEX call_requests_status ON call_requests(status, scheduled_at);
 `,
+	// 8: memoranda of conversation and their commitments: who drafted,
+	// who approves, who received a copy, and each promise's owner, due
+	// date and status. The memoranda's text is MLS messages in the
+	// conversations named here.
+	`
+CREATE TABLE memcons (
+	id             TEXT PRIMARY KEY,
+	request_id     TEXT NOT NULL REFERENCES call_requests(id),
+	drafter        TEXT NOT NULL,
+	approver       TEXT NOT NULL,
+	status         TEXT NOT NULL,
+	group_id       BYTES NOT NULL,
+	created_at     BIGINT NOT NULL,
+	approved_at    BIGINT NOT NULL DEFAULT 0,
+	dist_group     BYTES,
+	recipients     TEXT NOT NULL DEFAULT '',
+	distributed_at BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX memcons_request ON memcons(request_id);
+CREATE TABLE commitments (
+	id         TEXT PRIMARY KEY,
+	memcon_id  TEXT NOT NULL REFERENCES memcons(id),
+	owner      TEXT NOT NULL,
+	due_at     BIGINT NOT NULL,
+	status     TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL,
+	alerted_at BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX commitments_memcon ON commitments(memcon_id);
+CREATE INDEX commitments_due ON commitments(status, due_at);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -56,6 +56,14 @@ const (
 	TypeRequestWithdraw = "request.withdraw" // Item, Actor, ActorDevice
 	TypeBriefingAttach  = "briefing.attach"  // Item, Actor, ActorDevice, Conversation (where the briefing is), Count (its version)
 	TypeBriefingAck     = "briefing.ack"     // Item, Actor, ActorDevice, Count (the version acknowledged)
+	// Memoranda of conversation and the commitments in them. Item is the
+	// MemCon's or the commitment's ID; Ref the item it is about.
+	TypeMemConDraft      = "memcon.draft"       // Item, Ref (the call request), Actor, ActorDevice, Target (the approver), Conversation, Count (commitments)
+	TypeMemConApprove    = "memcon.approve"     // Item, Actor, ActorDevice
+	TypeMemConDistribute = "memcon.distribute"  // Item, Actor, ActorDevice, Conversation, Recipients (the need-to-know list)
+	TypeCommitmentOpen   = "commitment.open"    // Item, Ref (the MemCon), User (the owner), At (due)
+	TypeCommitmentClose  = "commitment.close"   // Item, Actor, ActorDevice, Reason (done or cancelled)
+	TypeCommitmentDue    = "commitment.overdue" // Item, User (the owner), At (due): the owner and the desk were alerted
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -83,6 +91,8 @@ type Entry struct {
 	Item         string   `json:"item,omitempty"`         // a workflow item's ID (a call request)
 	Urgency      string   `json:"urgency,omitempty"`      // routine, priority or flash
 	At           int64    `json:"at,omitempty"`           // a scheduled time, unix seconds
+	Ref          string   `json:"ref,omitempty"`          // the workflow item Item is about
+	Recipients   []string `json:"recipients,omitempty"`   // users a record was distributed to
 }
 
 // Marshal validates e and returns its canonical encoding.
@@ -214,6 +224,26 @@ func (e Entry) Validate() error {
 		case TypeBriefingAck:
 			need("count", e.Count > 0)
 		}
+	case TypeMemConDraft, TypeMemConApprove, TypeMemConDistribute, TypeCommitmentClose:
+		need("item", e.Item != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		switch e.Type {
+		case TypeMemConDraft:
+			need("ref", e.Ref != "")
+			need("target", e.Target != "")
+			need("conversation", e.Conversation != "")
+		case TypeMemConDistribute:
+			need("conversation", e.Conversation != "")
+			need("recipients", len(e.Recipients) > 0)
+		case TypeCommitmentClose:
+			need(`reason "done" or "cancelled"`, e.Reason == "done" || e.Reason == "cancelled")
+		}
+	case TypeCommitmentOpen, TypeCommitmentDue:
+		need("item", e.Item != "")
+		need("user", e.User != "")
+		need("at", e.At > 0)
+		need("ref", e.Type == TypeCommitmentDue || e.Ref != "")
 	default:
 		return malformed("entry type %.40q unknown", e.Type)
 	}
@@ -228,6 +258,9 @@ func (e Entry) Validate() error {
 	}
 	if e.Call != "" && !isCode(e.Call) {
 		return malformed("%s entry call %.40q is not an ID", e.Type, e.Call)
+	}
+	if e.Ref != "" && !isCode(e.Ref) {
+		return malformed("%s entry ref %.40q is not an ID", e.Type, e.Ref)
 	}
 	if e.Item != "" && !isCode(e.Item) {
 		return malformed("%s entry item %.40q is not an ID", e.Type, e.Item)
@@ -246,7 +279,7 @@ func (e Entry) Validate() error {
 	for _, l := range []struct {
 		field string
 		names []string
-	}{{"roles", e.Roles}, {"compartments", e.Compartments}, {"approvers", e.Approvers}} {
+	}{{"roles", e.Roles}, {"compartments", e.Compartments}, {"approvers", e.Approvers}, {"recipients", e.Recipients}} {
 		if err := checkList(l.names); err != nil {
 			return malformed("%s entry %s: %v", e.Type, l.field, err)
 		}

@@ -267,3 +267,40 @@ func TestWorkflowEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestMemConEntries(t *testing.T) {
+	const a, d = "a@o.example", "aaaaaaaaaaaaaaaa"
+	good := []Entry{
+		{Type: TypeMemConDraft, Time: 1, Item: "m1", Ref: "r1", Actor: a, ActorDevice: d, Target: "b@o.example", Conversation: "AAEC", Count: 2},
+		{Type: TypeMemConApprove, Time: 1, Item: "m1", Actor: a, ActorDevice: d},
+		{Type: TypeMemConDistribute, Time: 1, Item: "m1", Actor: a, ActorDevice: d, Conversation: "AAEC", Recipients: []string{"b@o.example", "c@o.example"}},
+		{Type: TypeCommitmentOpen, Time: 1, Item: "c1", Ref: "m1", User: "b@o.example", At: 1800000000},
+		{Type: TypeCommitmentClose, Time: 1, Item: "c1", Actor: a, ActorDevice: d, Reason: "done"},
+		{Type: TypeCommitmentDue, Time: 1, Item: "c1", User: "b@o.example", At: 1800000000},
+	}
+	for _, e := range good {
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+		if got, err := ParseEntry(b); err != nil || got.Item != e.Item || got.Ref != e.Ref || len(got.Recipients) != len(e.Recipients) {
+			t.Fatalf("%s: round trip %+v %v", e.Type, got, err)
+		}
+	}
+	for name, e := range map[string]Entry{
+		"draft without ref":        {Type: TypeMemConDraft, Time: 1, Item: "m1", Actor: a, ActorDevice: d, Target: "b@o.example", Conversation: "AAEC"},
+		"draft without approver":   {Type: TypeMemConDraft, Time: 1, Item: "m1", Ref: "r1", Actor: a, ActorDevice: d, Conversation: "AAEC"},
+		"ref not an id":            {Type: TypeMemConDraft, Time: 1, Item: "m1", Ref: "R 1", Actor: a, ActorDevice: d, Target: "b@o.example", Conversation: "AAEC"},
+		"distribute to nobody":     {Type: TypeMemConDistribute, Time: 1, Item: "m1", Actor: a, ActorDevice: d, Conversation: "AAEC"},
+		"recipient twice":          {Type: TypeMemConDistribute, Time: 1, Item: "m1", Actor: a, ActorDevice: d, Conversation: "AAEC", Recipients: []string{"b", "b"}},
+		"close without reason":     {Type: TypeCommitmentClose, Time: 1, Item: "c1", Actor: a, ActorDevice: d},
+		"close for another reason": {Type: TypeCommitmentClose, Time: 1, Item: "c1", Actor: a, ActorDevice: d, Reason: "forgotten"},
+		"open without due":         {Type: TypeCommitmentOpen, Time: 1, Item: "c1", Ref: "m1", User: "b@o.example"},
+		"open without owner":       {Type: TypeCommitmentOpen, Time: 1, Item: "c1", Ref: "m1", At: 5},
+		"overdue without owner":    {Type: TypeCommitmentDue, Time: 1, Item: "c1", At: 5},
+	} {
+		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}

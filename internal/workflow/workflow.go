@@ -425,28 +425,47 @@ func (s *Service) membersOf(ctx context.Context, tx *store.Tx, a org.Actor, grou
 }
 
 // notify queues EventRequest for every active device of the requester,
-// every duty officer, and the principal if the call is or was scheduled.
+// every duty officer, and the principal if the call is or was scheduled;
+// each sees the request as view shows it to them.
 func (s *Service) notify(ctx context.Context, tx *store.Tx, woken *[]string, r store.CallRequest, wasScheduled bool) error {
 	users := []identity.UserID{r.Requester}
 	if wasScheduled || r.Status == desk.StatusScheduled {
 		users = append(users, r.Principal)
 	}
-	all, err := tx.ListUsers(ctx)
+	deskUsers, err := s.deskUsers(ctx, tx)
 	if err != nil {
 		return err
 	}
-	for _, u := range all {
-		if !u.Disabled && directory.Allowed(u.Roles, directory.ActRequestTriage) && !slices.Contains(users, u.ID) {
-			users = append(users, u.ID)
+	for _, u := range deskUsers {
+		if !slices.Contains(users, u) {
+			users = append(users, u)
 		}
 	}
+	return s.pushTo(ctx, tx, woken, users, EventRequest, func(u store.User) ([]byte, error) { return json.Marshal(view(u, r)) })
+}
+
+// deskUsers returns the enabled users who triage requests: the duty desk.
+func (s *Service) deskUsers(ctx context.Context, tx *store.Tx) ([]identity.UserID, error) {
+	all, err := tx.ListUsers(ctx)
+	var out []identity.UserID
+	for _, u := range all {
+		if !u.Disabled && directory.Allowed(u.Roles, directory.ActRequestTriage) {
+			out = append(out, u.ID)
+		}
+	}
+	return out, err
+}
+
+// pushTo queues an event of type typ for every active device of users,
+// with the payload each user is to see.
+func (s *Service) pushTo(ctx context.Context, tx *store.Tx, woken *[]string, users []identity.UserID, typ string, payload func(store.User) ([]byte, error)) error {
 	now := s.cfg.Now()
 	for _, u := range users {
 		su, err := tx.GetUser(ctx, u)
 		if err != nil {
 			return err
 		}
-		payload, err := json.Marshal(view(su, r))
+		p, err := payload(su)
 		if err != nil {
 			return err
 		}
@@ -458,13 +477,25 @@ func (s *Service) notify(ctx context.Context, tx *store.Tx, woken *[]string, r s
 			if d.Status != store.DeviceActive {
 				continue
 			}
-			if _, err := tx.PushEvent(ctx, store.Event{DeviceID: d.ID, Type: EventRequest, Payload: payload, CreatedAt: now}); err != nil {
+			if _, err := tx.PushEvent(ctx, store.Event{DeviceID: d.ID, Type: typ, Payload: p, CreatedAt: now}); err != nil {
 				return err
 			}
 			*woken = append(*woken, d.ID)
 		}
 	}
 	return nil
+}
+
+// systemLog appends a log entry with no actor: a step the server took on
+// its own (an overdue alert) or that follows from another (commitments
+// opening with their MemCon's approval).
+func (s *Service) systemLog(ctx context.Context, tx *store.Tx, e tlog.Entry) error {
+	e.Time = s.cfg.Now().Unix()
+	data, err := e.Marshal()
+	if err != nil {
+		return fmt.Errorf("log entry %s: %w", e.Type, err)
+	}
+	return tx.AppendPending(ctx, data)
 }
 
 func (s *Service) log(ctx context.Context, tx *store.Tx, a org.Actor, e tlog.Entry) error {

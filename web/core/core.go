@@ -290,8 +290,19 @@ func deskText(d desk.Doc) string {
 		return "Call request: " + d.Purpose
 	case desk.DocReason:
 		return "Duty desk: " + d.Reason
+	case desk.DocMemCon:
+		m := d.MemCon
+		var s strings.Builder
+		fmt.Fprintf(&s, "Memorandum of conversation: %s (%s)\nParticipants: %s\n%s", m.Subject, m.HeldAt.Format(time.RFC1123), strings.Join(m.Participants, ", "), m.Summary)
+		for _, c := range m.Commitments {
+			fmt.Fprintf(&s, "\nCommitment (%s, due %s): %s", c.Owner, c.Due.Format("2 Jan 2006 15:04 MST"), c.Text)
+		}
+		return s.String()
 	}
 	b := d.Briefing
+	if b == nil {
+		return ""
+	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "Briefing, version %d", b.Version)
 	for _, p := range b.TalkingPoints {

@@ -1,0 +1,177 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"hotline/internal/api"
+	"hotline/internal/desk"
+)
+
+// MemConDraft is a memorandum of conversation as its drafter writes it.
+type MemConDraft struct {
+	Request      string // the call request it records
+	Approver     string
+	Subject      string
+	HeldAt       time.Time
+	Participants []string
+	Summary      string
+	Commitments  []desk.Commitment // Owner, Due and Text; the server gives the IDs
+}
+
+// MemCon is a memorandum with what this device can read of it.
+type MemCon struct {
+	api.MemCon
+	// Doc is the memorandum's text, if this device holds it (the drafter,
+	// the approver, and the recipients once distributed).
+	Doc *desk.MemCon `json:"doc,omitempty"`
+}
+
+// DraftMemCon registers a draft with its commitments' owners and due dates
+// and sends its text to the approver, in a new conversation of the two.
+func (c *Client) DraftMemCon(ctx context.Context, d MemConDraft) (api.MemCon, error) {
+	doc := desk.MemCon{ID: "0", Subject: d.Subject, HeldAt: d.HeldAt.UTC(), Participants: d.Participants, Summary: d.Summary}
+	var in []api.CommitmentDraft
+	for _, cm := range d.Commitments {
+		cm.ID = "0"
+		doc.Commitments = append(doc.Commitments, cm)
+		in = append(in, api.CommitmentDraft{Owner: cm.Owner, Due: cm.Due})
+	}
+	if err := doc.Validate(); err != nil { // before anything is created
+		return api.MemCon{}, err
+	}
+	info, err := c.CreateConversation(ctx, CreateOptions{Title: "MemCon draft: " + d.Subject, Members: []string{d.Approver}})
+	if err != nil {
+		return api.MemCon{}, fmt.Errorf("the draft's conversation: %w", err)
+	}
+	var v api.MemCon
+	if err := c.Do(ctx, "POST", "/v1/memcons", api.MemConDraft{Request: d.Request, Approver: d.Approver, Conversation: info.ID, Commitments: in}, &v); err != nil {
+		return api.MemCon{}, err
+	}
+	if len(v.Commitments) != len(doc.Commitments) {
+		return v, fmt.Errorf("the server returned %d commitments for %d", len(v.Commitments), len(doc.Commitments))
+	}
+	doc.ID = v.ID
+	for i := range doc.Commitments {
+		doc.Commitments[i].ID = v.Commitments[i].ID
+	}
+	if err := c.sendDoc(ctx, info.ID, desk.Doc{Type: desk.DocMemCon, Request: d.Request, MemCon: &doc}); err != nil {
+		return v, fmt.Errorf("memorandum %s is registered but its text was not sent: %w", v.ID, err)
+	}
+	return v, nil
+}
+
+// GetMemCon returns a memorandum with the text this device holds of it
+// (as far as it has synced).
+func (c *Client) GetMemCon(ctx context.Context, id string) (MemCon, error) {
+	var v api.MemCon
+	if err := c.Do(ctx, "GET", "/v1/memcons/"+url.PathEscape(id), nil, &v); err != nil {
+		return MemCon{}, err
+	}
+	m := MemCon{MemCon: v}
+	// The draft's text comes from its drafter; the copy from whoever of
+	// the drafter and the approver distributed it.
+	for _, src := range []struct {
+		conv    string
+		senders []string
+	}{{v.Conversation, []string{v.Drafter}}, {v.Distribution, []string{v.Drafter, v.Approver}}} {
+		if src.conv == "" || c.Conversation(src.conv).ID == "" {
+			continue
+		}
+		ms, err := c.Messages(src.conv)
+		if err != nil {
+			continue
+		}
+		for _, msg := range ms {
+			if msg.Kind != "desk" || (msg.User != src.senders[0] && (len(src.senders) < 2 || msg.User != src.senders[1])) {
+				continue
+			}
+			d, err := desk.ParseDoc(msg.Data)
+			if err == nil && d.Type == desk.DocMemCon && d.MemCon.ID == id {
+				m.Doc = d.MemCon
+			}
+		}
+	}
+	return m, nil
+}
+
+// MemCons lists the memoranda this user may see, newest first.
+func (c *Client) MemCons(ctx context.Context) ([]api.MemCon, error) {
+	var vs []api.MemCon
+	err := c.Do(ctx, "GET", "/v1/memcons", nil, &vs)
+	return vs, err
+}
+
+// ApproveMemCon approves a draft this device has read.
+func (c *Client) ApproveMemCon(ctx context.Context, id string) (api.MemCon, error) {
+	if err := c.Sync(ctx); err != nil {
+		return api.MemCon{}, err
+	}
+	m, err := c.GetMemCon(ctx, id)
+	if err != nil {
+		return api.MemCon{}, err
+	}
+	if m.Doc == nil {
+		return m.MemCon, errors.New("the draft's text has not reached this device: nothing to approve yet")
+	}
+	var v api.MemCon
+	err = c.Do(ctx, "POST", "/v1/memcons/"+url.PathEscape(id)+"/approve", struct{}{}, &v)
+	return v, err
+}
+
+// DistributeMemCon sends the approved memorandum to its need-to-know list,
+// in a new conversation of exactly those users, after registering the
+// distribution (so no copy goes out unrecorded).
+func (c *Client) DistributeMemCon(ctx context.Context, id string, recipients []string) (api.MemCon, error) {
+	if err := c.Sync(ctx); err != nil {
+		return api.MemCon{}, err
+	}
+	m, err := c.GetMemCon(ctx, id)
+	if err != nil {
+		return api.MemCon{}, err
+	}
+	if m.Doc == nil {
+		return m.MemCon, errors.New("this device does not hold the memorandum's text")
+	}
+	if m.Status != "approved" {
+		return m.MemCon, fmt.Errorf("the memorandum is %s: only an approved one is distributed", m.Status)
+	}
+	info, err := c.CreateConversation(ctx, CreateOptions{Title: "MemCon: " + m.Doc.Subject, Members: recipients})
+	if err != nil {
+		return m.MemCon, fmt.Errorf("the need-to-know conversation: %w", err)
+	}
+	var v api.MemCon
+	if err := c.Do(ctx, "POST", "/v1/memcons/"+url.PathEscape(id)+"/distribute", api.MemConDistribute{Conversation: info.ID, Recipients: recipients}, &v); err != nil {
+		return m.MemCon, err
+	}
+	if err := c.sendDoc(ctx, info.ID, desk.Doc{Type: desk.DocMemCon, Request: m.Request, MemCon: m.Doc}); err != nil {
+		return v, fmt.Errorf("the distribution is recorded but the copy was not sent: %w", err)
+	}
+	return v, nil
+}
+
+// Commitments lists this user's commitments, or with all every one (the
+// duty desk), by due date.
+func (c *Client) Commitments(ctx context.Context, all bool) ([]api.Commitment, error) {
+	path := "/v1/commitments"
+	if all {
+		path += "?all=true"
+	}
+	var vs []api.Commitment
+	err := c.Do(ctx, "GET", path, nil, &vs)
+	return vs, err
+}
+
+// CloseCommitment marks a commitment done or cancelled.
+func (c *Client) CloseCommitment(ctx context.Context, id, status string) (api.Commitment, error) {
+	action := map[string]string{"done": "done", "cancelled": "cancel", "cancel": "cancel"}[status]
+	if action == "" {
+		return api.Commitment{}, fmt.Errorf("a commitment closes as done or cancelled, not %q", status)
+	}
+	var v api.Commitment
+	err := c.Do(ctx, "POST", "/v1/commitments/"+url.PathEscape(id)+"/"+action, struct{}{}, &v)
+	return v, err
+}
