@@ -89,4 +89,31 @@ func TestBrowserDesk(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, duty, "the call gone from the console", `!document.querySelector('`+sel("live-call")+`')`)
+
+	// "Call me on my cell": with a rule letting the principal call the
+	// counterpart directly, the principal's browser calls (signalling
+	// only); the console shows the ad-hoc call owing a readout; the
+	// principal's browser files it; the desk's browser reads it.
+	if err := d.AddRule(t.Context(), "user:principal@demo.example -> user:counterpart@demo.example : allow"); err != nil {
+		t.Fatal(err)
+	}
+	adhoc := eval[string](t, pr, `(async () => {
+		const c = await hotlineCore.direct("counterpart@demo.example");
+		const u = await hotlineCore.placeCall(c.id);
+		await hotlineCore.hangup(u.call.id);
+		return u.call.id;
+	})()`)
+	readout := sel("readout") + `[data-call="` + adhoc + `"]`
+	waitFor(t, duty, "the ad-hoc call owing a readout", `document.querySelector('`+readout+`')?.dataset.status === "due"`)
+	const text = "They will back the corridor if the vote passes."
+	// The principal's schedule pane (open since earlier) lists it too.
+	waitFor(t, pr, "the principal's readout form", `!!document.querySelector('`+readout+` `+sel("readout-input")+`')`)
+	run(t, pr, "the principal files the readout",
+		chromedp.SendKeys(chromedp.CSS(readout+` `+sel("readout-input")), text),
+		chromedp.Click(chromedp.CSS(readout+` `+sel("readout-file"))))
+	waitFor(t, duty, "the readout, read at the desk", `(() => {
+		const r = document.querySelector('`+readout+`');
+		return !!r && r.dataset.status === "filed" && (r.querySelector('`+sel("readout-text")+`')?.textContent ?? "") === `+jsq(text)+`;
+	})()`)
+	screenshot(t, duty, "desktop-desk-readout")
 }

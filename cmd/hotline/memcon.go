@@ -364,3 +364,97 @@ func printCommitments(w io.Writer, cs []api.Commitment, loc *time.Location) {
 	}
 	tw.Flush()
 }
+
+// cmdReadout files or lists the readouts ad-hoc calls owe the duty desk.
+func cmdReadout(e *cmdEnv, args []string) error {
+	if len(args) == 0 {
+		return usagef("readout: want list or file")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "list":
+		fs := newFlags(e, "readout list", "readout list [--tz ZONE] --profile DIR [--json]")
+		profile := profileFlag(fs)
+		zone := zoneFlag(fs)
+		asJSON := fs.Bool("json", false, "print as JSON")
+		if _, err := parse(fs, args, 0, 0); err != nil {
+			return err
+		}
+		_, loc, err := zone()
+		if err != nil {
+			return err
+		}
+		c, release, err := openSynced(e, *profile)
+		if err != nil {
+			return err
+		}
+		defer release()
+		rs, err := c.Readouts(e.ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, rs)
+		}
+		if len(rs) == 0 {
+			fmt.Fprintln(e.stdout, "no ad-hoc calls")
+			return nil
+		}
+		for _, r := range rs {
+			st := strings.ToUpper(r.Status)
+			if r.Late {
+				st += " (LATE)"
+			}
+			fmt.Fprintf(e.stdout, "call %s: %s with %s, %s; readout due %s: %s\n", r.Call[:8], r.Principal, strings.Join(r.Others, ", "),
+				r.PlacedAt.In(loc).Format("Mon 2 Jan 15:04 MST"), r.Due.In(loc).Format("15:04 MST"), st)
+			if text := c.ReadoutText(r); text != "" {
+				fmt.Fprintf(e.stdout, "  %s: %s\n", r.FiledBy, text)
+			}
+		}
+		return nil
+	case "file":
+		fs := newFlags(e, "readout file", "readout file CALL --text TEXT --profile DIR [--json]")
+		profile := profileFlag(fs)
+		text := fs.String("text", "", "the readout: what was said and agreed, for the duty desk")
+		asJSON := fs.Bool("json", false, "print as JSON")
+		pos, err := parse(fs, args, 1, 1)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(*text) == "" {
+			return usagef("readout file: give the readout with --text")
+		}
+		c, release, err := openSynced(e, *profile)
+		if err != nil {
+			return err
+		}
+		defer release()
+		rs, err := c.Readouts(e.ctx)
+		if err != nil {
+			return err
+		}
+		var found []api.Readout
+		for _, r := range rs {
+			if strings.HasPrefix(r.Call, pos[0]) && len(pos[0]) >= 4 {
+				found = append(found, r)
+			}
+		}
+		if len(found) != 1 {
+			return withHint(fmt.Errorf("no single ad-hoc call starts with %q", pos[0]), "hotline readout list shows the calls that owe a readout")
+		}
+		v, err := c.FileReadout(e.ctx, found[0].Call, found[0].Principal, *text)
+		if err != nil {
+			return convError(err)
+		}
+		if *asJSON {
+			return printJSON(e.stdout, v)
+		}
+		late := ""
+		if v.Late {
+			late = " (late)"
+		}
+		fmt.Fprintf(e.stdout, "readout of call %s filed%s\n", v.Call, late)
+		return nil
+	}
+	return usagef("readout: unknown subcommand %q", sub)
+}

@@ -694,3 +694,27 @@ type Commitment struct {
 	Status  string    `json:"status"` // draft, open, done, cancelled
 	Overdue bool      `json:"overdue,omitempty"`
 }
+
+// Readout is what an ad-hoc call owes the duty desk: the payload of
+// call.adhoc and readout.missing events and the answer of the readout
+// endpoints. Status is due, filed or missing (past its deadline; it can
+// still be filed, late).
+type Readout struct {
+	Call         string     `json:"call"`
+	Conversation string     `json:"conversation"` // the call's
+	Principal    string     `json:"principal"`
+	Others       []string   `json:"others"` // who the principal talked to from outside the staff
+	PlacedAt     time.Time  `json:"placed_at"`
+	Due          time.Time  `json:"due"`
+	Status       string     `json:"status"`
+	FiledBy      string     `json:"filed_by,omitempty"`
+	FiledAt      *time.Time `json:"filed_at,omitempty"`
+	Readout      string     `json:"readout,omitempty"` // the conversation the readout's text went to
+	Late         bool       `json:"late,omitempty"`    // filed after it was flagged missing
+}
+
+// ReadoutFile is POST /v1/readouts/{call}: the readout was sent in
+// Conversation (the principal's side, with a duty officer).
+type ReadoutFile struct {
+	Conversation string `json:"conversation"`
+}

@@ -82,6 +82,10 @@ type Config struct {
 	Now         func() time.Time
 	RingTimeout time.Duration // 0: DefaultRingTimeout
 	Logger      *slog.Logger  // nil: discard
+	// OnPlaced, if set, sees every call that rings, in the transaction
+	// that places it, and returns devices to wake (the duty desk's
+	// workflow: ad-hoc calls).
+	OnPlaced func(ctx context.Context, tx *store.Tx, v View) ([]string, error)
 }
 
 // Service places and tracks calls.
@@ -247,6 +251,13 @@ func (s *Service) Place(ctx context.Context, a org.Actor, groupID []byte) (View,
 		}
 		if v, err = s.view(ctx, tx, c.ID, conv); err != nil {
 			return err
+		}
+		if s.cfg.OnPlaced != nil {
+			woken, err := s.cfg.OnPlaced(ctx, tx, v)
+			if err != nil {
+				return err
+			}
+			ts.woken = append(ts.woken, woken...)
 		}
 		return s.notify(ctx, tx, ts, v, EventRing, EventUpdate)
 	})

@@ -175,3 +175,59 @@ func (c *Client) CloseCommitment(ctx context.Context, id, status string) (api.Co
 	err := c.Do(ctx, "POST", "/v1/commitments/"+url.PathEscape(id)+"/"+action, struct{}{}, &v)
 	return v, err
 }
+
+// FileReadout sends the readout of an ad-hoc call to the duty desk (and the
+// principal, if someone else files it), in a new conversation of the
+// principal's side, after registering it.
+func (c *Client) FileReadout(ctx context.Context, call, principal, text string) (api.Readout, error) {
+	doc := desk.Doc{Type: desk.DocReadout, Call: call, Readout: text}
+	if _, err := doc.Marshal(); err != nil {
+		return api.Readout{}, err
+	}
+	members, err := c.dutyOfficers(ctx)
+	if err != nil {
+		return api.Readout{}, err
+	}
+	if principal != c.Profile().User {
+		members = append(members, principal)
+	}
+	info, err := c.CreateConversation(ctx, CreateOptions{Title: "Readout of call " + call[:min(8, len(call))], Members: members})
+	if err != nil {
+		return api.Readout{}, fmt.Errorf("the readout's conversation: %w", err)
+	}
+	var v api.Readout
+	if err := c.Do(ctx, "POST", "/v1/readouts/"+url.PathEscape(call), api.ReadoutFile{Conversation: info.ID}, &v); err != nil {
+		return api.Readout{}, err
+	}
+	if err := c.sendDoc(ctx, info.ID, doc); err != nil {
+		return v, fmt.Errorf("the readout is recorded but its text was not sent: %w", err)
+	}
+	return v, nil
+}
+
+// Readouts lists the ad-hoc calls' readouts this user may see.
+func (c *Client) Readouts(ctx context.Context) ([]api.Readout, error) {
+	var vs []api.Readout
+	err := c.Do(ctx, "GET", "/v1/readouts", nil, &vs)
+	return vs, err
+}
+
+// ReadoutText returns the readout of a call this device holds, if any.
+func (c *Client) ReadoutText(r api.Readout) string {
+	if r.Readout == "" || c.Conversation(r.Readout).ID == "" {
+		return ""
+	}
+	ms, err := c.Messages(r.Readout)
+	if err != nil {
+		return ""
+	}
+	for _, m := range ms {
+		if m.Kind != "desk" || m.User != r.FiledBy {
+			continue
+		}
+		if d, err := desk.ParseDoc(m.Data); err == nil && d.Type == desk.DocReadout && d.Call == r.Call {
+			return d.Readout
+		}
+	}
+	return ""
+}

@@ -276,6 +276,13 @@ func (d *Demo) Approve(ctx context.Context, device string) error {
 	return d.desk.Do(ctx, "POST", "/v1/devices/"+url.PathEscape(device)+"/approve", nil, nil)
 }
 
+// AddRule adds a contact-policy rule as the demo's administrator, such as
+// "user:principal@demo.example -> user:counterpart@demo.example : allow",
+// which lets the principal call the counterpart directly (an ad-hoc call).
+func (d *Demo) AddRule(ctx context.Context, rule string) error {
+	return d.admin.Do(ctx, "POST", "/v1/policy", api.AddRuleRequest{Rule: rule}, nil)
+}
+
 // Server returns the demo's server.
 func (d *Demo) Server() *server.Server { return d.srv }
 

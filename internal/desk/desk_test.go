@@ -107,6 +107,7 @@ func TestDocs(t *testing.T) {
 		{Type: DocBriefing, Request: "0a1b", Briefing: &Briefing{Version: 1, TalkingPoints: []string{"thanks"},
 			Questions: []QA{{Question: "veto?", Answer: "undecided"}}, Background: "<b>&</b>"}},
 		{Type: DocMemCon, Request: "0a1b", MemCon: memcon()},
+		{Type: DocReadout, Call: "0c0ffee0", Readout: "We agreed to talk again on Friday."},
 	}
 	for _, d := range good {
 		b, err := d.Marshal()
@@ -141,15 +142,19 @@ func TestDocs(t *testing.T) {
 		"too big": {Type: DocBriefing, Request: "01", Briefing: &Briefing{Version: 1, Background: strings.Repeat("y", MaxBackground),
 			TalkingPoints: []string{strings.Repeat("z", MaxPoint), strings.Repeat("z", MaxPoint), strings.Repeat("z", MaxPoint)},
 			Questions:     fill(MaxQuestions)}},
-		"memcon on a reason": {Type: DocReason, Request: "01", Reason: "r", MemCon: memcon()},
-		"memcon missing":     {Type: DocMemCon, Request: "01"},
-		"memcon without ID":  {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.ID = "" })},
-		"memcon no summary":  {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Summary = " " })},
-		"memcon no time":     {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.HeldAt = time.Time{} })},
-		"memcon nobody":      {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Participants = nil })},
-		"commitment no ID":   {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].ID = "x" })},
-		"commitment no text": {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].Text = "" })},
-		"commitment no due":  {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].Due = time.Time{} })},
+		"readout without call":     {Type: DocReadout, Readout: "r"},
+		"readout without text":     {Type: DocReadout, Call: "0c"},
+		"readout naming a request": {Type: DocReadout, Call: "0c", Request: "0d", Readout: "r"},
+		"reason naming a call":     {Type: DocReason, Request: "01", Call: "0c", Reason: "r"},
+		"memcon on a reason":       {Type: DocReason, Request: "01", Reason: "r", MemCon: memcon()},
+		"memcon missing":           {Type: DocMemCon, Request: "01"},
+		"memcon without ID":        {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.ID = "" })},
+		"memcon no summary":        {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Summary = " " })},
+		"memcon no time":           {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.HeldAt = time.Time{} })},
+		"memcon nobody":            {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Participants = nil })},
+		"commitment no ID":         {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].ID = "x" })},
+		"commitment no text":       {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].Text = "" })},
+		"commitment no due":        {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].Due = time.Time{} })},
 		"too many commitments": {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) {
 			m.Commitments = make([]Commitment, MaxCommitments+1)
 		})},

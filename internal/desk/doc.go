@@ -13,6 +13,7 @@ const (
 	DocReason   = "reason"   // Reason: why the desk declined, proposed other times, or the requester withdrew
 	DocBriefing = "briefing" // Briefing: for the principal, in the briefing's own conversation
 	DocMemCon   = "memcon"   // MemCon: a memorandum of conversation, to its approver and then its need-to-know list
+	DocReadout  = "readout"  // Readout: what was said on an ad-hoc call (Call names it), to the duty desk
 )
 
 // Limits on documents' text.
@@ -34,7 +35,9 @@ const (
 // request (conversation.KindDesk). The server never sees it.
 type Doc struct {
 	Type     string    `json:"type"`
-	Request  string    `json:"request"` // the call request's ID
+	Request  string    `json:"request,omitempty"` // the call request's ID (every type but readout)
+	Call     string    `json:"call,omitempty"`    // the ad-hoc call's ID (readout)
+	Readout  string    `json:"readout,omitempty"`
 	Purpose  string    `json:"purpose,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Briefing *Briefing `json:"briefing,omitempty"`
@@ -114,7 +117,13 @@ func ParseDoc(b []byte) (Doc, error) {
 // Validate checks d's type, that it names a request, and that it sets the
 // fields its type uses, within limits, and no others.
 func (d Doc) Validate() error {
-	if !isID(d.Request) {
+	if d.Type == DocReadout {
+		if !isID(d.Call) || d.Request != "" || d.Purpose != "" || d.Reason != "" || d.Briefing != nil || d.MemCon != nil || strings.TrimSpace(d.Readout) == "" {
+			return bad("a readout document names its call and carries a readout and nothing else")
+		}
+		return checkText("the readout", d.Readout, MaxSummary)
+	}
+	if !isID(d.Request) || d.Call != "" || d.Readout != "" {
 		return bad("document names no valid request ID")
 	}
 	if d.MemCon != nil && d.Type != DocMemCon {

@@ -240,3 +240,29 @@ func (s *Server) closeCommitment(status string) func(http.ResponseWriter, *http.
 		return writeJSON(w, http.StatusOK, v)
 	}
 }
+
+// listReadouts serves GET /v1/readouts: ad-hoc calls' readouts.
+func (s *Server) listReadouts(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	vs, err := s.workflow.Readouts(r.Context(), a)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs)
+}
+
+// fileReadout serves POST /v1/readouts/{id}: the call's readout was sent.
+func (s *Server) fileReadout(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := itemID(r, "call")
+	if err != nil {
+		return err
+	}
+	var in api.ReadoutFile
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	v, err := s.workflow.FileReadout(r.Context(), a, id, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}

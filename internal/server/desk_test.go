@@ -89,6 +89,7 @@ func (w *requestWatch) saw(id, status string) bool {
 // note-taker and a counterpart, each with one device.
 type deskOrg struct {
 	e                                   *env
+	admin                               *client.Client
 	principal, duty, notes, counterpart *member
 }
 
@@ -112,7 +113,7 @@ func newDeskOrg(t *testing.T, backend string, opts ...envOption) *deskOrg {
 		}
 		return m
 	}
-	return &deskOrg{e: e,
+	return &deskOrg{e: e, admin: admin,
 		principal:   approved("principal", "principal"),
 		duty:        approved("duty", "duty-officer"),
 		notes:       approved("notes", "note-taker"),

@@ -73,6 +73,8 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/memcons/PARAM/distribute"},
 	{"GET", "/v1/commitments?all=PARAM"},
 	{"POST", "/v1/commitments/PARAM/done"},
+	{"GET", "/v1/readouts"},
+	{"POST", "/v1/readouts/PARAM"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

@@ -113,6 +113,8 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/memcons/{id}", active, s.getMemCon)
 	handle("POST /v1/memcons/{id}/approve", active, s.memconAction("approve"))
 	handle("POST /v1/memcons/{id}/distribute", active, s.memconAction("distribute"))
+	handle("GET /v1/readouts", active, s.listReadouts)
+	handle("POST /v1/readouts/{id}", active, s.fileReadout)
 	handle("GET /v1/commitments", active, s.listCommitments)
 	handle("POST /v1/commitments/{id}/done", active, s.closeCommitment(workflow.CommitmentDone))
 	handle("POST /v1/commitments/{id}/cancel", active, s.closeCommitment(workflow.CommitmentCancelled))

@@ -88,9 +88,12 @@ type Config struct {
 	// ID is its origin's host name. None: the passkey routes are
 	// unavailable.
 	WebOrigins []string
-	// DeskSweep is how often overdue commitments are looked for (0: 30
-	// seconds): an owner and the desk hear of one within that long.
+	// DeskSweep is how often overdue commitments and readouts are looked
+	// for (0: 30 seconds): the desk hears of one within that long.
 	DeskSweep time.Duration
+	// ReadoutWithin is how long after an ad-hoc call its readout is due
+	// (0: 4 hours; serve --readout-within).
+	ReadoutWithin time.Duration
 	// MaxPasskeyCeremonies bounds the passkey ceremonies pending at once
 	// (0: 10,000).
 	MaxPasskeyCeremonies int
@@ -232,8 +235,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	s.calls = call.New(call.Config{Store: s.store, Org: s.svc, Hub: s.hub, Media: s.media, Now: cfg.Now, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger})
-	s.workflow = workflow.New(workflow.Config{Store: s.store, Org: s.svc, Hub: s.hub, Now: cfg.Now, Logger: cfg.Logger})
+	s.workflow = workflow.New(workflow.Config{Store: s.store, Org: s.svc, Hub: s.hub, Now: cfg.Now, Logger: cfg.Logger, ReadoutWithin: cfg.ReadoutWithin})
+	s.calls = call.New(call.Config{Store: s.store, Org: s.svc, Hub: s.hub, Media: s.media, Now: cfg.Now, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger,
+		OnPlaced: s.workflow.CallPlaced})
 	s.limits = newLimiters(cfg)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.http = &http.Server{
@@ -368,12 +372,13 @@ func (s *Server) callTimeouts() {
 	}
 }
 
-// deskSweep alerts the owners and the duty desk of commitments gone overdue.
+// deskSweep alerts the owners and the duty desk of commitments gone
+// overdue, and the desk and principals of readouts gone missing.
 func (s *Server) deskSweep() {
 	if n, err := s.workflow.Sweep(s.ctx); err != nil && s.ctx.Err() == nil {
-		s.log.Warn("overdue commitments", "err", err)
+		s.log.Warn("desk sweep", "err", err)
 	} else if n > 0 {
-		s.log.Info("overdue commitments alerted", "count", n)
+		s.log.Info("overdue commitments and missing readouts alerted", "count", n)
 	}
 }
 

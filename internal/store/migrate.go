@@ -318,6 +318,26 @@ CREATE TABLE commitments (
 CREATE INDEX commitments_memcon ON commitments(memcon_id);
 CREATE INDEX commitments_due ON commitments(status, due_at);
 `,
+	// 9: ad-hoc calls: a principal's call with someone outside the
+	// organisation's staff that no scheduled request covers, and the
+	// readout it owes the duty desk by a deadline. The readout's text is
+	// an MLS message in readout_group.
+	`
+CREATE TABLE readouts (
+	call_id       TEXT PRIMARY KEY,
+	group_id      BYTES NOT NULL,
+	principal     TEXT NOT NULL,
+	others        TEXT NOT NULL,
+	placed_at     BIGINT NOT NULL,
+	due_at        BIGINT NOT NULL,
+	status        TEXT NOT NULL,
+	filed_by      TEXT NOT NULL DEFAULT '',
+	filed_at      BIGINT NOT NULL DEFAULT 0,
+	readout_group BYTES,
+	flagged_at    BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX readouts_due ON readouts(status, due_at);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -64,6 +64,11 @@ const (
 	TypeCommitmentOpen   = "commitment.open"    // Item, Ref (the MemCon), User (the owner), At (due)
 	TypeCommitmentClose  = "commitment.close"   // Item, Actor, ActorDevice, Reason (done or cancelled)
 	TypeCommitmentDue    = "commitment.overdue" // Item, User (the owner), At (due): the owner and the desk were alerted
+	// Ad-hoc calls: a principal's call outside the scheduled path, and the
+	// readout it owes the desk.
+	TypeCallAdHoc      = "call.adhoc"      // Call, Conversation, User (the principal), At (the readout's deadline)
+	TypeReadoutFile    = "readout.file"    // Call, Actor, ActorDevice, Conversation (where the readout went)
+	TypeReadoutMissing = "readout.missing" // Call, User (the principal), At (the deadline that passed)
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -239,6 +244,16 @@ func (e Entry) Validate() error {
 		case TypeCommitmentClose:
 			need(`reason "done" or "cancelled"`, e.Reason == "done" || e.Reason == "cancelled")
 		}
+	case TypeCallAdHoc, TypeReadoutMissing:
+		need("call", e.Call != "")
+		need("user", e.User != "")
+		need("at", e.At > 0)
+		need("conversation", e.Type == TypeReadoutMissing || e.Conversation != "")
+	case TypeReadoutFile:
+		need("call", e.Call != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("conversation", e.Conversation != "")
 	case TypeCommitmentOpen, TypeCommitmentDue:
 		need("item", e.Item != "")
 		need("user", e.User != "")

@@ -304,3 +304,29 @@ func TestMemConEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestReadoutEntries(t *testing.T) {
+	good := []Entry{
+		{Type: TypeCallAdHoc, Time: 1, Call: "c0ffee", Conversation: "AAEC", User: "p@o.example", At: 1800000000},
+		{Type: TypeReadoutFile, Time: 1, Call: "c0ffee", Actor: "p@o.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC"},
+		{Type: TypeReadoutMissing, Time: 1, Call: "c0ffee", User: "p@o.example", At: 1800000000},
+	}
+	for _, e := range good {
+		if b, err := e.Marshal(); err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		} else if _, err := ParseEntry(b); err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+	}
+	for name, e := range map[string]Entry{
+		"adhoc without call":      {Type: TypeCallAdHoc, Time: 1, Conversation: "AAEC", User: "p@o.example", At: 5},
+		"adhoc without deadline":  {Type: TypeCallAdHoc, Time: 1, Call: "c1", Conversation: "AAEC", User: "p@o.example"},
+		"adhoc without principal": {Type: TypeCallAdHoc, Time: 1, Call: "c1", Conversation: "AAEC", At: 5},
+		"file without where":      {Type: TypeReadoutFile, Time: 1, Call: "c1", Actor: "p@o.example", ActorDevice: "d"},
+		"missing without user":    {Type: TypeReadoutMissing, Time: 1, Call: "c1", At: 5},
+	} {
+		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}

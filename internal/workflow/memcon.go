@@ -341,13 +341,17 @@ func (s *Service) CloseCommitment(ctx context.Context, a org.Actor, id, status s
 }
 
 // Sweep alerts the owner and the duty desk of every open commitment past
-// its due date, once each, and logs it. The server runs it periodically;
-// it returns how many it alerted.
+// its due date, and the desk and the principal of every ad-hoc call whose
+// readout is past its deadline, once each, and logs it. The server runs it
+// periodically; it returns how many it alerted.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.cfg.Now()
 	n := 0
 	err := s.update(ctx, func(tx *store.Tx, woken *[]string) error {
-		n = 0
+		var err error
+		if n, err = s.sweepReadouts(ctx, tx, woken, now); err != nil {
+			return err
+		}
 		cs, err := tx.OverdueCommitments(ctx, now, sweepBatch)
 		if err != nil {
 			return err

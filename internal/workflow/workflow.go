@@ -41,6 +41,9 @@ type Config struct {
 	Hub    *events.Hub // nil: devices learn at their next read
 	Now    func() time.Time
 	Logger *slog.Logger
+	// ReadoutWithin is how long after an ad-hoc call its readout is due
+	// (0: DefaultReadoutWithin, 4 hours).
+	ReadoutWithin time.Duration
 }
 
 // Service runs the duty desk's workflow.

@@ -267,6 +267,8 @@ func (k *Core) streamMessage(m api.StreamMessage, onUpdate func(Update)) {
 		}
 	case m.Type == api.StreamEvent && m.Event == EventRequest:
 		requestEvent(m, onUpdate)
+	case m.Type == api.StreamEvent && deskEvents[m.Event]:
+		onUpdate(Update{Kind: "desk", DeskEvent: m.Event})
 	case m.Type == api.StreamEvent:
 		switch m.Event {
 		case client.EventCallRing, client.EventCallUpdate, client.EventCallElsewhere, client.EventCallEnded:

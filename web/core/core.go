@@ -390,14 +390,15 @@ func (k *Core) Download(ctx context.Context, id string, seq int64) (File, error)
 // Update is what the UI learns from the event stream.
 type Update struct {
 	Conversation string           `json:"conversation,omitempty"`
-	Kind         string           `json:"kind"` // message, members, joined, left, problem, epoch, call, call.quality, call.slots, request
+	Kind         string           `json:"kind"` // message, members, joined, left, problem, epoch, call, call.quality, call.slots, request, desk
 	Message      *Message         `json:"message,omitempty"`
 	Problem      string           `json:"problem,omitempty"`
 	Epoch        uint64           `json:"epoch,omitempty"` // kind epoch: the conversation's group moved to it
 	Call         *CallUpdate      `json:"call,omitempty"`
 	Quality      *api.CallQuality `json:"quality,omitempty"`
 	Slots        *api.CallSlots   `json:"slots,omitempty"`
-	Request      *api.CallRequest `json:"request,omitempty"` // kind request: a call request changed
+	Request      *api.CallRequest `json:"request,omitempty"`    // kind request: a call request changed
+	DeskEvent    string           `json:"desk_event,omitempty"` // kind desk: commitment.update, commitment.overdue, call.adhoc, readout.missing
 }
 
 // Status is the event stream's state.

@@ -127,6 +127,47 @@ func window(start, end string) (desk.Window, error) {
 	return desk.Window{Start: s.UTC(), End: e.UTC()}, nil
 }
 
+// Commitments returns this user's commitments, or all (the desk).
+func (k *Core) Commitments(ctx context.Context, all bool) ([]api.Commitment, error) {
+	cs, err := k.c.Commitments(ctx, all)
+	if cs == nil {
+		cs = []api.Commitment{}
+	}
+	return cs, err
+}
+
+// CloseCommitment marks a commitment done or cancelled.
+func (k *Core) CloseCommitment(ctx context.Context, id, status string) (api.Commitment, error) {
+	return k.c.CloseCommitment(ctx, id, status)
+}
+
+// DeskReadout is an ad-hoc call's readout with its text, if this device
+// holds it.
+type DeskReadout struct {
+	api.Readout
+	Text string `json:"text,omitempty"`
+}
+
+// Readouts returns the ad-hoc calls' readouts this user may see.
+func (k *Core) Readouts(ctx context.Context) ([]DeskReadout, error) {
+	rs, err := k.c.Readouts(ctx)
+	out := []DeskReadout{}
+	for _, r := range rs {
+		out = append(out, DeskReadout{Readout: r, Text: k.c.ReadoutText(r)})
+	}
+	return out, err
+}
+
+// FileReadout sends an ad-hoc call's readout to the duty desk.
+func (k *Core) FileReadout(ctx context.Context, call, principal, text string) (api.Readout, error) {
+	return k.c.FileReadout(ctx, call, principal, text)
+}
+
+// deskEvents are the stream events about the duty desk's workflow, which
+// reach the page as updates of kind "desk" (or "request", with the
+// request, for request.update).
+var deskEvents = map[string]bool{"commitment.update": true, "commitment.overdue": true, "call.adhoc": true, "readout.missing": true}
+
 // requestEvent turns a request.update event into an update for the page.
 func requestEvent(m api.StreamMessage, onUpdate func(Update)) {
 	var v api.CallRequest

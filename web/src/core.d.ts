@@ -86,7 +86,8 @@ export interface Update {
   // "message", "members", "joined", "left", "problem"; "epoch" (the
   // conversation's group moved to a new epoch: media keys change);
   // "call" (a call event), "call.quality", "call.slots"; "request" (a
-  // call request to the duty desk changed).
+  // call request to the duty desk changed); "desk" (a commitment or an
+  // ad-hoc call's readout changed: desk_event says which).
   kind: string;
   message?: Message;
   problem?: string;
@@ -95,6 +96,31 @@ export interface Update {
   quality?: CallQuality;
   slots?: CallSlots;
   request?: CallRequest;
+  desk_event?: string; // kind "desk": commitment.update, commitment.overdue, call.adhoc, readout.missing
+}
+
+export interface Commitment {
+  id: string;
+  memcon: string;
+  owner: string;
+  due: string;
+  status: "draft" | "open" | "done" | "cancelled";
+  overdue?: boolean;
+}
+
+// An ad-hoc call's readout: due, filed or missing (late if filed after).
+export interface Readout {
+  call: string;
+  conversation: string;
+  principal: string;
+  others: string[];
+  placed_at: string;
+  due: string;
+  status: "due" | "filed" | "missing";
+  filed_by?: string;
+  filed_at?: string;
+  late?: boolean;
+  text?: string; // the readout, if this device holds it
 }
 
 // A call request to the duty desk: the server's metadata, and (from the
@@ -284,6 +310,12 @@ export interface Core {
   // liveCalls: every call ringing or under way (duty officers), as the
   // server reports it.
   liveCalls(): Promise<CallInfo[]>;
+  // commitments: this user's, or with all every one (the desk).
+  commitments(all: boolean): Promise<Commitment[]>;
+  closeCommitment(id: string, status: "done" | "cancelled"): Promise<Commitment>;
+  readouts(): Promise<Readout[]>;
+  // fileReadout sends an ad-hoc call's readout to the duty desk.
+  fileReadout(call: string, principal: string, text: string): Promise<Readout>;
 }
 
 declare global {

@@ -158,5 +158,12 @@ export function tolerant(core: Core): Core {
     ackBriefing: async (id) => callRequest(await core.ackBriefing(id)),
     schedule: async (from, to) => list(await core.schedule(from, to)).map(callRequest),
     liveCalls: async () => list(await core.liveCalls()).map(callInfo),
+    commitments: async (all) => list(await core.commitments(all)),
+    closeCommitment: (id, status) => core.closeCommitment(id, status),
+    fileReadout: async (call, principal, text) => {
+      const r = await core.fileReadout(call, principal, text);
+      return { ...r, others: list(r.others) };
+    },
+    readouts: async () => list(await core.readouts()).map((r) => ({ ...r, others: list(r.others) })),
   };
 }

@@ -195,6 +195,20 @@ func main() {
 	set("schedule", func(a []js.Value) (any, error) {
 		return b.with(func(k *core.Core) (any, error) { return k.Schedule(context.Background(), str(a, 0), str(a, 1)) })
 	})
+	set("commitments", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Commitments(context.Background(), arg(a, 0).Truthy()) })
+	})
+	set("closeCommitment", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.CloseCommitment(context.Background(), str(a, 0), str(a, 1)) })
+	})
+	set("fileReadout", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			return k.FileReadout(context.Background(), str(a, 0), str(a, 1), str(a, 2))
+		})
+	})
+	set("readouts", func([]js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Readouts(context.Background()) })
+	})
 	set("liveCalls", func([]js.Value) (any, error) {
 		return b.with(func(k *core.Core) (any, error) { return k.LiveCalls(context.Background()) })
 	})

@@ -193,7 +193,7 @@ export class App {
   }
 
   onUpdate(u: Update): void {
-    if (u.kind === "request") {
+    if (u.kind === "request" || u.kind === "desk") {
       this.deskPane?.refresh();
       return;
     }

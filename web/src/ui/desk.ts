@@ -9,7 +9,7 @@
 // stream, or every few seconds for live calls while the console is shown.
 // Times show in this browser's zone, with the requester's beside them.
 
-import type { CallInfo, CallRequest, Core, Me } from "../core";
+import type { CallInfo, CallRequest, Commitment, Core, Me, Readout } from "../core";
 import { h, replace } from "../dom";
 import { guard } from "./errors";
 import { levelPill } from "./sidebar";
@@ -58,6 +58,8 @@ export class DeskPane {
   private readonly scheduleEl: HTMLElement;
   private readonly liveEl: HTMLElement;
   private readonly mineEl: HTMLElement;
+  private readonly readoutsEl: HTMLElement;
+  private readonly commitmentsEl: HTMLElement;
   private readonly desk: boolean;
   private timer: number | undefined;
   private debounce: number | undefined;
@@ -78,6 +80,8 @@ export class DeskPane {
     this.scheduleEl = h("ul", { class: "desk-list", "data-testid": "desk-schedule", "aria-label": "Schedule" });
     this.liveEl = h("ul", { class: "desk-list", "data-testid": "desk-live", "aria-label": "Calls under way" });
     this.mineEl = h("ul", { class: "desk-list", "data-testid": "desk-mine", "aria-label": "Your requests" });
+    this.readoutsEl = h("ul", { class: "desk-list", "data-testid": "desk-readouts", "aria-label": "Ad-hoc calls and their readouts" });
+    this.commitmentsEl = h("ul", { class: "desk-list", "data-testid": "desk-commitments", "aria-label": "Commitments" });
     this.el = h(
       "section",
       { class: "pane desk", "data-testid": "desk" },
@@ -93,6 +97,8 @@ export class DeskPane {
         this.desk ? h("section", null, h("h3", null, "Call requests"), this.requestsEl) : null,
         h("section", null, h("h3", null, this.desk ? "Today" : "Your next seven days"), this.scheduleEl),
         this.desk ? h("section", null, h("h3", null, "Calls under way"), this.liveEl) : null,
+        h("section", null, h("h3", null, this.desk ? "Ad-hoc calls and readouts" : "Your ad-hoc calls"), this.readoutsEl),
+        h("section", null, h("h3", null, this.desk ? "Open commitments" : "Your commitments"), this.commitmentsEl),
         this.desk ? null : h("section", null, h("h3", null, "Requests you made"), this.mineEl),
       ),
     );
@@ -142,7 +148,93 @@ export class DeskPane {
         this.renderSchedule(await this.core.schedule(start.toISOString(), end.toISOString()));
       }),
       this.desk ? this.loadLive() : Promise.resolve(),
+      guard("Load readouts", async () => this.renderReadouts(await this.core.readouts())),
+      guard("Load commitments", async () => this.renderCommitments(await this.core.commitments(this.desk))),
     ]);
+  }
+
+  private renderReadouts(rs: Readout[]): void {
+    // Missing first, then due, then filed; newest first within each.
+    const rank = { missing: 0, due: 1, filed: 2 } as const;
+    rs.sort((a, b) => rank[a.status] - rank[b.status] || b.placed_at.localeCompare(a.placed_at));
+    replace(
+      this.readoutsEl,
+      rs.length === 0
+        ? h("li", { class: "empty" }, "No ad-hoc calls.")
+        : rs.map((r) =>
+            h(
+              "li",
+              { class: `desk-item readout-${r.status}`, "data-testid": "readout", "data-call": r.call, "data-status": r.status },
+              h(
+                "div",
+                { class: "desk-line" },
+                h("span", { class: `urgency ${r.status === "missing" ? "urgency-flash" : ""}` }, r.status === "missing" ? "READOUT MISSING" : r.status === "due" ? "READOUT DUE" : r.late ? "FILED LATE" : "FILED"),
+                ` ${r.principal} with ${r.others.join(", ")}, ${fmt(r.placed_at)}`,
+              ),
+              h("div", { class: "desk-sub" }, r.status === "filed" ? `Filed by ${r.filed_by ?? "?"}` : `Due ${fmt(r.due)}`),
+              r.text ? h("p", { class: "desk-purpose", "data-testid": "readout-text" }, r.text) : null,
+              r.status !== "filed" && (r.principal === this.me.user || this.me.roles.includes("note-taker") || this.desk) ? this.readoutForm(r) : null,
+            ),
+          ),
+    );
+  }
+
+  // readoutForm files an ad-hoc call's readout, end-to-end encrypted to the
+  // desk.
+  private readoutForm(r: Readout): HTMLElement {
+    const text = h("textarea", { rows: 2, "data-testid": "readout-input", placeholder: "What was said and agreed (only the duty desk reads it)", "aria-label": "Readout" });
+    return h(
+      "div",
+      { class: "desk-actions" },
+      text,
+      h(
+        "button",
+        {
+          type: "button",
+          class: "primary small",
+          "data-testid": "readout-file",
+          onclick: async () => {
+            if (text.value.trim() === "") {
+              text.setAttribute("aria-invalid", "true");
+              text.focus();
+              return;
+            }
+            if (await guard("File the readout", () => this.core.fileReadout(r.call, r.principal, text.value))) this.refresh();
+          },
+        },
+        "File the readout",
+      ),
+    );
+  }
+
+  private renderCommitments(cs: Commitment[]): void {
+    const open = cs.filter((c) => c.status === "open");
+    replace(
+      this.commitmentsEl,
+      open.length === 0
+        ? h("li", { class: "empty" }, "No open commitments.")
+        : open.map((c) =>
+            h(
+              "li",
+              { class: `desk-item${c.overdue ? " urgency-flash" : ""}`, "data-testid": "commitment", "data-id": c.id, "data-overdue": String(c.overdue === true) },
+              h("div", { class: "desk-line" }, c.overdue ? h("span", { class: "urgency urgency-flash" }, "OVERDUE") : null, ` ${c.owner}, due ${fmt(c.due)}`),
+              c.owner === this.me.user || this.desk
+                ? h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "small",
+                      "data-testid": "commitment-done",
+                      onclick: async () => {
+                        if (await guard("Close the commitment", () => this.core.closeCommitment(c.id, "done"))) this.refresh();
+                      },
+                    },
+                    "Done",
+                  )
+                : null,
+            ),
+          ),
+    );
   }
 
   private async loadRequests(): Promise<void> {
