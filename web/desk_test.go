@@ -1,9 +1,12 @@
 package web_test
 
 import (
+	"context"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -116,4 +119,56 @@ func TestBrowserDesk(t *testing.T) {
 		return !!r && r.dataset.status === "filed" && (r.querySelector('`+sel("readout-text")+`')?.textContent ?? "") === `+jsq(text)+`;
 	})()`)
 	screenshot(t, duty, "desktop-desk-readout")
+
+	// A hotline from the note-taker's headless device to a headless device
+	// of the duty officer, tested every 4 seconds: green on the console
+	// while both ends keep it, red (the desk told at once) when the far
+	// end stops.
+	dutyInvite, err := d.Invite(t.Context(), "duty@"+demo.Org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dutyPhone, _, err := client.Enroll(t.Context(), client.EnrollOptions{Server: "http://127.0.0.1:" + strconv.Itoa(d.Port), Invite: dutyInvite,
+		ProfileDir: filepath.Join(t.TempDir(), "duty-phone"), Label: "duty room phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var me api.Me
+	for i := 0; ; i++ { // the demo approves it in a moment
+		if err := dutyPhone.Do(t.Context(), "GET", "/v1/me", nil, &me); err == nil && me.Device.Status == "active" {
+			break
+		} else if i == 200 {
+			t.Fatalf("the duty room phone was not approved: %+v %v", me.Device, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := dutyPhone.EnsureKeyPackages(t.Context(), client.DefaultSuite); err != nil {
+		t.Fatal(err)
+	}
+	line, err := notes.CreateHotline(t.Context(), "duty@"+demo.Org, me.Device.ID, 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepNear := keepLine(t, notes)
+	keepFar := keepLine(t, dutyPhone)
+	hl := sel("hotline") + `[data-id="` + line.ID + `"]`
+	waitFor(t, duty, "the hotline green on the console", `document.querySelector('`+hl+`')?.dataset.status === "green"`)
+	screenshot(t, duty, "desktop-desk-hotline")
+	keepFar()
+	waitFor(t, duty, "the hotline red on the console", `document.querySelector('`+hl+`')?.dataset.status === "red"`)
+	keepNear()
+}
+
+// keepLine runs a device's end of its hotlines until the returned stop.
+func keepLine(t *testing.T, c *client.Client) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.KeepHotlines(ctx, nil)
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }

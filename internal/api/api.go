@@ -718,3 +718,52 @@ type Readout struct {
 type ReadoutFile struct {
 	Conversation string `json:"conversation"`
 }
+
+// HotlineCreate is POST /v1/hotlines, from the near end's device: a
+// standing line to FarDevice of FarUser in Conversation (the two devices'
+// MLS group), tested every Interval seconds (0: an hour).
+type HotlineCreate struct {
+	Conversation string `json:"conversation"`
+	FarUser      string `json:"far_user"`
+	FarDevice    string `json:"far_device"`
+	Interval     int64  `json:"interval,omitempty"`
+}
+
+// Hotline is a standing line and its health: green (the last test was
+// answered end to end), red (it was not), or unknown (not tested yet).
+type Hotline struct {
+	ID           string        `json:"id"`
+	Conversation string        `json:"conversation"`
+	NearUser     string        `json:"near_user"`
+	NearDevice   string        `json:"near_device"`
+	FarUser      string        `json:"far_user"`
+	FarDevice    string        `json:"far_device"`
+	Interval     int64         `json:"interval"` // seconds between tests
+	Timeout      int64         `json:"timeout"`  // seconds a test may take
+	Status       string        `json:"status"`
+	LastOK       *time.Time    `json:"last_ok,omitempty"`
+	Changed      time.Time     `json:"changed"`
+	Tests        []HotlineTest `json:"tests,omitempty"` // the latest, newest first
+}
+
+// HotlineTest is one test of a line.
+type HotlineTest struct {
+	At        time.Time `json:"at"`
+	Result    string    `json:"result"` // ok, timeout
+	LatencyMs float64   `json:"latency_ms,omitempty"`
+}
+
+// HotlineAsk is the payload of the hotline.test event to a line's near
+// end: send a ping with Nonce in Conversation.
+type HotlineAsk struct {
+	Hotline      string `json:"hotline"`
+	Conversation string `json:"conversation"`
+	Nonce        string `json:"nonce"`
+}
+
+// HotlineReport is POST /v1/hotlines/{id}/tests: the far end answered the
+// ping with Nonce; the round trip took LatencyUs.
+type HotlineReport struct {
+	Nonce     string `json:"nonce"`
+	LatencyUs int64  `json:"latency_us"`
+}

@@ -108,6 +108,8 @@ func TestDocs(t *testing.T) {
 			Questions: []QA{{Question: "veto?", Answer: "undecided"}}, Background: "<b>&</b>"}},
 		{Type: DocMemCon, Request: "0a1b", MemCon: memcon()},
 		{Type: DocReadout, Call: "0c0ffee0", Readout: "We agreed to talk again on Friday."},
+		{Type: DocPing, Hotline: "0a", Nonce: "0b"},
+		{Type: DocPong, Hotline: "0a", Nonce: "0b"},
 	}
 	for _, d := range good {
 		b, err := d.Marshal()

@@ -14,6 +14,8 @@ const (
 	DocBriefing = "briefing" // Briefing: for the principal, in the briefing's own conversation
 	DocMemCon   = "memcon"   // MemCon: a memorandum of conversation, to its approver and then its need-to-know list
 	DocReadout  = "readout"  // Readout: what was said on an ad-hoc call (Call names it), to the duty desk
+	DocPing     = "ping"     // a hotline's test (Hotline, Nonce), from its near end
+	DocPong     = "pong"     // the far end's answer to a ping, with the same nonce
 )
 
 // Limits on documents' text.
@@ -38,6 +40,8 @@ type Doc struct {
 	Request  string    `json:"request,omitempty"` // the call request's ID (every type but readout)
 	Call     string    `json:"call,omitempty"`    // the ad-hoc call's ID (readout)
 	Readout  string    `json:"readout,omitempty"`
+	Hotline  string    `json:"hotline,omitempty"` // ping, pong: the line
+	Nonce    string    `json:"nonce,omitempty"`   // ping, pong: the test
 	Purpose  string    `json:"purpose,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Briefing *Briefing `json:"briefing,omitempty"`
@@ -117,6 +121,15 @@ func ParseDoc(b []byte) (Doc, error) {
 // Validate checks d's type, that it names a request, and that it sets the
 // fields its type uses, within limits, and no others.
 func (d Doc) Validate() error {
+	if d.Type == DocPing || d.Type == DocPong {
+		if !isID(d.Hotline) || !isID(d.Nonce) || d.Request != "" || d.Call != "" || d.Readout != "" || d.Purpose != "" || d.Reason != "" || d.Briefing != nil || d.MemCon != nil {
+			return bad("a %s names its hotline and nonce and nothing else", d.Type)
+		}
+		return nil
+	}
+	if d.Hotline != "" || d.Nonce != "" {
+		return bad("a %s document names no hotline", d.Type)
+	}
 	if d.Type == DocReadout {
 		if !isID(d.Call) || d.Request != "" || d.Purpose != "" || d.Reason != "" || d.Briefing != nil || d.MemCon != nil || strings.TrimSpace(d.Readout) == "" {
 			return bad("a readout document names its call and carries a readout and nothing else")

@@ -266,3 +266,54 @@ func (s *Server) fileReadout(w http.ResponseWriter, r *http.Request, a org.Actor
 	}
 	return writeJSON(w, http.StatusOK, v)
 }
+
+// createHotline serves POST /v1/hotlines.
+func (s *Server) createHotline(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	var in api.HotlineCreate
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	v, err := s.workflow.CreateHotline(r.Context(), a, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) listHotlines(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	vs, err := s.workflow.Hotlines(r.Context(), a)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs)
+}
+
+func (s *Server) getHotline(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := itemID(r, "hotline")
+	if err != nil {
+		return err
+	}
+	v, err := s.workflow.GetHotline(r.Context(), a, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// reportHotline serves POST /v1/hotlines/{id}/tests: the near end's report
+// of an answered test.
+func (s *Server) reportHotline(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := itemID(r, "hotline")
+	if err != nil {
+		return err
+	}
+	var in api.HotlineReport
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	v, err := s.workflow.ReportHotline(r.Context(), a, id, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}

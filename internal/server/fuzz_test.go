@@ -75,6 +75,9 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/commitments/PARAM/done"},
 	{"GET", "/v1/readouts"},
 	{"POST", "/v1/readouts/PARAM"},
+	{"POST", "/v1/hotlines"},
+	{"GET", "/v1/hotlines/PARAM"},
+	{"POST", "/v1/hotlines/PARAM/tests"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

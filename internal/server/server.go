@@ -88,8 +88,8 @@ type Config struct {
 	// ID is its origin's host name. None: the passkey routes are
 	// unavailable.
 	WebOrigins []string
-	// DeskSweep is how often overdue commitments and readouts are looked
-	// for (0: 30 seconds): the desk hears of one within that long.
+	// DeskSweep is how often overdue commitments and readouts, and hotline
+	// tests due or unanswered, are looked for (0: 2 seconds).
 	DeskSweep time.Duration
 	// ReadoutWithin is how long after an ad-hoc call its readout is due
 	// (0: 4 hours; serve --readout-within).
@@ -250,7 +250,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.wg.Go(func() { s.every(time.Minute, s.housekeeping) })
 	s.wg.Go(func() { s.every(time.Second, s.callTimeouts) })
-	s.wg.Go(func() { s.every(cmp.Or(cfg.DeskSweep, 30*time.Second), s.deskSweep) })
+	s.wg.Go(func() { s.every(cmp.Or(cfg.DeskSweep, 2*time.Second), s.deskSweep) })
 	s.wg.Go(func() { s.every(cmp.Or(cfg.QualityInterval, 5*time.Second), s.callQuality) })
 	s.wg.Go(s.ackLoop)
 	return s, nil
@@ -373,12 +373,13 @@ func (s *Server) callTimeouts() {
 }
 
 // deskSweep alerts the owners and the duty desk of commitments gone
-// overdue, and the desk and principals of readouts gone missing.
+// overdue, the desk and principals of readouts gone missing and the desk
+// of hotlines gone red, and starts hotline tests.
 func (s *Server) deskSweep() {
 	if n, err := s.workflow.Sweep(s.ctx); err != nil && s.ctx.Err() == nil {
 		s.log.Warn("desk sweep", "err", err)
 	} else if n > 0 {
-		s.log.Info("overdue commitments and missing readouts alerted", "count", n)
+		s.log.Info("desk alerts", "count", n)
 	}
 }
 

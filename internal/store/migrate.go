@@ -338,6 +338,37 @@ CREATE TABLE readouts (
 );
 CREATE INDEX readouts_due ON readouts(status, due_at);
 `,
+	// 10: hotlines: standing lines between two devices, tested end to end
+	// on a schedule, and the history of the tests.
+	`
+CREATE TABLE hotlines (
+	id            TEXT PRIMARY KEY,
+	group_id      BYTES NOT NULL,
+	near_user     TEXT NOT NULL,
+	near_device   TEXT NOT NULL,
+	far_user      TEXT NOT NULL,
+	far_device    TEXT NOT NULL,
+	interval_s    BIGINT NOT NULL,
+	timeout_s     BIGINT NOT NULL,
+	status        TEXT NOT NULL,
+	created_by    TEXT NOT NULL,
+	created_at    BIGINT NOT NULL,
+	next_at       BIGINT NOT NULL,
+	pending_nonce TEXT NOT NULL DEFAULT '',
+	pending_at    BIGINT NOT NULL DEFAULT 0,
+	last_ok_at    BIGINT NOT NULL DEFAULT 0,
+	changed_at    BIGINT NOT NULL
+);
+CREATE TABLE hotline_tests (
+	hotline_id TEXT NOT NULL REFERENCES hotlines(id),
+	nonce      TEXT NOT NULL,
+	issued_at  BIGINT NOT NULL,
+	result     TEXT NOT NULL,
+	latency_us BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (hotline_id, nonce)
+);
+CREATE INDEX hotline_tests_time ON hotline_tests(hotline_id, issued_at);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -69,6 +69,12 @@ const (
 	TypeCallAdHoc      = "call.adhoc"      // Call, Conversation, User (the principal), At (the readout's deadline)
 	TypeReadoutFile    = "readout.file"    // Call, Actor, ActorDevice, Conversation (where the readout went)
 	TypeReadoutMissing = "readout.missing" // Call, User (the principal), At (the deadline that passed)
+	// Hotlines: standing lines between two devices, tested on a schedule.
+	// Only changes of state are logged; each test's result is kept by the
+	// server.
+	TypeHotlineCreate = "hotline.create" // Item, Actor, ActorDevice (the near end), User, Device (the far end), Conversation, Count (interval, seconds)
+	TypeHotlineRed    = "hotline.red"    // Item, Reason (timeout)
+	TypeHotlineGreen  = "hotline.green"  // Item
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -254,6 +260,17 @@ func (e Entry) Validate() error {
 		need("actor", e.Actor != "")
 		need("actor_device", e.ActorDevice != "")
 		need("conversation", e.Conversation != "")
+	case TypeHotlineCreate:
+		need("item", e.Item != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("user", e.User != "")
+		need("device", e.Device != "")
+		need("conversation", e.Conversation != "")
+		need("count", e.Count > 0)
+	case TypeHotlineRed, TypeHotlineGreen:
+		need("item", e.Item != "")
+		need("reason", e.Type == TypeHotlineGreen || e.Reason != "")
 	case TypeCommitmentOpen, TypeCommitmentDue:
 		need("item", e.Item != "")
 		need("user", e.User != "")

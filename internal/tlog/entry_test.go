@@ -330,3 +330,28 @@ func TestReadoutEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestHotlineEntries(t *testing.T) {
+	good := []Entry{
+		{Type: TypeHotlineCreate, Time: 1, Item: "h1", Actor: "a@o.example", ActorDevice: "aaaaaaaaaaaaaaaa", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Conversation: "AAEC", Count: 3600},
+		{Type: TypeHotlineRed, Time: 1, Item: "h1", Reason: "timeout"},
+		{Type: TypeHotlineGreen, Time: 1, Item: "h1"},
+	}
+	for _, e := range good {
+		if b, err := e.Marshal(); err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		} else if _, err := ParseEntry(b); err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+	}
+	for name, e := range map[string]Entry{
+		"create without far end":  {Type: TypeHotlineCreate, Time: 1, Item: "h1", Actor: "a@o.example", ActorDevice: "d", Conversation: "AAEC", Count: 60},
+		"create without interval": {Type: TypeHotlineCreate, Time: 1, Item: "h1", Actor: "a@o.example", ActorDevice: "d", User: "b", Device: "e", Conversation: "AAEC"},
+		"red without reason":      {Type: TypeHotlineRed, Time: 1, Item: "h1"},
+		"green without item":      {Type: TypeHotlineGreen, Time: 1},
+	} {
+		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}

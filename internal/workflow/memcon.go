@@ -341,9 +341,11 @@ func (s *Service) CloseCommitment(ctx context.Context, a org.Actor, id, status s
 }
 
 // Sweep alerts the owner and the duty desk of every open commitment past
-// its due date, and the desk and the principal of every ad-hoc call whose
-// readout is past its deadline, once each, and logs it. The server runs it
-// periodically; it returns how many it alerted.
+// its due date, the desk and the principal of every ad-hoc call whose
+// readout is past its deadline, and the desk of every hotline whose test
+// went unanswered, once each, and logs it; and asks hotlines' near ends to
+// run the tests now due. The server runs it periodically; it returns how
+// many it alerted.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.cfg.Now()
 	n := 0
@@ -352,6 +354,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		if n, err = s.sweepReadouts(ctx, tx, woken, now); err != nil {
 			return err
 		}
+		red, err := s.sweepHotlines(ctx, tx, woken, now)
+		if err != nil {
+			return err
+		}
+		n += red
 		cs, err := tx.OverdueCommitments(ctx, now, sweepBatch)
 		if err != nil {
 			return err

@@ -398,7 +398,7 @@ type Update struct {
 	Quality      *api.CallQuality `json:"quality,omitempty"`
 	Slots        *api.CallSlots   `json:"slots,omitempty"`
 	Request      *api.CallRequest `json:"request,omitempty"`    // kind request: a call request changed
-	DeskEvent    string           `json:"desk_event,omitempty"` // kind desk: commitment.update, commitment.overdue, call.adhoc, readout.missing
+	DeskEvent    string           `json:"desk_event,omitempty"` // kind desk: commitment.update, commitment.overdue, call.adhoc, readout.missing, hotline.status
 }
 
 // Status is the event stream's state.

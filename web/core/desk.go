@@ -166,7 +166,17 @@ func (k *Core) FileReadout(ctx context.Context, call, principal, text string) (a
 // deskEvents are the stream events about the duty desk's workflow, which
 // reach the page as updates of kind "desk" (or "request", with the
 // request, for request.update).
-var deskEvents = map[string]bool{"commitment.update": true, "commitment.overdue": true, "call.adhoc": true, "readout.missing": true}
+var deskEvents = map[string]bool{"commitment.update": true, "commitment.overdue": true, "call.adhoc": true, "readout.missing": true, "hotline.status": true}
+
+// Hotlines returns the standing lines this user may see (every one for the
+// desk) with their health and latest tests.
+func (k *Core) Hotlines(ctx context.Context) ([]api.Hotline, error) {
+	hs, err := k.c.Hotlines(ctx)
+	if hs == nil {
+		hs = []api.Hotline{}
+	}
+	return hs, err
+}
 
 // requestEvent turns a request.update event into an update for the page.
 func requestEvent(m api.StreamMessage, onUpdate func(Update)) {

@@ -96,7 +96,20 @@ export interface Update {
   quality?: CallQuality;
   slots?: CallSlots;
   request?: CallRequest;
-  desk_event?: string; // kind "desk": commitment.update, commitment.overdue, call.adhoc, readout.missing
+  desk_event?: string; // kind "desk": commitment.update, commitment.overdue, call.adhoc, readout.missing, hotline.status
+}
+
+// A standing line between two devices, tested end to end on a schedule.
+export interface Hotline {
+  id: string;
+  near_user: string;
+  far_user: string;
+  interval: number; // seconds
+  timeout: number;
+  status: "unknown" | "green" | "red";
+  last_ok?: string;
+  changed: string;
+  tests?: { at: string; result: "ok" | "timeout"; latency_ms?: number }[];
 }
 
 export interface Commitment {
@@ -314,6 +327,7 @@ export interface Core {
   commitments(all: boolean): Promise<Commitment[]>;
   closeCommitment(id: string, status: "done" | "cancelled"): Promise<Commitment>;
   readouts(): Promise<Readout[]>;
+  hotlines(): Promise<Hotline[]>;
   // fileReadout sends an ad-hoc call's readout to the duty desk.
   fileReadout(call: string, principal: string, text: string): Promise<Readout>;
 }

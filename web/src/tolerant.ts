@@ -164,6 +164,7 @@ export function tolerant(core: Core): Core {
       const r = await core.fileReadout(call, principal, text);
       return { ...r, others: list(r.others) };
     },
+    hotlines: async () => list(await core.hotlines()).map((x) => ({ ...x, tests: list(x.tests) })),
     readouts: async () => list(await core.readouts()).map((r) => ({ ...r, others: list(r.others) })),
   };
 }

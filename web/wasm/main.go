@@ -206,6 +206,9 @@ func main() {
 			return k.FileReadout(context.Background(), str(a, 0), str(a, 1), str(a, 2))
 		})
 	})
+	set("hotlines", func([]js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.Hotlines(context.Background()) })
+	})
 	set("readouts", func([]js.Value) (any, error) {
 		return b.with(func(k *core.Core) (any, error) { return k.Readouts(context.Background()) })
 	})

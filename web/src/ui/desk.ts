@@ -9,7 +9,7 @@
 // stream, or every few seconds for live calls while the console is shown.
 // Times show in this browser's zone, with the requester's beside them.
 
-import type { CallInfo, CallRequest, Commitment, Core, Me, Readout } from "../core";
+import type { CallInfo, CallRequest, Commitment, Core, Hotline, Me, Readout } from "../core";
 import { h, replace } from "../dom";
 import { guard } from "./errors";
 import { levelPill } from "./sidebar";
@@ -60,6 +60,7 @@ export class DeskPane {
   private readonly mineEl: HTMLElement;
   private readonly readoutsEl: HTMLElement;
   private readonly commitmentsEl: HTMLElement;
+  private readonly hotlinesEl: HTMLElement;
   private readonly desk: boolean;
   private timer: number | undefined;
   private debounce: number | undefined;
@@ -82,6 +83,7 @@ export class DeskPane {
     this.mineEl = h("ul", { class: "desk-list", "data-testid": "desk-mine", "aria-label": "Your requests" });
     this.readoutsEl = h("ul", { class: "desk-list", "data-testid": "desk-readouts", "aria-label": "Ad-hoc calls and their readouts" });
     this.commitmentsEl = h("ul", { class: "desk-list", "data-testid": "desk-commitments", "aria-label": "Commitments" });
+    this.hotlinesEl = h("ul", { class: "desk-list", "data-testid": "desk-hotlines", "aria-label": "Hotlines" });
     this.el = h(
       "section",
       { class: "pane desk", "data-testid": "desk" },
@@ -99,6 +101,7 @@ export class DeskPane {
         this.desk ? h("section", null, h("h3", null, "Calls under way"), this.liveEl) : null,
         h("section", null, h("h3", null, this.desk ? "Ad-hoc calls and readouts" : "Your ad-hoc calls"), this.readoutsEl),
         h("section", null, h("h3", null, this.desk ? "Open commitments" : "Your commitments"), this.commitmentsEl),
+        h("section", null, h("h3", null, "Hotlines"), this.hotlinesEl),
         this.desk ? null : h("section", null, h("h3", null, "Requests you made"), this.mineEl),
       ),
     );
@@ -150,7 +153,37 @@ export class DeskPane {
       this.desk ? this.loadLive() : Promise.resolve(),
       guard("Load readouts", async () => this.renderReadouts(await this.core.readouts())),
       guard("Load commitments", async () => this.renderCommitments(await this.core.commitments(this.desk))),
+      guard("Load hotlines", async () => this.renderHotlines(await this.core.hotlines())),
     ]);
+  }
+
+  private renderHotlines(hs: Hotline[]): void {
+    // Red first.
+    hs.sort((a, b) => Number(b.status === "red") - Number(a.status === "red"));
+    replace(
+      this.hotlinesEl,
+      hs.length === 0
+        ? h("li", { class: "empty" }, "No hotlines.")
+        : hs.map((x) => {
+            const ok = (x.tests ?? []).find((t) => t.result === "ok");
+            return h(
+              "li",
+              { class: `desk-item${x.status === "red" ? " urgency-flash" : ""}`, "data-testid": "hotline", "data-id": x.id, "data-status": x.status },
+              h(
+                "div",
+                { class: "desk-line" },
+                h("span", { class: `urgency hotline-${x.status}${x.status === "red" ? " urgency-flash" : ""}` }, x.status.toUpperCase()),
+                ` ${x.near_user} ⇄ ${x.far_user}, tested every ${x.interval >= 3600 ? `${x.interval / 3600} h` : x.interval >= 60 ? `${x.interval / 60} min` : `${x.interval} s`}`,
+              ),
+              h(
+                "div",
+                { class: "desk-sub" },
+                x.last_ok ? `Last answered ${fmt(x.last_ok)}${ok?.latency_ms !== undefined ? `, ${ok.latency_ms.toFixed(1)} ms round trip` : ""}` : "Not answered yet",
+                x.status === "red" ? ` · red since ${fmt(x.changed)}` : null,
+              ),
+            );
+          }),
+    );
   }
 
   private renderReadouts(rs: Readout[]): void {
