@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,7 +49,6 @@ func TestBrowserDesk(t *testing.T) {
 
 	card := sel("request") + `[data-urgency="flash"]`
 	waitFor(t, duty, "the flash request", `!!document.querySelector('`+card+`')`)
-	t.Logf("console: %s", eval[string](t, duty, `document.querySelector('`+sel("desk")+`').innerText`))
 	waitFor(t, duty, "the flash request with its purpose", `(document.querySelector('`+card+` `+sel("purpose")+`')?.textContent ?? "") === `+jsq(purpose))
 	screenshot(t, duty, "desktop-desk")
 	run(t, duty, "the desk schedules it",
@@ -58,6 +58,16 @@ func TestBrowserDesk(t *testing.T) {
 
 	waitFor(t, cp, "the counterpart sees it scheduled", `document.querySelector('`+sel("my-request")+`')?.dataset.status === "scheduled"`)
 	waitFor(t, cp, "with the desk's note", `(document.querySelector('`+sel("my-request")+`')?.textContent ?? "").includes("Confirmed: the principal will take it")`)
+	// The line check: both browsers answer by themselves (log, group); the
+	// server checks their credentials, that they are online and that their
+	// warm media lines are up.
+	sched := sel("scheduled") + ` ` + sel("linecheck")
+	waitFor(t, duty, "the call in the next 24 hours", `!!document.querySelector('`+sel("scheduled")+` `+sel("check-line")+`')`)
+	run(t, duty, "check the line", chromedp.Click(chromedp.CSS(sel("scheduled")+` `+sel("check-line"))))
+	waitFor(t, duty, "the line check's result", `["green", "red"].includes(document.querySelector('`+sched+`')?.dataset.status)`)
+	if got := eval[string](t, duty, `document.querySelector('`+sched+`').textContent`); !strings.HasPrefix(got, "LINE GREEN") {
+		t.Errorf("line check: %q", got)
+	}
 	run(t, pr, "the principal opens the schedule", chromedp.Click(chromedp.CSS(sel("open-desk"))))
 	waitFor(t, pr, "the call on the principal's schedule, with the purpose",
 		`(document.querySelector('`+sel("desk-schedule")+`')?.textContent ?? "").includes(`+jsq(purpose)+`)`)

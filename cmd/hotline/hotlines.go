@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -70,8 +71,9 @@ func cmdHotline(e *cmdEnv, args []string) error {
 		printHotlines(e.stdout, hs, *history)
 		return nil
 	case "keep":
-		fs := newFlags(e, "hotline keep", "hotline keep --profile DIR")
+		fs := newFlags(e, "hotline keep", "hotline keep [--ready-file FILE] --profile DIR")
 		profile := profileFlag(fs)
+		readyFile := fs.String("ready-file", "", "write `file` once the device is online (for supervisors and scripts)")
 		if _, err := parse(fs, args, 0, 0); err != nil {
 			return err
 		}
@@ -87,6 +89,15 @@ func cmdHotline(e *cmdEnv, args []string) error {
 				fmt.Fprintf(e.stderr, "hotline %s: answered end to end in %.1f ms\n", ev.Hotline[:8], float64(ev.Latency.Microseconds())/1000)
 			case "error":
 				fmt.Fprintf(e.stderr, "hotline: warning: %v\n", ev.Err)
+			case "linecheck":
+				fmt.Fprintln(e.stderr, "line check: answered")
+			case "ready":
+				fmt.Fprintln(e.stderr, "online")
+				if *readyFile != "" {
+					if err := os.WriteFile(*readyFile, []byte("online\n"), 0o644); err != nil {
+						fmt.Fprintf(e.stderr, "hotline: warning: %v\n", err)
+					}
+				}
 			default:
 				fmt.Fprintf(e.stderr, "hotline %s: %s\n", ev.Hotline[:8], ev.Kind)
 			}
@@ -163,4 +174,56 @@ func printHotlines(w io.Writer, hs []api.Hotline, history bool) {
 			}
 		}
 	}
+}
+
+// cmdLineCheck checks both ends of a call request's line (the desk).
+func cmdLineCheck(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "linecheck", "linecheck REQUEST [--no-wait] --profile DIR [--json]")
+	profile := profileFlag(fs)
+	noWait := fs.Bool("no-wait", false, "start the check and return at once")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c, release, err := openSynced(e, *profile)
+	if err != nil {
+		return err
+	}
+	defer release()
+	id, err := findRequest(e, c, pos[0])
+	if err != nil {
+		return err
+	}
+	v, err := c.StartLineCheck(e.ctx, id)
+	if err != nil {
+		return err
+	}
+	for !*noWait && v.Status == "running" {
+		select {
+		case <-e.ctx.Done():
+			return e.ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if v, err = c.GetLineCheck(e.ctx, v.ID); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return printJSON(e.stdout, v)
+	}
+	fmt.Fprintf(e.stdout, "line check %s: %s\n", v.ID, strings.ToUpper(v.Status))
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	for _, end := range v.Ends {
+		for _, p := range end.Checks {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", end.Side, end.User, p.Name, strings.ToUpper(p.Status), p.Reason)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if v.Status == "red" {
+		return withHint(fmt.Errorf("the line is red"), "each red check names its reason; docs/desk.md explains them")
+	}
+	return nil
 }

@@ -7,7 +7,7 @@
 //	hotline enroll  --server URL --invite CODE --profile DIR
 //	hotline whoami | user | invite | device | policy | log | events  (as a device)
 //	hotline conversation | send | read | attach | chat               (as a device)
-//	hotline request | schedule | brief | memcon | commitment | readout | hotline (the duty desk)
+//	hotline request | schedule | brief | memcon | commitment | readout | hotline | linecheck (the duty desk)
 //	hotline key rotate | backup | restore | log audit                (as the operator)
 //
 // Run `hotline help` or `hotline COMMAND -h` for details. Errors are printed
@@ -79,6 +79,7 @@ func init() {
 		{"commitment", "commitments from memoranda: list, done, cancel", cmdCommitment},
 		{"readout", "readouts of ad-hoc calls for the duty desk: list, file", cmdReadout},
 		{"hotline", "standing lines tested end to end on a schedule: create, list, keep, wait", cmdHotline},
+		{"linecheck", "check both ends of a call request's line before the call (the duty desk)", cmdLineCheck},
 		{"bench", "measure this build: bench calls", cmdBench},
 		{"key", "rotate the organisation's online keys with the root key", cmdKey},
 		{"backup", "write a consistent snapshot of a SQLite data directory", cmdBackup},

@@ -767,3 +767,52 @@ type HotlineReport struct {
 	Nonce     string `json:"nonce"`
 	LatencyUs int64  `json:"latency_us"`
 }
+
+// LineCheck is a check of both ends of a call request's line before the
+// call: for each end's device, each check green or red with a stable
+// reason. Status is running, then green (every check green) or red.
+type LineCheck struct {
+	ID        string    `json:"id"`
+	Request   string    `json:"request"`
+	Status    string    `json:"status"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	Deadline  time.Time `json:"deadline"`
+	Ends      []LineEnd `json:"ends"`
+}
+
+// LineEnd is one device at one end of the line and its checks.
+type LineEnd struct {
+	Side   string      `json:"side"` // principal or requester
+	User   string      `json:"user"`
+	Device string      `json:"device"`
+	Checks []LineProbe `json:"checks"`
+}
+
+// LineProbe is one check: credential, online, warm_line (checked by the
+// server), log and group (answered by the device itself). Status is green,
+// red or pending; Reason a stable code when red.
+type LineProbe struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// LineCheckAsk is the payload of the linecheck.run event to an end's
+// device: check your side of Conversation and report.
+type LineCheckAsk struct {
+	LineCheck    string `json:"linecheck"`
+	Conversation string `json:"conversation"`
+}
+
+// LineCheckReport is POST /v1/linechecks/{id}/report: the device's own
+// checks. LogProblem is empty when the transparency log verified; Group is
+// a hash of the conversation's MLS epoch authenticator at Epoch, which the
+// ends must agree on.
+type LineCheckReport struct {
+	LogProblem string `json:"log_problem,omitempty"`
+	Member     bool   `json:"member"`
+	Broken     bool   `json:"broken,omitempty"`
+	Epoch      uint64 `json:"epoch"`
+	Group      string `json:"group"`
+}

@@ -53,10 +53,11 @@ func (c *Client) GetHotline(ctx context.Context, id string) (api.Hotline, error)
 	return v, err
 }
 
-// HotlineEvent is what KeepHotlines did: "pinged" (a test the server asked
-// for went out), "answered" (this device, the far end, answered one),
-// "tested" (the far end answered ours; Latency is the round trip), or
-// "error".
+// HotlineEvent is what KeepHotlines did: "ready" (its event stream is
+// open: it can be asked for tests and line checks), "pinged" (a test the
+// server asked for went out), "answered" (this device, the far end,
+// answered one), "tested" (the far end answered ours; Latency is the round
+// trip), "linecheck" (it answered a line check), or "error".
 type HotlineEvent struct {
 	Hotline string
 	Kind    string
@@ -69,6 +70,8 @@ type HotlineEvent struct {
 // ping inside the line's MLS group and reports the far end's answer with
 // the round trip's latency; as a far end it answers every ping at once.
 // The server never sees the ping or pong, only that a test was answered.
+// It also answers line checks (linecheck.run, AnswerLineCheck): a device
+// kept this way is an end the duty desk can check.
 func (c *Client) KeepHotlines(ctx context.Context, report func(HotlineEvent)) error {
 	if report == nil {
 		report = func(HotlineEvent) {}
@@ -146,6 +149,23 @@ func (c *Client) KeepHotlines(ctx context.Context, report func(HotlineEvent)) er
 		return err
 	}
 	return c.Events(ctx, func(m api.StreamMessage) error {
+		if m.Type == api.StreamReady {
+			report(HotlineEvent{Kind: "ready"})
+			return nil
+		}
+		if m.Type == api.StreamEvent && m.Event == "linecheck.run" {
+			var ask api.LineCheckAsk
+			if json.Unmarshal(m.Payload, &ask) == nil {
+				queue(func() {
+					if _, err := c.AnswerLineCheck(ctx, ask); err != nil {
+						report(HotlineEvent{Kind: "error", Err: fmt.Errorf("line check: %w", err)})
+						return
+					}
+					report(HotlineEvent{Kind: "linecheck"})
+				})
+			}
+			return nil
+		}
 		if m.Type != api.StreamEvent || m.Event != "hotline.test" {
 			return nil
 		}

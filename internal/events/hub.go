@@ -186,6 +186,9 @@ func (h *Hub) Push(m Message, devices ...string) {
 	}
 }
 
+// Online reports whether device has an event stream open here.
+func (h *Hub) Online(device string) bool { return h.anyConnected([]string{device}) }
+
 func (h *Hub) anyConnected(devices []string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -317,3 +317,62 @@ func (s *Server) reportHotline(w http.ResponseWriter, r *http.Request, a org.Act
 	}
 	return writeJSON(w, http.StatusOK, v)
 }
+
+// startLineCheck serves POST /v1/call-requests/{id}/linecheck.
+func (s *Server) startLineCheck(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	var in struct{}
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	v, err := s.workflow.StartLineCheck(r.Context(), a, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) listLineChecks(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	vs, err := s.workflow.LineChecks(r.Context(), a, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs)
+}
+
+func (s *Server) getLineCheck(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := itemID(r, "line check")
+	if err != nil {
+		return err
+	}
+	v, err := s.workflow.GetLineCheck(r.Context(), a, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// reportLineCheck serves POST /v1/linechecks/{id}/report: an end device's
+// own checks.
+func (s *Server) reportLineCheck(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := itemID(r, "line check")
+	if err != nil {
+		return err
+	}
+	var in api.LineCheckReport
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	v, err := s.workflow.ReportLineCheck(r.Context(), a, id, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}

@@ -87,6 +87,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, a org.Actor) err
 	switch {
 	case errors.Is(err, errRevoked):
 		c.Close(websocket.StatusPolicyViolation, "device revoked")
+	case errors.Is(err, errShutdown):
+		c.Close(websocket.StatusServiceRestart, "server shutting down")
 	case err != nil && ctx.Err() == nil:
 		s.log.Debug("event stream ended", "device", a.Device.ID, "err", err)
 		c.Close(websocket.StatusInternalError, "stream error")
@@ -112,6 +114,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, a org.Actor) err
 }
 
 var errRevoked = errors.New("subscription closed")
+
+// errShutdown ends a stream because the server is shutting down: the
+// device reconnects (to this server once it is back, or another node).
+var errShutdown = errors.New("server shutting down")
+
+// shutdownReason is the hub's reason for closing every subscription at
+// shutdown, which a stream tells apart from a revocation.
+const shutdownReason = "server shutting down"
 
 func validConversationID(id string) bool {
 	_, err := deliver.ParseConversationID(id)
@@ -230,6 +240,9 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *events.Sub,
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-sub.Done:
+			if sub.Reason() == shutdownReason {
+				return errShutdown
+			}
 			return errRevoked
 		case <-sub.Wake:
 		case ack := <-acks:

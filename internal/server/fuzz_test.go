@@ -78,6 +78,10 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/hotlines"},
 	{"GET", "/v1/hotlines/PARAM"},
 	{"POST", "/v1/hotlines/PARAM/tests"},
+	{"POST", "/v1/call-requests/PARAM/linecheck"},
+	{"GET", "/v1/call-requests/PARAM/linechecks"},
+	{"GET", "/v1/linechecks/PARAM"},
+	{"POST", "/v1/linechecks/PARAM/report"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

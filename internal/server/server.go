@@ -235,7 +235,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	s.workflow = workflow.New(workflow.Config{Store: s.store, Org: s.svc, Hub: s.hub, Now: cfg.Now, Logger: cfg.Logger, ReadoutWithin: cfg.ReadoutWithin})
+	s.workflow = workflow.New(workflow.Config{Store: s.store, Org: s.svc, Hub: s.hub, Now: cfg.Now, Logger: cfg.Logger, ReadoutWithin: cfg.ReadoutWithin,
+		MediaUp: func(device string) bool { _, err := s.media.Stats(device); return err == nil }})
 	s.calls = call.New(call.Config{Store: s.store, Org: s.svc, Hub: s.hub, Media: s.media, Now: cfg.Now, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger,
 		OnPlaced: s.workflow.CallPlaced})
 	s.limits = newLimiters(cfg)
@@ -341,7 +342,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.streamMu.Lock()
 		s.stopping = true
 		s.streamMu.Unlock()
-		s.hub.Shutdown("server shutting down")
+		s.hub.Shutdown(shutdownReason)
 		err = s.http.Shutdown(ctx)
 		s.cancel()
 		s.streams.Wait()

@@ -369,6 +369,21 @@ CREATE TABLE hotline_tests (
 );
 CREATE INDEX hotline_tests_time ON hotline_tests(hotline_id, issued_at);
 `,
+	// 11: line checks: each end's checks before a call, green or red with
+	// a reason (JSON metadata: no content).
+	`
+CREATE TABLE linechecks (
+	id         TEXT PRIMARY KEY,
+	request_id TEXT NOT NULL REFERENCES call_requests(id),
+	created_by TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	deadline   BIGINT NOT NULL,
+	status     TEXT NOT NULL,
+	results    TEXT NOT NULL
+);
+CREATE INDEX linechecks_request ON linechecks(request_id, created_at);
+CREATE INDEX linechecks_status ON linechecks(status, deadline);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -75,6 +75,9 @@ const (
 	TypeHotlineCreate = "hotline.create" // Item, Actor, ActorDevice (the near end), User, Device (the far end), Conversation, Count (interval, seconds)
 	TypeHotlineRed    = "hotline.red"    // Item, Reason (timeout)
 	TypeHotlineGreen  = "hotline.green"  // Item
+	// Line checks before a call.
+	TypeLineCheckStart = "linecheck.start" // Item, Ref (the call request), Actor, ActorDevice
+	TypeLineCheckDone  = "linecheck.done"  // Item, Ref, Reason (green or red)
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -268,6 +271,15 @@ func (e Entry) Validate() error {
 		need("device", e.Device != "")
 		need("conversation", e.Conversation != "")
 		need("count", e.Count > 0)
+	case TypeLineCheckStart:
+		need("item", e.Item != "")
+		need("ref", e.Ref != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+	case TypeLineCheckDone:
+		need("item", e.Item != "")
+		need("ref", e.Ref != "")
+		need(`reason "green" or "red"`, e.Reason == "green" || e.Reason == "red")
 	case TypeHotlineRed, TypeHotlineGreen:
 		need("item", e.Item != "")
 		need("reason", e.Type == TypeHotlineGreen || e.Reason != "")

@@ -355,3 +355,23 @@ func TestHotlineEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestLineCheckEntries(t *testing.T) {
+	for _, e := range []Entry{
+		{Type: TypeLineCheckStart, Time: 1, Item: "l1", Ref: "r1", Actor: "a@o.example", ActorDevice: "aaaaaaaaaaaaaaaa"},
+		{Type: TypeLineCheckDone, Time: 1, Item: "l1", Ref: "r1", Reason: "red"},
+	} {
+		if _, err := e.Marshal(); err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+	}
+	for name, e := range map[string]Entry{
+		"start without request": {Type: TypeLineCheckStart, Time: 1, Item: "l1", Actor: "a@o.example", ActorDevice: "d"},
+		"done without result":   {Type: TypeLineCheckDone, Time: 1, Item: "l1", Ref: "r1"},
+		"done, amber":           {Type: TypeLineCheckDone, Time: 1, Item: "l1", Ref: "r1", Reason: "amber"},
+	} {
+		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}

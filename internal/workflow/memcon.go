@@ -359,6 +359,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			return err
 		}
 		n += red
+		if err := s.sweepLineChecks(ctx, tx, woken, now); err != nil {
+			return err
+		}
 		cs, err := tx.OverdueCommitments(ctx, now, sweepBatch)
 		if err != nil {
 			return err

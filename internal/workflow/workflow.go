@@ -44,6 +44,9 @@ type Config struct {
 	// ReadoutWithin is how long after an ad-hoc call its readout is due
 	// (0: DefaultReadoutWithin, 4 hours).
 	ReadoutWithin time.Duration
+	// MediaUp reports whether a device's warm media line to the server's
+	// forwarder is connected (nil: never).
+	MediaUp func(device string) bool
 }
 
 // Service runs the duty desk's workflow.

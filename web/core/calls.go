@@ -267,6 +267,13 @@ func (k *Core) streamMessage(m api.StreamMessage, onUpdate func(Update)) {
 		}
 	case m.Type == api.StreamEvent && m.Event == EventRequest:
 		requestEvent(m, onUpdate)
+	case m.Type == api.StreamEvent && m.Event == "linecheck.run":
+		// The duty desk checks this end of a line: answer at once, in the
+		// background (the stream goes on).
+		var ask api.LineCheckAsk
+		if json.Unmarshal(m.Payload, &ask) == nil {
+			go k.c.AnswerLineCheck(context.Background(), ask)
+		}
 	case m.Type == api.StreamEvent && deskEvents[m.Event]:
 		onUpdate(Update{Kind: "desk", DeskEvent: m.Event})
 	case m.Type == api.StreamEvent:

@@ -166,7 +166,22 @@ func (k *Core) FileReadout(ctx context.Context, call, principal, text string) (a
 // deskEvents are the stream events about the duty desk's workflow, which
 // reach the page as updates of kind "desk" (or "request", with the
 // request, for request.update).
-var deskEvents = map[string]bool{"commitment.update": true, "commitment.overdue": true, "call.adhoc": true, "readout.missing": true, "hotline.status": true}
+var deskEvents = map[string]bool{"commitment.update": true, "commitment.overdue": true, "call.adhoc": true, "readout.missing": true, "hotline.status": true,
+	"linecheck.update": true}
+
+// StartLineCheck checks both ends of a request's line (the desk).
+func (k *Core) StartLineCheck(ctx context.Context, request string) (api.LineCheck, error) {
+	return k.c.StartLineCheck(ctx, request)
+}
+
+// LineChecks returns a request's latest line checks, newest first.
+func (k *Core) LineChecks(ctx context.Context, request string) ([]api.LineCheck, error) {
+	ls, err := k.c.LineChecks(ctx, request)
+	if ls == nil {
+		ls = []api.LineCheck{}
+	}
+	return ls, err
+}
 
 // Hotlines returns the standing lines this user may see (every one for the
 // desk) with their health and latest tests.

@@ -96,7 +96,7 @@ export interface Update {
   quality?: CallQuality;
   slots?: CallSlots;
   request?: CallRequest;
-  desk_event?: string; // kind "desk": commitment.update, commitment.overdue, call.adhoc, readout.missing, hotline.status
+  desk_event?: string; // kind "desk": commitment.update, commitment.overdue, call.adhoc, readout.missing, hotline.status, linecheck.update
 }
 
 // A standing line between two devices, tested end to end on a schedule.
@@ -110,6 +110,16 @@ export interface Hotline {
   last_ok?: string;
   changed: string;
   tests?: { at: string; result: "ok" | "timeout"; latency_ms?: number }[];
+}
+
+// A check of both ends of a call request's line: each device's checks
+// (credential, online, warm_line, log, group), green or red with a reason.
+export interface LineCheck {
+  id: string;
+  request: string;
+  status: "running" | "green" | "red";
+  created_at: string;
+  ends: { side: string; user: string; device: string; checks: { name: string; status: string; reason?: string }[] }[];
 }
 
 export interface Commitment {
@@ -328,6 +338,9 @@ export interface Core {
   closeCommitment(id: string, status: "done" | "cancelled"): Promise<Commitment>;
   readouts(): Promise<Readout[]>;
   hotlines(): Promise<Hotline[]>;
+  // Line checks (the desk starts them; the ends answer by themselves).
+  startLineCheck(request: string): Promise<LineCheck>;
+  lineChecks(request: string): Promise<LineCheck[]>;
   // fileReadout sends an ad-hoc call's readout to the duty desk.
   fileReadout(call: string, principal: string, text: string): Promise<Readout>;
 }

@@ -11,6 +11,7 @@ import type {
   CallUpdate,
   Contact,
   Conversation,
+  LineCheck,
   Core,
   DeviceReport,
   DevicesReport,
@@ -100,6 +101,10 @@ function callRequest(r: CallRequest): CallRequest {
   return out;
 }
 
+function lineCheck(l: LineCheck): LineCheck {
+  return { ...l, ends: list(l.ends).map((e) => ({ ...e, checks: list(e.checks) })) };
+}
+
 function update(u: Update): Update {
   const out: Update = { ...u };
   if (u.message) out.message = message(u.message);
@@ -164,6 +169,8 @@ export function tolerant(core: Core): Core {
       const r = await core.fileReadout(call, principal, text);
       return { ...r, others: list(r.others) };
     },
+    startLineCheck: async (id) => lineCheck(await core.startLineCheck(id)),
+    lineChecks: async (id) => list(await core.lineChecks(id)).map(lineCheck),
     hotlines: async () => list(await core.hotlines()).map((x) => ({ ...x, tests: list(x.tests) })),
     readouts: async () => list(await core.readouts()).map((r) => ({ ...r, others: list(r.others) })),
   };

@@ -206,6 +206,12 @@ func main() {
 			return k.FileReadout(context.Background(), str(a, 0), str(a, 1), str(a, 2))
 		})
 	})
+	set("startLineCheck", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.StartLineCheck(context.Background(), str(a, 0)) })
+	})
+	set("lineChecks", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.LineChecks(context.Background(), str(a, 0)) })
+	})
 	set("hotlines", func([]js.Value) (any, error) {
 		return b.with(func(k *core.Core) (any, error) { return k.Hotlines(context.Background()) })
 	})

@@ -9,7 +9,7 @@
 // stream, or every few seconds for live calls while the console is shown.
 // Times show in this browser's zone, with the requester's beside them.
 
-import type { CallInfo, CallRequest, Commitment, Core, Hotline, Me, Readout } from "../core";
+import type { CallInfo, CallRequest, Commitment, Core, Hotline, LineCheck, Me, Readout } from "../core";
 import { h, replace } from "../dom";
 import { guard } from "./errors";
 import { levelPill } from "./sidebar";
@@ -97,7 +97,7 @@ export class DeskPane {
         "div",
         { class: "desk-body" },
         this.desk ? h("section", null, h("h3", null, "Call requests"), this.requestsEl) : null,
-        h("section", null, h("h3", null, this.desk ? "Today" : "Your next seven days"), this.scheduleEl),
+        h("section", null, h("h3", null, this.desk ? "Next 24 hours" : "Your next seven days"), this.scheduleEl),
         this.desk ? h("section", null, h("h3", null, "Calls under way"), this.liveEl) : null,
         h("section", null, h("h3", null, this.desk ? "Ad-hoc calls and readouts" : "Your ad-hoc calls"), this.readoutsEl),
         h("section", null, h("h3", null, this.desk ? "Open commitments" : "Your commitments"), this.commitmentsEl),
@@ -141,10 +141,12 @@ export class DeskPane {
   }
 
   private async load(): Promise<void> {
+    // The desk looks at the next 24 hours (and calls begun within the last
+    // hour); others at their next seven days.
     const start = new Date();
-    start.setHours(0, 0, 0, 0);
-    const end = new Date(start);
-    end.setDate(end.getDate() + (this.desk ? 1 : 7));
+    if (this.desk) start.setTime(start.getTime() - 3600 * 1000);
+    else start.setHours(0, 0, 0, 0);
+    const end = new Date(this.desk ? start.getTime() + 25 * 3600 * 1000 : start.getTime() + 7 * 24 * 3600 * 1000);
     await Promise.all([
       this.desk ? this.loadRequests() : this.loadMine(),
       guard("Load the schedule", async () => {
@@ -421,6 +423,7 @@ export class DeskPane {
               h("div", { class: "desk-line" }, h("strong", null, span(r.scheduled_at!, end)), " ", this.urgency(r), ` ${r.principal} with ${r.requester}`),
               r.purpose ? h("p", { class: "desk-purpose" }, r.purpose) : null,
               h("div", { class: "desk-sub", "data-testid": "brief-state" }, briefState(r)),
+              this.desk ? this.lineCheckLine(r) : null,
               principalSide && r.brief && r.briefing && r.briefing.acked !== r.briefing.version
                 ? h(
                     "button",
@@ -437,6 +440,52 @@ export class DeskPane {
                 : null,
             );
           }),
+    );
+  }
+
+  // lineCheckLine shows a scheduled call's latest line check, and checks
+  // the line again on request.
+  private lineCheckLine(r: CallRequest): HTMLElement {
+    const out = h("span", { class: "desk-sub", "data-testid": "linecheck", "data-status": "none" }, "Line not checked yet.");
+    const show = (l: LineCheck | undefined) => {
+      if (!l) return;
+      out.dataset.status = l.status;
+      const red: string[] = [];
+      for (const e of l.ends) for (const c of e.checks) if (c.status === "red") red.push(`${e.side} ${c.name}: ${c.reason ?? "?"}`);
+      replace(
+        out,
+        h("span", { class: `urgency ${l.status === "red" ? "urgency-flash" : l.status === "green" ? "hotline-green" : ""}` }, `LINE ${l.status.toUpperCase()}`),
+        ` checked ${fmt(l.created_at, undefined, false)}`,
+        red.length > 0 ? ` — ${red.join("; ")}` : null,
+      );
+    };
+    void guard("Load line checks", async () => show((await this.core.lineChecks(r.id))[0]));
+    return h(
+      "div",
+      { class: "desk-actions" },
+      out,
+      h(
+        "button",
+        {
+          type: "button",
+          class: "small",
+          "data-testid": "check-line",
+          onclick: async () => {
+            const l = await guard("Check the line", () => this.core.startLineCheck(r.id));
+            if (!l) return;
+            show(l);
+            // The ends answer within seconds; the result comes as a
+            // linecheck.update, or by asking again.
+            for (let i = 0; i < 30 && !this.closed; i++) {
+              await new Promise((res) => window.setTimeout(res, 500));
+              const now = (await guard("Load line checks", () => this.core.lineChecks(r.id)))?.find((x) => x.id === l.id);
+              show(now);
+              if (now && now.status !== "running") break;
+            }
+          },
+        },
+        "Check the line",
+      ),
     );
   }
 
