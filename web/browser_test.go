@@ -339,6 +339,14 @@ func TestBrowsersMessage(t *testing.T) {
 	// duty desk: the contact opens the request form, not a conversation.
 	run(t, cp, "counterpart opens the principal", chromedp.Click(chromedp.CSS(sel("contact")+`[data-user="principal@demo.example"]`)))
 	waitFor(t, cp, "the request form", `!!document.querySelector('`+sel("request-form")+`') && !document.querySelector('`+sel("conversation-pane")+`')`)
+	// A contact the policy refuses after the list was shown (an admin adds
+	// a deny rule): the attempt shows the server's stable code.
+	if err := d.AddRule(t.Context(), "user:counterpart@demo.example -> user:duty@demo.example : deny"); err != nil {
+		t.Fatal(err)
+	}
+	run(t, cp, "counterpart opens the duty officer", chromedp.Click(chromedp.CSS(sel("contact")+`[data-user="duty@demo.example"]`)))
+	waitFor(t, cp, "the refusal", `document.querySelector('`+sel("error")+`')?.dataset.code === "contact_refused"`)
+	screenshot(t, cp, "desktop-refused")
 
 	// Phone width.
 	run(t, duty, "phone width", chromedp.EmulateViewport(390, 844))
