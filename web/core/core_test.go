@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -453,6 +454,28 @@ func TestWebCoreVerification(t *testing.T) {
 	q, err := core.SafetyQR("principal@demo.example", "duty@demo.example", vp[0].SafetyNumber)
 	if err != nil || q.Size < 21 || len(q.Rows) != q.Size || len(q.Rows[0]) != q.Size {
 		t.Fatalf("QR %d×%d: %v", q.Size, len(q.Rows), err)
+	}
+	// Duty scans the principal's code (what SafetyQR encodes): verified.
+	// Someone else's code, other numbers, or not a Hotline code: refused.
+	number := strings.ReplaceAll(vp[0].SafetyNumber, " ", "")
+	for name, payload := range map[string]string{
+		"for someone else": "hotline-safety:1:principal@demo.example:notes@demo.example:" + number,
+		"other numbers":    "hotline-safety:1:principal@demo.example:duty@demo.example:1" + number[1:],
+		"not ours":         "https://example.org/",
+		"not a member":     "hotline-safety:1:notes@demo.example:duty@demo.example:" + number,
+	} {
+		if _, err := duty.VerifyScanned(conv.ID, payload); !errors.Is(err, core.ErrScanMismatch) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if v, _ := duty.Verifications(conv.ID); v[0].Verified {
+		t.Fatal("verified by a refused scan")
+	}
+	if who, err := duty.VerifyScanned(conv.ID, "hotline-safety:1:principal@demo.example:duty@demo.example:"+number); err != nil || who != "principal@demo.example" {
+		t.Fatalf("scan: %s %v", who, err)
+	}
+	if v, _ := duty.Verifications(conv.ID); !v[0].Verified {
+		t.Fatal("the scan did not verify")
 	}
 
 	// Duty enrols a second device, which the principal adds to the

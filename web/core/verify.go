@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"rsc.io/qr"
@@ -52,6 +53,40 @@ func SafetyQR(me, other, number string) (QR, error) {
 		out.Rows = append(out.Rows, b.String())
 	}
 	return out, nil
+}
+
+// ErrScanMismatch is returned by VerifyScanned for a code that is not the
+// other person's code for this conversation: someone else's, or numbers
+// that differ (their keys, or ours, are not what the other side sees).
+var ErrScanMismatch = errors.New("the scanned code does not match")
+
+// VerifyScanned checks a code scanned from the other person's screen
+// (SafetyQR on their device: "hotline-safety:1:THEM:ME:NUMBER") against the
+// safety number this device computes for them in conv, and marks them
+// verified when it matches. It returns the user verified.
+func (k *Core) VerifyScanned(conv, payload string) (string, error) {
+	parts := strings.Split(strings.TrimSpace(payload), ":")
+	if len(parts) != 5 || parts[0] != "hotline-safety" || parts[1] != "1" {
+		return "", fmt.Errorf("%w: this is not a Hotline safety code", ErrScanMismatch)
+	}
+	them, me, number := parts[2], parts[3], parts[4]
+	if me != k.c.Profile().User {
+		return "", fmt.Errorf("%w: the code is %s's for %s, not for you", ErrScanMismatch, them, me)
+	}
+	vs, err := k.c.Verifications(conv)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range vs {
+		if v.User != them {
+			continue
+		}
+		if strings.ReplaceAll(v.SafetyNumber, " ", "") != number {
+			return "", fmt.Errorf("%w: %s's code shows other safety numbers than this device computes: do not trust this conversation until you know why", ErrScanMismatch, them)
+		}
+		return them, k.c.MarkVerified(conv, them, v.SafetyNumber)
+	}
+	return "", fmt.Errorf("%w: %s is not in this conversation", ErrScanMismatch, them)
 }
 
 // Devices is what the log monitor says of this user's devices.

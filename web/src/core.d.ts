@@ -301,6 +301,10 @@ export interface Core {
   // devices runs the transparency-log monitor: this user's devices as the
   // log shows them; unknown lists active devices this browser has not
   // accepted (an alert until acceptDevice, or revocation elsewhere).
+  // verifyScanned checks a code scanned from the other person's screen
+  // against this device's safety number with them and marks them verified
+  // if it matches (rejects otherwise); it returns the user verified.
+  verifyScanned(conversation: string, payload: string): Promise<string>;
   devices(): Promise<DevicesReport>;
   acceptDevice(id: string): Promise<void>;
 

@@ -136,6 +136,7 @@ export function tolerant(core: Core): Core {
       await core.markVerified(id, user, number);
     },
     safetyQR: async (user, number) => qr(await core.safetyQR(user, number)),
+    verifyScanned: (conversation, payload) => core.verifyScanned(conversation, payload),
     devices: async () => devicesReport(await core.devices()),
     acceptDevice: async (id) => {
       await core.acceptDevice(id);

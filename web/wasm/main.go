@@ -119,6 +119,9 @@ func main() {
 			return core.SafetyQR(k.Client().Profile().User, arg(a, 0).String(), arg(a, 1).String())
 		})
 	})
+	set("verifyScanned", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) { return k.VerifyScanned(arg(a, 0).String(), arg(a, 1).String()) })
+	})
 	set("devices", func([]js.Value) (any, error) {
 		return b.with(func(k *core.Core) (any, error) { return k.Devices(context.Background()) })
 	})

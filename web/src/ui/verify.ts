@@ -9,6 +9,7 @@
 
 import type { Core, Verification } from "../core";
 import { h, replace } from "../dom";
+import { scanQR } from "./scan";
 import { describe, report } from "./errors";
 
 // VerificationStore holds core.verifications per conversation: fetched on
@@ -396,6 +397,46 @@ export function openVerifyDialog(ctx: VerifyDialogContext): void {
           },
           "They match — mark as verified",
         );
+    // Or scan their code: the core checks it against this device's number.
+    const scanHost = h("div", { class: "scan-host" });
+    let scanning: AbortController | undefined;
+    const scan = h(
+      "button",
+      {
+        type: "button",
+        "data-testid": "scan-qr",
+        "data-user": v.user,
+        onclick: async (ev: MouseEvent) => {
+          const b = ev.currentTarget as HTMLButtonElement;
+          if (scanning) {
+            scanning.abort();
+            return;
+          }
+          scanning = new AbortController();
+          b.textContent = "Stop scanning";
+          note.textContent = `Point the camera at ${v.user}'s code.`;
+          try {
+            const text = await scanQR(scanHost, scanning.signal);
+            if (text === undefined) {
+              note.textContent = "No code was read.";
+              return;
+            }
+            await ctx.core.verifyScanned(ctx.conversation, text);
+            note.textContent = `Verified by scanning ${v.user}'s code.`;
+            await ctx.store.refresh(ctx.conversation);
+          } catch (e) {
+            const d = describe(e);
+            note.textContent = `Not verified: ${d.message}`;
+            note.dataset.mismatch = "true";
+            report(e, `Scan ${v.user}'s code`);
+          } finally {
+            scanning = undefined;
+            b.textContent = "Scan their code";
+          }
+        },
+      },
+      "Scan their code",
+    );
     return h(
       "section",
       {
@@ -434,7 +475,8 @@ export function openVerifyDialog(ctx: VerifyDialogContext): void {
         { class: "verify-how" },
         `Compare these numbers with ${v.user} in person or over a trusted call, or let them scan this code.`,
       ),
-      mark ? h("div", { class: "verify-actions" }, mark, note) : null,
+      h("div", { class: "verify-actions" }, mark, v.verified ? null : scan, note),
+      scanHost,
     );
   };
 
