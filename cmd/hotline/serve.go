@@ -24,6 +24,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	credTTL := fs.Duration("credential-ttl", 7*24*time.Hour, "lifetime of device credentials")
+	maxListeners := fs.Int("max-listeners", 2, "how many listeners (note-takers, the archive, the recorder: on the record, silent) one call takes at most; -1: none")
 	readoutWithin := fs.Duration("readout-within", 4*time.Hour, "how long after an ad-hoc call (a principal with a counterpart, outside a scheduled request) its readout is due before the desk is alerted")
 	addrFile := fs.String("addr-file", "", "write the server's URL to this `file` once it listens (for scripts)")
 	proxies := fs.String("trusted-proxy", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For rate limits believe")
@@ -89,7 +90,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 	}
 	srv, err := server.New(e.ctx, server.Config{
 		DataDir: *data, Database: db().Database, PasswordFile: db().PasswordFile, TLSCert: *cert, TLSKey: *key,
-		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL, ReadoutWithin: *readoutWithin,
+		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL, ReadoutWithin: *readoutWithin, MaxListeners: *maxListeners,
 		TrustedProxies: trusted, EnrolRate: *enrolRate / 60, EnrolBurst: *enrolBurst,
 		MediaUDP: *mediaUDP, MediaTCP: *mediaTCP, Web: web.Files(), WebOrigins: origins,
 	})

@@ -492,6 +492,9 @@ type CallParticipant struct {
 	Device string `json:"device"`
 	Role   string `json:"role"`
 	State  string `json:"state"` // ringing, joined, declined, left, missed, elsewhere
+	// Listening: on the record but silent (a note-taker, the archive, the
+	// recorder): the forwarder sends nobody their audio.
+	Listening bool `json:"listening,omitempty"`
 }
 
 // MediaOffer is POST /v1/media: the device's SDP offer for its warm media

@@ -73,6 +73,32 @@ type Media interface {
 	Leave(call, device string)
 }
 
+// ListeningMedia is a media path that can join a device as a listener:
+// it hears the others, nobody hears it.
+type ListeningMedia interface {
+	JoinListening(call, device string) error
+}
+
+// JoinMedia joins a device to a call's media, as a listener if listen and
+// the media path can.
+func JoinMedia(m Media, call, device string, listen bool) error {
+	if lm, ok := m.(ListeningMedia); ok && listen {
+		return lm.JoinListening(call, device)
+	}
+	return m.Join(call, device)
+}
+
+// Listening reports whether a participant with role, who did not place
+// the call, joins listen-only: note-takers, and the archive and recorder
+// accounts, are on the record but do not speak. Interpreters speak.
+func Listening(role string) bool {
+	return role == string(identity.RoleNoteTaker) || role == string(identity.RoleArchive) || role == string(identity.RoleRecorder)
+}
+
+// DefaultMaxListeners is how many listeners a call takes at most unless
+// configured.
+const DefaultMaxListeners = 2
+
 // Config configures a Service.
 type Config struct {
 	Store       *store.Store
@@ -82,6 +108,9 @@ type Config struct {
 	Now         func() time.Time
 	RingTimeout time.Duration // 0: DefaultRingTimeout
 	Logger      *slog.Logger  // nil: discard
+	// MaxListeners caps the listeners (see Listening) joined to one call at
+	// once (0: DefaultMaxListeners; negative: none may listen).
+	MaxListeners int
 	// OnPlaced, if set, sees every call that rings, in the transaction
 	// that places it, and returns devices to wake (the duty desk's
 	// workflow: ad-hoc calls).
@@ -104,6 +133,9 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxListeners == 0 {
+		cfg.MaxListeners = DefaultMaxListeners
+	}
 	return &Service{cfg: cfg}
 }
 
@@ -118,8 +150,14 @@ type Participant = api.CallParticipant
 // wake, and media to start and stop, once it commits.
 type txState struct {
 	woken []string
-	join  [][2]string // call, device
+	join  []mediaJoin
 	leave [][2]string
+}
+
+// mediaJoin is a device to join to a call's media, as a listener or not.
+type mediaJoin struct {
+	call, device string
+	listen       bool
 }
 
 func (s *Service) update(ctx context.Context, fn func(tx *store.Tx, ts *txState) error) error {
@@ -138,10 +176,10 @@ func (s *Service) update(ctx context.Context, fn func(tx *store.Tx, ts *txState)
 	}
 	for _, j := range ts.join {
 		if s.cfg.Media != nil {
-			if err := s.cfg.Media.Join(j[0], j[1]); err != nil {
+			if err := JoinMedia(s.cfg.Media, j.call, j.device, j.listen); err != nil {
 				// The device has no media connection yet: it joins the
 				// media when it connects (see Joined).
-				s.cfg.Logger.Debug("media join", "call", j[0], "device", j[1], "err", err)
+				s.cfg.Logger.Debug("media join", "call", j.call, "device", j.device, "err", err)
 			}
 		}
 	}
@@ -234,7 +272,7 @@ func (s *Service) Place(ctx context.Context, a org.Actor, groupID []byte) (View,
 			Actor: a.User.ID.String(), ActorDevice: a.Device.ID}); err != nil {
 			return err
 		}
-		ts.join = append(ts.join, [2]string{c.ID, a.Device.ID})
+		ts.join = append(ts.join, mediaJoin{call: c.ID, device: a.Device.ID})
 		if rung == 0 && busy == 0 && short != nil {
 			return short
 		}
@@ -457,17 +495,28 @@ func (s *Service) Expire(ctx context.Context) error {
 	})
 }
 
+// JoinedCall is a call a device is joined to, and whether as a listener.
+type JoinedCall struct {
+	Call   string
+	Listen bool
+}
+
 // Joined returns the calls a device is joined to, for the media path to
 // rejoin it when its transport (re)connects.
-func (s *Service) Joined(ctx context.Context, device string) ([]string, error) {
-	var out []string
+func (s *Service) Joined(ctx context.Context, device string) ([]JoinedCall, error) {
+	var out []JoinedCall
 	err := s.cfg.Store.View(ctx, func(tx *store.Tx) error {
 		ps, err := tx.DeviceCalls(ctx, device)
 		out = nil
 		for _, p := range ps {
-			if p.State == store.PartJoined {
-				out = append(out, p.CallID)
+			if p.State != store.PartJoined {
+				continue
 			}
+			c, err := tx.GetCall(ctx, p.CallID)
+			if err != nil {
+				return err
+			}
+			out = append(out, JoinedCall{Call: p.CallID, Listen: p.User != c.Caller && Listening(p.Role)})
 		}
 		return err
 	})
@@ -565,6 +614,23 @@ func (s *Service) joinLocked(ctx context.Context, tx *store.Tx, ts *txState, a o
 		}
 	}
 	now := s.cfg.Now()
+	listen := a.User.ID != c.Caller && Listening(roleOf(a.User))
+	if listen {
+		parts, err := tx.CallParticipants(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, p := range parts {
+			if p.State == store.PartJoined && p.User != c.Caller && Listening(p.Role) && p.Device != a.Device.ID {
+				n++
+			}
+		}
+		if n >= max(0, s.cfg.MaxListeners) {
+			return apierr.New(apierr.Forbidden, "this call has %d listeners, the most the organisation's policy allows", n).
+				WithHint("a listener must leave first, or an operator raises --max-listeners")
+		}
+	}
 	if err := tx.PutCallParticipant(ctx, store.CallParticipant{CallID: c.ID, Device: a.Device.ID, User: a.User.ID,
 		Role: roleOf(a.User), State: store.PartJoined, UpdatedAt: now}); err != nil {
 		return err
@@ -578,7 +644,7 @@ func (s *Service) joinLocked(ctx context.Context, tx *store.Tx, ts *txState, a o
 		User: a.User.ID.String(), Device: a.Device.ID}); err != nil {
 		return err
 	}
-	ts.join = append(ts.join, [2]string{c.ID, a.Device.ID})
+	ts.join = append(ts.join, mediaJoin{call: c.ID, device: a.Device.ID, listen: listen})
 	v, err := s.view(ctx, tx, c.ID, conv)
 	if err != nil {
 		return err
@@ -752,7 +818,8 @@ func (s *Service) view(ctx context.Context, tx *store.Tx, callID string, conv st
 		v.EndedAt = &c.EndedAt
 	}
 	for _, p := range parts {
-		v.Participants = append(v.Participants, Participant{User: p.User.String(), Device: p.Device, Role: p.Role, State: p.State})
+		v.Participants = append(v.Participants, Participant{User: p.User.String(), Device: p.Device, Role: p.Role, State: p.State,
+			Listening: p.User != c.Caller && Listening(p.Role)})
 	}
 	return v, nil
 }

@@ -149,16 +149,17 @@ func TestLineCheck(t *testing.T) {
 	if got := strings.Join(reasons(lc), ";"); !strings.Contains(got, "requester credential revoked") {
 		t.Fatalf("revoked far end: %s", got)
 	}
-	var starts, dones int
-	for _, en := range logEntries(t, o.duty.Client) {
-		if en.Ref == v.ID && en.Type == tlog.TypeLineCheckStart {
-			starts++
+	// Every check started and finished is in the log (once checkpointed).
+	eventually(t, "the line checks in the log", func() bool {
+		var starts, dones int
+		for _, en := range logEntries(t, o.duty.Client) {
+			if en.Ref == v.ID && en.Type == tlog.TypeLineCheckStart {
+				starts++
+			}
+			if en.Ref == v.ID && en.Type == tlog.TypeLineCheckDone {
+				dones++
+			}
 		}
-		if en.Ref == v.ID && en.Type == tlog.TypeLineCheckDone {
-			dones++
-		}
-	}
-	if starts < 4 || dones != starts {
-		t.Errorf("log: %d line checks started, %d done", starts, dones)
-	}
+		return starts >= 4 && dones == starts
+	})
 }

@@ -36,8 +36,8 @@ func (s *Server) connectMedia(w http.ResponseWriter, r *http.Request, a org.Acto
 		return err
 	}
 	for _, c := range joined {
-		if err := s.media.Join(c, a.Device.ID); err != nil && !errors.Is(err, sfu.ErrInCall) {
-			s.log.Warn("rejoin call media", "call", c, "device", a.Device.ID, "err", err)
+		if err := call.JoinMedia(s.media, c.Call, a.Device.ID, c.Listen); err != nil && !errors.Is(err, sfu.ErrInCall) {
+			s.log.Warn("rejoin call media", "call", c.Call, "device", a.Device.ID, "err", err)
 		}
 	}
 	return writeJSON(w, http.StatusOK, api.MediaAnswer{Answer: answer})

@@ -94,6 +94,9 @@ type Config struct {
 	// ReadoutWithin is how long after an ad-hoc call its readout is due
 	// (0: 4 hours; serve --readout-within).
 	ReadoutWithin time.Duration
+	// MaxListeners caps the listeners (note-takers, archive, recorder)
+	// joined to one call (0: 2; negative: none; serve --max-listeners).
+	MaxListeners int
 	// MaxPasskeyCeremonies bounds the passkey ceremonies pending at once
 	// (0: 10,000).
 	MaxPasskeyCeremonies int
@@ -238,7 +241,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.workflow = workflow.New(workflow.Config{Store: s.store, Org: s.svc, Hub: s.hub, Now: cfg.Now, Logger: cfg.Logger, ReadoutWithin: cfg.ReadoutWithin,
 		MediaUp: func(device string) bool { _, err := s.media.Stats(device); return err == nil }})
 	s.calls = call.New(call.Config{Store: s.store, Org: s.svc, Hub: s.hub, Media: s.media, Now: cfg.Now, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger,
-		OnPlaced: s.workflow.CallPlaced})
+		OnPlaced: s.workflow.CallPlaced, MaxListeners: cfg.MaxListeners})
 	s.limits = newLimiters(cfg)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.http = &http.Server{

@@ -11,9 +11,12 @@ type call struct {
 	members []*member // in the order they joined
 }
 
-// A member is a device in a call, with who it hears on each slot.
+// A member is a device in a call, with who it hears on each slot. A
+// listening member hears the others but is heard by none: its microphone
+// is forwarded nowhere, and it takes no slot of theirs.
 type member struct {
 	device string
+	listen bool
 	slots  [Slots]string // the device heard on each slot, "" for none
 }
 
@@ -45,7 +48,13 @@ func (m *member) give(device string) {
 // Joining the call the device is in does nothing. It returns
 // ErrNotConnected if the device has no connection, ErrInCall if it is in
 // another call, and ErrCallFull if the call has Slots+1 participants.
-func (s *SFU) Join(callName, device string) error {
+func (s *SFU) Join(callName, device string) error { return s.join(callName, device, false) }
+
+// JoinListening is Join for a device that only listens (a note-taker): it
+// hears every participant that speaks, and nobody hears it.
+func (s *SFU) JoinListening(callName, device string) error { return s.join(callName, device, true) }
+
+func (s *SFU) join(callName, device string, listen bool) error {
 	if callName == "" || device == "" {
 		return errors.New("sfu: join: empty call or device")
 	}
@@ -69,10 +78,14 @@ func (s *SFU) Join(callName, device string) error {
 	if len(c.members) > Slots {
 		return ErrCallFull
 	}
-	m := &member{device: device}
+	m := &member{device: device, listen: listen}
 	for _, o := range c.members {
-		o.give(device)
-		m.give(o.device)
+		if !listen {
+			o.give(device)
+		}
+		if !o.listen {
+			m.give(o.device)
+		}
 	}
 	c.members = append(c.members, m)
 	s.member[device] = c

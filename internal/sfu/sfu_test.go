@@ -589,3 +589,46 @@ func TestConfig(t *testing.T) {
 		t.Errorf("bound %s and %s", s.UDPAddr(), s.TCPAddr())
 	}
 }
+
+// TestListening checks that a device joined as a listener hears everyone
+// who speaks and is heard by nobody: it takes no one's slot, and its
+// microphone is forwarded nowhere.
+func TestListening(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	log := newSlotLog()
+	s := newSFU(t, Config{}, log)
+	a, b, l := newClient(t, "dev0", clientOpts{}), newClient(t, "dev1", clientOpts{}), newClient(t, "dev2", clientOpts{})
+	for _, c := range []*client{a, b, l} {
+		c.connect(ctx, s)
+	}
+	if err := s.Join("c1", "dev0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.JoinListening("c1", "dev2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Join("c1", "dev1"); err != nil { // a speaker joining after the listener
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "slot lists", func() bool {
+		return len(log.hears("dev0")) == 1 && len(log.hears("dev1")) == 1 && len(log.hears("dev2")) == 2
+	})
+	for _, c := range []*client{a, b, l} {
+		c.send(2000)
+	}
+	flowing(ctx, t, 25, a, b)
+	waitFor(ctx, t, "the listener hearing both", func() bool { return l.count("dev0") >= 25 && l.count("dev1") >= 25 })
+	if n, m := a.count("dev2"), b.count("dev2"); n != 0 || m != 0 {
+		t.Errorf("the listener was heard: %d packets at dev0, %d at dev1", n, m)
+	}
+	for _, id := range []string{"dev0", "dev1"} {
+		if slices.Contains(slices.Collect(maps.Values(log.hears(id))), "dev2") {
+			t.Errorf("%s has a slot for the listener: %v", id, log.hears(id))
+		}
+	}
+	for _, c := range []*client{a, b, l} {
+		c.stopSending()
+		c.check()
+	}
+}

@@ -211,7 +211,7 @@ export interface CallInfo {
   reason?: string; // how it ended: hangup, cancelled, declined, busy, no_answer, …
   level: string; // the conversation's classification, as the server knows it
   compartments?: string[];
-  participants: { user: string; device: string; role: string; state: string }[];
+  participants: { user: string; device: string; role: string; state: string; listening?: boolean }[];
   created_at: string;
 }
 

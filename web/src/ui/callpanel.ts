@@ -112,6 +112,7 @@ interface Person {
   deviceIds: string[];
   verified: boolean; // every device that carries their voice (or would) is in the group
   self: boolean;
+  listening: boolean; // on the record but silent: the server forwards their audio to nobody
 }
 
 const STATE_RANK: Record<string, number> = { joined: 0, ringing: 1 };
@@ -135,7 +136,7 @@ function fold(ps: readonly Participant[], call: CallInfo | undefined, me: Me): P
     let e = byUser.get(w.user);
     if (!e) {
       e = {
-        person: { user: w.user, org: w.org, roles: [], record: [], state: p.state, device: p.device, devices: 0, deviceIds: [], verified: p.verified, self: w.user === me.user },
+        person: { user: w.user, org: w.org, roles: [], record: [], state: p.state, device: p.device, devices: 0, deviceIds: [], verified: p.verified, self: w.user === me.user, listening: false },
         parts: [],
       };
       byUser.set(w.user, e);
@@ -147,8 +148,10 @@ function fold(ps: readonly Participant[], call: CallInfo | undefined, me: Me): P
     if (!q.org && w.org) q.org = w.org;
     // Roles from any device, and the server's role too: being on the record
     // is shown whoever claims it.
-    const server = call?.participants.find((x) => x.device === p.device)?.role;
+    const seen = call?.participants.find((x) => x.device === p.device);
+    const server = seen?.role;
     for (const r of [...w.roles, ...(server ? [server] : [])]) if (!q.roles.includes(r)) q.roles.push(r);
+    if (seen?.listening === true && (p.state === "joined" || p.state === "ringing")) q.listening = true;
     if (rank(p.state) < rank(q.state)) {
       q.state = p.state;
       q.device = p.device;
@@ -643,6 +646,7 @@ class CallPanel {
         "data-verified": String(p.verified),
         "data-speaking": String(speaking),
         "data-roles": p.roles.join(" "),
+        "data-listening": String(p.listening),
       },
       h("span", { class: "speaking-dot", "aria-hidden": "true" }),
       h(
@@ -653,7 +657,7 @@ class CallPanel {
         h(
           "span",
           { class: "cp-sub" },
-          [p.org, list(other), p.devices > 1 ? `${p.devices} devices` : ""].filter(Boolean).join(" · "),
+          [p.org, list(other), p.devices > 1 ? `${p.devices} devices` : "", p.listening ? "listening, not heard" : ""].filter(Boolean).join(" · "),
         ),
       ),
       h(

@@ -502,7 +502,7 @@ export class DeskPane {
               h(
                 "ul",
                 { class: "desk-people" },
-                c.participants.map((p) => h("li", { "data-state": p.state }, `${p.user} (${p.role}) — ${p.state}`)),
+                c.participants.map((p) => h("li", { "data-state": p.state }, `${p.user} (${p.role}) — ${p.state}${p.listening ? ", listening" : ""}`)),
               ),
             ),
           ),
