@@ -51,7 +51,7 @@ func zoneFlag(fs *flag.FlagSet) func() (string, *time.Location, error) {
 
 func cmdRequest(e *cmdEnv, args []string) error {
 	if len(args) == 0 {
-		return usagef("request: want create, list, show, approve, propose, accept, decline or withdraw")
+		return usagef("request: want create, list, show, approve, propose, accept, decline, withdraw, place or connect")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -63,6 +63,8 @@ func cmdRequest(e *cmdEnv, args []string) error {
 		return requestShow(e, args)
 	case "approve", "propose", "accept", "decline", "withdraw":
 		return requestDecide(e, sub, args)
+	case "place", "connect":
+		return requestPlace(e, sub, args)
 	}
 	return usagef("request: unknown subcommand %q", sub)
 }
@@ -531,5 +533,59 @@ func briefSend(e *cmdEnv, args []string) error {
 		return printJSON(e.stdout, v)
 	}
 	fmt.Fprintf(e.stdout, "briefing v%d sent for request %s to %s\n", v.Briefing.Version, v.ID, v.Principal)
+	return nil
+}
+
+// requestPlace places a scheduled request's call as the desk (ringing the
+// requester only), or connects the principal into it once the requester
+// is on the line, preempting a routine call of theirs for a flash
+// request. Signalling only: the desk talks from the web client or
+// hotline call.
+func requestPlace(e *cmdEnv, sub string, args []string) error {
+	synopsis := "request place REQUEST --profile DIR [--json]"
+	if sub == "connect" {
+		synopsis = "request connect REQUEST CALL [--preempt] --profile DIR [--json]"
+	}
+	fs := newFlags(e, "request "+sub, synopsis)
+	profile := profileFlag(fs)
+	preempt := fs.Bool("preempt", false, "take the principal out of another call first (a flash request's call only)")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	n := 1
+	if sub == "connect" {
+		n = 2
+	}
+	pos, err := parse(fs, args, n, n)
+	if err != nil {
+		return err
+	}
+	c, release, err := openSynced(e, *profile)
+	if err != nil {
+		return err
+	}
+	defer release()
+	id, err := findRequest(e, c, pos[0])
+	if err != nil {
+		return err
+	}
+	var v api.Call
+	if sub == "place" {
+		v, err = c.PlaceRequestCall(e.ctx, id)
+	} else {
+		var r api.CallRequest
+		if r, err = c.GetRequest(e.ctx, id); err == nil {
+			v, err = c.RingIntoCall(e.ctx, pos[1], r.Principal, *preempt)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, v)
+	}
+	for _, p := range v.Participants {
+		if p.State == "joined" || p.State == "ringing" {
+			fmt.Fprintf(e.stdout, "call %s: %s %s\n", v.ID, p.User, p.State)
+		}
+	}
 	return nil
 }

@@ -819,3 +819,12 @@ type LineCheckReport struct {
 	Epoch      uint64 `json:"epoch"`
 	Group      string `json:"group"`
 }
+
+// CallRing is POST /v1/calls/{id}/ring: ring another member user of the
+// call's conversation into it (the desk connecting the principal); with
+// Preempt (the desk, in a flash request's call) even if they are in
+// another call, which they are taken out of.
+type CallRing struct {
+	User    string `json:"user"`
+	Preempt bool   `json:"preempt,omitempty"`
+}

@@ -61,6 +61,7 @@ const (
 	ReasonNoAnswer  = "no_answer" // nobody answered within the ring timeout
 	ReasonDropped   = "dropped"   // the device's media transport went away
 	ReasonRevoked   = "revoked"   // the device was revoked or its user disabled
+	ReasonPreempted = "preempted" // a participant was taken out for a call of higher precedence
 )
 
 // DefaultRingTimeout is how long a call rings unanswered before it ends.
@@ -194,6 +195,13 @@ func (s *Service) update(ctx context.Context, fn func(tx *store.Tx, ts *txState)
 // A conversation has at most one call at a time: placing a call where one
 // is open is a Conflict that names it (join it instead).
 func (s *Service) Place(ctx context.Context, a org.Actor, groupID []byte) (View, error) {
+	return s.PlaceRinging(ctx, a, groupID, nil)
+}
+
+// PlaceRinging is Place ringing only the member users in only (all of them
+// if only is nil): how the duty desk places a call to the counterpart
+// first, and connects the principal once they are on the line (Ring).
+func (s *Service) PlaceRinging(ctx context.Context, a org.Actor, groupID []byte, only []identity.UserID) (View, error) {
 	var v View
 	err := s.update(ctx, func(tx *store.Tx, ts *txState) error {
 		conv, members, err := s.memberOf(ctx, tx, a, groupID)
@@ -225,7 +233,7 @@ func (s *Service) Place(ctx context.Context, a org.Actor, groupID []byte) (View,
 		var short error
 		users := map[identity.UserID]bool{}
 		for _, m := range members {
-			if m.User == a.User.ID {
+			if m.User == a.User.ID || only != nil && !slices.Contains(only, m.User) {
 				continue
 			}
 			users[m.User] = true
@@ -365,6 +373,104 @@ func (s *Service) Leave(ctx context.Context, a org.Actor, callID string) (View, 
 			return err
 		}
 		return s.settle(ctx, tx, ts, c, conv, ReasonHangup)
+	})
+}
+
+// Ring rings another member user of the call's conversation into the call,
+// from a device joined to it: the duty desk connecting the principal once
+// the counterpart is on the line. A user busy in another call is refused
+// (conflict), unless preempt: then they are taken out of that call
+// (reason preempted, in the log) and rung at once — a flash call
+// preempting a routine one.
+func (s *Service) Ring(ctx context.Context, a org.Actor, callID string, user identity.UserID, preempt bool) (View, error) {
+	return s.change(ctx, a, callID, func(tx *store.Tx, ts *txState, c store.Call, conv store.Conversation, me store.CallParticipant, parts []store.CallParticipant) error {
+		if me.State != store.PartJoined {
+			return apierr.New(apierr.Conflict, "this device is %s, not in the call", me.State)
+		}
+		members, err := tx.ConversationMembers(ctx, c.GroupID)
+		if err != nil {
+			return err
+		}
+		var devices []store.ConversationMember
+		for _, m := range members {
+			if m.User == user && m.LeftSeq == 0 && !m.Lapsed {
+				devices = append(devices, m)
+			}
+		}
+		if len(devices) == 0 {
+			return apierr.New(apierr.NotMember, "%s has no device in the call's conversation", user)
+		}
+		if _, err := s.cfg.Org.CheckContactTx(ctx, tx, a, user); err != nil {
+			return err
+		}
+		for _, p := range parts {
+			if p.User == user && (p.State == store.PartJoined || p.State == store.PartRinging) {
+				return apierr.New(apierr.Conflict, "%s is already %s in this call", user, p.State)
+			}
+		}
+		// Busy elsewhere: refused, or taken out of that call.
+		for _, d := range devices {
+			others, err := tx.DeviceCalls(ctx, d.Device)
+			if err != nil {
+				return err
+			}
+			for _, p := range others {
+				if p.CallID == c.ID || p.State != store.PartJoined && p.State != store.PartRinging {
+					continue
+				}
+				if !preempt {
+					return apierr.New(apierr.Conflict, "%s is in another call", user).WithHint("a flash call may preempt it")
+				}
+				oc, err := tx.GetCall(ctx, p.CallID)
+				if err != nil {
+					return err
+				}
+				oconv, err := tx.GetConversation(ctx, oc.GroupID)
+				if err != nil {
+					return err
+				}
+				if err := s.leaveLocked(ctx, tx, ts, oc, p, ReasonPreempted); err != nil {
+					return err
+				}
+				ov, err := s.view(ctx, tx, oc.ID, oconv)
+				if err != nil {
+					return err
+				}
+				if err := s.push(ctx, tx, ts, ov, EventUpdate, []string{p.Device}); err != nil {
+					return err
+				}
+				if err := s.settle(ctx, tx, ts, oc, oconv, ReasonPreempted); err != nil {
+					return err
+				}
+			}
+		}
+		now := s.cfg.Now()
+		rung := 0
+		for _, d := range devices {
+			u, dev, err := s.directoryOf(ctx, tx, d.User, d.Device)
+			if err != nil {
+				return err
+			}
+			if err := clearanceShort(u, conv); err != nil {
+				return err
+			}
+			if dev.Status != store.DeviceActive || u.Disabled {
+				continue
+			}
+			if err := tx.PutCallParticipant(ctx, store.CallParticipant{CallID: c.ID, Device: d.Device, User: d.User,
+				Role: roleOf(u), State: store.PartRinging, UpdatedAt: now}); err != nil {
+				return err
+			}
+			rung++
+		}
+		if rung == 0 {
+			return apierr.New(apierr.Conflict, "%s has no active device to ring", user)
+		}
+		v, err := s.view(ctx, tx, c.ID, conv)
+		if err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, ts, v, EventRing, EventUpdate)
 	})
 }
 

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sync"
 
 	"hotline/internal/api"
@@ -286,4 +287,21 @@ func CallProgress(v api.Call) int {
 		}
 	}
 	return n
+}
+
+// PlaceRequestCall places a scheduled request's call as the duty desk,
+// ringing the requester only ("please hold for the principal").
+func (c *Client) PlaceRequestCall(ctx context.Context, request string) (api.Call, error) {
+	var v api.Call
+	err := c.Do(ctx, "POST", "/v1/call-requests/"+url.PathEscape(request)+"/call", struct{}{}, &v)
+	return v, err
+}
+
+// RingIntoCall rings a member user of a call's conversation into the call
+// this device is in (connecting the principal); preempt takes them out of
+// another call first (the desk, in a flash request's call).
+func (c *Client) RingIntoCall(ctx context.Context, call, user string, preempt bool) (api.Call, error) {
+	var v api.Call
+	err := c.Do(ctx, "POST", "/v1/calls/"+url.PathEscape(call)+"/ring", api.CallRing{User: user, Preempt: preempt}, &v)
+	return v, err
 }

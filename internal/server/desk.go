@@ -1,11 +1,15 @@
 package server
 
 import (
+	"encoding/base64"
 	"net/http"
 	"time"
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
+	"hotline/internal/desk"
+	"hotline/internal/directory"
+	"hotline/internal/identity"
 	"hotline/internal/org"
 	"hotline/internal/workflow"
 )
@@ -371,6 +375,82 @@ func (s *Server) reportLineCheck(w http.ResponseWriter, r *http.Request, a org.A
 		return err
 	}
 	v, err := s.workflow.ReportLineCheck(r.Context(), a, id, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// placeRequestCall serves POST /v1/call-requests/{id}/call: the desk places
+// a scheduled request's call, ringing the requester only; it connects the
+// principal once the requester is on the line (POST /v1/calls/{id}/ring).
+func (s *Server) placeRequestCall(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	var in struct{}
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	if err := a.Can(directory.ActRequestTriage); err != nil {
+		return err
+	}
+	req, err := s.workflow.Get(r.Context(), a, id)
+	if err != nil {
+		return err
+	}
+	if req.Status != desk.StatusScheduled {
+		return apierr.New(apierr.Conflict, "the request is %s: only a scheduled call is placed", req.Status)
+	}
+	group, err := base64.RawURLEncoding.DecodeString(req.Conversation)
+	if err != nil {
+		return err
+	}
+	requester, err := identity.ParseUserID(req.Requester)
+	if err != nil {
+		return err
+	}
+	v, err := s.calls.PlaceRinging(r.Context(), a, group, []identity.UserID{requester})
+	if err != nil {
+		return err
+	}
+	s.metrics.calls.Inc("placed")
+	return writeJSON(w, http.StatusCreated, v)
+}
+
+// ringCall serves POST /v1/calls/{id}/ring. Preempting is for the desk, in
+// the call of a flash request.
+func (s *Server) ringCall(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := callID(r)
+	if err != nil {
+		return err
+	}
+	var in api.CallRing
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	user, err := identity.ParseUserID(in.User)
+	if err != nil {
+		return apierr.New(apierr.BadRequest, "user: %v", err)
+	}
+	if in.Preempt {
+		if err := a.Can(directory.ActRequestTriage); err != nil {
+			return err
+		}
+		v, err := s.calls.Get(r.Context(), a, id)
+		if err != nil {
+			return err
+		}
+		flash, err := s.workflow.Flash(r.Context(), v.Conversation)
+		if err != nil {
+			return err
+		}
+		if !flash {
+			return apierr.New(apierr.Forbidden, "only the call of a flash request preempts another call")
+		}
+	}
+	v, err := s.calls.Ring(r.Context(), a, id, user, in.Preempt)
 	if err != nil {
 		return err
 	}

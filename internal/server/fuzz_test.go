@@ -82,6 +82,8 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", "/v1/call-requests/PARAM/linechecks"},
 	{"GET", "/v1/linechecks/PARAM"},
 	{"POST", "/v1/linechecks/PARAM/report"},
+	{"POST", "/v1/call-requests/PARAM/call"},
+	{"POST", "/v1/calls/PARAM/ring"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

@@ -114,6 +114,8 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/memcons/{id}/approve", active, s.memconAction("approve"))
 	handle("POST /v1/memcons/{id}/distribute", active, s.memconAction("distribute"))
 	handle("POST /v1/call-requests/{id}/linecheck", active, s.startLineCheck)
+	handle("POST /v1/call-requests/{id}/call", active, s.placeRequestCall)
+	handle("POST /v1/calls/{id}/ring", active, s.ringCall)
 	handle("GET /v1/call-requests/{id}/linechecks", active, s.listLineChecks)
 	handle("GET /v1/linechecks/{id}", active, s.getLineCheck)
 	handle("POST /v1/linechecks/{id}/report", active, s.reportLineCheck)

@@ -17,9 +17,14 @@ import (
 // and returns it.
 func scheduledCall(t *testing.T, o *deskOrg, purpose string) api.CallRequest {
 	t.Helper()
+	return scheduledCallOf(t, o, purpose, desk.Priority)
+}
+
+func scheduledCallOf(t *testing.T, o *deskOrg, purpose string, urgency desk.Urgency) api.CallRequest {
+	t.Helper()
 	ctx := t.Context()
 	now := o.e.clock.Now()
-	v, err := o.counterpart.RequestCall(ctx, client.RequestOptions{Principal: "principal@state.example", Urgency: desk.Priority,
+	v, err := o.counterpart.RequestCall(ctx, client.RequestOptions{Principal: "principal@state.example", Urgency: urgency,
 		Windows: []desk.Window{{Start: now.Add(time.Hour), End: now.Add(2 * time.Hour)}}, Purpose: purpose})
 	if err != nil {
 		t.Fatal(err)

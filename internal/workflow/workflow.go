@@ -331,6 +331,27 @@ func (s *Service) AckBriefing(ctx context.Context, a org.Actor, id string, versi
 	return v, err
 }
 
+// Flash reports whether conversation (a group ID, base64url) is the
+// conversation of a scheduled flash request: whose call may preempt
+// another.
+func (s *Service) Flash(ctx context.Context, conversation string) (bool, error) {
+	group, err := base64.RawURLEncoding.DecodeString(conversation)
+	if err != nil {
+		return false, apierr.New(apierr.BadRequest, "conversation: want a group ID in unpadded base64url")
+	}
+	flash := false
+	err = s.cfg.Store.View(ctx, func(tx *store.Tx) error {
+		rs, err := tx.ListCallRequests(ctx, store.RequestFilter{Statuses: []string{desk.StatusScheduled}})
+		for _, r := range rs {
+			if string(r.GroupID) == string(group) && r.Urgency == string(desk.Flash) {
+				flash = true
+			}
+		}
+		return err
+	})
+	return flash, wrap(err)
+}
+
 // Get returns a request the actor may see (see canSee).
 func (s *Service) Get(ctx context.Context, a org.Actor, id string) (api.CallRequest, error) {
 	var v api.CallRequest
