@@ -14,6 +14,7 @@ import (
 	"hotline/internal/api"
 	"hotline/internal/client"
 	"hotline/internal/demo"
+	"hotline/internal/desk"
 )
 
 // TestBrowserDesk: the duty-desk console in Chromium. The counterpart's
@@ -167,6 +168,33 @@ func TestBrowserDesk(t *testing.T) {
 	keepFar()
 	waitFor(t, duty, "the hotline red on the console", `document.querySelector('`+hl+`')?.dataset.status === "red"`)
 	keepNear()
+
+	// The brief beside the call: the note-taker briefs the principal for
+	// the scheduled call; when the desk places it, the principal's browser
+	// rings with the brief on screen.
+	reqID := eval[string](t, duty, `document.querySelector('`+sel("scheduled")+`').dataset.id`)
+	const point = "Thank them for the convoy"
+	if _, err := notes.Brief(t.Context(), reqID, desk.Briefing{TalkingPoints: []string{point},
+		Questions: []desk.QA{{Question: "Will you veto?", Answer: "We have not decided"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; !eval[bool](t, pr, `hotlineCore.request(`+jsq(reqID)+`).then((r) => !!r.brief)`); i++ {
+		if i == 200 {
+			t.Fatal("the brief did not reach the principal's browser")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	briefCall := eval[string](t, duty, `(async () => {
+		const r = await hotlineCore.request(`+jsq(reqID)+`);
+		const u = await hotlineCore.placeCall(r.conversation);
+		return u.call.id;
+	})()`)
+	waitFor(t, pr, "the brief on the ring screen", `(document.querySelector('`+sel("ring-brief")+`')?.textContent ?? "").includes(`+jsq(point)+`)`)
+	screenshot(t, pr, "desktop-ring-brief")
+	if eval[string](t, cp, `document.querySelector('`+sel("ring-brief")+`')?.textContent ?? ""`) != "" {
+		t.Error("the counterpart's ring shows a brief")
+	}
+	eval[bool](t, duty, `hotlineCore.hangup(`+jsq(briefCall)+`).then(() => true)`)
 }
 
 // keepLine runs a device's end of its hotlines until the returned stop.

@@ -255,6 +255,12 @@ export class App {
           const c = this.conversations.find((x) => x.id === id);
           openVerifyDialog({ core: this.core, store: this.verifications, conversation: id, title: c ? conversationTitle(c, this.me) : "this call" });
         },
+        // The brief of the scheduled call held in this conversation, if
+        // this device holds one (the principal and the desk).
+        brief: async (id) => {
+          const rs = await this.core.requests(JSON.stringify(["scheduled"]));
+          return rs.find((r) => r.conversation === id && r.brief)?.brief;
+        },
       },
       this.callHost,
     );

@@ -12,7 +12,7 @@
 // conversation's verifications, shown beside it.
 
 import type { Calls, CallView } from "../call";
-import type { CallInfo, Conversation, Me, Participant } from "../core";
+import type { Briefing, CallInfo, Conversation, Me, Participant } from "../core";
 import { h, replace } from "../dom";
 import { report } from "./errors";
 import { RECORD_ROLES, conversationTitle, level, levelLabel, list, onRecord, participants as people } from "./format";
@@ -34,6 +34,27 @@ export interface CallScreenContext {
   verifications: VerificationStore;
   // verify opens the verification dialog of a conversation.
   verify(conversation: string): void;
+  // brief returns the briefing this device holds for the call in a
+  // conversation (a scheduled request's), if any.
+  brief(conversation: string): Promise<Briefing | undefined>;
+}
+
+// briefAside shows a briefing beside the call: talking points, questions
+// with suggested answers, background. Empty and hidden until filled.
+export function briefAside(testid: string): HTMLElement {
+  return h("aside", { class: "call-brief", "data-testid": testid, hidden: true, "aria-label": "Briefing" });
+}
+
+export function fillBrief(el: HTMLElement, b: Briefing | undefined): void {
+  if (!b) return;
+  replace(
+    el,
+    h("h3", null, `Brief (version ${b.version})`),
+    (b.talking_points ?? []).length > 0 ? h("ul", { class: "brief-points" }, (b.talking_points ?? []).map((p) => h("li", null, p))) : null,
+    (b.questions ?? []).map((q) => h("div", { class: "brief-qa" }, h("strong", null, `Q: ${q.question}`), h("div", null, `A: ${q.answer}`))),
+    b.background ? h("p", { class: "brief-background" }, b.background) : null,
+  );
+  el.hidden = false;
 }
 
 // reasonText says in words why a call ended.
@@ -322,6 +343,8 @@ export class CallScreen {
       return;
     }
     this.clearRing();
+    const ringBrief = briefAside("ring-brief");
+    void this.ctx.brief(c.conversation).then((b) => fillBrief(ringBrief, b), () => undefined);
     const keyChanged = new KeyChangedWarning("ring-key-changed");
     keyChanged.set(changed);
 
@@ -375,6 +398,7 @@ export class CallScreen {
           ? h("p", { class: "ring-verified warn", "data-testid": "ring-level-mismatch" }, `⚠ The server calls this ${levelLabel(c.level)}; the conversation is ${levelLabel(conv!.clearance)}`)
           : null,
         h("p", { class: "ring-record", "data-testid": "ring-on-record", hidden: recorded.length === 0 }, this.recordLine(recorded)),
+        ringBrief,
       ),
       h("div", { class: "ring-actions" }, decline, answer),
     );
@@ -430,6 +454,8 @@ class CallPanel {
   private readonly heard: HTMLElement;
   private readonly quality: HTMLElement;
   private readonly list: HTMLUListElement;
+  private readonly brief: HTMLElement;
+  private briefAsked = false;
   private readonly mute: HTMLButtonElement;
   private readonly hangup: HTMLButtonElement;
   private readonly controls: HTMLElement;
@@ -467,6 +493,7 @@ class CallPanel {
     this.heard = h("span", { class: "call-heard", "data-testid": "heard", "data-heard": "false" });
     this.quality = h("span", { class: "call-quality", "data-testid": "call-quality", "data-level": "unknown" });
     this.list = h("ul", { class: "call-participants", "aria-label": "On the call" });
+    this.brief = briefAside("call-brief");
     this.mute = h(
       "button",
       {
@@ -504,7 +531,7 @@ class CallPanel {
         h("div", { class: "call-line" }, this.status, this.clock),
         h("div", { class: "call-indicators" }, this.heard, this.quality),
       ),
-      this.list,
+      h("div", { class: "call-body" }, this.list, this.brief),
       this.controls,
     );
     this.title.id = `call-title-${id}`;
@@ -517,6 +544,10 @@ class CallPanel {
   update(v: CallView): void {
     const c = v.call;
     if (!c) return;
+    if (!this.briefAsked) {
+      this.briefAsked = true;
+      void this.ctx.brief(c.conversation).then((b) => fillBrief(this.brief, b), () => undefined);
+    }
     const me = this.ctx.me;
     this.el.dataset.state = v.phase;
 
