@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"hotline/internal/api"
 	"hotline/internal/client"
+	"hotline/internal/voice"
 )
 
 // Hotlines from the command line: create, list, keep (run a device's end
@@ -71,9 +73,10 @@ func cmdHotline(e *cmdEnv, args []string) error {
 		printHotlines(e.stdout, hs, *history)
 		return nil
 	case "keep":
-		fs := newFlags(e, "hotline keep", "hotline keep [--ready-file FILE] --profile DIR")
+		fs := newFlags(e, "hotline keep", "hotline keep [--media] [--ready-file FILE] --profile DIR")
 		profile := profileFlag(fs)
 		readyFile := fs.String("ready-file", "", "write `file` once the device is online (for supervisors and scripts)")
+		media := fs.Bool("media", false, "also keep a warm media line to the server, as a phone does (the line check's warm_line)")
 		if _, err := parse(fs, args, 0, 0); err != nil {
 			return err
 		}
@@ -82,6 +85,15 @@ func cmdHotline(e *cmdEnv, args []string) error {
 			return err
 		}
 		defer release()
+		if *media {
+			ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+			line, err := voice.Dial(ctx, c, voice.Options{})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("media line: %w", err)
+			}
+			defer line.Close()
+		}
 		fmt.Fprintln(e.stderr, "keeping this device's hotlines; stop with Ctrl-C")
 		err = c.KeepHotlines(e.ctx, func(ev client.HotlineEvent) {
 			switch ev.Kind {
