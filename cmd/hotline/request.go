@@ -51,7 +51,7 @@ func zoneFlag(fs *flag.FlagSet) func() (string, *time.Location, error) {
 
 func cmdRequest(e *cmdEnv, args []string) error {
 	if len(args) == 0 {
-		return usagef("request: want create, list, show, approve, propose, accept, decline, withdraw, place or connect")
+		return usagef("request: want create, list, show, approve, propose, accept, decline, withdraw, place, connect, hold, resume or transfer")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -65,6 +65,8 @@ func cmdRequest(e *cmdEnv, args []string) error {
 		return requestDecide(e, sub, args)
 	case "place", "connect":
 		return requestPlace(e, sub, args)
+	case "hold", "resume", "transfer":
+		return requestHold(e, sub, args)
 	}
 	return usagef("request: unknown subcommand %q", sub)
 }
@@ -585,6 +587,50 @@ func requestPlace(e *cmdEnv, sub string, args []string) error {
 	for _, p := range v.Participants {
 		if p.State == "joined" || p.State == "ringing" {
 			fmt.Fprintf(e.stdout, "call %s: %s %s\n", v.ID, p.User, p.State)
+		}
+	}
+	return nil
+}
+
+// requestHold puts a participant of a call on hold or takes them off it
+// ("please hold for the principal"), or transfers the call to a user
+// (rings them in, then this device leaves).
+func requestHold(e *cmdEnv, sub string, args []string) error {
+	fs := newFlags(e, "request "+sub, "request "+sub+" CALL USER --profile DIR [--json]")
+	profile := profileFlag(fs)
+	asJSON := fs.Bool("json", false, "print as JSON")
+	pos, err := parse(fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	c, release, err := openSynced(e, *profile)
+	if err != nil {
+		return err
+	}
+	defer release()
+	user, err := userArg(c, pos[1])
+	if err != nil {
+		return err
+	}
+	var v api.Call
+	if sub == "transfer" {
+		v, err = c.TransferCall(e.ctx, pos[0], user.String())
+	} else {
+		v, err = c.HoldInCall(e.ctx, pos[0], user.String(), sub == "hold")
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, v)
+	}
+	for _, p := range v.Participants {
+		if p.State == "joined" || p.State == "ringing" {
+			state := p.State
+			if p.Held {
+				state += ", on hold"
+			}
+			fmt.Fprintf(e.stdout, "call %s: %s %s\n", v.ID, p.User, state)
 		}
 	}
 	return nil

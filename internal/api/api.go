@@ -495,6 +495,9 @@ type CallParticipant struct {
 	// Listening: on the record but silent (a note-taker, the archive, the
 	// recorder): the forwarder sends nobody their audio.
 	Listening bool `json:"listening,omitempty"`
+	// Held: joined but on hold (the desk's "please hold"): nothing is
+	// forwarded to or from them until they are resumed.
+	Held bool `json:"held,omitempty"`
 }
 
 // MediaOffer is POST /v1/media: the device's SDP offer for its warm media
@@ -818,6 +821,13 @@ type LineCheckReport struct {
 	Broken     bool   `json:"broken,omitempty"`
 	Epoch      uint64 `json:"epoch"`
 	Group      string `json:"group"`
+}
+
+// CallHold is POST /v1/calls/{id}/hold, /resume and /transfer: the user
+// to put on hold or take off it (every device of theirs joined), or to
+// ring in before this device leaves.
+type CallHold struct {
+	User string `json:"user"`
 }
 
 // CallRing is POST /v1/calls/{id}/ring: ring another member user of the

@@ -474,6 +474,54 @@ func (s *Service) Ring(ctx context.Context, a org.Actor, callID string, user ide
 	})
 }
 
+// Hold puts every joined device of user on hold (hold true) or takes
+// them off it: on hold, a device stays in the call but the forwarder sends
+// it nothing and nobody hears it — the desk's "please hold for the
+// principal". The call's caller, or the duty desk (canHold), may.
+func (s *Service) Hold(ctx context.Context, a org.Actor, callID string, user identity.UserID, hold, canHold bool) (View, error) {
+	return s.change(ctx, a, callID, func(tx *store.Tx, ts *txState, c store.Call, conv store.Conversation, me store.CallParticipant, parts []store.CallParticipant) error {
+		if me.State != store.PartJoined {
+			return apierr.New(apierr.Conflict, "this device is %s, not in the call", me.State)
+		}
+		if a.User.ID != c.Caller && !canHold {
+			return apierr.New(apierr.Forbidden, "the caller or the duty desk holds participants")
+		}
+		now := s.cfg.Now()
+		changed := 0
+		reason := "hold"
+		if !hold {
+			reason = "resume"
+		}
+		for _, p := range parts {
+			if p.User != user || p.State != store.PartJoined || p.Held == hold {
+				continue
+			}
+			p.Held, p.UpdatedAt = hold, now
+			if err := tx.PutCallParticipant(ctx, p); err != nil {
+				return err
+			}
+			if hold {
+				ts.leave = append(ts.leave, [2]string{c.ID, p.Device})
+			} else {
+				ts.join = append(ts.join, mediaJoin{call: c.ID, device: p.Device, listen: p.User != c.Caller && Listening(p.Role)})
+			}
+			if err := logEntry(ctx, tx, now, tlog.Entry{Type: tlog.TypeCallHold, Conversation: convID(c.GroupID), Call: c.ID,
+				User: p.User.String(), Device: p.Device, Reason: reason, Actor: a.User.ID.String(), ActorDevice: a.Device.ID}); err != nil {
+				return err
+			}
+			changed++
+		}
+		if changed == 0 {
+			return apierr.New(apierr.Conflict, "%s has no device in the call to %s", user, reason)
+		}
+		v, err := s.view(ctx, tx, c.ID, conv)
+		if err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, ts, v, "", EventUpdate)
+	})
+}
+
 // Get returns a call to a member of its conversation.
 func (s *Service) Get(ctx context.Context, a org.Actor, callID string) (View, error) {
 	var v View
@@ -615,8 +663,8 @@ func (s *Service) Joined(ctx context.Context, device string) ([]JoinedCall, erro
 		ps, err := tx.DeviceCalls(ctx, device)
 		out = nil
 		for _, p := range ps {
-			if p.State != store.PartJoined {
-				continue
+			if p.State != store.PartJoined || p.Held {
+				continue // on hold: no media until resumed
 			}
 			c, err := tx.GetCall(ctx, p.CallID)
 			if err != nil {
@@ -925,7 +973,7 @@ func (s *Service) view(ctx context.Context, tx *store.Tx, callID string, conv st
 	}
 	for _, p := range parts {
 		v.Participants = append(v.Participants, Participant{User: p.User.String(), Device: p.Device, Role: p.Role, State: p.State,
-			Listening: p.User != c.Caller && Listening(p.Role)})
+			Listening: p.User != c.Caller && Listening(p.Role), Held: p.Held && p.State == store.PartJoined})
 	}
 	return v, nil
 }

@@ -305,3 +305,22 @@ func (c *Client) RingIntoCall(ctx context.Context, call, user string, preempt bo
 	err := c.Do(ctx, "POST", "/v1/calls/"+url.PathEscape(call)+"/ring", api.CallRing{User: user, Preempt: preempt}, &v)
 	return v, err
 }
+
+// HoldInCall puts a user's devices in the call on hold (hold true) or
+// takes them off it (the caller, or the duty desk).
+func (c *Client) HoldInCall(ctx context.Context, call, user string, hold bool) (api.Call, error) {
+	action := "resume"
+	if hold {
+		action = "hold"
+	}
+	var v api.Call
+	err := c.Do(ctx, "POST", "/v1/calls/"+url.PathEscape(call)+"/"+action, api.CallHold{User: user}, &v)
+	return v, err
+}
+
+// TransferCall rings user into the call and then leaves it.
+func (c *Client) TransferCall(ctx context.Context, call, user string) (api.Call, error) {
+	var v api.Call
+	err := c.Do(ctx, "POST", "/v1/calls/"+url.PathEscape(call)+"/transfer", api.CallHold{User: user}, &v)
+	return v, err
+}

@@ -456,3 +456,51 @@ func (s *Server) ringCall(w http.ResponseWriter, r *http.Request, a org.Actor) e
 	}
 	return writeJSON(w, http.StatusOK, v)
 }
+
+// holdCall serves POST /v1/calls/{id}/hold and /resume.
+func (s *Server) holdCall(hold bool) func(http.ResponseWriter, *http.Request, org.Actor) error {
+	return func(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+		id, err := callID(r)
+		if err != nil {
+			return err
+		}
+		var in api.CallHold
+		if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+			return err
+		}
+		user, err := identity.ParseUserID(in.User)
+		if err != nil {
+			return apierr.New(apierr.BadRequest, "user: %v", err)
+		}
+		v, err := s.calls.Hold(r.Context(), a, id, user, hold, a.Can(directory.ActRequestTriage) == nil)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// transferCall serves POST /v1/calls/{id}/transfer: ring user into the
+// call, then this device leaves it (a blind transfer).
+func (s *Server) transferCall(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+	id, err := callID(r)
+	if err != nil {
+		return err
+	}
+	var in api.CallHold
+	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+		return err
+	}
+	user, err := identity.ParseUserID(in.User)
+	if err != nil {
+		return apierr.New(apierr.BadRequest, "user: %v", err)
+	}
+	if _, err := s.calls.Ring(r.Context(), a, id, user, false); err != nil {
+		return err
+	}
+	v, err := s.calls.Leave(r.Context(), a, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}

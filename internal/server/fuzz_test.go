@@ -84,6 +84,8 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/linechecks/PARAM/report"},
 	{"POST", "/v1/call-requests/PARAM/call"},
 	{"POST", "/v1/calls/PARAM/ring"},
+	{"POST", "/v1/calls/PARAM/hold"},
+	{"POST", "/v1/calls/PARAM/transfer"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

@@ -384,6 +384,11 @@ CREATE TABLE linechecks (
 CREATE INDEX linechecks_request ON linechecks(request_id, created_at);
 CREATE INDEX linechecks_status ON linechecks(status, deadline);
 `,
+	// 12: a participant on hold stays in the call with nothing forwarded
+	// to or from them.
+	`
+ALTER TABLE call_participants ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -45,6 +45,7 @@ const (
 	TypeCallJoin  = "call.join"  // Conversation, Call, User, Device
 	TypeCallLeave = "call.leave" // Conversation, Call, User, Device, Reason
 	TypeCallEnd   = "call.end"   // Conversation, Call, Reason
+	TypeCallHold  = "call.hold"  // Conversation, Call, User, Device, Reason (hold or resume), Actor, ActorDevice
 	// The duty desk's workflow: every step, metadata only (purposes,
 	// reasons and briefings travel inside MLS groups). Item is the call
 	// request's ID.
@@ -214,6 +215,13 @@ func (e Entry) Validate() error {
 		need("user", e.User != "")
 		need("device", e.Device != "")
 		need("reason", e.Type == TypeCallJoin || e.Reason != "")
+	case TypeCallHold:
+		need("conversation", e.Conversation != "")
+		need("call", e.Call != "")
+		need("user", e.User != "")
+		need("device", e.Device != "")
+		need("actor", e.Actor != "")
+		need(`reason "hold" or "resume"`, e.Reason == "hold" || e.Reason == "resume")
 	case TypeCallEnd:
 		need("conversation", e.Conversation != "")
 		need("call", e.Call != "")

@@ -198,6 +198,7 @@ func TestConversationEntries(t *testing.T) {
 		{Type: TypeCallJoin, Time: 1, Conversation: "AAEC", Call: "c0ffee", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb"},
 		{Type: TypeCallLeave, Time: 1, Conversation: "AAEC", Call: "c0ffee", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Reason: "hangup"},
 		{Type: TypeCallEnd, Time: 1, Conversation: "AAEC", Call: "c0ffee", Reason: "no_answer"},
+		{Type: TypeCallHold, Time: 1, Conversation: "AAEC", Call: "c0ffee", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Actor: "a@o.example", Reason: "hold"},
 	}
 	for _, e := range good {
 		b, err := e.Marshal()
@@ -217,6 +218,8 @@ func TestConversationEntries(t *testing.T) {
 		"call id not an id":     {Type: TypeCallEnd, Time: 1, Conversation: "AAEC", Call: "C 1", Reason: "hangup"},
 		"leave without reason":  {Type: TypeCallLeave, Time: 1, Conversation: "AAEC", Call: "c1", User: "b@o.example", Device: "d"},
 		"end without reason":    {Type: TypeCallEnd, Time: 1, Conversation: "AAEC", Call: "c1"},
+		"hold without who":      {Type: TypeCallHold, Time: 1, Conversation: "AAEC", Call: "c1", User: "b@o.example", Device: "d", Reason: "hold"},
+		"hold, other reason":    {Type: TypeCallHold, Time: 1, Conversation: "AAEC", Call: "c1", User: "b@o.example", Device: "d", Actor: "a@o.example", Reason: "pause"},
 		"create without level":  {Type: TypeConversationCreate, Time: 1, Conversation: "AAEC", Actor: "a@o.example", ActorDevice: "d"},
 	} {
 		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -589,7 +590,14 @@ func (l *Line) Handle(m api.StreamMessage) {
 	l.mu.Lock()
 	switch m.Event {
 	case client.EventCallRing:
-		if v.State == "ringing" {
+		// Rung into a call that is ringing, or one already under way (the
+		// desk connecting the principal).
+		self := ""
+		if l.c != nil {
+			self = l.c.Profile().Device
+		}
+		if v.State == "ringing" || v.State == "active" && self != "" &&
+			slices.ContainsFunc(v.Participants, func(p api.CallParticipant) bool { return p.Device == self && p.State == "ringing" }) {
 			l.ringing[v.ID] = v
 		}
 	case client.EventCallElsewhere, client.EventCallEnded:

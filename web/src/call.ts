@@ -238,7 +238,10 @@ export class Calls {
     const mine = this.v.call?.id === c.id;
     if (!mine) {
       // A ring while idle; anything else about other calls is not ours.
-      if (u.event === "call.ring" && c.state === "ringing" && (this.v.phase === "idle" || this.v.phase === "ended")) {
+      // Rung into a call still ringing, or one under way (the desk
+      // connecting the principal): this device is what rings.
+      const ringsHere = c.state !== "ended" && c.participants.some((p) => p.device === this.me.device && p.state === "ringing");
+      if (u.event === "call.ring" && ringsHere && (this.v.phase === "idle" || this.v.phase === "ended")) {
         clearTimeout(this.endTimer);
         this.set({ ...empty(), lineUp: this.v.lineUp, stats: this.v.stats, phase: "incoming", call: c, participants: u.participants });
       }
