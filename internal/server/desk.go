@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"time"
@@ -64,52 +65,6 @@ func (s *Server) decideRequest(action string) func(http.ResponseWriter, *http.Re
 	}
 }
 
-// attachBriefing serves POST /v1/call-requests/{id}/briefing.
-func (s *Server) attachBriefing(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := requestID(r)
-	if err != nil {
-		return err
-	}
-	var in api.BriefingAttach
-	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
-		return err
-	}
-	v, err := s.workflow.AttachBriefing(r.Context(), a, id, in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
-// ackBriefing serves POST /v1/call-requests/{id}/briefing/ack.
-func (s *Server) ackBriefing(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := requestID(r)
-	if err != nil {
-		return err
-	}
-	var in api.BriefingAck
-	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
-		return err
-	}
-	v, err := s.workflow.AckBriefing(r.Context(), a, id, in.Version)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
-func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := requestID(r)
-	if err != nil {
-		return err
-	}
-	v, err := s.workflow.Get(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
 // listCallRequests serves GET /v1/call-requests?status=…: the requests the
 // device's user may see, newest first.
 func (s *Server) listCallRequests(w http.ResponseWriter, r *http.Request, a org.Actor) error {
@@ -139,6 +94,75 @@ func (s *Server) schedule(w http.ResponseWriter, r *http.Request, a org.Actor) e
 	return writeJSON(w, http.StatusOK, vs)
 }
 
+// handler is a route's function: what handle wraps.
+type handler = func(http.ResponseWriter, *http.Request, org.Actor) error
+
+// The duty desk's routes are mostly one service call each, so they are made
+// from these: one item's route (its {id} read by idOf) with a JSON body
+// (onItem) or without (itemGet), and a route on the collection (create,
+// list).
+
+func onItem[In, Out any](idOf func(*http.Request) (string, error), status int, do func(context.Context, org.Actor, string, In) (Out, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+		id, err := idOf(r)
+		if err != nil {
+			return err
+		}
+		var in In
+		if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+			return err
+		}
+		v, err := do(r.Context(), a, id, in)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, status, v)
+	}
+}
+
+func itemGet[Out any](idOf func(*http.Request) (string, error), do func(context.Context, org.Actor, string) (Out, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+		id, err := idOf(r)
+		if err != nil {
+			return err
+		}
+		v, err := do(r.Context(), a, id)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func create[In, Out any](do func(context.Context, org.Actor, In) (Out, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+		var in In
+		if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
+			return err
+		}
+		v, err := do(r.Context(), a, in)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusCreated, v)
+	}
+}
+
+func list[Out any](do func(context.Context, org.Actor) (Out, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request, a org.Actor) error {
+		vs, err := do(r.Context(), a)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, vs)
+	}
+}
+
+// idOf reads the {id} of a route on one what (a memorandum, a hotline).
+func idOf(what string) func(*http.Request) (string, error) {
+	return func(r *http.Request) (string, error) { return itemID(r, what) }
+}
+
 // itemID returns the {id} of a MemCon's or commitment's route.
 func itemID(r *http.Request, what string) (string, error) {
 	id, err := callID(r)
@@ -146,19 +170,6 @@ func itemID(r *http.Request, what string) (string, error) {
 		return "", apierr.New(apierr.BadRequest, "a %s ID is 32 hexadecimal digits", what)
 	}
 	return id, nil
-}
-
-// draftMemCon serves POST /v1/memcons.
-func (s *Server) draftMemCon(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	var in api.MemConDraft
-	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
-		return err
-	}
-	v, err := s.workflow.DraftMemCon(r.Context(), a, in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, v)
 }
 
 // memconAction serves POST /v1/memcons/{id}/approve and /distribute.
@@ -187,26 +198,6 @@ func (s *Server) memconAction(action string) func(http.ResponseWriter, *http.Req
 		}
 		return writeJSON(w, http.StatusOK, v)
 	}
-}
-
-func (s *Server) getMemCon(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := itemID(r, "memorandum")
-	if err != nil {
-		return err
-	}
-	v, err := s.workflow.GetMemCon(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
-func (s *Server) listMemCons(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	vs, err := s.workflow.ListMemCons(r.Context(), a)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, vs)
 }
 
 // listCommitments serves GET /v1/commitments[?all=true].
@@ -243,142 +234,6 @@ func (s *Server) closeCommitment(status string) func(http.ResponseWriter, *http.
 		}
 		return writeJSON(w, http.StatusOK, v)
 	}
-}
-
-// listReadouts serves GET /v1/readouts: ad-hoc calls' readouts.
-func (s *Server) listReadouts(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	vs, err := s.workflow.Readouts(r.Context(), a)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, vs)
-}
-
-// fileReadout serves POST /v1/readouts/{id}: the call's readout was sent.
-func (s *Server) fileReadout(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := itemID(r, "call")
-	if err != nil {
-		return err
-	}
-	var in api.ReadoutFile
-	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
-		return err
-	}
-	v, err := s.workflow.FileReadout(r.Context(), a, id, in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
-// createHotline serves POST /v1/hotlines.
-func (s *Server) createHotline(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	var in api.HotlineCreate
-	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
-		return err
-	}
-	v, err := s.workflow.CreateHotline(r.Context(), a, in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, v)
-}
-
-func (s *Server) listHotlines(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	vs, err := s.workflow.Hotlines(r.Context(), a)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, vs)
-}
-
-func (s *Server) getHotline(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := itemID(r, "hotline")
-	if err != nil {
-		return err
-	}
-	v, err := s.workflow.GetHotline(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
-// reportHotline serves POST /v1/hotlines/{id}/tests: the near end's report
-// of an answered test.
-func (s *Server) reportHotline(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := itemID(r, "hotline")
-	if err != nil {
-		return err
-	}
-	var in api.HotlineReport
-	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
-		return err
-	}
-	v, err := s.workflow.ReportHotline(r.Context(), a, id, in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
-// startLineCheck serves POST /v1/call-requests/{id}/linecheck.
-func (s *Server) startLineCheck(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := requestID(r)
-	if err != nil {
-		return err
-	}
-	var in struct{}
-	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
-		return err
-	}
-	v, err := s.workflow.StartLineCheck(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, v)
-}
-
-func (s *Server) listLineChecks(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := requestID(r)
-	if err != nil {
-		return err
-	}
-	vs, err := s.workflow.LineChecks(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, vs)
-}
-
-func (s *Server) getLineCheck(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := itemID(r, "line check")
-	if err != nil {
-		return err
-	}
-	v, err := s.workflow.GetLineCheck(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
-// reportLineCheck serves POST /v1/linechecks/{id}/report: an end device's
-// own checks.
-func (s *Server) reportLineCheck(w http.ResponseWriter, r *http.Request, a org.Actor) error {
-	id, err := itemID(r, "line check")
-	if err != nil {
-		return err
-	}
-	var in api.LineCheckReport
-	if err := api.Decode(r.Body, api.MaxBody, &in); err != nil {
-		return err
-	}
-	v, err := s.workflow.ReportLineCheck(r.Context(), a, id, in)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
 }
 
 // placeRequestCall serves POST /v1/call-requests/{id}/call: the desk places
