@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -149,28 +148,10 @@ func memconList(e *cmdEnv, args []string) error {
 	return tw.Flush()
 }
 
-// findMemCon resolves a MemCon ID or a unique prefix of one.
+// findMemCon resolves a MemCon's ID or a unique prefix of one.
 func findMemCon(e *cmdEnv, c *client.Client, id string) (string, error) {
-	if len(id) == 32 {
-		return id, nil
-	}
-	if len(id) < 4 {
-		return "", usagef("name a memorandum by its ID or a prefix of at least 4 characters")
-	}
-	ms, err := c.MemCons(e.ctx)
-	if err != nil {
-		return "", err
-	}
-	var found []string
-	for _, m := range ms {
-		if strings.HasPrefix(m.ID, id) {
-			found = append(found, m.ID)
-		}
-	}
-	if len(found) != 1 {
-		return "", withHint(fmt.Errorf("%d memoranda start with %s", len(found), id), "hotline memcon list shows those you may see")
-	}
-	return found[0], nil
+	return byPrefix(id, "memorandum", "hotline memcon list", func() ([]api.MemCon, error) { return c.MemCons(e.ctx) },
+		func(m api.MemCon) string { return m.ID })
 }
 
 func memconShowApprove(e *cmdEnv, sub string, args []string) error {
@@ -318,22 +299,10 @@ func cmdCommitment(e *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		id := pos[0]
-		if len(id) != 32 {
-			cs, err := c.Commitments(e.ctx, false)
-			if err != nil {
-				return err
-			}
-			var found []string
-			for _, x := range cs {
-				if strings.HasPrefix(x.ID, id) {
-					found = append(found, x.ID)
-				}
-			}
-			if len(found) != 1 {
-				return errors.New("name one of your commitments by its ID or a unique prefix (hotline commitment list)")
-			}
-			id = found[0]
+		id, err := byPrefix(pos[0], "commitment", "hotline commitment list", func() ([]api.Commitment, error) { return c.Commitments(e.ctx, false) },
+			func(x api.Commitment) string { return x.ID })
+		if err != nil {
+			return err
 		}
 		v, err := c.CloseCommitment(e.ctx, id, sub)
 		if err != nil {

@@ -212,32 +212,39 @@ func briefState(v api.CallRequest) string {
 	return fmt.Sprintf("v%d unread", v.Briefing.Version)
 }
 
-// findRequest resolves a request ID or a unique prefix of one among the
-// requests the user may see.
-func findRequest(e *cmdEnv, c *client.Client, id string) (string, error) {
+// byPrefix resolves an ID, or a unique prefix of at least 4 characters of
+// one, among the items items returns (those the user may see); what names
+// the kind ("call request") and listCmd the command that lists them.
+func byPrefix[T any](id, what, listCmd string, items func() ([]T, error), idOf func(T) string) (string, error) {
 	if len(id) == 32 {
 		return id, nil
 	}
 	if len(id) < 4 {
-		return "", usagef("name a call request by its ID or a prefix of at least 4 characters")
+		return "", usagef("name a %s by its ID or a prefix of at least 4 characters", what)
 	}
-	vs, err := c.Requests(e.ctx)
+	xs, err := items()
 	if err != nil {
 		return "", err
 	}
 	var found []string
-	for _, v := range vs {
-		if strings.HasPrefix(v.ID, id) {
-			found = append(found, v.ID)
+	for _, x := range xs {
+		if strings.HasPrefix(idOf(x), id) {
+			found = append(found, idOf(x))
 		}
 	}
 	switch len(found) {
 	case 0:
-		return "", withHint(fmt.Errorf("no call request %s", id), "hotline request list shows the requests you may see")
+		return "", withHint(fmt.Errorf("no %s %s", what, id), "%s shows those you may see", listCmd)
 	case 1:
 		return found[0], nil
 	}
-	return "", usagef("%d requests start with %s: give more of the ID", len(found), id)
+	return "", usagef("%d of your %ss start with %s: give more of the ID", len(found), what, id)
+}
+
+// findRequest resolves a call request's ID or a unique prefix of one.
+func findRequest(e *cmdEnv, c *client.Client, id string) (string, error) {
+	return byPrefix(id, "call request", "hotline request list", func() ([]api.CallRequest, error) { return c.Requests(e.ctx) },
+		func(v api.CallRequest) string { return v.ID })
 }
 
 func requestShow(e *cmdEnv, args []string) error {
