@@ -383,12 +383,47 @@ func (s *callSession) showLocked(event string, v api.Call) {
 			}
 		}
 	}
+	s.preemptedLocked(v)
 	switch event {
 	case client.EventCallElsewhere:
 		once("elsewhere", "call %s answered or declined on another of your devices\n", v.ID)
 	case client.EventCallEnded:
 		once("ended", "call ended: %s\n", v.Reason)
 	}
+}
+
+// preemptedLocked warns, once per call and user, that a call of higher
+// precedence took this device, or another participant, out of the call v:
+// the preemption warning, which a terminal sounds with the bell.
+func (s *callSession) preemptedLocked(v api.Call) {
+	self := s.c.Profile().Device
+	for _, p := range v.Participants {
+		if !p.Preempted {
+			continue
+		}
+		key := v.ID + "/preempted/" + p.User
+		if p.Device == self {
+			key = v.ID + "/preempted"
+		}
+		if s.seen[key] {
+			continue
+		}
+		s.seen[key] = true
+		if p.Device == self {
+			fmt.Fprintf(s.e.stderr, "%scall: preempted: taken out for a flash call\n", s.bell())
+		} else {
+			fmt.Fprintf(s.e.stderr, "%scall: %s was taken out for a flash call\n", s.bell(), p.User)
+		}
+	}
+}
+
+// bell is the terminal bell, the warning tone of a headless device, when
+// standard error is a terminal ("" otherwise).
+func (s *callSession) bell() string {
+	if f, ok := s.e.stderr.(*os.File); ok && isTerminal(f) {
+		return "\a"
+	}
+	return ""
 }
 
 // unverified is a warning to print after a device the server names in a
@@ -498,6 +533,11 @@ loop:
 		s.mu.Lock()
 		s.showLocked(client.EventCallEnded, call.View())
 		s.mu.Unlock()
+	} else if !hangup {
+		// Nor the one that took this device out (a preemption).
+		s.mu.Lock()
+		s.preemptedLocked(call.View())
+		s.mu.Unlock()
 	}
 	var herr error
 	if hangup {
@@ -564,6 +604,8 @@ func notAnswered(reason string) error {
 		return errors.New("busy: already in another call")
 	case "no_answer":
 		return errors.New("nobody answered")
+	case "preempted":
+		return errors.New("preempted: taken out for a flash call before anyone answered")
 	}
 	return fmt.Errorf("the call ended unanswered (%s)", reason)
 }

@@ -228,7 +228,12 @@ func cmdLineCheck(e *cmdEnv, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, end := range v.Ends {
 		for _, p := range end.Checks {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", end.Side, end.User, p.Name, strings.ToUpper(p.Status), p.Reason)
+			note := p.Reason
+			if m := end.Media; p.Name == "media" && m != nil && m.Unsupported == "" {
+				note = strings.TrimSpace(fmt.Sprintf("%s  round trip %.1f ms (max %.1f), %.0f %% of the far end's probes lost, %d/%d echoes",
+					p.Reason, m.RTTMs, m.RTTMaxMs, 100*m.Loss, m.Echoes, m.Sent))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", end.Side, end.User, p.Name, strings.ToUpper(p.Status), note)
 		}
 	}
 	if err := tw.Flush(); err != nil {

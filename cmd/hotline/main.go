@@ -59,7 +59,7 @@ func init() {
 		{"serve", "run the server", cmdServe},
 		{"enroll", "enrol this device with an invite code", cmdEnroll},
 		{"whoami", "show this device, its user and credential", cmdWhoami},
-		{"user", "manage users: add, list, show, roles, clearance, requests", cmdUser},
+		{"user", "manage users: add, list, show, roles, clearance, requests, disable, notetaker", cmdUser},
 		{"invite", "create an invite code for a user's next device", cmdInvite},
 		{"device", "manage devices: list, approve, revoke, accept", cmdDevice},
 		{"policy", "manage the contact policy: list, add, remove, check", cmdPolicy},

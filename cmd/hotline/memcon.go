@@ -376,6 +376,13 @@ func cmdReadout(e *cmdEnv, args []string) error {
 			}
 			fmt.Fprintf(e.stdout, "call %s: %s with %s, %s; readout due %s: %s\n", r.Call[:8], r.Principal, strings.Join(r.Others, ", "),
 				r.PlacedAt.In(loc).Format("Mon 2 Jan 15:04 MST"), r.Due.In(loc).Format("15:04 MST"), st)
+			switch r.NoteTakerStatus {
+			case "":
+			case "rung", "joined":
+				fmt.Fprintf(e.stdout, "  note-taker %s: %s\n", r.NoteTaker, r.NoteTakerStatus)
+			default:
+				fmt.Fprintf(e.stdout, "  note-taker %s could not join: %s\n", r.NoteTaker, r.NoteTakerStatus)
+			}
 			if text := c.ReadoutText(r); text != "" {
 				fmt.Fprintf(e.stdout, "  %s: %s\n", r.FiledBy, text)
 			}

@@ -25,6 +25,8 @@ func cmdServe(e *cmdEnv, args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	credTTL := fs.Duration("credential-ttl", 7*24*time.Hour, "lifetime of device credentials")
 	maxListeners := fs.Int("max-listeners", 2, "how many listeners (note-takers, the archive, the recorder: on the record, silent) one call takes at most; -1: none")
+	lineLoss := fs.Float64("linecheck-max-loss", 5, "the largest `percent` of the far end's probes a line check may lose and be green")
+	lineRTT := fs.Duration("linecheck-max-rtt", 600*time.Millisecond, "the longest median round trip, end to end through the forwarder, that a line check calls green")
 	readoutWithin := fs.Duration("readout-within", 4*time.Hour, "how long after an ad-hoc call (a principal with a counterpart, outside a scheduled request) its readout is due before the desk is alerted")
 	addrFile := fs.String("addr-file", "", "write the server's URL to this `file` once it listens (for scripts)")
 	proxies := fs.String("trusted-proxy", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For rate limits believe")
@@ -59,6 +61,9 @@ func cmdServe(e *cmdEnv, args []string) error {
 			origins = append(origins, o)
 		}
 	}
+	if *lineLoss <= 0 || *lineLoss >= 100 || *lineRTT <= 0 {
+		return usagef("serve: --linecheck-max-loss is a percentage above 0 and below 100, --linecheck-max-rtt a positive duration")
+	}
 	if *enrolRate <= 0 || *enrolBurst <= 0 {
 		return usagef("serve: --enrol-rate and --enrol-burst must be positive")
 	}
@@ -91,6 +96,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 	srv, err := server.New(e.ctx, server.Config{
 		DataDir: *data, Database: db().Database, PasswordFile: db().PasswordFile, TLSCert: *cert, TLSKey: *key,
 		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL, ReadoutWithin: *readoutWithin, MaxListeners: *maxListeners,
+		LineLossMax: *lineLoss / 100, LineRTTMax: *lineRTT,
 		TrustedProxies: trusted, EnrolRate: *enrolRate / 60, EnrolBurst: *enrolBurst,
 		MediaUDP: *mediaUDP, MediaTCP: *mediaTCP, Web: web.Files(), WebOrigins: origins,
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -12,10 +13,13 @@ import (
 
 func cmdUser(e *cmdEnv, args []string) error {
 	if len(args) == 0 {
-		return usagef("user: want add, list, show, roles, clearance, requests or disable")
+		return usagef("user: want add, list, show, roles, clearance, requests, disable or notetaker")
 	}
 	sub, args := args[0], args[1:]
-	fs := newFlags(e, "user "+sub, "user add|list|show|roles|clearance|requests|disable ... --profile DIR")
+	if sub == "notetaker" {
+		return userNoteTaker(e, args)
+	}
+	fs := newFlags(e, "user "+sub, "user add|list|show|roles|clearance|requests|disable|notetaker ... --profile DIR")
 	profile := profileFlag(fs)
 	asJSON := fs.Bool("json", false, "print as JSON")
 	var roles, clearance, comps *string
@@ -169,6 +173,87 @@ func cmdUser(e *cmdEnv, args []string) error {
 		return tw.Flush()
 	}
 	return nil
+}
+
+// userNoteTaker shows, sets or clears principals' designated note-takers:
+// the one rung into a principal's ad-hoc calls.
+func userNoteTaker(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "user notetaker", "user notetaker [PRINCIPAL [NOTE-TAKER | --none]] --profile DIR [--json]\n\n"+
+		"Without arguments, lists the designated note-takers you may see; with a principal, shows theirs;\n"+
+		"with a note-taker too, designates them (admins and the duty desk); --none clears it. The\n"+
+		"note-taker is rung into the principal's ad-hoc calls if they are in the call's conversation.")
+	profile := profileFlag(fs)
+	none := fs.Bool("none", false, "clear the principal's designated note-taker")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	pos, err := parse(fs, args, 0, 2)
+	if err != nil {
+		return err
+	}
+	if *none && len(pos) != 1 {
+		return usagef("user notetaker: --none takes a principal and no note-taker")
+	}
+	c, err := openProfile(*profile)
+	if err != nil {
+		return err
+	}
+	var principal string
+	if len(pos) > 0 {
+		id, err := userArg(c, pos[0])
+		if err != nil {
+			return err
+		}
+		principal = id.String()
+	}
+	switch {
+	case len(pos) == 2:
+		taker, err := userArg(c, pos[1])
+		if err != nil {
+			return err
+		}
+		v, err := c.SetNoteTaker(e.ctx, principal, taker.String())
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, v)
+		}
+		fmt.Fprintf(e.stdout, "%s is %s's note-taker: rung into their ad-hoc calls in conversations they are in.\n", v.NoteTaker, v.Principal)
+		return nil
+	case *none:
+		v, err := c.ClearNoteTaker(e.ctx, principal)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, v)
+		}
+		fmt.Fprintf(e.stdout, "%s has no designated note-taker now (it was %s).\n", v.Principal, v.NoteTaker)
+		return nil
+	}
+	vs, err := c.NoteTakers(e.ctx)
+	if err != nil {
+		return err
+	}
+	if principal != "" {
+		vs = slices.DeleteFunc(vs, func(v api.NoteTaker) bool { return v.Principal != principal })
+		if len(vs) == 0 && !*asJSON {
+			fmt.Fprintf(e.stdout, "%s has no designated note-taker\n", principal)
+			return nil
+		}
+	}
+	if *asJSON {
+		return printJSON(e.stdout, vs)
+	}
+	if len(vs) == 0 {
+		fmt.Fprintln(e.stdout, "no designated note-takers")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PRINCIPAL\tNOTE-TAKER\tSET BY\tSET")
+	for _, v := range vs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Principal, v.NoteTaker, v.SetBy, v.SetAt.Format("2006-01-02 15:04 MST"))
+	}
+	return tw.Flush()
 }
 
 func splitList(s string) []string {

@@ -498,6 +498,10 @@ type CallParticipant struct {
 	// Held: joined but on hold (the desk's "please hold"): nothing is
 	// forwarded to or from them until they are resumed.
 	Held bool `json:"held,omitempty"`
+	// Preempted: left (or missed, while ringing) because a call of higher
+	// precedence took them: a flash call preempting this one. Clients
+	// sound the preemption warning.
+	Preempted bool `json:"preempted,omitempty"`
 }
 
 // MediaOffer is POST /v1/media: the device's SDP offer for its warm media
@@ -717,12 +721,36 @@ type Readout struct {
 	FiledAt      *time.Time `json:"filed_at,omitempty"`
 	Readout      string     `json:"readout,omitempty"` // the conversation the readout's text went to
 	Late         bool       `json:"late,omitempty"`    // filed after it was flagged missing
+	// NoteTaker is the principal's designated note-taker when the call was
+	// placed, and NoteTakerStatus whether they were rung with the others
+	// ("rung", or "joined" if they placed it) or why they could not join:
+	// "not_member" (not in the call's conversation), "busy" (in another
+	// call), "not_cleared", "not_note_taker" (no longer a listening
+	// note-taker), "unavailable" (disabled, or no active device).
+	NoteTaker       string `json:"note_taker,omitempty"`
+	NoteTakerStatus string `json:"note_taker_status,omitempty"`
 }
 
 // ReadoutFile is POST /v1/readouts/{call}: the readout was sent in
 // Conversation (the principal's side, with a duty officer).
 type ReadoutFile struct {
 	Conversation string `json:"conversation"`
+}
+
+// NoteTaker is a principal's designated note-taker, rung into the
+// principal's ad-hoc calls: the answer of GET /v1/note-takers and of
+// PUT /v1/users/{id}/note-taker.
+type NoteTaker struct {
+	Principal string    `json:"principal"`
+	NoteTaker string    `json:"note_taker"`
+	SetBy     string    `json:"set_by"`
+	SetAt     time.Time `json:"set_at"`
+}
+
+// NoteTakerSet is PUT /v1/users/{id}/note-taker: designate NoteTaker as
+// the principal's note-taker.
+type NoteTakerSet struct {
+	NoteTaker string `json:"note_taker"`
 }
 
 // HotlineCreate is POST /v1/hotlines, from the near end's device: a
@@ -793,6 +821,26 @@ type LineEnd struct {
 	User   string      `json:"user"`
 	Device string      `json:"device"`
 	Checks []LineProbe `json:"checks"`
+	// Media is what the device measured of the media path end to end,
+	// through the forwarder (the media check), once it reported.
+	Media *LineMedia `json:"media,omitempty"`
+}
+
+// LineMedia is a device's measurement of the media path of a line check:
+// it sent Sent probes and heard Echoes of them back from the other ends,
+// with a median round trip of RTTMs (device to forwarder to far end and
+// back, the far end's holding time taken out); Loss is the largest
+// fraction of any other end's probes that never reached it or came too late
+// to be played, over 200 ms behind that end's quickest (Worst is that end's
+// device). Unsupported says why a device could not measure.
+type LineMedia struct {
+	Sent        int     `json:"sent"`
+	Echoes      int     `json:"echoes"`
+	RTTMs       float64 `json:"rtt_ms"`
+	RTTMaxMs    float64 `json:"rtt_max_ms"`
+	Loss        float64 `json:"loss"`
+	Worst       string  `json:"worst,omitempty"`
+	Unsupported string  `json:"unsupported,omitempty"`
 }
 
 // LineProbe is one check: credential, online, warm_line (checked by the
@@ -809,6 +857,20 @@ type LineProbe struct {
 type LineCheckAsk struct {
 	LineCheck    string `json:"linecheck"`
 	Conversation string `json:"conversation"`
+	// Probe, when set, asks the device to measure the media path: the
+	// server has put the ends' warm lines in a probe session of its
+	// forwarder, where each hears the others.
+	Probe *LineProbeAsk `json:"probe,omitempty"`
+}
+
+// LineProbeAsk is how a device measures the media path of a line check:
+// it sends Count probes, one every IntervalMs, encrypted with SFrame under
+// the conversation's current epoch; answers every probe of Peers (the
+// other devices probing) with an echo at once; and counts what it hears.
+type LineProbeAsk struct {
+	Count      int      `json:"count"`
+	IntervalMs int      `json:"interval_ms"`
+	Peers      []string `json:"peers"`
 }
 
 // LineCheckReport is POST /v1/linechecks/{id}/report: the device's own
@@ -821,6 +883,8 @@ type LineCheckReport struct {
 	Broken     bool   `json:"broken,omitempty"`
 	Epoch      uint64 `json:"epoch"`
 	Group      string `json:"group"`
+	// Media is the device's measurement, when the server asked for one.
+	Media *LineMedia `json:"media,omitempty"`
 }
 
 // CallHold is POST /v1/calls/{id}/hold, /resume and /transfer: the user

@@ -96,6 +96,10 @@ func Listening(role string) bool {
 	return role == string(identity.RoleNoteTaker) || role == string(identity.RoleArchive) || role == string(identity.RoleRecorder)
 }
 
+// Listens reports whether u, rung into a call someone else placed, joins it
+// listen-only: whether the role u is shown with (their first) listens.
+func Listens(u store.User) bool { return Listening(roleOf(u)) }
+
 // DefaultMaxListeners is how many listeners a call takes at most unless
 // configured.
 const DefaultMaxListeners = 2
@@ -360,7 +364,8 @@ func (s *Service) Join(ctx context.Context, a org.Actor, callID string) (View, e
 
 // Leave takes the actor's device out of a call (hang up). The caller
 // leaving a call nobody answered cancels it; a call with fewer than two
-// devices joined and none ringing ends.
+// devices joined that speak (listeners do not count) and none ringing
+// ends.
 func (s *Service) Leave(ctx context.Context, a org.Actor, callID string) (View, error) {
 	return s.change(ctx, a, callID, func(tx *store.Tx, ts *txState, c store.Call, conv store.Conversation, me store.CallParticipant, parts []store.CallParticipant) error {
 		if me.State != store.PartJoined {
@@ -381,7 +386,9 @@ func (s *Service) Leave(ctx context.Context, a org.Actor, callID string) (View, 
 // the counterpart is on the line. A user busy in another call is refused
 // (conflict), unless preempt: then they are taken out of that call
 // (reason preempted, in the log) and rung at once — a flash call
-// preempting a routine one.
+// preempting a routine one. Every view of the other call then marks them
+// Preempted, so that their device and those left on it know why (and
+// sound the preemption warning).
 func (s *Service) Ring(ctx context.Context, a org.Actor, callID string, user identity.UserID, preempt bool) (View, error) {
 	return s.change(ctx, a, callID, func(tx *store.Tx, ts *txState, c store.Call, conv store.Conversation, me store.CallParticipant, parts []store.CallParticipant) error {
 		if me.State != store.PartJoined {
@@ -429,6 +436,9 @@ func (s *Service) Ring(ctx context.Context, a org.Actor, callID string, user ide
 				if err != nil {
 					return err
 				}
+				// Every view of that call from now on says why they
+				// left, so that its devices sound the preemption warning.
+				p.Preempted = true
 				if err := s.leaveLocked(ctx, tx, ts, oc, p, ReasonPreempted); err != nil {
 					return err
 				}
@@ -769,6 +779,7 @@ func (s *Service) joinLocked(ctx context.Context, tx *store.Tx, ts *txState, a o
 	}
 	now := s.cfg.Now()
 	listen := a.User.ID != c.Caller && Listening(roleOf(a.User))
+	answers := true
 	if listen {
 		parts, err := tx.CallParticipants(ctx, c.ID)
 		if err != nil {
@@ -778,6 +789,9 @@ func (s *Service) joinLocked(ctx context.Context, tx *store.Tx, ts *txState, a o
 		for _, p := range parts {
 			if p.State == store.PartJoined && p.User != c.Caller && Listening(p.Role) && p.Device != a.Device.ID {
 				n++
+			}
+			if p.State == store.PartRinging && p.User != a.User.ID && !Listening(p.Role) {
+				answers = false // someone who would speak is still rung: theirs to answer
 			}
 		}
 		if n >= max(0, s.cfg.MaxListeners) {
@@ -789,7 +803,9 @@ func (s *Service) joinLocked(ctx context.Context, tx *store.Tx, ts *txState, a o
 		Role: roleOf(a.User), State: store.PartJoined, UpdatedAt: now}); err != nil {
 		return err
 	}
-	if c.State == store.CallRinging {
+	// A listener joining does not answer the call for someone who would
+	// speak: it rings on (and ends as no_answer) until they answer.
+	if c.State == store.CallRinging && answers {
 		if err := tx.SetCallState(ctx, c.ID, store.CallActive, "", now); err != nil {
 			return err
 		}
@@ -852,8 +868,9 @@ func (s *Service) stopOthers(ctx context.Context, tx *store.Tx, ts *txState, c s
 }
 
 // settle ends a call that has nobody left to talk to: fewer than two
-// devices joined and none ringing (reason), or, unanswered, nobody ringing
-// any more (declined).
+// devices joined that speak and none ringing (reason), or, unanswered,
+// nobody ringing any more (declined). Listeners do not count: a
+// note-taker is not left on the line with one speaker.
 func (s *Service) settle(ctx context.Context, tx *store.Tx, ts *txState, c store.Call, conv store.Conversation, reason string) error {
 	v, err := s.view(ctx, tx, c.ID, conv)
 	if err != nil {
@@ -861,10 +878,10 @@ func (s *Service) settle(ctx context.Context, tx *store.Tx, ts *txState, c store
 	}
 	var joined, ringing int
 	for _, p := range v.Participants {
-		switch p.State {
-		case store.PartJoined:
+		switch {
+		case p.State == store.PartJoined && !p.Listening:
 			joined++
-		case store.PartRinging:
+		case p.State == store.PartRinging:
 			ringing++
 		}
 	}
@@ -973,7 +990,8 @@ func (s *Service) view(ctx context.Context, tx *store.Tx, callID string, conv st
 	}
 	for _, p := range parts {
 		v.Participants = append(v.Participants, Participant{User: p.User.String(), Device: p.Device, Role: p.Role, State: p.State,
-			Listening: p.User != c.Caller && Listening(p.Role), Held: p.Held && p.State == store.PartJoined})
+			Listening: p.User != c.Caller && Listening(p.Role), Held: p.Held && p.State == store.PartJoined,
+			Preempted: p.Preempted && (p.State == store.PartLeft || p.State == store.PartMissed)})
 	}
 	return v, nil
 }

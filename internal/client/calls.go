@@ -228,7 +228,8 @@ func (t *CallTracker) View() api.Call { return t.view }
 
 // Take takes a view of the call, from an answer (event "") or an event
 // (EventCallUpdate, EventCallEnded, …). It reports whether the call is over
-// for this device, and why; or whether this device must commit a fresh
+// for this device, and why ("preempted" if a call of higher precedence took
+// it out, whatever the call's own end); or whether this device must commit a fresh
 // leaf to the conversation, because someone left and this device is the
 // remaining participant with the lowest device ID, so that the one who
 // left cannot follow the new epoch's media from a key it kept.
@@ -236,8 +237,11 @@ func (t *CallTracker) Take(event string, v api.Call) (over bool, reason string, 
 	if CallProgress(v) >= CallProgress(t.view) || t.view.ID == "" {
 		t.view = v
 	}
-	left, selfLeft := false, false
+	left, selfLeft, selfPreempted := false, false, false
 	for _, p := range v.Participants {
+		if p.Device == t.self && p.Preempted {
+			selfPreempted = true
+		}
 		switch p.State {
 		case "joined":
 			t.joined[p.Device] = true
@@ -252,6 +256,8 @@ func (t *CallTracker) Take(event string, v api.Call) (over bool, reason string, 
 		}
 	}
 	switch {
+	case selfPreempted:
+		return true, "preempted", false // a call of higher precedence took this device
 	case event == EventCallEnded || v.State == "ended":
 		return true, v.Reason, false
 	case selfLeft:

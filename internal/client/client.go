@@ -111,6 +111,7 @@ type Client struct {
 	verified     identity.Credential
 	onStreamDown func(error)                           // OnStreamDown
 	unlockFn     func(context.Context) (string, error) // SetUnlock
+	prober       Prober                                // SetProber
 
 	// unlockMu serializes opening sessions that need an unlock, so that
 	// concurrent calls share one passkey prompt rather than make several.

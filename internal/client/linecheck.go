@@ -27,12 +27,48 @@ func (c *Client) GroupState(id string) (epoch uint64, digest string, err error) 
 	return e.group.Epoch(), hex.EncodeToString(sum[:16]), nil
 }
 
+// A Prober measures the media path of a line check end to end, through
+// the server's forwarder: a device's warm media line does (voice.Line).
+type Prober interface {
+	ProbeLine(ctx context.Context, conv string, ask api.LineProbeAsk) api.LineMedia
+}
+
+// SetProber sets what measures this device's media path when a line check
+// asks (nil: nothing; the device then reports that it cannot).
+func (c *Client) SetProber(p Prober) {
+	c.mu.Lock()
+	c.prober = p
+	c.mu.Unlock()
+}
+
+// DropProber unsets p if it is the device's prober.
+func (c *Client) DropProber(p Prober) {
+	c.mu.Lock()
+	if c.prober == p {
+		c.prober = nil
+	}
+	c.mu.Unlock()
+}
+
 // AnswerLineCheck runs this device's side of a line check the server asked
 // for (linecheck.run) and reports it: whether the transparency log
-// verifies, and its view of the conversation's group. It is called while
-// the device follows its event stream (KeepHotlines, the web core).
+// verifies, its view of the conversation's group and, when asked, the
+// media path measured end to end (see Prober). It is called while the
+// device follows its event stream (KeepHotlines, the web core).
 func (c *Client) AnswerLineCheck(ctx context.Context, ask api.LineCheckAsk) (api.LineCheck, error) {
 	var rep api.LineCheckReport
+	var media chan api.LineMedia
+	if ask.Probe != nil {
+		media = make(chan api.LineMedia, 1)
+		c.mu.Lock()
+		p := c.prober
+		c.mu.Unlock()
+		if p == nil {
+			media <- api.LineMedia{Unsupported: "no_media_line"}
+		} else {
+			go func() { media <- p.ProbeLine(ctx, ask.Conversation, *ask.Probe) }()
+		}
+	}
 	if _, err := c.VerifyLog(ctx); errors.Is(err, ErrLogProblem) {
 		rep.LogProblem = "log_problem"
 	} else if err != nil {
@@ -48,6 +84,10 @@ func (c *Client) AnswerLineCheck(ctx context.Context, ask api.LineCheckAsk) (api
 		if rep.Epoch, rep.Group, err = c.GroupState(ask.Conversation); err != nil {
 			rep.Broken = true
 		}
+	}
+	if media != nil {
+		m := <-media
+		rep.Media = &m
 	}
 	var v api.LineCheck
 	err := c.Do(ctx, "POST", "/v1/linechecks/"+url.PathEscape(ask.LineCheck)+"/report", rep, &v)

@@ -44,6 +44,7 @@ const (
 	ActBriefingWrite Action = "briefing.write" // attach a briefing to a scheduled call
 	ActCallsWatch    Action = "calls.watch"    // see every call under way: who talks to whom, at what level
 	ActMemConWrite   Action = "memcon.write"   // draft a memorandum of conversation and distribute it once approved
+	ActNoteTakerSet  Action = "notetaker.set"  // designate the note-taker rung into a principal's ad-hoc calls
 )
 
 // AllActions lists every action in a fixed order.
@@ -51,7 +52,7 @@ var AllActions = []Action{
 	ActUserCreate, ActUserRoles, ActUserClearance, ActUserDisable, ActUserList,
 	ActInviteCreate, ActDeviceApprove, ActDeviceRevoke, ActDeviceList,
 	ActPolicyManage, ActPolicyRead, ActLogRead, ActRecordsManage, ActContactCheck,
-	ActRequestCreate, ActRequestTriage, ActBriefingWrite, ActCallsWatch, ActMemConWrite,
+	ActRequestCreate, ActRequestTriage, ActBriefingWrite, ActCallsWatch, ActMemConWrite, ActNoteTakerSet,
 }
 
 // everyone lists the actions every user may take, whatever their roles: every
@@ -66,11 +67,11 @@ var people = []Action{ActRequestCreate}
 // security officers hold disjoint powers so that no single one of them can
 // both create an account and put a device on it.
 var grants = map[identity.Role][]Action{
-	identity.RoleDutyOfficer:     {ActUserList, ActPolicyRead, ActRequestTriage, ActBriefingWrite, ActCallsWatch, ActMemConWrite},
+	identity.RoleDutyOfficer:     {ActUserList, ActPolicyRead, ActRequestTriage, ActBriefingWrite, ActCallsWatch, ActMemConWrite, ActNoteTakerSet},
 	identity.RoleNoteTaker:       {ActBriefingWrite, ActMemConWrite},
 	identity.RoleRecordsOfficer:  {ActUserList, ActPolicyRead, ActRecordsManage},
 	identity.RoleSecurityOfficer: {ActUserList, ActPolicyRead, ActInviteCreate, ActDeviceApprove, ActDeviceRevoke, ActDeviceList},
-	identity.RoleAdmin:           {ActUserCreate, ActUserRoles, ActUserClearance, ActUserDisable, ActUserList, ActPolicyManage, ActPolicyRead},
+	identity.RoleAdmin:           {ActUserCreate, ActUserRoles, ActUserClearance, ActUserDisable, ActUserList, ActPolicyManage, ActPolicyRead, ActNoteTakerSet},
 }
 
 // Allowed reports whether a user holding roles may take action a. A user

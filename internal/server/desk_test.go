@@ -94,7 +94,12 @@ type deskOrg struct {
 }
 
 func newDeskOrg(t *testing.T, backend string, opts ...envOption) *deskOrg {
-	e := newEnv(t, backend, opts...)
+	return newDeskOrgAt(t, backend, "", opts...)
+}
+
+// newDeskOrgAt is newDeskOrg with the server listening on addr.
+func newDeskOrgAt(t *testing.T, backend, addr string, opts ...envOption) *deskOrg {
+	e := newEnvAt(t, backend, addr, opts...)
 	admin := e.admin(t)
 	sec, _ := e.enroll(t, addUser(t, admin, "sec", "security-officer"), "sec")
 	// A principal's and a counterpart's first device need a second

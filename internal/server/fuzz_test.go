@@ -86,6 +86,9 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/calls/PARAM/ring"},
 	{"POST", "/v1/calls/PARAM/hold"},
 	{"POST", "/v1/calls/PARAM/transfer"},
+	{"PUT", "/v1/users/PARAM/note-taker"},
+	{"DELETE", "/v1/users/PARAM/note-taker"},
+	{"GET", "/v1/note-takers"},
 }
 
 // FuzzEndpoints sends arbitrary bodies and parameters to a live server as an

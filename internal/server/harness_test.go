@@ -87,7 +87,13 @@ type envOption func(*server.Config)
 // backend is "sqlite" or "postgres".
 func newEnv(t testing.TB, backend string, opts ...envOption) *env {
 	t.Helper()
-	e := &env{dir: filepath.Join(t.TempDir(), "data"), clock: newClock(), logs: &syncBuffer{}}
+	return newEnvAt(t, backend, "", opts...)
+}
+
+// newEnvAt is newEnv with the server listening on addr ("": 127.0.0.1:0).
+func newEnvAt(t testing.TB, backend, addr string, opts ...envOption) *env {
+	t.Helper()
+	e := &env{dir: filepath.Join(t.TempDir(), "data"), clock: newClock(), logs: &syncBuffer{}, addr: addr}
 	if backend == "postgres" {
 		e.database = pgDatabase(t)
 	}

@@ -13,6 +13,7 @@ import (
 	"hotline/internal/server"
 	"hotline/internal/tlog"
 	"hotline/internal/voice"
+	"hotline/internal/workflow"
 )
 
 // lineResult waits for a line check to finish and returns it.
@@ -66,7 +67,11 @@ func TestLineCheck(t *testing.T) {
 	sync1(t, o.principal, o.counterpart)
 	// A warm line; after a server restart the first attempt can stall in
 	// ICE, so each attempt has a deadline and there are three.
+	lines := map[*member]*voice.Line{} // one warm line per device, as on a phone
 	dial := func(m *member) {
+		if old := lines[m]; old != nil {
+			old.Close()
+		}
 		var err error
 		for range 3 {
 			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -75,6 +80,7 @@ func TestLineCheck(t *testing.T) {
 			cancel()
 			if err == nil {
 				t.Cleanup(func() { line.Close() })
+				lines[m] = line
 				return
 			}
 		}
@@ -82,7 +88,7 @@ func TestLineCheck(t *testing.T) {
 	}
 	dial(o.principal)
 	dial(o.counterpart)
-	keep(t, o.principal)
+	stopNear := keep(t, o.principal)
 	stopFar := keep(t, o.counterpart)
 	if _, err := o.counterpart.StartLineCheck(ctx, v.ID); !apierr.Is(err, apierr.Forbidden) {
 		t.Fatalf("the counterpart starting a line check: %v", err)
@@ -93,11 +99,20 @@ func TestLineCheck(t *testing.T) {
 		if lc, err = o.duty.StartLineCheck(ctx, v.ID); err != nil {
 			t.Fatal(err)
 		}
-		lc = lineResult(t, o, lc.ID, 2*time.Second)
+		lc = lineResult(t, o, lc.ID, 50*time.Millisecond)
 		return lc.Status == "green"
 	})
-	if len(lc.Ends) != 2 || len(lc.Ends[0].Checks) != 5 {
+	if len(lc.Ends) != 2 || len(lc.Ends[0].Checks) != 6 {
 		t.Fatalf("green check %+v", lc)
+	}
+	// Each end measured the media path through the forwarder: every probe
+	// of the far end heard, its own echoed back, a round trip on loopback.
+	for _, end := range lc.Ends {
+		m := end.Media
+		if m == nil || m.Sent != workflow.LineProbes || m.Loss != 0 || m.Echoes < workflow.LineProbes*95/100 || m.RTTMs <= 0 || m.RTTMs > 200 {
+			t.Fatalf("%s's media measurement %+v", end.Side, m)
+		}
+		t.Logf("%s: round trip %.2f ms median, %.2f ms max; %d of %d echoed", end.Side, m.RTTMs, m.RTTMaxMs, m.Echoes, m.Sent)
 	}
 
 	// The far end goes offline: it cannot answer (and once the server has
@@ -108,10 +123,10 @@ func TestLineCheck(t *testing.T) {
 		if lc, err = o.duty.StartLineCheck(ctx, v.ID); err != nil {
 			t.Fatal(err)
 		}
-		lc = lineResult(t, o, lc.ID, 2*time.Second)
+		lc = lineResult(t, o, lc.ID, 50*time.Millisecond)
 		return slices.Contains(reasons(lc), "requester online offline")
 	})
-	if got, want := reasons(lc), []string{"requester group no_answer", "requester log no_answer", "requester online offline"}; lc.Status != "red" || !slices.Equal(got, want) {
+	if got, want := reasons(lc), []string{"principal media no_far_end", "requester group no_answer", "requester log no_answer", "requester media offline", "requester online offline"}; lc.Status != "red" || !slices.Equal(got, want) {
 		t.Fatalf("far end offline: %s %v, want %v", lc.Status, got, want)
 	}
 	stopFar = keep(t, o.counterpart)
@@ -123,6 +138,7 @@ func TestLineCheck(t *testing.T) {
 	sqlExec(t, e, `INSERT INTO devices (id, user_id, sig_key, kem_key, label, status, created_at, updated_at, credential_expires)
 		SELECT 'zzzzzzzzzzzzzzzz', user_id, sig_key, kem_key, 'planted', 'active', created_at, updated_at, 0 FROM devices WHERE user_id = 'counterpart@state.example'`)
 	e.start(t)
+	stopNear()
 	stopFar()
 	for _, m := range []*member{o.principal, o.counterpart, o.duty} {
 		m.Client = reopenAt(t, m.Client, e)
@@ -136,11 +152,11 @@ func TestLineCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lc = lineResult(t, o, lc.ID, 2*time.Second)
+		lc = lineResult(t, o, lc.ID, 50*time.Millisecond)
 		return !slices.ContainsFunc(reasons(lc), func(r string) bool { return strings.Contains(r, "offline") })
 	})
 	if got, want := reasons(lc), []string{"requester log log_inconsistent"}; !slices.Equal(got, want) {
-		t.Fatalf("keys inconsistent with the log: %v, want %v", got, want)
+		t.Fatalf("keys inconsistent with the log: %v, want %v (media %+v %+v)", got, want, lc.Ends[0].Media, lc.Ends[1].Media)
 	}
 
 	// A revoked far-end device.
@@ -155,7 +171,7 @@ func TestLineCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc = lineResult(t, o, lc.ID, 2*time.Second)
+	lc = lineResult(t, o, lc.ID, 50*time.Millisecond)
 	if got := strings.Join(reasons(lc), ";"); !strings.Contains(got, "requester credential revoked") {
 		t.Fatalf("revoked far end: %s", got)
 	}

@@ -77,6 +77,12 @@ func TestStaffPlacedCallAndPrecedence(t *testing.T) {
 	if err != nil || old.State != "ended" || old.Reason != "preempted" {
 		t.Fatalf("the routine call: %+v, %v", old, err)
 	}
+	// Only the principal was taken out; the note-taker's call ended with it.
+	for _, p := range old.Participants {
+		if p.Preempted != (p.User == "principal@state.example") {
+			t.Errorf("the routine call's participant %+v", p)
+		}
+	}
 	if c, err = o.principal.AcceptCall(ctx, c.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -97,6 +97,11 @@ type Config struct {
 	// MaxListeners caps the listeners (note-takers, archive, recorder)
 	// joined to one call (0: 2; negative: none; serve --max-listeners).
 	MaxListeners int
+	// LineCheckTimeout, LineLossMax and LineRTTMax configure line checks
+	// (0: workflow's defaults: 10 s to answer, 5 % loss, 600 ms round trip).
+	LineCheckTimeout time.Duration
+	LineLossMax      float64
+	LineRTTMax       time.Duration
 	// MaxPasskeyCeremonies bounds the passkey ceremonies pending at once
 	// (0: 10,000).
 	MaxPasskeyCeremonies int
@@ -239,7 +244,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("media: %w", err)
 	}
 	s.workflow = workflow.New(workflow.Config{Store: s.store, Org: s.svc, Hub: s.hub, Now: cfg.Now, Logger: cfg.Logger, ReadoutWithin: cfg.ReadoutWithin,
-		MediaUp: func(device string) bool { _, err := s.media.Stats(device); return err == nil }})
+		MediaUp: func(device string) bool { _, err := s.media.Stats(device); return err == nil },
+		Probe:   s.media, LineCheckTimeout: cfg.LineCheckTimeout, LineLossMax: cfg.LineLossMax, LineRTTMax: cfg.LineRTTMax})
 	s.calls = call.New(call.Config{Store: s.store, Org: s.svc, Hub: s.hub, Media: s.media, Now: cfg.Now, RingTimeout: cfg.RingTimeout, Logger: cfg.Logger,
 		OnPlaced: s.workflow.CallPlaced, MaxListeners: cfg.MaxListeners})
 	s.limits = newLimiters(cfg)

@@ -72,7 +72,7 @@ func TestSituationRoom(t *testing.T) {
 				if lc, err = o.duty.StartLineCheck(ctx, r.ID); err != nil {
 					t.Fatal(err)
 				}
-				lc = lineResult(t, o, lc.ID, 2*time.Second)
+				lc = lineResult(t, o, lc.ID, 50*time.Millisecond)
 				return lc.Status == "green"
 			})
 

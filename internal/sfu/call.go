@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -9,6 +10,7 @@ import (
 type call struct {
 	name    string
 	members []*member // in the order they joined
+	probe   bool      // a probe session (JoinProbe): it yields to calls
 }
 
 // A member is a device in a call, with who it hears on each slot. A
@@ -48,13 +50,22 @@ func (m *member) give(device string) {
 // Joining the call the device is in does nothing. It returns
 // ErrNotConnected if the device has no connection, ErrInCall if it is in
 // another call, and ErrCallFull if the call has Slots+1 participants.
-func (s *SFU) Join(callName, device string) error { return s.join(callName, device, false) }
+func (s *SFU) Join(callName, device string) error { return s.join(callName, device, false, false) }
 
 // JoinListening is Join for a device that only listens (a note-taker): it
 // hears every participant that speaks, and nobody hears it.
-func (s *SFU) JoinListening(callName, device string) error { return s.join(callName, device, true) }
+func (s *SFU) JoinListening(callName, device string) error {
+	return s.join(callName, device, true, false)
+}
 
-func (s *SFU) join(callName, device string, listen bool) error {
+// JoinProbe is Join for a probe session, a line check's measurement of
+// the media path: the devices in it hear each other as in a call, but a
+// call takes precedence. A device in a probe session that joins a call
+// leaves the session first, and a device in a call cannot join one
+// (ErrInCall). Probe sessions are not listed by Calls.
+func (s *SFU) JoinProbe(session, device string) error { return s.join(session, device, false, true) }
+
+func (s *SFU) join(callName, device string, listen, probe bool) error {
 	if callName == "" || device == "" {
 		return errors.New("sfu: join: empty call or device")
 	}
@@ -67,13 +78,18 @@ func (s *SFU) join(callName, device string, listen bool) error {
 		return ErrNotConnected
 	case s.member[device] != nil && s.member[device].name == callName:
 		return nil
+	case s.member[device] != nil && s.member[device].probe && !probe:
+		s.leaveLocked(s.member[device], device) // the call comes first
 	case s.member[device] != nil:
 		return ErrInCall
 	}
 	c := s.calls[callName]
 	if c == nil {
-		c = &call{name: callName}
+		c = &call{name: callName, probe: probe}
 		s.calls[callName] = c
+	}
+	if c.probe != probe {
+		return fmt.Errorf("sfu: join: %q is a call and a probe session", callName)
 	}
 	if len(c.members) > Slots {
 		return ErrCallFull
@@ -191,12 +207,15 @@ func (s *SFU) reportLocked(callName, device string) {
 }
 
 // Calls returns the names of the calls and their participants, in the
-// order they joined.
+// order they joined (not the probe sessions).
 func (s *SFU) Calls() map[string][]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	calls := make(map[string][]string, len(s.calls))
 	for name, c := range s.calls {
+		if c.probe {
+			continue
+		}
 		for _, m := range c.members {
 			calls[name] = append(calls[name], m.device)
 		}

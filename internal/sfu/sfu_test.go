@@ -632,3 +632,52 @@ func TestListening(t *testing.T) {
 		c.check()
 	}
 }
+
+// A probe session (a line check's) forwards like a call, is not listed
+// among the calls, and yields to a call: a device in one that joins a call
+// leaves it, and a device in a call cannot join one.
+func TestProbeSession(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	log := newSlotLog()
+	s := newSFU(t, Config{}, log)
+	a, b, c := newClient(t, "dev0", clientOpts{}), newClient(t, "dev1", clientOpts{}), newClient(t, "dev2", clientOpts{})
+	for _, x := range []*client{a, b, c} {
+		x.connect(ctx, s)
+	}
+	for _, d := range []string{"dev0", "dev1"} {
+		if err := s.JoinProbe("linecheck:1", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(ctx, t, "slot lists", func() bool { return len(log.hears("dev0")) == 1 && len(log.hears("dev1")) == 1 })
+	a.send(2000)
+	b.send(2000)
+	flowing(ctx, t, 25, a, b)
+	if calls := s.Calls(); len(calls) != 0 {
+		t.Errorf("Calls lists the probe session: %v", calls)
+	}
+	if err := s.Join("linecheck:1", "dev2"); err == nil {
+		t.Error("a call joined under a probe session's name")
+	}
+	// dev1 is rung into a call: it leaves the probe session.
+	if err := s.Join("c1", "dev1"); err != nil {
+		t.Fatalf("joining a call from a probe session: %v", err)
+	}
+	if err := s.Join("c1", "dev2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "dev1 out of the probe session", func() bool {
+		return len(log.hears("dev0")) == 0 && slices.Equal(slices.Collect(maps.Values(log.hears("dev1"))), []string{"dev2"})
+	})
+	if err := s.JoinProbe("linecheck:2", "dev2"); !errors.Is(err, ErrInCall) {
+		t.Errorf("a device in a call joined a probe session: %v", err)
+	}
+	if got := s.Calls(); len(got) != 1 || len(got["c1"]) != 2 {
+		t.Errorf("calls %v, want c1 with dev1 and dev2", got)
+	}
+	for _, x := range []*client{a, b} {
+		x.stopSending()
+		x.check()
+	}
+}

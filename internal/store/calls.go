@@ -49,6 +49,9 @@ type CallParticipant struct {
 	State     string
 	UpdatedAt time.Time
 	Held      bool // joined, on hold: nothing forwarded to or from it
+	// Preempted: left (or missed, while ringing) because a call of higher
+	// precedence took the device's user out of this one.
+	Preempted bool
 }
 
 // CreateCall records a new call.
@@ -132,13 +135,12 @@ func (t *Tx) SetCallState(ctx context.Context, id, state, reason string, at time
 // PutCallParticipant records a device's part in a call, replacing any
 // earlier one.
 func (t *Tx) PutCallParticipant(ctx context.Context, p CallParticipant) error {
-	held := 0
-	if p.Held && p.State == PartJoined {
-		held = 1
-	}
-	_, err := t.exec(ctx, `INSERT INTO call_participants (call_id, device_id, user_id, role, state, updated_at, held) VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (call_id, device_id) DO UPDATE SET user_id = excluded.user_id, role = excluded.role, state = excluded.state, updated_at = excluded.updated_at, held = excluded.held`,
-		p.CallID, p.Device, p.User.String(), p.Role, p.State, unix(p.UpdatedAt), held)
+	held := boolInt(p.Held && p.State == PartJoined)
+	preempted := boolInt(p.Preempted && (p.State == PartLeft || p.State == PartMissed))
+	_, err := t.exec(ctx, `INSERT INTO call_participants (call_id, device_id, user_id, role, state, updated_at, held, preempted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (call_id, device_id) DO UPDATE SET user_id = excluded.user_id, role = excluded.role, state = excluded.state, updated_at = excluded.updated_at,
+		held = excluded.held, preempted = excluded.preempted`,
+		p.CallID, p.Device, p.User.String(), p.Role, p.State, unix(p.UpdatedAt), held, preempted)
 	return err
 }
 
@@ -165,7 +167,7 @@ func (t *Tx) UserInCall(ctx context.Context, user identity.UserID) (bool, error)
 }
 
 func (t *Tx) callParticipants(ctx context.Context, where string, args ...any) ([]CallParticipant, error) {
-	rows, err := t.query(ctx, `SELECT p.call_id, p.device_id, p.user_id, p.role, p.state, p.updated_at, p.held FROM call_participants p `+where, args...)
+	rows, err := t.query(ctx, `SELECT p.call_id, p.device_id, p.user_id, p.role, p.state, p.updated_at, p.held, p.preempted FROM call_participants p `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -173,18 +175,18 @@ func (t *Tx) callParticipants(ctx context.Context, where string, args ...any) ([
 	var out []CallParticipant
 	for rows.Next() {
 		var (
-			p       CallParticipant
-			user    string
-			updated int64
-			held    int
+			p               CallParticipant
+			user            string
+			updated         int64
+			held, preempted int
 		)
-		if err := rows.Scan(&p.CallID, &p.Device, &user, &p.Role, &p.State, &updated, &held); err != nil {
+		if err := rows.Scan(&p.CallID, &p.Device, &user, &p.Role, &p.State, &updated, &held, &preempted); err != nil {
 			return nil, err
 		}
 		if p.User, err = identity.ParseUserID(user); err != nil {
 			return nil, fmt.Errorf("stored call participant %s: %w", p.Device, err)
 		}
-		p.UpdatedAt, p.Held = fromUnix(updated), held != 0
+		p.UpdatedAt, p.Held, p.Preempted = fromUnix(updated), held != 0, preempted != 0
 		out = append(out, p)
 	}
 	return out, rows.Err()

@@ -389,6 +389,25 @@ CREATE INDEX linechecks_status ON linechecks(status, deadline);
 	`
 ALTER TABLE call_participants ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
 `,
+	// 13: a participant taken out of a call for one of higher precedence
+	// (a flash call preempting a routine one), so that every view of the
+	// call says why they left.
+	`
+ALTER TABLE call_participants ADD COLUMN preempted INTEGER NOT NULL DEFAULT 0;
+`,
+	// 14: each principal's designated note-taker, rung into the
+	// principal's ad-hoc calls; and, on each ad-hoc call's readout, who
+	// that was and whether they could be rung.
+	`
+CREATE TABLE note_takers (
+	principal  TEXT PRIMARY KEY,
+	note_taker TEXT NOT NULL,
+	set_by     TEXT NOT NULL,
+	set_at     BIGINT NOT NULL
+);
+ALTER TABLE readouts ADD COLUMN note_taker TEXT NOT NULL DEFAULT '';
+ALTER TABLE readouts ADD COLUMN note_taker_status TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

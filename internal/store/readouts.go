@@ -24,12 +24,22 @@ type Readout struct {
 	FiledAt      time.Time
 	ReadoutGroup []byte // where the readout's text was sent
 	FlaggedAt    time.Time
+	// NoteTaker is the principal's designated note-taker when the call
+	// was placed (zero: none), and NoteTakerStatus a stable code saying
+	// whether they were rung ("rung") or why not ("not_member", …).
+	NoteTaker       identity.UserID
+	NoteTakerStatus string
 }
 
 // CreateReadout records that a call owes a readout.
 func (t *Tx) CreateReadout(ctx context.Context, r Readout) error {
-	return t.insertNew(ctx, `INSERT INTO readouts (call_id, group_id, principal, others, placed_at, due_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-		r.CallID, r.GroupID, r.Principal.String(), joinList(userStrings(r.Others)), unix(r.PlacedAt), unix(r.DueAt), r.Status)
+	taker := ""
+	if !r.NoteTaker.IsZero() {
+		taker = r.NoteTaker.String()
+	}
+	return t.insertNew(ctx, `INSERT INTO readouts (call_id, group_id, principal, others, placed_at, due_at, status, note_taker, note_taker_status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+		r.CallID, r.GroupID, r.Principal.String(), joinList(userStrings(r.Others)), unix(r.PlacedAt), unix(r.DueAt), r.Status, taker, r.NoteTakerStatus)
 }
 
 // UpdateReadout writes a readout's status, filing and flag.
@@ -70,7 +80,8 @@ func (t *Tx) MissingReadouts(ctx context.Context, now time.Time, limit int) ([]R
 }
 
 func (t *Tx) readouts(ctx context.Context, where string, args ...any) ([]Readout, error) {
-	rows, err := t.query(ctx, `SELECT call_id, group_id, principal, others, placed_at, due_at, status, filed_by, filed_at, readout_group, flagged_at FROM readouts `+where, args...)
+	rows, err := t.query(ctx, `SELECT call_id, group_id, principal, others, placed_at, due_at, status, filed_by, filed_at, readout_group, flagged_at,
+		note_taker, note_taker_status FROM readouts `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -78,13 +89,19 @@ func (t *Tx) readouts(ctx context.Context, where string, args ...any) ([]Readout
 	var out []Readout
 	for rows.Next() {
 		var (
-			r                           Readout
-			principal, others, filedBy  string
-			placed, due, filed, flagged int64
-			group                       sql.RawBytes
+			r                                 Readout
+			principal, others, filedBy, taker string
+			placed, due, filed, flagged       int64
+			group                             sql.RawBytes
 		)
-		if err := rows.Scan(&r.CallID, &r.GroupID, &principal, &others, &placed, &due, &r.Status, &filedBy, &filed, &group, &flagged); err != nil {
+		if err := rows.Scan(&r.CallID, &r.GroupID, &principal, &others, &placed, &due, &r.Status, &filedBy, &filed, &group, &flagged,
+			&taker, &r.NoteTakerStatus); err != nil {
 			return nil, err
+		}
+		if taker != "" {
+			if r.NoteTaker, err = identity.ParseUserID(taker); err != nil {
+				return nil, fmt.Errorf("stored readout %s: %w", r.CallID, err)
+			}
 		}
 		if len(group) > 0 {
 			r.ReadoutGroup = append([]byte(nil), group...)

@@ -67,7 +67,8 @@ const (
 	TypeCommitmentDue    = "commitment.overdue" // Item, User (the owner), At (due): the owner and the desk were alerted
 	// Ad-hoc calls: a principal's call outside the scheduled path, and the
 	// readout it owes the desk.
-	TypeCallAdHoc      = "call.adhoc"      // Call, Conversation, User (the principal), At (the readout's deadline)
+	TypeCallAdHoc      = "call.adhoc"      // Call, Conversation, User (the principal), At (the readout's deadline) (Target: the designated note-taker, Reason: whether they were rung)
+	TypeNoteTakerSet   = "notetaker.set"   // Actor, ActorDevice, User (the principal) (Target: the note-taker designated; none: cleared)
 	TypeReadoutFile    = "readout.file"    // Call, Actor, ActorDevice, Conversation (where the readout went)
 	TypeReadoutMissing = "readout.missing" // Call, User (the principal), At (the deadline that passed)
 	// Hotlines: standing lines between two devices, tested on a schedule.
@@ -266,6 +267,10 @@ func (e Entry) Validate() error {
 		need("user", e.User != "")
 		need("at", e.At > 0)
 		need("conversation", e.Type == TypeReadoutMissing || e.Conversation != "")
+	case TypeNoteTakerSet:
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("user", e.User != "")
 	case TypeReadoutFile:
 		need("call", e.Call != "")
 		need("actor", e.Actor != "")

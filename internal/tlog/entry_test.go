@@ -271,6 +271,38 @@ func TestWorkflowEntries(t *testing.T) {
 	}
 }
 
+// A principal's designated note-taker: set (with the note-taker as Target)
+// or cleared (without), by someone; an ad-hoc call names them and says
+// whether they were rung.
+func TestNoteTakerEntries(t *testing.T) {
+	const a, d = "a@o.example", "aaaaaaaaaaaaaaaa"
+	good := []Entry{
+		{Type: TypeNoteTakerSet, Time: 1, Actor: a, ActorDevice: d, User: "p@o.example", Target: "n@o.example"},
+		{Type: TypeNoteTakerSet, Time: 1, Actor: a, ActorDevice: d, User: "p@o.example"},
+		{Type: TypeCallAdHoc, Time: 1, Call: "c1", Conversation: "AAEC", User: "p@o.example", At: 1800000000},
+		{Type: TypeCallAdHoc, Time: 1, Call: "c1", Conversation: "AAEC", User: "p@o.example", At: 1800000000, Target: "n@o.example", Reason: "not_member"},
+	}
+	for _, e := range good {
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+		if got, err := ParseEntry(b); err != nil || got.User != e.User || got.Target != e.Target || got.Reason != e.Reason {
+			t.Fatalf("%s: round trip %+v %v", e.Type, got, err)
+		}
+	}
+	for name, e := range map[string]Entry{
+		"set, no principal":    {Type: TypeNoteTakerSet, Time: 1, Actor: a, ActorDevice: d, Target: "n@o.example"},
+		"set, no actor":        {Type: TypeNoteTakerSet, Time: 1, ActorDevice: d, User: "p@o.example", Target: "n@o.example"},
+		"set, no actor device": {Type: TypeNoteTakerSet, Time: 1, Actor: a, User: "p@o.example"},
+		"ad-hoc, free text":    {Type: TypeCallAdHoc, Time: 1, Call: "c1", Conversation: "AAEC", User: "p@o.example", At: 1, Target: "n@o.example", Reason: "Not a member"},
+	} {
+		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
 func TestMemConEntries(t *testing.T) {
 	const a, d = "a@o.example", "aaaaaaaaaaaaaaaa"
 	good := []Entry{

@@ -180,11 +180,27 @@ func (c *Call) Heard() <-chan struct{} { return c.heard }
 // Ended is closed when the call is over for this device.
 func (c *Call) Ended() <-chan struct{} { return c.ended }
 
-// Reason says why the call ended for this device ("" while it goes on).
+// Reason says why the call ended for this device ("" while it goes on):
+// "preempted" if a call of higher precedence (a flash call) took this
+// device's user out of it, otherwise the call's end ("hangup", …) or
+// "dropped".
 func (c *Call) Reason() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reason
+}
+
+// Preempted returns the users, each once, that a call of higher precedence
+// (a flash call) took out of this call, as the server last described it:
+// what the others on the line are warned of.
+func (c *Call) Preempted() []string {
+	var users []string
+	for _, p := range c.View().Participants {
+		if p.Preempted && !slices.Contains(users, p.User) {
+			users = append(users, p.User)
+		}
+	}
+	return users
 }
 
 // View returns the call as the server last described it.
@@ -345,6 +361,8 @@ type Participant struct {
 	State    string        // ringing, joined, declined, left, missed, elsewhere
 	Member   client.Member // from the verified credential (User empty if not a member)
 	Verified bool          // the device is a member of the conversation's group
+	// Preempted: taken out of the call for one of higher precedence.
+	Preempted bool
 }
 
 // Participants returns the call's participants as the server last
@@ -359,7 +377,7 @@ func (c *Call) Participants() (ps []Participant, level string, compartments []st
 	}
 	for _, p := range v.Participants {
 		m, ok := byDevice[p.Device]
-		ps = append(ps, Participant{Device: p.Device, State: p.State, Member: m, Verified: ok && m.User == p.User})
+		ps = append(ps, Participant{Device: p.Device, State: p.State, Member: m, Verified: ok && m.User == p.User, Preempted: p.Preempted})
 	}
 	return ps, info.Clearance, info.Compartments
 }

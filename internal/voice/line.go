@@ -90,6 +90,8 @@ type Line struct {
 	conn     *conn // nil while reconnecting
 	up       chan struct{}
 	call     *Call
+	probe    *lineProbe          // a line check's measurement under way
+	idle     []idlePacket        // frames heard in no call and no probe, briefly kept
 	ringing  map[string]api.Call // calls ringing on this device, by ID
 	slots    api.CallSlots
 	closed   bool
@@ -130,6 +132,9 @@ func Dial(ctx context.Context, c *client.Client, o Options) (*Line, error) {
 	l.conn = cn
 	close(l.up)
 	l.mu.Unlock()
+	if c != nil {
+		c.SetProber(l) // this device can measure a line check's media path
+	}
 	go l.keepWarm()
 	return l, nil
 }
@@ -480,6 +485,9 @@ func (l *Line) Close() error {
 	l.closed = true
 	cn, call := l.conn, l.call
 	l.mu.Unlock()
+	if l.c != nil {
+		l.c.DropProber(l)
+	}
 	if call != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		call.Hangup(ctx)
@@ -502,11 +510,18 @@ func (l *Line) receive(cn *conn, slot int, tr *webrtc.TrackRemote) {
 		if l.o.Tap != nil {
 			l.o.Tap(slot, append([]byte(nil), pkt.Payload...))
 		}
+		now := time.Now()
 		l.mu.Lock()
-		call := l.call
+		call, probe := l.call, l.probe
+		if call == nil && probe == nil {
+			l.keepIdleLocked(pkt, now)
+		}
 		l.mu.Unlock()
-		if call != nil {
+		switch {
+		case call != nil:
 			call.received(slot, pkt)
+		case probe != nil:
+			probe.received(pkt, now)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"hotline/internal/directory"
 	"hotline/internal/identity"
 	"hotline/internal/org"
+	"hotline/internal/sfu"
 	"hotline/internal/store"
 	"hotline/internal/tlog"
 )
@@ -32,8 +34,25 @@ const (
 	probePend   = "pending"
 )
 
-// LineCheckTimeout is how long the ends have to answer.
-const LineCheckTimeout = 10 * time.Second
+// Defaults of a line check.
+const (
+	// DefaultLineCheckTimeout is how long the ends have to answer.
+	DefaultLineCheckTimeout = 10 * time.Second
+	// DefaultLineLossMax is the largest fraction of the far end's probes
+	// an end may lose and be green: 5 %, where Opus with FEC still
+	// carries speech well.
+	DefaultLineLossMax = 0.05
+	// DefaultLineRTTMax is the longest median round trip that is green:
+	// 600 ms, twice ITU-T G.114's 300 ms one-way limit for conversation.
+	DefaultLineRTTMax = 600 * time.Millisecond
+	// LineProbes probes, one every LineProbeEvery, measure the media path:
+	// a second of 20 ms frames, as speech is sent.
+	LineProbes     = 50
+	LineProbeEvery = 20 * time.Millisecond
+)
+
+// probeSession is the forwarder's probe session of a line check.
+func probeSession(id string) string { return "linecheck:" + id }
 
 // reportedState is what the server keeps of an end's report until the
 // check finishes, to compare the ends' groups.
@@ -54,13 +73,18 @@ type lineResults struct {
 // conversation. The server checks credentials, that the device is online
 // and that its warm media line is up; it then asks each device to check
 // the transparency log and its view of the conversation's group, and to
-// report within LineCheckTimeout. A device that does not answer is red.
+// measure the media path end to end: the ends' warm lines are put in a
+// probe session of the forwarder, and each device sends probes and echoes
+// the far end's (see api.LineProbeAsk). Each reports within
+// Config.LineCheckTimeout; a device that does not answer is red.
 func (s *Service) StartLineCheck(ctx context.Context, a org.Actor, requestID string) (api.LineCheck, error) {
 	if err := a.Can(directory.ActRequestTriage); err != nil {
 		return api.LineCheck{}, err
 	}
 	now := s.cfg.Now()
 	var v api.LineCheck
+	var probing map[string]bool
+	var checkID string
 	err := s.update(ctx, func(tx *store.Tx, woken *[]string) error {
 		r, err := s.get(ctx, tx, a, requestID)
 		if err != nil {
@@ -116,7 +140,14 @@ func (s *Service) StartLineCheck(ctx context.Context, a org.Actor, requestID str
 				if s.cfg.MediaUp == nil || !s.cfg.MediaUp(m.Device) {
 					warm = probe("warm_line", "no_media")
 				}
-				end.Checks = []api.LineProbe{cred, online, warm, {Name: "log", Status: probePend}, {Name: "group", Status: probePend}}
+				media := api.LineProbe{Name: "media", Status: probePend}
+				switch {
+				case online.Status != LineGreen:
+					media = probe("media", "offline")
+				case warm.Status != LineGreen:
+					media = probe("media", "no_media")
+				}
+				end.Checks = []api.LineProbe{cred, online, warm, {Name: "log", Status: probePend}, {Name: "group", Status: probePend}, media}
 				res.Ends = append(res.Ends, end)
 			}
 			if !found {
@@ -124,13 +155,28 @@ func (s *Service) StartLineCheck(ctx context.Context, a org.Actor, requestID str
 					Checks: []api.LineProbe{probe("credential", "not_in_conversation")}})
 			}
 		}
-		l := store.LineCheck{ID: newID(), RequestID: r.ID, CreatedBy: a.User.ID, CreatedAt: now, Deadline: now.Add(LineCheckTimeout), Status: LineRunning}
+		l := store.LineCheck{ID: newID(), RequestID: r.ID, CreatedBy: a.User.ID, CreatedAt: now, Deadline: now.Add(s.cfg.LineCheckTimeout), Status: LineRunning}
 		for i, end := range res.Ends {
 			if end.Device == "" || end.Checks[0].Status != LineGreen {
 				res.Ends[i] = settle(end, "no_answer")
+			}
+		}
+		checkID = l.ID
+		probing = s.joinProbe(l.ID, res.Ends)
+		for _, end := range res.Ends {
+			if end.Device == "" || end.Checks[0].Status != LineGreen {
 				continue
 			}
-			payload, err := json.Marshal(api.LineCheckAsk{LineCheck: l.ID, Conversation: base64.RawURLEncoding.EncodeToString(r.GroupID)})
+			ask := api.LineCheckAsk{LineCheck: l.ID, Conversation: base64.RawURLEncoding.EncodeToString(r.GroupID)}
+			if probing[end.Device] {
+				ask.Probe = &api.LineProbeAsk{Count: LineProbes, IntervalMs: int(LineProbeEvery / time.Millisecond), Peers: []string{}}
+				for _, o := range res.Ends {
+					if o.Side != end.Side && probing[o.Device] {
+						ask.Probe.Peers = append(ask.Probe.Peers, o.Device)
+					}
+				}
+			}
+			payload, err := json.Marshal(ask)
 			if err != nil {
 				return err
 			}
@@ -148,6 +194,11 @@ func (s *Service) StartLineCheck(ctx context.Context, a org.Actor, requestID str
 		v, err = lineView(l)
 		return err
 	})
+	if err != nil && s.cfg.Probe != nil {
+		for d := range probing { // the check never started
+			s.cfg.Probe.Leave(probeSession(checkID), d)
+		}
+	}
 	return v, err
 }
 
@@ -181,6 +232,15 @@ func (s *Service) ReportLineCheck(ctx context.Context, a org.Actor, id string, i
 			switch end.Checks[j].Name {
 			case "log":
 				end.Checks[j] = probe("log", map[bool]string{true: "", false: "log_inconsistent"}[in.LogProblem == ""])
+			case "media":
+				if end.Checks[j].Status != probePend {
+					continue
+				}
+				if err := checkMedia(in.Media); err != nil {
+					return err
+				}
+				end.Checks[j] = s.mediaProbe(in.Media)
+				end.Media = in.Media
 			case "group":
 				switch {
 				case !in.Member:
@@ -236,6 +296,13 @@ func (s *Service) finishIfAnswered(ctx context.Context, tx *store.Tx, woken *[]s
 				res.Ends[i].Checks[j] = probe("group", "group_disagrees")
 			default:
 				res.Ends[i].Checks[j] = probe(p.Name, "no_answer")
+			}
+		}
+	}
+	if s.cfg.Probe != nil {
+		for _, e := range res.Ends {
+			if e.Device != "" {
+				s.cfg.Probe.Leave(probeSession(l.ID), e.Device)
 			}
 		}
 	}
@@ -339,6 +406,87 @@ func (s *Service) GetLineCheck(ctx context.Context, a org.Actor, id string) (api
 		return err
 	})
 	return v, wrap(err)
+}
+
+// joinProbe puts the ends whose media checks are pending in the line
+// check's probe session, where a device hears the far end's, and returns
+// those that joined. A media check that cannot be made is settled here:
+// unmeasured without a forwarder, in_call for a device in a call (calls
+// come first), no_far_end when no device of the other side joined.
+func (s *Service) joinProbe(id string, ends []api.LineEnd) map[string]bool {
+	joined := map[string]bool{}
+	media := func(e *api.LineEnd) *api.LineProbe {
+		for j := range e.Checks {
+			if e.Checks[j].Name == "media" && e.Checks[j].Status == probePend {
+				return &e.Checks[j]
+			}
+		}
+		return nil
+	}
+	for i := range ends {
+		p := media(&ends[i])
+		switch {
+		case p == nil:
+		case s.cfg.Probe == nil:
+			*p = probe("media", "unmeasured")
+		default:
+			err := s.cfg.Probe.JoinProbe(probeSession(id), ends[i].Device)
+			switch {
+			case err == nil:
+				joined[ends[i].Device] = true
+			case errors.Is(err, sfu.ErrInCall):
+				*p = probe("media", "in_call")
+			default:
+				s.cfg.Logger.Warn("line check: probe session", "linecheck", id, "device", ends[i].Device, "err", err)
+				*p = probe("media", "no_media")
+			}
+		}
+	}
+	for i := range ends {
+		far := slices.ContainsFunc(ends, func(o api.LineEnd) bool { return o.Side != ends[i].Side && joined[o.Device] })
+		if p := media(&ends[i]); p != nil && !far {
+			*p = probe("media", "no_far_end")
+			if joined[ends[i].Device] {
+				s.cfg.Probe.Leave(probeSession(id), ends[i].Device)
+				delete(joined, ends[i].Device)
+			}
+		}
+	}
+	return joined
+}
+
+// checkMedia refuses a media report that cannot be a measurement.
+func checkMedia(m *api.LineMedia) error {
+	if m == nil {
+		return nil
+	}
+	ok := func(f float64) bool { return f >= 0 && !math.IsInf(f, 0) && !math.IsNaN(f) }
+	if m.Sent < 0 || m.Echoes < 0 || !ok(m.RTTMs) || !ok(m.RTTMaxMs) || !ok(m.Loss) || m.Loss > 1 ||
+		len(m.Worst) > 64 || len(m.Unsupported) > 64 {
+		return apierr.New(apierr.BadRequest, "malformed media measurement")
+	}
+	return nil
+}
+
+// mediaProbe judges an end's measurement of the media path.
+func (s *Service) mediaProbe(m *api.LineMedia) api.LineProbe {
+	switch {
+	case m == nil:
+		return probe("media", "unmeasured")
+	case m.Unsupported == "in_call":
+		return probe("media", "in_call")
+	case m.Unsupported != "":
+		return probe("media", "unmeasured")
+	case m.Loss >= 1:
+		return probe("media", "no_media")
+	case m.Loss > s.cfg.LineLossMax:
+		return probe("media", "packet_loss")
+	case m.Echoes == 0:
+		return probe("media", "no_echo")
+	case time.Duration(m.RTTMs*float64(time.Millisecond)) > s.cfg.LineRTTMax:
+		return probe("media", "high_rtt")
+	}
+	return probe("media", "")
 }
 
 // settle marks an end's pending checks unanswered.

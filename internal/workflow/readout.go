@@ -37,8 +37,10 @@ const DefaultReadoutWithin = 4 * time.Hour
 // CallPlaced is call.Config.OnPlaced: a call that rings and has a principal
 // on one side and, on the other, a counterpart or someone of another
 // organisation, and that is not the scheduled call of a request, is
-// ad-hoc ("call me on my cell"). The duty desk is told at once, it is
-// logged, and it owes a readout by ReadoutWithin.
+// ad-hoc ("call me on my cell"). The duty desk is told at once, with
+// whether the principal's designated note-taker was rung or why they
+// could not join; it is logged, and it owes a readout by ReadoutWithin
+// either way.
 func (s *Service) CallPlaced(ctx context.Context, tx *store.Tx, v api.Call) ([]string, error) {
 	var principal identity.UserID
 	var others []identity.UserID
@@ -79,11 +81,24 @@ func (s *Service) CallPlaced(ctx context.Context, tx *store.Tx, v api.Call) ([]s
 	now := s.cfg.Now()
 	r := store.Readout{CallID: v.ID, GroupID: group, Principal: principal, Others: others, PlacedAt: now,
 		DueAt: now.Add(s.readoutWithin()).Truncate(time.Second), Status: ReadoutDue}
+	// The principal's designated note-taker: rung with the others if a
+	// member of the conversation (see notetaker.go); the desk learns which.
+	if n, err := tx.GetNoteTaker(ctx, principal); err == nil {
+		r.NoteTaker = n.NoteTaker
+		if r.NoteTakerStatus, err = noteTakerStatus(ctx, tx, n.NoteTaker, group, v); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	if err := tx.CreateReadout(ctx, r); err != nil {
 		return nil, err
 	}
-	if err := s.systemLog(ctx, tx, tlog.Entry{Type: tlog.TypeCallAdHoc, Call: v.ID, Conversation: v.Conversation,
-		User: principal.String(), At: r.DueAt.Unix()}); err != nil {
+	entry := tlog.Entry{Type: tlog.TypeCallAdHoc, Call: v.ID, Conversation: v.Conversation, User: principal.String(), At: r.DueAt.Unix()}
+	if !r.NoteTaker.IsZero() {
+		entry.Target, entry.Reason = r.NoteTaker.String(), r.NoteTakerStatus
+	}
+	if err := s.systemLog(ctx, tx, entry); err != nil {
 		return nil, err
 	}
 	var woken []string
@@ -230,6 +245,9 @@ func readoutView(r store.Readout) api.Readout {
 		at := r.FiledAt
 		v.FiledBy, v.FiledAt = r.FiledBy.String(), &at
 		v.Readout = base64.RawURLEncoding.EncodeToString(r.ReadoutGroup)
+	}
+	if !r.NoteTaker.IsZero() {
+		v.NoteTaker, v.NoteTakerStatus = r.NoteTaker.String(), r.NoteTakerStatus
 	}
 	return v
 }

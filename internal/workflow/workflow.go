@@ -47,6 +47,25 @@ type Config struct {
 	// MediaUp reports whether a device's warm media line to the server's
 	// forwarder is connected (nil: never).
 	MediaUp func(device string) bool
+	// Probe puts the ends of a line check in a probe session of the
+	// forwarder, to measure the media path (nil: not measured; the media
+	// check is then red, unmeasured).
+	Probe ProbeMedia
+	// LineCheckTimeout is how long the ends of a line check have to answer
+	// (0: DefaultLineCheckTimeout).
+	LineCheckTimeout time.Duration
+	// LineLossMax is the largest fraction of the far end's probes an end
+	// may lose and be green (0: DefaultLineLossMax); LineRTTMax the longest
+	// median round trip (0: DefaultLineRTTMax).
+	LineLossMax float64
+	LineRTTMax  time.Duration
+}
+
+// ProbeMedia is the forwarder's side of a line check's measurement
+// (sfu.SFU is one).
+type ProbeMedia interface {
+	JoinProbe(session, device string) error
+	Leave(session, device string)
 }
 
 // Service runs the duty desk's workflow.
@@ -61,6 +80,15 @@ func New(cfg Config) *Service {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LineCheckTimeout <= 0 {
+		cfg.LineCheckTimeout = DefaultLineCheckTimeout
+	}
+	if cfg.LineLossMax <= 0 {
+		cfg.LineLossMax = DefaultLineLossMax
+	}
+	if cfg.LineRTTMax <= 0 {
+		cfg.LineRTTMax = DefaultLineRTTMax
 	}
 	return &Service{cfg: cfg}
 }

@@ -118,6 +118,53 @@ func (k *Core) LiveCalls(ctx context.Context) ([]api.Call, error) {
 	return vs, err
 }
 
+// PlaceRequestCall places a scheduled request's call as the duty desk,
+// ringing the requester only ("please hold for the principal"). The call is
+// this device's, as with PlaceCall: the page joins it with its own media.
+func (k *Core) PlaceRequestCall(ctx context.Context, request string) (api.Call, error) {
+	r, err := k.c.GetRequest(ctx, request)
+	if err != nil {
+		return api.Call{}, err
+	}
+	if err := k.begin(r.Conversation); err != nil {
+		return api.Call{}, err
+	}
+	v, err := k.c.PlaceRequestCall(ctx, request)
+	if err != nil {
+		k.finish()
+		return v, err
+	}
+	k.started(v)
+	return v, nil
+}
+
+// RingIntoCall rings user into call, which this device is in (the desk
+// connecting the principal); preempt takes them out of another call first,
+// which the server allows only the desk, in a flash request's call.
+func (k *Core) RingIntoCall(ctx context.Context, call, user string, preempt bool) (api.Call, error) {
+	return k.c.RingIntoCall(ctx, call, user, preempt)
+}
+
+// HoldInCall puts user's devices in call on hold, or takes them off it.
+func (k *Core) HoldInCall(ctx context.Context, call, user string, hold bool) (api.Call, error) {
+	return k.c.HoldInCall(ctx, call, user, hold)
+}
+
+// TransferCall rings user into call, then this device leaves it.
+func (k *Core) TransferCall(ctx context.Context, call, user string) (api.Call, error) {
+	v, err := k.c.TransferCall(ctx, call, user)
+	if err != nil {
+		return v, err
+	}
+	k.call.mu.Lock()
+	mine := k.call.id == call
+	k.call.mu.Unlock()
+	if mine {
+		k.finish()
+	}
+	return v, nil
+}
+
 func window(start, end string) (desk.Window, error) {
 	s, err1 := time.Parse(time.RFC3339, start)
 	e, err2 := time.Parse(time.RFC3339, end)

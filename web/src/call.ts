@@ -7,6 +7,7 @@
 // once when the app starts, so a call needs only signalling.
 
 import type { CallInfo, CallKeys, CallQuality, CallSlots, CallUpdate, Core, HotlineError, Me, Participant, Update } from "./core";
+import { LineProber } from "./lineprobe";
 
 export const SLOTS = 8;
 
@@ -60,19 +61,30 @@ export class Calls {
   private micTrack?: MediaStreamTrack;
   private slotDevice = new Map<number, string>();
   private endTimer?: ReturnType<typeof setTimeout>;
+  private keyed = -1; // the latest epoch handed to the worker in this call
   readonly audio: HTMLAudioElement[] = [];
+  // A line check's measurement of the media path, on the warm line's
+  // microphone sender when no call has it (src/lineprobe.ts).
+  private prober: LineProber;
 
   constructor(private core: Core, private me: Me) {
     this.worker = new Worker("sframe-worker.js");
-    this.worker.onmessage = (e) => this.fromWorker(e.data);
+    this.prober = new LineProber(core, this.worker, () => this.mic?.sender, () => this.inCall());
+    this.worker.onmessage = (e) => {
+      if (!this.prober.fromWorker(e.data)) this.fromWorker(e.data);
+    };
   }
 
   view(): CallView {
     return this.v;
   }
 
-  onChange(fn: (v: CallView) => void): void {
+  // onChange calls fn with every new view, until the returned stop.
+  onChange(fn: (v: CallView) => void): () => void {
     this.listeners.push(fn);
+    return () => {
+      this.listeners = this.listeners.filter((x) => x !== fn);
+    };
   }
 
   private set(p: Partial<CallView>): void {
@@ -118,12 +130,29 @@ export class Calls {
     const answer = await this.core.media(pc.localDescription!.sdp);
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
     if (this.micTrack) await this.mic.sender.replaceTrack(this.micTrack);
+    this.prober.register(); // the line is up: it can measure a line check's media path
   }
 
   // The call's lifecycle.
 
   async place(conversation: string): Promise<void> {
     await this.enter(() => this.core.placeCall(conversation), "outgoing", conversation);
+  }
+
+  // placeRequest places a scheduled request's call as the duty desk: it
+  // rings the requester only, and this device is on the line with them
+  // ("please hold for the principal") until it connects the principal or
+  // hands the call over.
+  async placeRequest(request: string, conversation: string): Promise<void> {
+    await this.enter(() => this.core.placeRequestCall(request), "outgoing", conversation);
+  }
+
+  // transfer rings user into this device's call, then leaves it.
+  async transfer(user: string): Promise<void> {
+    const id = this.v.call?.id;
+    if (!id) return;
+    const u = await this.core.transferCall(id, user);
+    this.ended(u.call, "transferred");
   }
 
   async answer(): Promise<void> {
@@ -162,6 +191,7 @@ export class Calls {
   // if this device's own join commit (a new epoch) lands first.
   private async enter(op: () => Promise<CallUpdate>, phase: CallPhase, conversation?: string): Promise<void> {
     clearTimeout(this.endTimer);
+    this.prober.abort("in_call"); // calls come first
     const before = conversation ? this.core.callKeys(conversation).catch(() => undefined) : Promise.resolve(undefined);
     const mic = navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
     let u: CallUpdate;
@@ -176,10 +206,16 @@ export class Calls {
     // the conversation until the server answers (~100 ms in a browser).
     const context = crypto.getRandomValues(new Uint16Array(1))[0]!;
     const k0 = await before;
-    if (k0) this.worker.postMessage({ type: "start", suite: k0.suite, context, keys: k0 });
+    this.keyed = -1;
+    if (k0) {
+      this.worker.postMessage({ type: "start", suite: k0.suite, context, keys: k0 });
+      this.keyed = k0.epoch;
+    }
     void this.core.callKeys(u.call.conversation).then((keys) => {
-      if (!k0) this.worker.postMessage({ type: "start", suite: keys.suite, context, keys });
-      else if (keys.epoch > k0.epoch) this.worker.postMessage({ type: "epoch", keys });
+      if (!k0) {
+        this.worker.postMessage({ type: "start", suite: keys.suite, context, keys });
+        this.keyed = keys.epoch;
+      } else this.rekey(keys);
     }, (e: unknown) => this.set({ error: Object.assign(new Error(`call keys: ${String(e)}`), { code: "client" }) }));
     const active = u.call.participants.filter((p) => p.state === "joined").length > 1;
     this.set({ phase: active ? "active" : phase, call: u.call, participants: u.participants, heard: false, speakers: [], endedReason: undefined, error: undefined });
@@ -197,7 +233,20 @@ export class Calls {
     await this.mic?.sender.replaceTrack(track);
   }
 
+  // rekey hands the worker a newer epoch's keys; the same epoch may come
+  // twice (the stream's epoch update and the keys asked for on entering),
+  // and the worker takes each once, in order.
+  private rekey(keys: CallKeys): void {
+    if (keys.epoch <= this.keyed) return;
+    this.keyed = keys.epoch;
+    this.worker.postMessage({ type: "epoch", keys });
+  }
+
   private ended(call: CallInfo, reason: string): void {
+    // A call may end twice over (an update taking this device out, then
+    // the call's end): one timer, or an older one would clear a call that
+    // came since.
+    clearTimeout(this.endTimer);
     this.worker.postMessage({ type: "stop" });
     this.micTrack?.stop();
     this.micTrack = undefined;
@@ -225,7 +274,7 @@ export class Calls {
       case "epoch":
         if (this.inCall() && u.conversation !== undefined && u.conversation === this.v.call?.conversation) {
           void this.core.callKeys(u.conversation).then(
-            (keys: CallKeys) => this.worker.postMessage({ type: "epoch", keys }),
+            (keys: CallKeys) => this.rekey(keys),
             () => undefined,
           );
         }
@@ -252,13 +301,15 @@ export class Calls {
       return;
     }
     if (u.event === "call.elsewhere" && this.v.phase === "incoming") {
+      clearTimeout(this.endTimer);
       this.set({ phase: "ended", call: c, endedReason: "answered on another device" });
       this.endTimer = setTimeout(() => this.set({ ...empty(), lineUp: this.v.lineUp, stats: this.v.stats }), 2000);
       return;
     }
     const self = c.participants.find((p) => p.device === this.me.device);
     if (this.inCall() && self?.state === "left") {
-      this.ended(c, "dropped");
+      // Taken out by a flash call (preempted), or lost.
+      this.ended(c, c.participants.some((p) => p.device === this.me.device && p.preempted) ? "preempted" : "dropped");
       return;
     }
     let phase = this.v.phase;

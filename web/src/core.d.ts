@@ -119,7 +119,31 @@ export interface LineCheck {
   request: string;
   status: "running" | "green" | "red";
   created_at: string;
-  ends: { side: string; user: string; device: string; checks: { name: string; status: string; reason?: string }[] }[];
+  ends: { side: string; user: string; device: string; checks: { name: string; status: string; reason?: string }[]; media?: LineMedia }[];
+}
+
+// A line check's measurement of the media path (the "media" check): the
+// server puts both ends' warm lines in a probe session of its forwarder
+// and asks each device to send count probes, one every interval_ms, and
+// to echo the far ends' (peers: their device IDs). See src/lineprobe.ts.
+export interface LineProbeAsk {
+  count: number;
+  interval_ms: number;
+  peers: string[];
+}
+
+// What a device measured: probes sent, echoes of them heard, the round
+// trip (median and largest, ms), the largest fraction of a far end's
+// probes lost (worst: that device). unsupported says why it could not
+// measure ("in_call": a call came first).
+export interface LineMedia {
+  sent: number;
+  echoes: number;
+  rtt_ms: number;
+  rtt_max_ms: number;
+  loss: number;
+  worst?: string;
+  unsupported?: string;
 }
 
 export interface Commitment {
@@ -211,7 +235,9 @@ export interface CallInfo {
   reason?: string; // how it ended: hangup, cancelled, declined, busy, no_answer, …
   level: string; // the conversation's classification, as the server knows it
   compartments?: string[];
-  participants: { user: string; device: string; role: string; state: string; listening?: boolean }[];
+  // held: on hold (nothing forwarded to or from them); preempted: taken
+  // out of this routine call for a flash call.
+  participants: { user: string; device: string; role: string; state: string; listening?: boolean; held?: boolean; preempted?: boolean }[];
   created_at: string;
 }
 
@@ -322,6 +348,10 @@ export interface Core {
   hangup(id: string): Promise<CallUpdate>;
   callKeys(conversation: string): Promise<CallKeys>;
   memberAt(conversation: string, leaf: number): Promise<Member>;
+  // setProber registers what measures the media path when a line check
+  // asks (the warm line's, src/lineprobe.ts); the core waits 8 s for it. null
+  // drops it: the device then reports that it cannot measure.
+  setProber(probe: ((conversation: string, ask: LineProbeAsk) => Promise<LineMedia>) | null): void;
 
   // The duty desk. Objects go as JSON text; times are RFC 3339.
   // requests: those this user may see (statuses: a JSON array, or "[]").
@@ -337,6 +367,17 @@ export interface Core {
   // liveCalls: every call ringing or under way (duty officers), as the
   // server reports it.
   liveCalls(): Promise<CallInfo[]>;
+  // The desk in a call. placeRequestCall places a scheduled request's call
+  // from this device, ringing the requester only (this device's call, as
+  // placeCall: the page joins it with its media); ringIntoCall rings a
+  // member of the call's conversation in (preempt: take them out of
+  // another call first, the desk in a flash request's call only);
+  // holdInCall puts a user on hold (hold true) or takes them off it;
+  // transferCall rings a user in, then this device leaves.
+  placeRequestCall(request: string): Promise<CallUpdate>;
+  ringIntoCall(call: string, user: string, preempt: boolean): Promise<CallUpdate>;
+  holdInCall(call: string, user: string, hold: boolean): Promise<CallUpdate>;
+  transferCall(call: string, user: string): Promise<CallUpdate>;
   // commitments: this user's, or with all every one (the desk).
   commitments(all: boolean): Promise<Commitment[]>;
   closeCommitment(id: string, status: "done" | "cancelled"): Promise<Commitment>;

@@ -151,6 +151,7 @@ export function tolerant(core: Core): Core {
     hangup: async (id) => callUpdate(await core.hangup(id)),
     callKeys: (conversation) => core.callKeys(conversation),
     memberAt: async (conversation, leaf) => member(await core.memberAt(conversation, leaf)),
+    setProber: (probe) => core.setProber(probe),
 
     passkeyRegister: () => core.passkeyRegister(),
     passkeyRegistered: (ceremony, json) => core.passkeyRegistered(ceremony, json),
@@ -164,6 +165,10 @@ export function tolerant(core: Core): Core {
     ackBriefing: async (id) => callRequest(await core.ackBriefing(id)),
     schedule: async (from, to) => list(await core.schedule(from, to)).map(callRequest),
     liveCalls: async () => list(await core.liveCalls()).map(callInfo),
+    placeRequestCall: async (id) => callUpdate(await core.placeRequestCall(id)),
+    ringIntoCall: async (call, user, preempt) => callUpdate(await core.ringIntoCall(call, user, preempt)),
+    holdInCall: async (call, user, hold) => callUpdate(await core.holdInCall(call, user, hold)),
+    transferCall: async (call, user) => callUpdate(await core.transferCall(call, user)),
     commitments: async (all) => list(await core.commitments(all)),
     closeCommitment: (id, status) => core.closeCommitment(id, status),
     fileReadout: async (call, principal, text) => {

@@ -20,9 +20,10 @@ import (
 const version = "hotline-web-core 1"
 
 type binding struct {
-	mu   sync.Mutex
-	core *core.Core
-	stop context.CancelFunc
+	mu     sync.Mutex
+	core   *core.Core
+	stop   context.CancelFunc
+	prober js.Value // the page's line-check measurement (setProber), for every core opened
 }
 
 func main() {
@@ -161,12 +162,57 @@ func main() {
 			})
 		})
 	}
+	// The duty desk in a call: place a request's call (this device's call,
+	// like placeCall), ring someone in, hold, transfer.
+	callOut := func(k *core.Core, v api.Call, err error) (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		return core.CallUpdate{Call: v, Participants: k.Participants(v)}, nil
+	}
+	set("placeRequestCall", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			v, err := k.PlaceRequestCall(context.Background(), str(a, 0))
+			return callOut(k, v, err)
+		})
+	})
+	set("ringIntoCall", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			v, err := k.RingIntoCall(context.Background(), str(a, 0), str(a, 1), arg(a, 2).Truthy())
+			return callOut(k, v, err)
+		})
+	})
+	set("holdInCall", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			v, err := k.HoldInCall(context.Background(), str(a, 0), str(a, 1), arg(a, 2).Truthy())
+			return callOut(k, v, err)
+		})
+	})
+	set("transferCall", func(a []js.Value) (any, error) {
+		return b.with(func(k *core.Core) (any, error) {
+			v, err := k.TransferCall(context.Background(), str(a, 0), str(a, 1))
+			return callOut(k, v, err)
+		})
+	})
 	set("callKeys", func(a []js.Value) (any, error) {
 		return b.with(func(k *core.Core) (any, error) { return k.CallKeys(str(a, 0)) })
 	})
 	set("memberAt", func(a []js.Value) (any, error) {
 		return b.with(func(k *core.Core) (any, error) { return k.MemberAt(str(a, 0), uint32(arg(a, 1).Int())) })
 	})
+	// A line check's measurement of the media path is the page's
+	// (web/core/probe.go): setProber(fn) registers fn(conversation, ask),
+	// which returns a Promise of the measurement; setProber(null) drops it.
+	obj.Set("setProber", js.FuncOf(func(_ js.Value, a []js.Value) any {
+		b.mu.Lock()
+		b.prober = arg(a, 0)
+		k, fn := b.core, proberFunc(b.prober)
+		b.mu.Unlock()
+		if k != nil {
+			k.SetProber(fn)
+		}
+		return nil
+	}))
 	// The duty desk (web/core/desk.go). Objects come as JSON text.
 	set("requests", func(a []js.Value) (any, error) {
 		var statuses []string
@@ -331,8 +377,35 @@ func (b *binding) started(k *core.Core) (any, error) {
 		b.stop = nil
 	}
 	b.core = k
+	fn := proberFunc(b.prober)
 	b.mu.Unlock()
+	k.SetProber(fn)
 	return k.Me(context.Background())
+}
+
+// proberFunc is the page's measurement of a line check's media path: fn
+// (conversation, ask) returns a Promise of an api.LineMedia. It is nil if
+// fn is not a function.
+func proberFunc(fn js.Value) core.ProbeFunc {
+	if fn.Type() != js.TypeFunction {
+		return nil
+	}
+	return func(ctx context.Context, conv string, ask api.LineProbeAsk) (m api.LineMedia, err error) {
+		defer func() {
+			if r := recover(); r != nil { // the page's function threw
+				err = fmt.Errorf("line check prober: %v", r)
+			}
+		}()
+		v, err := await(ctx, js.Global().Get("Promise").Call("resolve", fn.Invoke(conv, toJS(ask))))
+		if err != nil {
+			return m, err
+		}
+		text := js.Global().Get("JSON").Call("stringify", v)
+		if text.Type() != js.TypeString {
+			return m, errors.New("line check prober: no measurement")
+		}
+		return m, json.Unmarshal([]byte(text.String()), &m)
+	}
 }
 
 // promise runs fn on its own goroutine (it may block on the network, which

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"ConversationCommitRace", testConversationCommitRace},
 		{"LapsedConversationMembers", testLapsedConversationMembers},
 		{"Passkeys", testPasskeys},
+		{"NoteTakers", testNoteTakers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1314,6 +1315,98 @@ func testCalls(t *testing.T, s *store.Store) {
 	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.SetCallState(ctx, "nope", store.CallEnded, "x", t2) }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ending an unknown call: %v", err)
 	}
+
+	// Preempted: kept for a participant who left or missed the call, never
+	// for one joined (a device that joins again is no longer preempted).
+	preempted := func() map[string]bool {
+		out := map[string]bool{}
+		view(t, s, func(tx *store.Tx) error {
+			ps, err := tx.CallParticipants(ctx, "c1")
+			for _, p := range ps {
+				out[p.Device] = p.Preempted
+			}
+			return err
+		})
+		return out
+	}
+	update(t, s, func(tx *store.Tx) error {
+		return tx.PutCallParticipant(ctx, store.CallParticipant{CallID: "c1", Device: db.ID, User: bob.ID, Role: "member", State: store.PartLeft, UpdatedAt: t2, Preempted: true})
+	})
+	if got, want := preempted(), map[string]bool{da.ID: false, db.ID: true}; !cmp.Equal(got, want) {
+		t.Errorf("preempted after bob left: %v, want %v", got, want)
+	}
+	update(t, s, func(tx *store.Tx) error {
+		return tx.PutCallParticipant(ctx, store.CallParticipant{CallID: "c1", Device: db.ID, User: bob.ID, Role: "member", State: store.PartJoined, UpdatedAt: t2, Preempted: true})
+	})
+	if got, want := preempted(), map[string]bool{da.ID: false, db.ID: false}; !cmp.Equal(got, want) {
+		t.Errorf("preempted once bob joined again: %v, want %v", got, want)
+	}
+}
+
+// A principal has at most one designated note-taker, replaced by the next
+// designation and cleared once; an ad-hoc call's readout keeps who it was
+// and whether they were rung.
+func testNoteTakers(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	pm, pm2 := uid(t, "pm@state.example"), uid(t, "vp@state.example")
+	notes, notes2, duty := uid(t, "notes@state.example"), uid(t, "notes2@state.example"), uid(t, "duty@state.example")
+	view(t, s, func(tx *store.Tx) error {
+		if _, err := tx.GetNoteTaker(ctx, pm); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("before any designation: %v", err)
+		}
+		return nil
+	})
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.SetNoteTaker(ctx, store.NoteTaker{Principal: pm, NoteTaker: notes, SetBy: duty, SetAt: t0}); err != nil {
+			return err
+		}
+		if err := tx.SetNoteTaker(ctx, store.NoteTaker{Principal: pm2, NoteTaker: notes, SetBy: duty, SetAt: t0}); err != nil {
+			return err
+		}
+		return tx.SetNoteTaker(ctx, store.NoteTaker{Principal: pm, NoteTaker: notes2, SetBy: duty, SetAt: t0.Add(time.Minute)})
+	})
+	view(t, s, func(tx *store.Tx) error {
+		got, err := tx.GetNoteTaker(ctx, pm)
+		if want := (store.NoteTaker{Principal: pm, NoteTaker: notes2, SetBy: duty, SetAt: t0.Add(time.Minute)}); err != nil || !cmp.Equal(got, want) {
+			t.Errorf("designation replaced: %+v %v, want %+v", got, err, want)
+		}
+		all, err := tx.ListNoteTakers(ctx)
+		if err != nil || len(all) != 2 || all[0].Principal != pm || all[1].Principal != pm2 || all[1].NoteTaker != notes {
+			t.Errorf("list: %+v %v", all, err)
+		}
+		return nil
+	})
+	update(t, s, func(tx *store.Tx) error { return tx.ClearNoteTaker(ctx, pm) })
+	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.ClearNoteTaker(ctx, pm) }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("clearing twice: %v", err)
+	}
+	view(t, s, func(tx *store.Tx) error {
+		if all, err := tx.ListNoteTakers(ctx); err != nil || len(all) != 1 || all[0].Principal != pm2 {
+			t.Errorf("after clearing: %+v %v", all, err)
+		}
+		return nil
+	})
+
+	cp := uid(t, "cp@other.example")
+	with := store.Readout{CallID: "c1", GroupID: []byte{1}, Principal: pm, Others: []identity.UserID{cp}, PlacedAt: t0, DueAt: t0.Add(time.Hour),
+		Status: "due", NoteTaker: notes, NoteTakerStatus: "not_member"}
+	without := store.Readout{CallID: "c2", GroupID: []byte{2}, Principal: pm2, Others: []identity.UserID{cp}, PlacedAt: t0.Add(time.Second),
+		DueAt: t0.Add(time.Hour), Status: "due"}
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.CreateReadout(ctx, with); err != nil {
+			return err
+		}
+		return tx.CreateReadout(ctx, without)
+	})
+	view(t, s, func(tx *store.Tx) error {
+		for _, want := range []store.Readout{with, without} {
+			got, err := tx.GetReadout(ctx, want.CallID)
+			if err != nil || got.NoteTaker != want.NoteTaker || got.NoteTakerStatus != want.NoteTakerStatus || got.Principal != want.Principal {
+				t.Errorf("readout %s: %+v %v", want.CallID, got, err)
+			}
+		}
+		return nil
+	})
 }
 
 func testPasskeys(t *testing.T, s *store.Store) {

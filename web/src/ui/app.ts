@@ -447,7 +447,7 @@ export class App {
     this.current = undefined;
     this.pane = undefined;
     this.shell.dataset.view = "conversation";
-    this.deskPane = new DeskPane(this.core, this.me, () => this.back());
+    this.deskPane = new DeskPane(this.core, this.me, () => this.back(), () => this.calls);
     replace(this.main, this.deskPane.el);
     this.renderList();
   }

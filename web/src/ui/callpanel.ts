@@ -21,6 +21,60 @@ import { KeyChangedWarning, comparedText, summarize, type VerificationStore } fr
 const SPEAKING_MS = 2000;
 const TICK_MS = 500;
 
+// The preemption warning, as in MLPP: a steady 440 Hz + 620 Hz tone for
+// 3 seconds when a flash call takes someone out of a call; the banner
+// saying who stays a while longer.
+export const PREEMPT_TONE_HZ = [440, 620] as const;
+export const PREEMPT_TONE_MS = 3000;
+const PREEMPT_BANNER_MS = 15000;
+
+declare global {
+  // The latest preemption tone: what it sends to the speakers passes
+  // through analyser, so a test can measure it (as window.hotlineUI
+  // exposes the call).
+  var hotlineTone: { analyser: AnalyserNode; started: number; ms: number } | undefined;
+}
+
+let toneContext: AudioContext | undefined;
+
+// preemptionTone sounds the preemption warning with WebAudio.
+export function preemptionTone(): void {
+  if (typeof AudioContext === "undefined") return;
+  try {
+    toneContext ??= new AudioContext();
+    const ac = toneContext;
+    void ac.resume().catch(() => undefined);
+    const t0 = ac.currentTime + 0.05;
+    const t1 = t0 + PREEMPT_TONE_MS / 1000;
+    const gain = ac.createGain();
+    // Short ramps: no click at either end.
+    gain.gain.setValueAtTime(0, t0);
+    gain.gain.linearRampToValueAtTime(0.2, t0 + 0.02);
+    gain.gain.setValueAtTime(0.2, t1 - 0.02);
+    gain.gain.linearRampToValueAtTime(0, t1);
+    const analyser = ac.createAnalyser();
+    analyser.fftSize = 4096;
+    analyser.smoothingTimeConstant = 0;
+    gain.connect(analyser);
+    analyser.connect(ac.destination);
+    let left: number = PREEMPT_TONE_HZ.length;
+    for (const hz of PREEMPT_TONE_HZ) {
+      const o = ac.createOscillator();
+      o.frequency.value = hz;
+      o.connect(gain);
+      o.onended = () => {
+        o.disconnect();
+        if (--left === 0) gain.disconnect();
+      };
+      o.start(t0);
+      o.stop(t1);
+    }
+    globalThis.hotlineTone = { analyser, started: performance.now(), ms: PREEMPT_TONE_MS };
+  } catch (e) {
+    report(e, "Preemption tone");
+  }
+}
+
 export interface CallScreenContext {
   calls: Calls;
   me: Me;
@@ -80,6 +134,8 @@ export function reasonText(reason: string | undefined): string {
       return "A device on the call was revoked";
     case "missed":
       return "Missed call";
+    case "preempted":
+      return "Preempted by a flash call";
     default:
       return reason.charAt(0).toUpperCase() + reason.slice(1).replace(/_/g, " ");
   }
@@ -250,6 +306,9 @@ export class CallScreen {
   private panel?: CallPanel;
   private shownError?: unknown;
   private tick?: number;
+  // Preemptions announced (call|device), and the banner saying so.
+  private readonly announced = new Set<string>();
+  private banner?: { el: HTMLElement; timer: number };
 
   constructor(
     private readonly ctx: CallScreenContext,
@@ -296,6 +355,8 @@ export class CallScreen {
       this.clearRing();
       this.clearPanel();
     }
+    this.preemption(v);
+    if (this.banner && this.host.firstElementChild !== this.banner.el) this.host.prepend(this.banner.el);
     const live = v.phase === "outgoing" || v.phase === "active";
     if (live && this.tick === undefined) {
       this.tick = window.setInterval(() => this.panel?.update(this.ctx.calls.view()), TICK_MS);
@@ -304,6 +365,49 @@ export class CallScreen {
       this.tick = undefined;
     }
     this.ctx.changed(v);
+  }
+
+  // preemption warns, once per call and device, when the server's view of
+  // this device's call says a flash call took someone out of it: this
+  // user ("Preempted"), or others on it. The banner outlives the call's
+  // panel: the flash call rings this device at once.
+  private preemption(v: CallView): void {
+    const c = v.call;
+    if (!c || v.phase === "idle" || v.phase === "incoming") return;
+    const fresh = c.participants.filter((p) => p.preempted === true && !this.announced.has(`${c.id}|${p.device}`));
+    if (fresh.length === 0) return;
+    for (const p of fresh) this.announced.add(`${c.id}|${p.device}`);
+    const me = this.ctx.me;
+    const self = fresh.some((p) => p.user === me.user);
+    // Named as the group knows them where it does.
+    const names = [...new Set(fresh.filter((p) => p.user !== me.user).map((p) => {
+      const q = v.participants.find((x) => x.device === p.device);
+      return q ? who(q, c).user : p.user;
+    }))];
+    const text = self
+      ? "Preempted: taken out for a flash call"
+      : `${names.join(", ")} ${names.length === 1 ? "was" : "were"} taken out for a flash call`;
+    this.showBanner(text, self, names);
+    preemptionTone();
+  }
+
+  private showBanner(text: string, self: boolean, users: string[]): void {
+    this.clearBanner();
+    const el = h(
+      "div",
+      { class: "preempt-banner", role: "alert", "data-testid": "preempt-banner", "data-self": String(self), "data-users": users.join(" ") },
+      h("span", { class: "preempt-text" }, text),
+      h("button", { type: "button", class: "preempt-dismiss", "aria-label": "Dismiss", onclick: () => this.clearBanner() }, "×"),
+    );
+    this.banner = { el, timer: window.setTimeout(() => this.clearBanner(), PREEMPT_BANNER_MS) };
+    this.host.prepend(el);
+  }
+
+  private clearBanner(): void {
+    if (!this.banner) return;
+    window.clearTimeout(this.banner.timer);
+    this.banner.el.remove();
+    this.banner = undefined;
   }
 
   private clearPanel(): void {

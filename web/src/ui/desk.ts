@@ -8,10 +8,17 @@
 // Everything is re-fetched, not patched: a "request" update from the
 // stream, or every few seconds for live calls while the console is shown.
 // Times show in this browser's zone, with the requester's beside them.
+//
+// The desk places a scheduled call from here: this browser joins it with
+// its own media (src/call.ts), ringing the requester only; once they are on
+// the line ("please hold for the principal") it connects the principal,
+// preempting a routine call of theirs if the request is flash, holds and
+// resumes participants, hands the call over, or leaves.
 
+import type { Calls, CallView } from "../call";
 import type { CallInfo, CallRequest, Commitment, Core, Hotline, LineCheck, Me, Readout } from "../core";
 import { h, replace } from "../dom";
-import { guard } from "./errors";
+import { describe, guard } from "./errors";
 import { levelPill } from "./sidebar";
 
 const LIVE_POLL_MS = 5000;
@@ -46,6 +53,43 @@ function localInput(iso: string): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
+// CALL_WORDS says in words what the server's error code means for a step
+// of the desk in a call; the server's own message follows.
+const CALL_WORDS: Record<string, string> = {
+  conflict: "Not possible now",
+  forbidden: "Not allowed",
+  not_found: "No such call or request (it may have ended)",
+  not_member: "Not a member of the call's conversation",
+  contact_refused: "The contact policy does not allow it",
+  contact_via_request: "Reachable only through a call request",
+  clearance_insufficient: "Not cleared for the call's level",
+  user_disabled: "That user is disabled",
+  unauthenticated: "Signed out: open the app again",
+  device_revoked: "This device was revoked",
+  rate_limited: "Too many attempts: wait a moment",
+  unavailable: "The server is unavailable: try again",
+  bad_request: "The server refused the request",
+  internal: "The server failed",
+  client: "This browser could not do it",
+};
+
+// stepError is a failed step as the console shows it.
+export function stepError(e: unknown): { code: string; text: string } {
+  const d = describe(e);
+  const words = CALL_WORDS[d.code] ?? "Failed";
+  return { code: d.code, text: `${words}: ${d.message}${d.hint ? ` (${d.hint})` : ""}` };
+}
+
+// A step of the desk in a call: running (buttons disabled), or failed.
+interface Step {
+  running?: string; // what is being done, in words
+  error?: { code: string; text: string };
+}
+
+function inCall(v: CallView | undefined): boolean {
+  return v !== undefined && (v.phase === "outgoing" || v.phase === "active" || v.phase === "incoming");
+}
+
 function briefState(r: CallRequest): string {
   const b = r.briefing;
   if (!b) return "no brief yet";
@@ -70,11 +114,24 @@ export class DeskPane {
   // Inputs being typed into survive a refresh: a request's card is
   // rebuilt only when its request changed.
   private readonly cards = new Map<string, { stamp: string; el: HTMLElement }>();
+  // The desk in calls: the steps under way or failed, by request (placing)
+  // or call; the scheduled calls by conversation (to connect their
+  // principal); the place lines and live cards, updated in place.
+  private readonly steps = new Map<string, Step>();
+  private readonly scheduled = new Map<string, CallRequest>();
+  private readonly places = new Map<string, HTMLElement>();
+  private readonly liveCards = new Map<string, { stamp: string; el: HTMLElement }>();
+  private live: CallInfo[] = [];
+  private callKey = "";
+  private stopCalls: (() => void) | undefined;
 
+  // calls, if given, is the page's call (src/call.ts) the desk places and
+  // joins calls with.
   constructor(
     private readonly core: Core,
     private readonly me: Me,
     back: () => void,
+    private readonly calls: () => Calls | undefined = () => undefined,
   ) {
     this.desk = me.roles.includes("duty-officer");
     this.requestsEl = h("ul", { class: "desk-list", "data-testid": "desk-requests", "aria-label": "Call requests" });
@@ -106,11 +163,36 @@ export class DeskPane {
       ),
     );
     this.reload();
-    if (this.desk) this.timer = window.setInterval(() => void this.loadLive(), LIVE_POLL_MS);
+    if (this.desk) {
+      this.timer = window.setInterval(() => void this.loadLive(), LIVE_POLL_MS);
+      this.watchCalls();
+    }
+  }
+
+  // watchCalls follows this browser's call: the place lines and the live
+  // calls change with it (the server's view of who is on it comes with the
+  // next fetch, made at once).
+  private watchCalls(): void {
+    if (this.closed) return;
+    const calls = this.calls();
+    if (!calls) {
+      // The call line starts after the app: look again shortly.
+      window.setTimeout(() => this.watchCalls(), 500);
+      return;
+    }
+    this.stopCalls = calls.onChange((v) => {
+      const key = JSON.stringify([v.phase, v.lineUp, v.call?.id, v.call?.state, (v.call?.participants ?? []).map((p) => [p.device, p.state, p.held === true])]);
+      if (key === this.callKey) return;
+      this.callKey = key;
+      this.syncPlaces();
+      void this.loadLive();
+    });
+    this.syncPlaces();
   }
 
   close(): void {
     this.closed = true;
+    this.stopCalls?.();
     if (this.timer !== undefined) window.clearInterval(this.timer);
     if (this.debounce !== undefined) window.clearTimeout(this.debounce);
   }
@@ -410,6 +492,9 @@ export class DeskPane {
   }
 
   private renderSchedule(rs: CallRequest[]): void {
+    this.scheduled.clear();
+    this.places.clear();
+    for (const r of rs) this.scheduled.set(r.conversation, r);
     replace(
       this.scheduleEl,
       rs.length === 0
@@ -424,6 +509,7 @@ export class DeskPane {
               r.purpose ? h("p", { class: "desk-purpose" }, r.purpose) : null,
               h("div", { class: "desk-sub", "data-testid": "brief-state" }, briefState(r)),
               this.desk ? this.lineCheckLine(r) : null,
+              this.desk ? this.placeLine(r) : null,
               principalSide && r.brief && r.briefing && r.briefing.acked !== r.briefing.version
                 ? h(
                     "button",
@@ -489,23 +575,273 @@ export class DeskPane {
     );
   }
 
-  private renderLive(calls: CallInfo[]): void {
+  // placeLine places a scheduled call from this browser, and says how it
+  // goes.
+  private placeLine(r: CallRequest): HTMLElement {
+    const el = h("div", { class: "desk-actions desk-place", "data-testid": "place-line", "data-request": r.id });
+    this.places.set(r.id, el);
+    this.renderPlace(r, el);
+    return el;
+  }
+
+  private syncPlaces(): void {
+    for (const [id, el] of this.places) {
+      const r = [...this.scheduled.values()].find((x) => x.id === id);
+      if (r) this.renderPlace(r, el);
+    }
+  }
+
+  private renderPlace(r: CallRequest, el: HTMLElement): void {
+    const calls = this.calls();
+    const v = calls?.view();
+    const step = this.steps.get(r.id);
+    const here = v && inCall(v) && v.call?.conversation === r.conversation ? v : undefined;
+    let why = "";
+    if (!calls) why = "Calls are not available in this browser";
+    else if (here) why = "";
+    else if (inCall(v)) why = "This browser is in another call";
+    else if (!v?.lineUp) why = "Connecting the call line…";
+    let status: string | null = null;
+    let state = "idle";
+    if (step?.running) {
+      status = step.running;
+      state = "running";
+    } else if (here) {
+      const ringing = (here.call?.participants ?? []).filter((p) => p.state === "ringing").map((p) => p.user);
+      status = here.phase === "active" ? "On the line: see Calls under way" : ringing.length > 0 ? `Ringing ${[...new Set(ringing)].join(", ")}…` : "Placing the call…";
+      state = here.phase === "active" ? "active" : "ringing";
+    } else if (step?.error) {
+      status = step.error.text;
+      state = "error";
+    }
+    el.dataset.state = state;
+    if (step?.error && state === "error") el.dataset.code = step.error.code;
+    else delete el.dataset.code;
     replace(
-      this.liveEl,
-      calls.length === 0
-        ? h("li", { class: "empty" }, "No calls under way.")
-        : calls.map((c) =>
-            h(
-              "li",
-              { class: "desk-item", "data-testid": "live-call", "data-id": c.id, "data-state": c.state },
-              h("div", { class: "desk-line" }, levelPill(c.level, "small"), ` ${c.state === "ringing" ? "Ringing" : "Talking"} since ${fmt(c.created_at, undefined, false)}`),
-              h(
-                "ul",
-                { class: "desk-people" },
-                c.participants.map((p) => h("li", { "data-state": p.state }, `${p.user} (${p.role}) — ${p.state}${p.listening ? ", listening" : ""}`)),
-              ),
-            ),
+      el,
+      here
+        ? null
+        : h(
+            "button",
+            {
+              type: "button",
+              class: "primary small",
+              "data-testid": "place-call",
+              disabled: step?.running !== undefined || why !== "",
+              title: why || `Ring ${r.requester} from this browser; connect ${r.principal} once they answer`,
+              onclick: () => void this.place(r),
+            },
+            "Place call",
           ),
+      why && !here && !step?.running ? h("span", { class: "desk-sub" }, why) : null,
+      status ? h("span", { class: `desk-sub desk-step${state === "error" ? " desk-step-error" : ""}`, "data-testid": "place-status", role: state === "error" ? "alert" : "status" }, status) : null,
+    );
+  }
+
+  private async place(r: CallRequest): Promise<void> {
+    const calls = this.calls();
+    if (!calls || this.steps.get(r.id)?.running) return;
+    this.steps.set(r.id, { running: `Placing the call: ringing ${r.requester}…` });
+    this.syncPlaces();
+    try {
+      await calls.placeRequest(r.id, r.conversation);
+      this.steps.delete(r.id);
+    } catch (e) {
+      this.steps.set(r.id, { error: stepError(e) });
+    }
+    this.syncPlaces();
+    void this.loadLive();
+  }
+
+  // step runs one of the desk's actions on a call, with its buttons
+  // disabled and its progress shown until it is done.
+  private async step(call: string, running: string, f: () => Promise<unknown>): Promise<void> {
+    if (this.steps.get(call)?.running) return;
+    this.steps.set(call, { running });
+    this.renderLive(this.live);
+    try {
+      await f();
+      this.steps.delete(call);
+    } catch (e) {
+      this.steps.set(call, { error: stepError(e) });
+    }
+    this.renderLive(this.live);
+    await this.loadLive();
+  }
+
+  private renderLive(calls: CallInfo[]): void {
+    this.live = calls;
+    if (calls.length === 0) {
+      this.liveCards.clear();
+      replace(this.liveEl, h("li", { class: "empty" }, "No calls under way."));
+      return;
+    }
+    // The calls this browser is in first: those are the desk's to act on.
+    const joined = (c: CallInfo) => c.participants.some((p) => p.device === this.me.device && p.state === "joined");
+    calls = [...calls.filter(joined), ...calls.filter((c) => !joined(c))];
+    const seen = new Set<string>();
+    const items: HTMLElement[] = [];
+    for (const c of calls) {
+      seen.add(c.id);
+      const mine = joined(c);
+      const step = this.steps.get(c.id);
+      const stamp = JSON.stringify([c, mine, step, mine ? this.scheduled.get(c.conversation)?.id : ""]);
+      let card = this.liveCards.get(c.id);
+      if (!card || card.stamp !== stamp) {
+        card = { stamp, el: this.liveCard(c, mine, step) };
+        this.liveCards.set(c.id, card);
+      }
+      items.push(card.el);
+    }
+    for (const id of [...this.liveCards.keys()]) if (!seen.has(id)) this.liveCards.delete(id);
+    for (const id of [...this.steps.keys()]) if (!seen.has(id) && ![...this.scheduled.values()].some((r) => r.id === id)) this.steps.delete(id);
+    replace(this.liveEl, items);
+  }
+
+  // liveCard is a call ringing or under way; where this browser is in it,
+  // with the desk's controls.
+  private liveCard(c: CallInfo, mine: boolean, step: Step | undefined): HTMLElement {
+    const busy = step?.running !== undefined;
+    const r = mine ? this.scheduled.get(c.conversation) : undefined;
+    const live = (p: { state: string }) => p.state === "joined" || p.state === "ringing";
+    const holdShown = new Set<string>();
+    const people = c.participants.map((p) => {
+      let hold: HTMLElement | null = null;
+      if (mine && p.state === "joined" && p.user !== this.me.user && !holdShown.has(p.user)) {
+        holdShown.add(p.user);
+        const held = c.participants.some((x) => x.user === p.user && x.state === "joined" && x.held === true);
+        hold = h(
+          "button",
+          {
+            type: "button",
+            class: "small",
+            "data-testid": held ? "resume" : "hold",
+            "data-user": p.user,
+            disabled: busy,
+            onclick: () =>
+              void this.step(c.id, held ? `Taking ${p.user} off hold…` : `Putting ${p.user} on hold…`, () => this.core.holdInCall(c.id, p.user, !held)),
+          },
+          held ? "Resume" : "Hold",
+        );
+      }
+      return h(
+        "li",
+        { "data-testid": "live-participant", "data-user": p.user, "data-state": p.state, "data-held": String(p.held === true) },
+        `${p.user} (${p.role}) — ${p.state}${p.held ? ", on hold" : ""}${p.listening ? ", listening" : ""}${p.preempted ? ", taken out for a flash call" : ""}`,
+        hold ? " " : null,
+        hold,
+      );
+    });
+    let controls: HTMLElement | null = null;
+    if (mine) {
+      const principalIn = r ? c.participants.some((p) => p.user === r.principal && live(p)) : true;
+      const preempt = r?.urgency === "flash" ? h("input", { type: "checkbox", "data-testid": "preempt" }) : null;
+      const conv = h("select", { "data-testid": "transfer-to", "aria-label": "Transfer to", disabled: busy }, h("option", { value: "" }, "Transfer to…"));
+      void this.core.conversations().then((cs) => {
+        const users = new Set<string>();
+        for (const m of cs.find((x) => x.id === c.conversation)?.members ?? []) {
+          if (m.user === this.me.user || m.roles.includes("archive") || m.roles.includes("recorder")) continue;
+          if (c.participants.some((p) => p.user === m.user && live(p))) continue;
+          users.add(m.user);
+        }
+        for (const u of [...users].sort()) conv.append(h("option", { value: u }, u === r?.principal ? `${u} (principal)` : u));
+      }, () => undefined);
+      controls = h(
+        "div",
+        { class: "desk-actions desk-call-actions" },
+        r && !principalIn
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "primary small",
+                "data-testid": "connect",
+                disabled: busy,
+                title: `Ring ${r.principal} into the call`,
+                onclick: () => {
+                  const pre = (preempt as HTMLInputElement | null)?.checked === true;
+                  void this.step(c.id, pre ? `Ringing ${r.principal}, taking them out of any other call…` : `Ringing ${r.principal}…`, () =>
+                    this.core.ringIntoCall(c.id, r.principal, pre),
+                  );
+                },
+              },
+              "Connect principal",
+            )
+          : null,
+        r && !principalIn && preempt
+          ? h("label", { class: "desk-preempt", title: "A flash call: take the principal out of any routine call they are in" }, preempt, " Preempt")
+          : null,
+        conv,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "small",
+            "data-testid": "transfer",
+            disabled: busy,
+            title: "Ring them in, then leave the call",
+            onclick: () => {
+              const to = conv.value;
+              if (to === "") {
+                conv.focus();
+                conv.setAttribute("aria-invalid", "true");
+                return;
+              }
+              void this.step(c.id, `Handing the call to ${to}…`, async () => {
+                const calls = this.calls();
+                if (calls?.view().call?.id === c.id) await calls.transfer(to);
+                else await this.core.transferCall(c.id, to);
+              });
+            },
+          },
+          "Transfer",
+        ),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "small danger",
+            "data-testid": "desk-leave",
+            disabled: busy,
+            title: "Leave the call; the others talk on",
+            onclick: () =>
+              void this.step(c.id, "Leaving the call…", async () => {
+                const calls = this.calls();
+                if (calls?.view().call?.id === c.id) await calls.hangup();
+                else await this.core.hangup(c.id);
+              }),
+          },
+          "Leave",
+        ),
+      );
+    }
+    const status = step?.running ?? step?.error?.text;
+    return h(
+      "li",
+      { class: `desk-item${r?.urgency === "flash" ? " urgency-flash" : ""}`, "data-testid": "live-call", "data-id": c.id, "data-state": c.state, "data-mine": String(mine) },
+      h(
+        "div",
+        { class: "desk-line" },
+        levelPill(c.level, "small"),
+        ` ${c.state === "ringing" ? "Ringing" : "Talking"} since ${fmt(c.created_at, undefined, false)}`,
+        r ? h("span", null, " — ", this.urgency(r), ` ${r.principal} with ${r.requester}`) : null,
+        mine ? h("strong", null, " · you are on this call") : null,
+      ),
+      h("ul", { class: "desk-people" }, people),
+      controls,
+      status
+        ? h(
+            "p",
+            {
+              class: `desk-sub desk-step${step?.error ? " desk-step-error" : ""}`,
+              "data-testid": "desk-call-status",
+              "data-state": step?.running ? "running" : "error",
+              "data-code": step?.error?.code ?? "",
+              role: step?.error ? "alert" : "status",
+            },
+            status,
+          )
+        : null,
     );
   }
 }
