@@ -8,6 +8,7 @@
 //	hotline whoami | user | invite | device | policy | log | events  (as a device)
 //	hotline conversation | send | read | attach | chat               (as a device)
 //	hotline request | schedule | brief | memcon | commitment | readout | hotline | linecheck (the duty desk)
+//	hotline trace FILE                             name the recipient of a leaked memorandum
 //	hotline key rotate | backup | restore | log audit                (as the operator)
 //
 // Run `hotline help` or `hotline COMMAND -h` for details. Errors are printed
@@ -76,6 +77,7 @@ func init() {
 		{"schedule", "the scheduled calls of a day, in your time zone", cmdSchedule},
 		{"brief", "briefings for scheduled calls: send, show, ack", cmdBrief},
 		{"memcon", "memoranda of conversation: draft, list, show, approve, distribute", cmdMemCon},
+		{"trace", "name the recipient whose marked copy of a memorandum leaked", cmdTrace},
 		{"commitment", "commitments from memoranda: list, done, cancel", cmdCommitment},
 		{"readout", "readouts of ad-hoc calls for the duty desk: list, file", cmdReadout},
 		{"hotline", "standing lines tested end to end on a schedule: create, list, keep, wait", cmdHotline},

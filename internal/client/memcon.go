@@ -2,13 +2,17 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"hotline/internal/api"
 	"hotline/internal/desk"
+	"hotline/internal/trace"
 )
 
 // MemConDraft is a memorandum of conversation as its drafter writes it.
@@ -65,37 +69,64 @@ func (c *Client) DraftMemCon(ctx context.Context, d MemConDraft) (api.MemCon, er
 }
 
 // GetMemCon returns a memorandum with the text this device holds of it
-// (as far as it has synced).
+// (as far as it has synced): the drafter and the approver read the
+// original in the draft's conversation; a recipient reads their own
+// marked copy, sent to them alone by whoever distributed it.
 func (c *Client) GetMemCon(ctx context.Context, id string) (MemCon, error) {
 	var v api.MemCon
 	if err := c.Do(ctx, "GET", "/v1/memcons/"+url.PathEscape(id), nil, &v); err != nil {
 		return MemCon{}, err
 	}
 	m := MemCon{MemCon: v}
-	// The draft's text comes from its drafter; the copy from whoever of
-	// the drafter and the approver distributed it.
-	for _, src := range []struct {
-		conv    string
-		senders []string
-	}{{v.Conversation, []string{v.Drafter}}, {v.Distribution, []string{v.Drafter, v.Approver}}} {
-		if src.conv == "" || c.Conversation(src.conv).ID == "" {
+	if d := c.findDoc(v.Conversation, desk.DocMemCon, id, v.Drafter); d != nil {
+		m.Doc = d.MemCon
+		return m, nil
+	}
+	if v.Status != "distributed" {
+		return m, nil
+	}
+	convs, err := c.Conversations()
+	if err != nil {
+		return m, err
+	}
+	for _, info := range convs {
+		if info.ID == v.Conversation {
 			continue
 		}
-		ms, err := c.Messages(src.conv)
-		if err != nil {
-			continue
-		}
-		for _, msg := range ms {
-			if msg.Kind != "desk" || (msg.User != src.senders[0] && (len(src.senders) < 2 || msg.User != src.senders[1])) {
-				continue
-			}
-			d, err := desk.ParseDoc(msg.Data)
-			if err == nil && d.Type == desk.DocMemCon && d.MemCon.ID == id {
-				m.Doc = d.MemCon
+		if d := c.findDoc(info.ID, desk.DocMemCon, id, v.Drafter, v.Approver); d != nil {
+			m.Doc = d.MemCon
+			if info.ID != v.Distribution {
+				break // a copy of one's own; the need-to-know conversation's is older
 			}
 		}
 	}
 	return m, nil
+}
+
+// findDoc returns the latest document of type typ about memorandum id
+// that one of senders sent in a conversation this device holds, or nil.
+func (c *Client) findDoc(conv, typ, id string, senders ...string) *desk.Doc {
+	if conv == "" || c.Conversation(conv).ID == "" {
+		return nil
+	}
+	ms, err := c.Messages(conv)
+	if err != nil {
+		return nil
+	}
+	var found *desk.Doc
+	for _, msg := range ms {
+		if msg.Kind != "desk" || !slices.Contains(senders, msg.User) {
+			continue
+		}
+		d, err := desk.ParseDoc(msg.Data)
+		if err != nil || d.Type != typ {
+			continue
+		}
+		if (typ == desk.DocMemCon && d.MemCon.ID == id) || (typ == desk.DocMarks && d.Marks.MemCon == id) {
+			found = &d
+		}
+	}
+	return found
 }
 
 // MemCons lists the memoranda this user may see, newest first.
@@ -123,8 +154,12 @@ func (c *Client) ApproveMemCon(ctx context.Context, id string) (api.MemCon, erro
 }
 
 // DistributeMemCon sends the approved memorandum to its need-to-know list,
-// in a new conversation of exactly those users, after registering the
-// distribution (so no copy goes out unrecorded).
+// after registering the distribution (so no copy goes out unrecorded).
+// The list gets a conversation of exactly those users; each recipient gets
+// their own copy, sent to them alone, its summary marked for them
+// (internal/trace) so that a leaked copy or excerpt names its recipient.
+// The marking key goes to the draft's conversation first, where the
+// drafter and the approver can trace a leak ([Client.TraceLeak]).
 func (c *Client) DistributeMemCon(ctx context.Context, id string, recipients []string) (api.MemCon, error) {
 	if err := c.Sync(ctx); err != nil {
 		return api.MemCon{}, err
@@ -147,8 +182,36 @@ func (c *Client) DistributeMemCon(ctx context.Context, id string, recipients []s
 	if err := c.Do(ctx, "POST", "/v1/memcons/"+url.PathEscape(id)+"/distribute", api.MemConDistribute{Conversation: info.ID, Recipients: recipients}, &v); err != nil {
 		return m.MemCon, err
 	}
-	if err := c.sendDoc(ctx, info.ID, desk.Doc{Type: desk.DocMemCon, Request: m.Request, MemCon: m.Doc}); err != nil {
-		return v, fmt.Errorf("the distribution is recorded but the copy was not sent: %w", err)
+	me := c.Profile().User
+	var to []string
+	for _, r := range v.Recipients {
+		if r != me && r != m.Drafter && r != m.Approver { // they hold the original
+			to = append(to, r)
+		}
+	}
+	if len(to) == 0 {
+		return v, nil
+	}
+	key := make([]byte, desk.MarkKeySize)
+	rand.Read(key)
+	if err := c.sendDoc(ctx, m.Conversation, desk.Doc{Type: desk.DocMarks, Request: m.Request,
+		Marks: &desk.Marks{MemCon: id, Key: key, Recipients: to}}); err != nil {
+		return v, fmt.Errorf("the distribution is recorded but no copy was sent (the marking key did not reach the draft's conversation): %w", err)
+	}
+	var failed []string
+	for _, r := range to {
+		doc := *m.Doc
+		doc.Summary = trace.Mark(key, r, m.Doc.Summary)
+		cp, err := c.CreateConversation(ctx, CreateOptions{Title: "MemCon: " + m.Doc.Subject + " (your copy)", Members: []string{r}})
+		if err == nil {
+			err = c.sendDoc(ctx, cp.ID, desk.Doc{Type: desk.DocMemCon, Request: m.Request, MemCon: &doc})
+		}
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s (%v)", r, err))
+		}
+	}
+	if len(failed) > 0 {
+		return v, fmt.Errorf("the distribution is recorded but these copies were not sent: %s", strings.Join(failed, "; "))
 	}
 	return v, nil
 }

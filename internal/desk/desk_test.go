@@ -2,6 +2,7 @@ package desk
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,7 @@ func TestDocs(t *testing.T) {
 		{Type: DocReadout, Call: "0c0ffee0", Readout: "We agreed to talk again on Friday."},
 		{Type: DocPing, Hotline: "0a", Nonce: "0b"},
 		{Type: DocPong, Hotline: "0a", Nonce: "0b"},
+		{Type: DocMarks, Request: "0a1b", Marks: marks()},
 	}
 	for _, d := range good {
 		b, err := d.Marshal()
@@ -157,6 +159,19 @@ func TestDocs(t *testing.T) {
 		"commitment no ID":         {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].ID = "x" })},
 		"commitment no text":       {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].Text = "" })},
 		"commitment no due":        {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) { m.Commitments[0].Due = time.Time{} })},
+		"marks missing":            {Type: DocMarks, Request: "01"},
+		"marks on a memcon":        {Type: DocMemCon, Request: "01", MemCon: memcon(), Marks: marks()},
+		"marks without memcon":     {Type: DocMarks, Request: "01", Marks: withMarks(func(m *Marks) { m.MemCon = "" })},
+		"marks short key":          {Type: DocMarks, Request: "01", Marks: withMarks(func(m *Marks) { m.Key = m.Key[:16] })},
+		"marks nobody":             {Type: DocMarks, Request: "01", Marks: withMarks(func(m *Marks) { m.Recipients = nil })},
+		"marks recipient twice":    {Type: DocMarks, Request: "01", Marks: withMarks(func(m *Marks) { m.Recipients = []string{"a", "a"} })},
+		"marks empty recipient":    {Type: DocMarks, Request: "01", Marks: withMarks(func(m *Marks) { m.Recipients = []string{" "} })},
+		"marks with a purpose":     {Type: DocMarks, Request: "01", Purpose: "p", Marks: marks()},
+		"marks too many": {Type: DocMarks, Request: "01", Marks: withMarks(func(m *Marks) {
+			for i := range MaxRecipients {
+				m.Recipients = append(m.Recipients, fmt.Sprint("u", i))
+			}
+		})},
 		"too many commitments": {Type: DocMemCon, Request: "01", MemCon: with(func(m *MemCon) {
 			m.Commitments = make([]Commitment, MaxCommitments+1)
 		})},
@@ -181,6 +196,16 @@ func TestDocs(t *testing.T) {
 func memcon() *MemCon {
 	return &MemCon{ID: "0c", Subject: "Call", HeldAt: time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC), Participants: []string{"a@o.example"},
 		Summary: "talked", Commitments: []Commitment{{ID: "0d", Owner: "a@o.example", Due: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), Text: "send it"}}}
+}
+
+func marks() *Marks {
+	return &Marks{MemCon: "0c", Key: make([]byte, MarkKeySize), Recipients: []string{"a@o.example", "b@o.example"}}
+}
+
+func withMarks(f func(*Marks)) *Marks {
+	m := marks()
+	f(m)
+	return m
 }
 
 func with(f func(*MemCon)) *MemCon {

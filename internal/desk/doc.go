@@ -16,6 +16,10 @@ const (
 	DocReadout  = "readout"  // Readout: what was said on an ad-hoc call (Call names it), to the duty desk
 	DocPing     = "ping"     // a hotline's test (Hotline, Nonce), from its near end
 	DocPong     = "pong"     // the far end's answer to a ping, with the same nonce
+	// DocMarks: the key that marks each recipient's copy of a distributed
+	// MemCon, and who got one, for the drafter and approver alone (in the
+	// draft's conversation), so that a leaked copy can be traced.
+	DocMarks = "marks"
 )
 
 // Limits on documents' text.
@@ -30,6 +34,8 @@ const (
 	MaxCommitments  = 50
 	MaxParticipants = 50
 	MaxDoc          = 64 << 10 // an encoded document, as conversation.MaxDesk
+	MaxRecipients   = 100      // of a MemCon's copies
+	MarkKeySize     = 32
 	maxID           = 64
 )
 
@@ -46,6 +52,15 @@ type Doc struct {
 	Reason   string    `json:"reason,omitempty"`
 	Briefing *Briefing `json:"briefing,omitempty"`
 	MemCon   *MemCon   `json:"memcon,omitempty"`
+	Marks    *Marks    `json:"marks,omitempty"`
+}
+
+// Marks is how a MemCon's copies were marked: the marking key (see
+// internal/trace) and the recipients, as the copies name them.
+type Marks struct {
+	MemCon     string   `json:"memcon"`
+	Key        []byte   `json:"key"`
+	Recipients []string `json:"recipients"`
 }
 
 // MemCon is a memorandum of conversation: who talked, when, what was said
@@ -142,6 +157,9 @@ func (d Doc) Validate() error {
 	if d.MemCon != nil && d.Type != DocMemCon {
 		return bad("a %s document carries no memorandum", d.Type)
 	}
+	if d.Marks != nil && d.Type != DocMarks {
+		return bad("a %s document carries no marks", d.Type)
+	}
 	switch d.Type {
 	case DocRequest:
 		if d.Reason != "" || d.Briefing != nil || strings.TrimSpace(d.Purpose) == "" {
@@ -163,6 +181,11 @@ func (d Doc) Validate() error {
 			return bad("a memcon document carries a memorandum and nothing else")
 		}
 		return d.MemCon.Validate()
+	case DocMarks:
+		if d.Purpose != "" || d.Reason != "" || d.Briefing != nil || d.Marks == nil {
+			return bad("a marks document carries marks and nothing else")
+		}
+		return d.Marks.Validate()
 	}
 	return bad("document type %.40q unknown", d.Type)
 }
@@ -207,6 +230,34 @@ func (m *MemCon) Validate() error {
 		}
 		if err := checkText("an owner", c.Owner, 256); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks marks: the memorandum's ID, a key of MarkKeySize bytes,
+// and 1 to MaxRecipients distinct recipients.
+func (m *Marks) Validate() error {
+	if !isID(m.MemCon) {
+		return bad("the marks name no valid memorandum ID")
+	}
+	if len(m.Key) != MarkKeySize {
+		return bad("a marking key has %d bytes, not %d", MarkKeySize, len(m.Key))
+	}
+	if len(m.Recipients) == 0 || len(m.Recipients) > MaxRecipients {
+		return bad("marks list 1 to %d recipients", MaxRecipients)
+	}
+	for i, r := range m.Recipients {
+		if strings.TrimSpace(r) == "" {
+			return bad("an empty recipient")
+		}
+		if err := checkText("a recipient", r, 256); err != nil {
+			return err
+		}
+		for _, o := range m.Recipients[:i] {
+			if o == r {
+				return bad("recipient %.60q twice", r)
+			}
 		}
 	}
 	return nil

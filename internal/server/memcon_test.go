@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,9 +109,13 @@ func TestMemConFlow(t *testing.T) {
 			}
 			sync1(t, o.principal, o.counterpart)
 			got, err := o.principal.GetMemCon(ctx, m.ID)
-			if err != nil || got.Doc == nil || got.Doc.Summary != draft.Summary || got.Doc.Commitments[1].Text != draft.Commitments[1].Text ||
-				got.Doc.Commitments[1].ID != m.Commitments[1].ID {
+			if err != nil || got.Doc == nil || got.Doc.Commitments[1].Text != draft.Commitments[1].Text ||
+				got.Doc.Commitments[1].ID != m.Commitments[1].ID || !strings.HasPrefix(got.Doc.Summary, "Summary "+canary+":") {
 				t.Fatalf("the principal's copy: %+v, %v", got.Doc, err)
+			}
+			// It is their copy, marked for them (leak_test.go tells more).
+			if ts, err := o.duty.TraceLeak(ctx, got.Doc.Summary); err != nil || len(ts) != 1 || ts[0].Accused != "principal@state.example" {
+				t.Fatalf("tracing the principal's copy: %+v, %v", ts, err)
 			}
 			if _, err := o.counterpart.GetMemCon(ctx, m.ID); !apierr.Is(err, apierr.NotFound) {
 				t.Fatalf("the counterpart reading the memorandum: %v", err)

@@ -298,6 +298,8 @@ func deskText(d desk.Doc) string {
 			fmt.Fprintf(&s, "\nCommitment (%s, due %s): %s", c.Owner, c.Due.Format("2 Jan 2006 15:04 MST"), c.Text)
 		}
 		return s.String()
+	case desk.DocMarks:
+		return fmt.Sprintf("Marking key for the %d marked copies of memorandum %s (for tracing a leak)", len(d.Marks.Recipients), d.Marks.MemCon)
 	}
 	b := d.Briefing
 	if b == nil {

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"hotline/internal/trace"
+)
+
+// maxLeak bounds the text hotline trace reads: a memorandum's summary is
+// at most 48 KiB, and a leak is a copy of one or part of one.
+const maxLeak = 1 << 20
+
+// cmdTrace names the recipient whose marked copy of a memorandum a leaked
+// text came from.
+func cmdTrace(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "trace", "trace FILE --profile DIR [--json]   (FILE: a leaked copy or excerpt; - reads standard input)")
+	profile := profileFlag(fs)
+	asJSON := fs.Bool("json", false, "print as JSON")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	var r io.Reader = e.stdin
+	if pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxLeak+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxLeak {
+		return usagef("%s is over %d bytes: trace a copy or an excerpt of one memorandum", pos[0], maxLeak)
+	}
+	if !utf8.Valid(b) {
+		return usagef("%s is not UTF-8 text", pos[0])
+	}
+	c, release, err := openSynced(e, *profile)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ts, err := c.TraceLeak(e.ctx, string(b))
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, ts)
+	}
+	if len(ts) == 0 {
+		fmt.Fprintln(e.stdout, "no marked place of any memorandum this device can trace is in the text (it traces the memoranda its user drafted or approved)")
+		return nil
+	}
+	t := ts[0]
+	fmt.Fprintf(e.stdout, "memcon %s (%s): read %d of its %d marked places\n", short(t.MemCon), t.Subject, t.Observed, t.Slots)
+	switch {
+	case t.Accused != "":
+		fmt.Fprintf(e.stdout, "the copy of %s, confidence %s (at least %.3f: accused)\n", t.Accused, confidence(t.Suspects[0].Confidence), trace.AccuseAt)
+	case t.Likely != "":
+		fmt.Fprintf(e.stdout, "most likely the copy of %s, confidence %s (under %.3f: not enough to accuse; a longer excerpt may tell)\n", t.Likely, confidence(t.Suspects[0].Confidence), trace.AccuseAt)
+	default:
+		fmt.Fprintln(e.stdout, "no recipient's copy matches better than another's")
+	}
+	for _, s := range t.Suspects {
+		inv := ""
+		if s.Invisible {
+			inv = ", invisible tag found"
+		}
+		fmt.Fprintf(e.stdout, "  %-32s %d of %d places match, confidence %s%s\n", s.Recipient, s.Matches, s.Observed, confidence(s.Confidence), inv)
+	}
+	if len(ts) > 1 {
+		fmt.Fprintf(e.stdout, "%d other memoranda share some marked places with the text (--json lists them)\n", len(ts)-1)
+	}
+	return nil
+}
+
+// confidence prints a probability near 1 cut (not rounded) after its
+// first digit that is not a 9: 0.42, 0.9993, 0.999996; past twelve 9s,
+// "> 0.999999999999".
+func confidence(p float64) string {
+	for d := 2; d <= 12; d++ {
+		scale := math.Pow(10, float64(d))
+		s := fmt.Sprintf("%.*f", d, math.Floor(p*scale)/scale)
+		if !strings.HasSuffix(s, "9") {
+			return s
+		}
+	}
+	return "> 0.999999999999"
+}
