@@ -158,11 +158,12 @@ func cmdConversation(e *cmdEnv, args []string) error {
 }
 
 func convCreate(e *cmdEnv, args []string) error {
-	fs := newFlags(e, "conversation create", "conversation create [--title T] [--classification LEVEL] [--compartments A,B] MEMBER... --profile DIR [--json]")
+	fs := newFlags(e, "conversation create", "conversation create [--title T] [--classification LEVEL] [--compartments A,B] [--archive] MEMBER... --profile DIR [--json]")
 	profile := profileFlag(fs)
 	title := fs.String("title", "", "the conversation's `title`, seen only by its members")
 	level := fs.String("classification", "unclassified", "the classification `level`: unclassified, confidential, secret or top-secret; every member must be cleared for it")
 	comps := fs.String("compartments", "", "comma-separated `compartments` every member must hold")
+	archived := fs.Bool("archive", false, "on the record: the organisation's archive device joins, and nobody sends without it (always so where the organisation requires it)")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	pos, err := parse(fs, args, 0, -1)
 	if err != nil {
@@ -200,7 +201,7 @@ func convCreate(e *cmdEnv, args []string) error {
 		}
 	}
 	info, err := c.CreateConversation(e.ctx, client.CreateOptions{Title: *title, Members: members,
-		Classification: conversation.Classification{Level: clearance, Compartments: compartments}})
+		Classification: conversation.Classification{Level: clearance, Compartments: compartments, ArchiveRequired: *archived}})
 	if err != nil {
 		if info.ID != "" { // created and registered, but the members are not all in
 			err = fmt.Errorf("conversation %s was created, but adding its members failed: %w", info.ID, err)

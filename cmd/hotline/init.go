@@ -16,6 +16,7 @@ func cmdInit(e *cmdEnv, args []string) error {
 	rootKey := fs.String("root-key", "", "where to write the offline root key (default DIR/root.key); move it off the server")
 	hosts := fs.String("host", "", "extra comma-separated host names or addresses for the TLS certificate")
 	db := storeFlags(fs) // default: SQLite in DIR
+	requireArchive := fs.Bool("require-archive", false, "every conversation must have the organisation's archive device (hotline archive run) before anyone sends in it")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
@@ -30,7 +31,7 @@ func cmdInit(e *cmdEnv, args []string) error {
 		}
 	}
 	res, err := datadir.Init(e.ctx, *data, datadir.InitOptions{
-		Org: *orgName, Admin: *admin, RootKeyPath: *rootKey, Hosts: hostList, Database: db().Database, PasswordFile: db().PasswordFile,
+		Org: *orgName, Admin: *admin, RootKeyPath: *rootKey, Hosts: hostList, Database: db().Database, PasswordFile: db().PasswordFile, RequireArchive: *requireArchive,
 	})
 	if errors.Is(err, datadir.ErrExists) {
 		return withHint(err, "choose a new directory; nothing was changed")

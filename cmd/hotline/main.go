@@ -9,6 +9,7 @@
 //	hotline conversation | send | read | attach | chat               (as a device)
 //	hotline request | schedule | brief | memcon | commitment | readout | hotline | linecheck (the duty desk)
 //	hotline trace FILE                             name the recipient of a leaked memorandum
+//	hotline archive run | records keygen | list | read  the archive device and the records officer
 //	hotline key rotate | backup | restore | log audit                (as the operator)
 //
 // Run `hotline help` or `hotline COMMAND -h` for details. Errors are printed
@@ -78,6 +79,8 @@ func init() {
 		{"brief", "briefings for scheduled calls: send, show, ack", cmdBrief},
 		{"memcon", "memoranda of conversation: draft, list, show, approve, distribute", cmdMemCon},
 		{"trace", "name the recipient whose marked copy of a memorandum leaked", cmdTrace},
+		{"archive", "run the organisation's archive device: archive run", cmdArchive},
+		{"records", "the records officer's side: keygen, list, read", cmdRecords},
 		{"commitment", "commitments from memoranda: list, done, cancel", cmdCommitment},
 		{"readout", "readouts of ad-hoc calls for the duty desk: list, file", cmdReadout},
 		{"hotline", "standing lines tested end to end on a schedule: create, list, keep, wait", cmdHotline},
@@ -183,12 +186,16 @@ func parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string, err
 			}
 			return nil, usageError{err.Error()}
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			// The flag package took the terminator: all that follows
+			// is positional, even what starts with "-" (conversation
+			// IDs may).
+			pos = append(pos, rest...)
 			break
 		}
-		if args[0] == "--" {
-			pos = append(pos, args[1:]...)
+		args = rest
+		if len(args) == 0 {
 			break
 		}
 		pos = append(pos, args[0])

@@ -112,6 +112,7 @@ type Client struct {
 	onStreamDown func(error)                           // OnStreamDown
 	unlockFn     func(context.Context) (string, error) // SetUnlock
 	prober       Prober                                // SetProber
+	records      func(Message) error                   // SetRecords
 
 	// unlockMu serializes opening sessions that need an unlock, so that
 	// concurrent calls share one passkey prompt rather than make several.

@@ -653,6 +653,15 @@ func (c *Client) CreateConversation(ctx context.Context, o CreateOptions) (Conve
 	if info.RequireArchive {
 		o.Classification.ArchiveRequired = true
 	}
+	if o.Classification.ArchiveRequired {
+		// The archive joins with everyone else, so that the conversation
+		// is usable at once.
+		for _, u := range c.archiveUsers() {
+			if !slices.Contains(o.Members, u) {
+				o.Members = append(o.Members, u)
+			}
+		}
+	}
 	if _, err := c.Me(ctx); err != nil { // a fresh credential for the leaf
 		return ConversationInfo{}, err
 	}
@@ -848,9 +857,26 @@ func (c *Client) recordLocked(e *convEntry, m Message) error {
 	return c.writeHistoryLocked(e)
 }
 
+// SetRecords makes this device keep no message history: every message it
+// handles goes to fn instead, before the device saves its state and
+// acknowledges the message (an error from fn stops the handling, to be
+// retried). The archive device seals them to the records key this way.
+// Set it before the device handles any message.
+func (c *Client) SetRecords(fn func(Message) error) {
+	c.mu.Lock()
+	c.records = fn
+	c.mu.Unlock()
+}
+
 // recordLater adds a message handled to the history written with the
 // conversation's state.
 func (c *Client) recordLater(e *convEntry, m Message) error {
+	c.mu.Lock()
+	sink := c.records
+	c.mu.Unlock()
+	if sink != nil {
+		return sink(m)
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -1258,6 +1284,28 @@ func (c *Client) sendLocked(ctx context.Context, e *convEntry, content conversat
 		}
 		return msg, nil
 	}
+}
+
+// archiveUsers are the accounts of this organisation that hold the archive
+// role, as this device's verified view of the log says.
+func (c *Client) archiveUsers() []string {
+	b, err := c.st.ReadFile(RolesFile)
+	if err != nil {
+		return nil
+	}
+	var ur userRoles
+	if json.Unmarshal(b, &ur) != nil {
+		return nil
+	}
+	org := c.Profile().Org
+	var out []string
+	for u, rs := range ur.Roles {
+		if id, err := identity.ParseUserID(u); err == nil && id.Org == org && rs.Has(identity.RoleArchive) && u != c.Profile().User {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // checkArchive refuses to send in a conversation that requires the

@@ -30,6 +30,9 @@ type InitOptions struct {
 	PasswordFile string
 	InviteTTL    time.Duration
 	Logger       *slog.Logger
+	// RequireArchive: every conversation must have the organisation's
+	// archive member (Config.RequireArchive).
+	RequireArchive bool
 }
 
 // InitResult is what the operator needs to hear once.
@@ -134,7 +137,7 @@ func Init(ctx context.Context, dir string, opts InitOptions) (_ *InitResult, err
 	if err != nil {
 		return nil, fmt.Errorf("tls certificate: %w", err)
 	}
-	d := &Dir{Path: dir, Config: Config{Org: opts.Org, RootKey: root.VerifierKey, Created: now, Database: opts.Database}}
+	d := &Dir{Path: dir, Config: Config{Org: opts.Org, RootKey: root.VerifierKey, Created: now, Database: opts.Database, RequireArchive: opts.RequireArchive}}
 	cfg, err := json.MarshalIndent(d.Config, "", "  ")
 	if err != nil {
 		return nil, err

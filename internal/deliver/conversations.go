@@ -31,7 +31,9 @@ import (
 //     organisation, active, its user enabled, cleared for the
 //     conversation's classification and compartments, with a valid
 //     credential naming the leaf's key; and the committer may contact the
-//     added user under the contact policy. A hand-crafted commit is held
+//     added user under the contact policy. Where the classification
+//     requires the organisation's archive device, no member may remove it
+//     unless it lapsed (checkArchiveKept). A hand-crafted commit is held
 //     to the same rules as one made through the client.
 //   - Exactly one commit per epoch is accepted: a message for an epoch the
 //     conversation has left gets epoch_moved, and the sender processes
@@ -682,8 +684,16 @@ func (s *Service) postHandshake(ctx context.Context, tx *store.Tx, ts *txState, 
 		if _, ok := content.Proposal.(*mls.ReInitProposal); ok {
 			return mlsInvalid("conversations are not re-initialised")
 		}
-		if gce, ok := content.Proposal.(*mls.GroupContextExtensionsProposal); ok {
-			if err := s.checkExtensionChange(pg, gce.Extensions); err != nil {
+		switch p := content.Proposal.(type) {
+		case *mls.GroupContextExtensionsProposal:
+			if err := s.checkExtensionChange(pg, p.Extensions); err != nil {
+				return err
+			}
+		case *mls.RemoveProposal:
+			// Refused now, or it would wait in the epoch, holding up
+			// application messages, and every commit would have to carry it.
+			if err := s.checkArchiveKept(ctx, tx, groupID, pg.GroupContext().Extensions,
+				[]mls.LeafIndex{p.Removed}, []*mls.LeafNode{pg.Leaf(p.Removed)}); err != nil {
 				return err
 			}
 		}
@@ -710,9 +720,13 @@ func (s *Service) postHandshake(ctx context.Context, tx *store.Tx, ts *txState, 
 	if err := s.checkCommitProposals(pg, content.Commit); err != nil {
 		return err
 	}
+	exts := pg.GroupContext().Extensions // the epoch's, before the commit
 	pp, err := pg.Process(msg)
 	if err != nil {
 		return leafRefused(err, "commit")
+	}
+	if err := s.checkArchiveKept(ctx, tx, groupID, exts, pp.Removed, pp.RemovedLeaves); err != nil {
+		return err
 	}
 	return s.acceptCommit(ctx, tx, ts, a, c, pg, pp, lc, raw, welcome, out)
 }
@@ -760,6 +774,77 @@ func (s *Service) checkCommitProposals(pg *mls.PublicGroup, commit *mls.Commit) 
 		}
 	}
 	return nil
+}
+
+// checkArchiveKept refuses a proposal or commit that removes the
+// organisation's archive device from a conversation whose classification
+// requires it (exts: the GroupContext's extensions before the removal;
+// removed: the leaves removed, leaves: their leaf nodes, in the same
+// order). A lapsed archive device (revoked, or its user disabled) may go:
+// the delivery service proposes its removal itself, and members add its
+// replacement.
+func (s *Service) checkArchiveKept(ctx context.Context, tx *store.Tx, groupID []byte, exts []mls.Extension, removed []mls.LeafIndex, leaves []*mls.LeafNode) error {
+	if len(removed) == 0 {
+		return nil
+	}
+	class, err := conversation.FromGroupContext(exts)
+	if err != nil {
+		return mlsInvalid("%v", err)
+	}
+	if !class.ArchiveRequired {
+		return nil
+	}
+	members, err := tx.ConversationMembers(ctx, groupID)
+	if err != nil {
+		return err
+	}
+	byLeaf := map[uint32]store.ConversationMember{}
+	for _, m := range members {
+		byLeaf[m.Leaf] = m
+	}
+	for i, l := range removed {
+		m, known := byLeaf[uint32(l)]
+		if known && m.Lapsed {
+			continue
+		}
+		var leaf *mls.LeafNode
+		if i < len(leaves) {
+			leaf = leaves[i]
+		}
+		archive, err := s.isArchive(ctx, tx, leaf, m, known)
+		if err != nil {
+			return err
+		}
+		if archive {
+			return mlsInvalid("the archive member cannot be removed from a conversation that requires it (leaf %d)", l).
+				WithHint("the organisation's archive device stays in such a conversation; only a revoked one is removed, on the server's proposal, and its replacement added")
+		}
+	}
+	return nil
+}
+
+// isArchive reports whether a member is the organisation's archive device:
+// its leaf's credential (issued by the organisation) or, in the directory,
+// its user holds the archive role. m is the member's row, if known.
+func (s *Service) isArchive(ctx context.Context, tx *store.Tx, leaf *mls.LeafNode, m store.ConversationMember, known bool) (bool, error) {
+	if leaf != nil && leaf.Credential.Type == mls.CredentialBasic {
+		// Not OpenCredential: a member's leaf keeps the credential of its
+		// last commit, which may have expired since.
+		cred, err := identity.VerifyCredential(leaf.Credential.Identity, s.cfg.Issuers)
+		if err == nil && cred.Roles.Has(identity.RoleArchive) {
+			return true, nil
+		}
+	}
+	if !known {
+		return false, nil
+	}
+	u, err := tx.GetUser(ctx, m.User)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return u.Roles.Has(identity.RoleArchive), nil
 }
 
 func (s *Service) acceptCommit(ctx context.Context, tx *store.Tx, ts *txState, a org.Actor, c store.Conversation, pg *mls.PublicGroup, pp *mls.PublicProcessed,

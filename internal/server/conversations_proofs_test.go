@@ -570,7 +570,8 @@ func TestArchiveRequired(t *testing.T) {
 	admin := e.admin(t)
 	alice := newMember(t, e, admin, "alice")
 	newMember(t, e, admin, "bob")
-	archive := newMember(t, e, admin, "archive", "archive")
+	// Made before the organisation has an archive account: it cannot be
+	// added, and nobody may send.
 	info, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
 	if err != nil {
 		t.Fatal(err)
@@ -581,6 +582,7 @@ func TestArchiveRequired(t *testing.T) {
 	if _, err := alice.Send(ctx, info.ID, text("no archive yet")); !errors.Is(err, client.ErrArchiveMissing) {
 		t.Fatalf("send without the archive member: %v", err)
 	}
+	archive := newMember(t, e, admin, "archive", "archive")
 	if _, err := alice.AddMembers(ctx, info.ID, "archive@state.example"); err != nil {
 		t.Fatal(err)
 	}
@@ -589,6 +591,16 @@ func TestArchiveRequired(t *testing.T) {
 	if got := texts(t, archive, info.ID); !slices.Equal(got, []string{"alice: recorded"}) {
 		t.Errorf("the archive member read %q", got)
 	}
+	// Once the organisation has one, the archive joins every new
+	// conversation with its other members.
+	info2, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(info2.Members, func(m client.Member) bool { return m.User == "archive@state.example" }) {
+		t.Errorf("the archive is not in a new conversation: %v", info2.Members)
+	}
+	send(t, alice, info2.ID, "recorded at once")
 	// A conversation that does not require the archive is refused.
 	if err := alice.Do(ctx, "POST", "/v1/conversations", api.ConversationCreate{GroupInfo: groupInfoWithout(t, alice)}, nil); !apierr.Is(err, apierr.MLSInvalid) ||
 		!strings.Contains(err.Error(), "archive") {

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"hotline/internal/archive"
+	"hotline/internal/attach"
+	"hotline/internal/client"
+	"hotline/internal/desk"
+)
+
+// cmdArchive runs the organisation's archive device.
+func cmdArchive(e *cmdEnv, args []string) error {
+	if len(args) == 0 || args[0] != "run" {
+		return usagef("usage: hotline archive run --records-key KEY --profile DIR [--store DIR] [--ready-file FILE] [--once]")
+	}
+	fs := newFlags(e, "archive run", "archive run --records-key KEY --profile DIR [--store DIR] [--ready-file FILE] [--once]")
+	profile := profileFlag(fs)
+	key := fs.String("records-key", "", "the records officer's public key: an age1pq1… recipient, or a file holding it (hotline records keygen)")
+	store := fs.String("store", "", "the sealed records' directory (default: records/ in the profile)")
+	readyFile := fs.String("ready-file", "", "write `file` once the device is online (for supervisors and scripts)")
+	once := fs.Bool("once", false, "seal what is waiting, fetch the attachments still to fetch, and stop (for scheduled runs)")
+	if _, err := parse(fs, args[1:], 0, 0); err != nil {
+		return err
+	}
+	if err := required(fs, "records-key"); err != nil {
+		return err
+	}
+	to, err := archive.ParseRecipient(*key)
+	if err != nil {
+		return err
+	}
+	c, release, err := openArchive(e, *profile)
+	if err != nil {
+		return err
+	}
+	defer release()
+	dir := *store
+	if dir == "" {
+		dir = filepath.Join(c.Dir(), "records")
+	}
+	s, err := archive.Create(dir, to)
+	if errors.Is(err, archive.ErrRecipient) {
+		return withHint(err, "a new records key starts a new store: give --store a new directory")
+	}
+	if err != nil {
+		return err
+	}
+	runner, how := archive.Run, "; stop with Ctrl-C"
+	if *once {
+		runner, how = archive.RunOnce, ""
+	}
+	fmt.Fprintf(e.stderr, "archive: sealing to %.24s… in %s%s\n", to.String(), dir, how)
+	err = runner(e.ctx, c, s, func(ev archive.Event) {
+		switch ev.Kind {
+		case "ready":
+			fmt.Fprintln(e.stderr, "online")
+			if *readyFile != "" {
+				if err := os.WriteFile(*readyFile, []byte("online\n"), 0o644); err != nil {
+					fmt.Fprintf(e.stderr, "archive: warning: %v\n", err)
+				}
+			}
+		case "sealed":
+			fmt.Fprintf(e.stderr, "sealed %s #%d\n", short(ev.Conversation), ev.Seq)
+		case "joined", "left":
+			fmt.Fprintf(e.stderr, "%s %s\n", ev.Kind, short(ev.Conversation))
+		case "blob":
+			fmt.Fprintln(e.stderr, "kept an attachment's ciphertext")
+		case "problem":
+			fmt.Fprintf(e.stderr, "archive: warning: %s %v\n", short(ev.Conversation), ev.Err)
+		}
+	})
+	if errors.Is(err, archive.ErrNotArchive) {
+		return withHint(err, "an admin gives the account the role: hotline user add archive --roles archive")
+	}
+	if e.ctx.Err() != nil {
+		return nil // interrupted: the usual way to stop
+	}
+	return err
+}
+
+// openArchive opens the archive's profile, locked, without the first sync
+// that openSynced does: the archive must seal what that sync handles.
+func openArchive(e *cmdEnv, profile string) (*client.Client, func(), error) {
+	c, err := openProfile(profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	release, err := lockProfile(c.Dir())
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, release, nil
+}
+
+// cmdRecords is the records officer's side: the records key and the
+// sealed store.
+func cmdRecords(e *cmdEnv, args []string) error {
+	const use = "usage: hotline records keygen --out FILE | list --store DIR | read CONVERSATION --store DIR --identity FILE [--json] [--attachments DIR]"
+	if len(args) == 0 {
+		return usagef(use)
+	}
+	switch args[0] {
+	case "keygen":
+		fs := newFlags(e, "records keygen", "records keygen --out FILE")
+		out := fs.String("out", "", "write the private records key to `file` (created, mode 0600; never overwritten)")
+		if _, err := parse(fs, args[1:], 0, 0); err != nil {
+			return err
+		}
+		if err := required(fs, "out"); err != nil {
+			return err
+		}
+		id, rcpt, err := archive.GenerateKey()
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(*out), 0o700); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			return withHint(err, "a records key is never overwritten: choose another file")
+		}
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(f, "# Hotline records key: the records officer's alone. Keep it off the archive host, with a backup.\n# public key: %s\n%s\n", rcpt, id)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, rcpt)
+		return nil
+	case "list":
+		fs := newFlags(e, "records list", "records list --store DIR [--json]")
+		store := fs.String("store", "", "the archive's store directory")
+		asJSON := fs.Bool("json", false, "print as JSON")
+		if _, err := parse(fs, args[1:], 0, 0); err != nil {
+			return err
+		}
+		if err := required(fs, "store"); err != nil {
+			return err
+		}
+		s, err := archive.Open(*store)
+		if err != nil {
+			return err
+		}
+		cs, err := s.List()
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, cs)
+		}
+		for _, c := range cs {
+			last := int64(0)
+			if len(c.Seqs) > 0 {
+				last = c.Seqs[len(c.Seqs)-1]
+			}
+			fmt.Fprintf(e.stdout, "%s  %d records (last #%d)\n", c.ID, len(c.Seqs), last)
+		}
+		if pend, err := s.Pending(); err == nil && len(pend) > 0 {
+			fmt.Fprintf(e.stdout, "%d attachments not fetched yet\n", len(pend))
+		}
+		return nil
+	case "read":
+		fs := newFlags(e, "records read", "records read CONVERSATION --store DIR --identity FILE [--json] [--attachments DIR]")
+		store := fs.String("store", "", "the archive's store directory")
+		idFile := fs.String("identity", "", "the private records key (hotline records keygen)")
+		asJSON := fs.Bool("json", false, "print the records as JSON")
+		attDir := fs.String("attachments", "", "also decrypt the attachments into `dir`")
+		pos, err := parse(fs, args[1:], 1, 1)
+		if err != nil {
+			return err
+		}
+		if err := required(fs, "store", "identity"); err != nil {
+			return err
+		}
+		s, err := archive.Open(*store)
+		if err != nil {
+			return err
+		}
+		id, err := archive.ParseIdentity(*idFile)
+		if err != nil {
+			return err
+		}
+		recs, err := s.ReadConversation(id, pos[0])
+		if err != nil {
+			return err
+		}
+		if *attDir != "" {
+			if err := saveAttachments(e, s, recs, *attDir); err != nil {
+				return err
+			}
+		}
+		if *asJSON {
+			return printJSON(e.stdout, recs)
+		}
+		for _, r := range recs {
+			m := client.Message{Conversation: r.Conversation, Seq: r.Seq, Epoch: r.Epoch, Time: r.Time, User: r.User, Device: r.Device,
+				Kind: r.Kind, Text: r.Text, Data: r.Data, Added: r.Added, Removed: r.Removed}
+			fmt.Fprint(e.stdout, messageLine(m))
+			if r.Kind == "desk" {
+				if d, err := desk.ParseDoc(r.Data); err == nil {
+					var b bytes.Buffer
+					enc := json.NewEncoder(&b)
+					enc.SetIndent("    ", "  ")
+					if enc.Encode(d) == nil {
+						fmt.Fprintf(e.stdout, "    %s", clean(b.String()))
+					}
+				}
+			}
+		}
+		return nil
+	}
+	return usagef(use)
+}
+
+// saveAttachments decrypts each attachment of recs whose ciphertext the
+// store holds into dir, named SEQ-NAME.
+func saveAttachments(e *cmdEnv, s *archive.Store, recs []archive.Record, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Kind != "attachment" {
+			continue
+		}
+		d, err := attach.UnmarshalDescriptor(r.Data)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "#%d: %v\n", r.Seq, err)
+			continue
+		}
+		ct, err := s.ReadBlob(base64.RawURLEncoding.EncodeToString(d.BlobID))
+		if err != nil {
+			fmt.Fprintf(e.stderr, "#%d %s: the archive does not hold its ciphertext yet (%v)\n", r.Seq, cleanLine(d.Name), err)
+			continue
+		}
+		name := fmt.Sprintf("%d-%s", r.Seq, strings.Map(func(c rune) rune {
+			if c == '/' || c == '\\' || c < 0x20 {
+				return '_'
+			}
+			return c
+		}, filepath.Base(d.Name)))
+		var out bytes.Buffer
+		if err := attach.Decrypt(&out, bytes.NewReader(ct), d); err != nil {
+			return fmt.Errorf("#%d %s: %w", r.Seq, d.Name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), out.Bytes(), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "saved %s\n", filepath.Join(dir, name))
+	}
+	return nil
+}

@@ -1,0 +1,288 @@
+package archive
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+)
+
+func newKey(t testing.TB) (*age.HybridIdentity, *age.HybridRecipient) {
+	t.Helper()
+	id, rcpt, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, err := age.ParseHybridIdentity(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseRecipient(rcpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i, r
+}
+
+const canary = "CANARY 31c9 the minister resigns on Friday"
+
+func TestSealRead(t *testing.T) {
+	id, to := newKey(t)
+	dir := t.TempDir()
+	s, err := Create(dir, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	recs := []Record{
+		{Conversation: "c1", Seq: 2, Time: at, User: "a@x.example", Kind: "text", Text: canary},
+		{Conversation: "c1", Seq: 3, Time: at, User: "b@x.example", Kind: "desk", Data: []byte(canary)},
+		{Conversation: "c2", Seq: 1, Time: at, Kind: "members", Added: []string{"c@x.example"}},
+	}
+	want := slices.Clone(recs)
+	for i := range recs {
+		r := recs[i]
+		r.Data = bytes.Clone(r.Data)
+		if err := s.Seal(&r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Text != "" || r.Data != nil {
+			t.Error("Seal left the record's content in place")
+		}
+		want[i].Archived = time.Time{}
+	}
+	// Sealing again (after a crash) rewrites the same record.
+	again := recs[0]
+	if err := s.Seal(&again); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 || cs[0].ID != "c1" || !slices.Equal(cs[0].Seqs, []int64{2, 3}) || !slices.Equal(cs[1].Seqs, []int64{1}) {
+		t.Fatalf("list: %+v", cs)
+	}
+	got, err := s.ReadConversation(id, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i].Archived.IsZero() {
+			t.Error("no archival time")
+		}
+		got[i].Archived = time.Time{}
+		if got[i].Text != want[i].Text || !bytes.Equal(got[i].Data, want[i].Data) || got[i].Seq != want[i].Seq || got[i].User != want[i].User {
+			t.Errorf("record %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	// No plaintext on disk.
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(canary)) || bytes.Contains(b, []byte("a@x.example")) {
+				t.Errorf("plaintext in %s", p)
+			}
+		}
+		return nil
+	})
+	// Another key opens nothing; the store keeps its key.
+	other, otherTo := newKey(t)
+	if _, err := s.Read(other, "c1", 2); !errors.Is(err, ErrMalformed) {
+		t.Errorf("another key: %v", err)
+	}
+	if _, err := Create(dir, otherTo); !errors.Is(err, ErrRecipient) {
+		t.Errorf("a second key for one store: %v", err)
+	}
+	if _, err := Create(dir, to); err != nil {
+		t.Errorf("reopening with the same key: %v", err)
+	}
+	if _, err := s.ReadConversation(id, "c3"); err == nil {
+		t.Error("a conversation the store does not hold")
+	}
+}
+
+func TestSealRefuses(t *testing.T) {
+	_, to := newKey(t)
+	s, err := Create(t.TempDir(), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []Record{
+		{Conversation: "../etc", Seq: 1, Kind: "text"},
+		{Conversation: "", Seq: 1, Kind: "text"},
+		{Conversation: "c1", Seq: 0, Kind: "text"},
+		{Conversation: "c1", Seq: -4, Kind: "text"},
+	} {
+		if err := s.Seal(&r); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%+v: %v", r, err)
+		}
+	}
+	ro, err := Open(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ro.Seal(&Record{Conversation: "c1", Seq: 1, Kind: "text"}); err == nil {
+		t.Error("a store opened to read sealed a record")
+	}
+	if _, err := Open(t.TempDir()); err == nil {
+		t.Error("opened a directory that is no store")
+	}
+}
+
+// sealRaw seals arbitrary bytes as a record file would be.
+func sealRaw(t testing.TB, to age.Recipient, plain []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	w, err := age.Encrypt(&out, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(plain)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func TestUnsealMalformed(t *testing.T) {
+	id, to := newKey(t)
+	good := sealRaw(t, to, []byte(`{"conversation":"c1","seq":1,"epoch":0,"time":"2026-12-04T09:00:00Z","kind":"text","text":"hi","archived":"2026-12-04T09:00:01Z"}`))
+	if _, err := Unseal(bytes.NewReader(good), id); err != nil {
+		t.Fatalf("good record: %v", err)
+	}
+	cases := map[string][]byte{
+		"empty":            nil,
+		"not age":          []byte("hello"),
+		"truncated":        good[:len(good)-10],
+		"flipped":          append(bytes.Clone(good[:len(good)-1]), good[len(good)-1]^1),
+		"not JSON":         sealRaw(t, to, []byte("plain words")),
+		"unknown field":    sealRaw(t, to, []byte(`{"conversation":"c1","seq":1,"kind":"text","extra":1}`)),
+		"trailing":         sealRaw(t, to, []byte(`{"conversation":"c1","seq":1,"kind":"text"} {}`)),
+		"no kind":          sealRaw(t, to, []byte(`{"conversation":"c1","seq":1}`)),
+		"bad conversation": sealRaw(t, to, []byte(`{"conversation":"a/b","seq":1,"kind":"text"}`)),
+		"seq 0":            sealRaw(t, to, []byte(`{"conversation":"c1","seq":0,"kind":"text"}`)),
+		"too large":        sealRaw(t, to, bytes.Repeat([]byte(" "), maxRecord+1)),
+	}
+	for name, b := range cases {
+		if _, err := Unseal(bytes.NewReader(b), id); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestKeys(t *testing.T) {
+	idStr, rcpt, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(idStr, "AGE-SECRET-KEY-PQ-1") || !strings.HasPrefix(rcpt, "age1pq1") {
+		t.Fatalf("key %.24s…, recipient %.12s…", idStr, rcpt)
+	}
+	f := filepath.Join(t.TempDir(), "r.txt")
+	os.WriteFile(f, []byte("# the records key\n\n"+rcpt+"\n"), 0o644)
+	if r, err := ParseRecipient(f); err != nil || r.String() != rcpt {
+		t.Errorf("recipient from a file: %v", err)
+	}
+	for _, bad := range []string{"", "age1qqqq", "/no/such/file", "age1pq1notbech32"} {
+		if _, err := ParseRecipient(bad); err == nil {
+			t.Errorf("recipient %q accepted", bad)
+		}
+	}
+	// A classical (X25519) age key is not a records key.
+	x, _ := age.GenerateX25519Identity()
+	if _, err := ParseRecipient(x.Recipient().String()); err == nil {
+		t.Error("an X25519 recipient accepted as a records key")
+	}
+	kf := filepath.Join(t.TempDir(), "k.txt")
+	os.WriteFile(kf, []byte(x.String()), 0o600)
+	if _, err := ParseIdentity(kf); err == nil {
+		t.Error("an X25519 identity accepted")
+	}
+}
+
+func TestBlobs(t *testing.T) {
+	_, to := newKey(t)
+	s, err := Create(t.TempDir(), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := []byte("ciphertext bytes")
+	h := sha256.Sum256(ct)
+	b := Blob{ID: base64.RawURLEncoding.EncodeToString([]byte("blob-1")), Size: int64(len(ct)), Hash: h[:]}
+	for range 2 { // wanting twice lists once
+		if err := s.Want(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, _ := s.Pending(); len(p) != 1 || p[0].ID != b.ID {
+		t.Fatalf("pending: %+v", p)
+	}
+	if err := s.PutBlob(b, ct[:3]); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a short ciphertext: %v", err)
+	}
+	if err := s.PutBlob(b, ct); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Pending(); len(p) != 0 {
+		t.Errorf("still pending: %+v", p)
+	}
+	if got, err := s.ReadBlob(b.ID); err != nil || !bytes.Equal(got, ct) {
+		t.Errorf("read blob: %q %v", got, err)
+	}
+	if err := s.Want(b); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Pending(); len(p) != 0 {
+		t.Error("a blob held is wanted again")
+	}
+	for _, bad := range []Blob{{ID: "../x", Size: 1, Hash: h[:]}, {ID: "ok", Size: -1, Hash: h[:]}, {ID: "ok", Size: 1, Hash: h[:5]}} {
+		if err := s.Want(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("want %+v: %v", bad, err)
+		}
+	}
+	if _, err := s.ReadBlob("../recipient"); !errors.Is(err, ErrMalformed) {
+		t.Errorf("read outside the store: %v", err)
+	}
+}
+
+// FuzzDecodeRecord: whatever a record decrypts to, decoding it returns a
+// record that names a conversation, a sequence number and a kind, or
+// ErrMalformed; it never panics.
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add([]byte(`{"conversation":"c1","seq":1,"epoch":0,"time":"2026-12-04T09:00:00Z","kind":"text","text":"hi","archived":"2026-12-04T09:00:01Z"}`))
+	f.Add([]byte(`{"conversation":"c1","seq":1,"kind":"members","added":["a@b.example"]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeRecord(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error not ErrMalformed: %v", err)
+			}
+			return
+		}
+		if !convName.MatchString(r.Conversation) || r.Seq <= 0 || r.Kind == "" {
+			t.Fatalf("accepted %+v", r)
+		}
+	})
+}
+
+// FuzzUnseal: arbitrary bytes as a sealed record are refused with
+// ErrMalformed, never a panic.
+func FuzzUnseal(f *testing.F) {
+	id, to := newKey(f)
+	f.Add(sealRaw(f, to, []byte(`{"conversation":"c1","seq":1,"kind":"text"}`)))
+	f.Add([]byte("age-encryption.org/v1\n-> mlkem768x25519 AAAA\n--- AAAA\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := Unseal(bytes.NewReader(b), id); err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error not ErrMalformed: %v", err)
+		}
+	})
+}

@@ -1,0 +1,167 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"hotline/internal/attach"
+	"hotline/internal/client"
+	"hotline/internal/identity"
+)
+
+// Event is something the archive device reports as it runs.
+type Event struct {
+	Kind         string // ready, joined, sealed, blob, left, problem
+	Conversation string
+	Seq          int64
+	Err          error
+}
+
+// ErrNotArchive: the profile's account does not hold the archive role.
+var ErrNotArchive = errors.New("archive: this device's account does not hold the archive role")
+
+// Run is the archive device: it follows c's conversations until ctx ends,
+// sealing every message c handles into s (c keeps no history of its own),
+// and fetches each attachment's ciphertext. report, if not nil, hears of
+// each step; it must not block.
+func Run(ctx context.Context, c *client.Client, s *Store, report func(Event)) error {
+	return run(ctx, c, s, report, false)
+}
+
+// RunOnce seals what is waiting for the archive device, fetches the
+// attachments still to fetch, and returns (for scheduled runs and tests).
+func RunOnce(ctx context.Context, c *client.Client, s *Store, report func(Event)) error {
+	return run(ctx, c, s, report, true)
+}
+
+func run(ctx context.Context, c *client.Client, s *Store, report func(Event), once bool) error {
+	if report == nil {
+		report = func(Event) {}
+	}
+	me, err := c.Me(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(me.User.Roles, string(identity.RoleArchive)) {
+		return ErrNotArchive
+	}
+	blobs := make(chan Blob, 1)
+	c.SetRecords(func(m client.Message) error {
+		r := Record{Conversation: m.Conversation, Seq: m.Seq, Epoch: m.Epoch, Time: m.Time, User: m.User, Device: m.Device,
+			Kind: m.Kind, Text: m.Text, Data: m.Data, Added: m.Added, Removed: m.Removed}
+		var want *Blob
+		if m.Kind == "attachment" {
+			if d, err := attach.UnmarshalDescriptor(m.Data); err == nil {
+				want = &Blob{ID: base64.RawURLEncoding.EncodeToString(d.BlobID), Size: d.CiphertextSize, Hash: d.CiphertextHash}
+				clear(d.Key)
+			}
+		}
+		if err := s.Seal(&r); err != nil {
+			return fmt.Errorf("archive: seal %s/%d: %w", m.Conversation, m.Seq, err)
+		}
+		if want != nil {
+			if err := s.Want(*want); err != nil {
+				return err
+			}
+			select {
+			case blobs <- *want:
+			default:
+			}
+		}
+		report(Event{Kind: "sealed", Conversation: m.Conversation, Seq: m.Seq})
+		return nil
+	})
+	defer c.SetRecords(nil)
+	handler := func(u client.Update) {
+		switch u.Kind {
+		case client.UpdateJoined:
+			report(Event{Kind: "joined", Conversation: u.Conversation})
+		case client.UpdateLeft:
+			report(Event{Kind: "left", Conversation: u.Conversation})
+		case client.UpdateProblem:
+			report(Event{Kind: "problem", Conversation: u.Conversation, Err: u.Err})
+		}
+	}
+	if once {
+		c.OnUpdate(handler)
+		defer c.OnUpdate(nil)
+		if err := c.Sync(ctx); err != nil {
+			return err
+		}
+		pend, err := s.Pending()
+		if err != nil {
+			return err
+		}
+		for _, b := range pend {
+			if err := fetchBlob(ctx, c, s, b); err != nil {
+				report(Event{Kind: "problem", Err: fmt.Errorf("attachment %s: %w", b.ID, err)})
+				continue
+			}
+			report(Event{Kind: "blob"})
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fetchBlobs(ctx, c, s, blobs, report)
+	}()
+	defer func() { <-done }()
+	report(Event{Kind: "ready"})
+	err = c.Follow(ctx, handler)
+	cancel()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// fetchBlobs fetches the pending blobs: at once when told of one, and
+// every minute for those that failed.
+func fetchBlobs(ctx context.Context, c *client.Client, s *Store, wake <-chan Blob, report func(Event)) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		pend, err := s.Pending()
+		if err != nil {
+			report(Event{Kind: "problem", Err: err})
+		}
+		for _, b := range pend {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := fetchBlob(ctx, c, s, b); err != nil {
+				report(Event{Kind: "problem", Err: fmt.Errorf("attachment %s: %w", b.ID, err)})
+				continue
+			}
+			report(Event{Kind: "blob"})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-t.C:
+		}
+	}
+}
+
+func fetchBlob(ctx context.Context, c *client.Client, s *Store, b Blob) error {
+	raw, err := b.RawID()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := c.DownloadBlob(ctx, raw, b.Size, b.Hash, &buf); err != nil {
+		return err
+	}
+	return s.PutBlob(b, buf.Bytes())
+}
