@@ -9,7 +9,7 @@
 //	hotline conversation | send | read | attach | chat               (as a device)
 //	hotline request | schedule | brief | memcon | commitment | readout | hotline | linecheck (the duty desk)
 //	hotline trace FILE                             name the recipient of a leaked memorandum
-//	hotline archive run | records keygen | list | read  the archive device and the records officer
+//	hotline archive run | records …                  the archive device and the records officer
 //	hotline key rotate | backup | restore | log audit                (as the operator)
 //
 // Run `hotline help` or `hotline COMMAND -h` for details. Errors are printed
@@ -80,7 +80,7 @@ func init() {
 		{"memcon", "memoranda of conversation: draft, list, show, approve, distribute", cmdMemCon},
 		{"trace", "name the recipient whose marked copy of a memorandum leaked", cmdTrace},
 		{"archive", "run the organisation's archive device: archive run", cmdArchive},
-		{"records", "the records officer's side: keygen, list, read", cmdRecords},
+		{"records", "the records officer's side: keygen, list, verify, read, retention, hold, release, policy", cmdRecords},
 		{"commitment", "commitments from memoranda: list, done, cancel", cmdCommitment},
 		{"readout", "readouts of ad-hoc calls for the duty desk: list, file", cmdReadout},
 		{"hotline", "standing lines tested end to end on a schedule: create, list, keep, wait", cmdHotline},

@@ -6,14 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
+	"hotline/internal/api"
 	"hotline/internal/archive"
 	"hotline/internal/attach"
 	"hotline/internal/client"
 	"hotline/internal/desk"
+	"hotline/internal/workflow"
 )
 
 // cmdArchive runs the organisation's archive device.
@@ -73,6 +80,8 @@ func cmdArchive(e *cmdEnv, args []string) error {
 			fmt.Fprintf(e.stderr, "%s %s\n", ev.Kind, short(ev.Conversation))
 		case "blob":
 			fmt.Fprintln(e.stderr, "kept an attachment's ciphertext")
+		case "expired":
+			fmt.Fprintf(e.stderr, "expired %s through #%d (the retention schedule; logged first)\n", short(ev.Conversation), ev.Seq)
 		case "problem":
 			fmt.Fprintf(e.stderr, "archive: warning: %s %v\n", short(ev.Conversation), ev.Err)
 		}
@@ -103,7 +112,7 @@ func openArchive(e *cmdEnv, profile string) (*client.Client, func(), error) {
 // cmdRecords is the records officer's side: the records key and the
 // sealed store.
 func cmdRecords(e *cmdEnv, args []string) error {
-	const use = "usage: hotline records keygen --out FILE | list --store DIR | read CONVERSATION --store DIR --identity FILE [--json] [--attachments DIR]"
+	const use = "usage: hotline records keygen --out FILE | list --store DIR | verify --store DIR --profile DIR | read --store DIR --identity FILE [--json] [--attachments DIR] -- CONVERSATION | retention LEVEL DAYS | hold --reason CODE [--conversation ID] | release HOLD | policy  (--profile DIR)"
 	if len(args) == 0 {
 		return usagef(use)
 	}
@@ -170,6 +179,195 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		}
 		if pend, err := s.Pending(); err == nil && len(pend) > 0 {
 			fmt.Fprintf(e.stdout, "%d attachments not fetched yet\n", len(pend))
+		}
+		return nil
+	case "retention":
+		fs := newFlags(e, "records retention", "records retention LEVEL DAYS --profile DIR   (the records officer; DAYS 0: kept for good)")
+		profile := profileFlag(fs)
+		pos, err := parse(fs, args[1:], 2, 2)
+		if err != nil {
+			return err
+		}
+		days, err := strconv.Atoi(pos[1])
+		if err != nil {
+			return usagef("records retention: DAYS %q is not a number", pos[1])
+		}
+		c, err := openProfile(*profile)
+		if err != nil {
+			return err
+		}
+		if err := c.SetRetention(e.ctx, pos[0], days); err != nil {
+			return err
+		}
+		if days == 0 {
+			fmt.Fprintf(e.stdout, "%s records are kept for good\n", pos[0])
+		} else {
+			fmt.Fprintf(e.stdout, "%s records are kept %d days, then the archive lets them go (unless held)\n", pos[0], days)
+		}
+		return nil
+	case "hold":
+		fs := newFlags(e, "records hold", "records hold --reason CODE [--conversation ID] --profile DIR   (the records officer; no --conversation: every conversation)")
+		profile := profileFlag(fs)
+		reason := fs.String("reason", "", "why, as a code: "+strings.Join(workflow.HoldReasons, ", ")+" (the case itself stays with you)")
+		conv := fs.String("conversation", "", "the conversation held (default: every conversation)")
+		if _, err := parse(fs, args[1:], 0, 0); err != nil {
+			return err
+		}
+		if err := required(fs, "reason"); err != nil {
+			return err
+		}
+		c, err := openProfile(*profile)
+		if err != nil {
+			return err
+		}
+		id, err := c.PlaceHold(e.ctx, *conv, *reason)
+		if err != nil {
+			return err
+		}
+		what := "every conversation"
+		if *conv != "" {
+			what = "conversation " + *conv
+		}
+		fmt.Fprintf(e.stdout, "hold %s on %s: nothing of it is deleted until it is released\n", id, what)
+		return nil
+	case "release":
+		fs := newFlags(e, "records release", "records release HOLD --profile DIR   (the records officer)")
+		profile := profileFlag(fs)
+		pos, err := parse(fs, args[1:], 1, 1)
+		if err != nil {
+			return err
+		}
+		c, err := openProfile(*profile)
+		if err != nil {
+			return err
+		}
+		if err := c.ReleaseHold(e.ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "hold %s released\n", pos[0])
+		return nil
+	case "policy":
+		fs := newFlags(e, "records policy", "records policy --profile DIR [--json]   (as the verified log says it)")
+		profile := profileFlag(fs)
+		asJSON := fs.Bool("json", false, "print as JSON")
+		if _, err := parse(fs, args[1:], 0, 0); err != nil {
+			return err
+		}
+		c, err := openProfile(*profile)
+		if err != nil {
+			return err
+		}
+		release, err := lockProfile(c.Dir())
+		if err != nil {
+			return err
+		}
+		defer release()
+		if _, err := c.VerifyLog(e.ctx); err != nil {
+			return err
+		}
+		p, err := c.RecordsPolicy()
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, p)
+		}
+		if len(p.RetentionDays) == 0 {
+			fmt.Fprintln(e.stdout, "retention: none set (every record is kept for good)")
+		}
+		for _, level := range slices.Sorted(maps.Keys(p.RetentionDays)) {
+			fmt.Fprintf(e.stdout, "retention: %s records kept %d days\n", level, p.RetentionDays[level])
+		}
+		for _, id := range slices.Sorted(maps.Keys(p.Holds)) {
+			h := p.Holds[id]
+			what := "every conversation"
+			if h.Conversation != "" {
+				what = h.Conversation
+			}
+			fmt.Fprintf(e.stdout, "hold %s on %s: %s, by %s, %s\n", id, what, h.Reason, h.By, h.At.Format(time.RFC3339))
+		}
+		for _, conv := range slices.Sorted(maps.Keys(p.Expired)) {
+			fmt.Fprintf(e.stdout, "expired: %s through #%d\n", conv, p.Expired[conv])
+		}
+		// The log integrates a change a moment after the server makes it:
+		// say what the server has that the log does not show yet.
+		var srv api.RecordsPolicy
+		if err := c.Do(e.ctx, http.MethodGet, "/v1/records/policy", nil, &srv); err == nil {
+			for _, r := range srv.Retention {
+				if p.RetentionDays[r.Level] != r.Days {
+					fmt.Fprintf(e.stdout, "not yet in the log: retention of %s records, %d days\n", r.Level, r.Days)
+				}
+			}
+			for _, h := range srv.Holds {
+				if _, ok := p.Holds[h.ID]; !ok {
+					fmt.Fprintf(e.stdout, "not yet in the log: hold %s (%s)\n", h.ID, h.Reason)
+				}
+			}
+		}
+		return nil
+	case "verify":
+		fs := newFlags(e, "records verify", "records verify --store DIR --profile DIR [--json]   (any device of the organisation; exit status 1 if a conversation is not proven complete)")
+		store := fs.String("store", "", "the archive's store directory")
+		profile := profileFlag(fs)
+		asJSON := fs.Bool("json", false, "print as JSON")
+		if _, err := parse(fs, args[1:], 0, 0); err != nil {
+			return err
+		}
+		if err := required(fs, "store"); err != nil {
+			return err
+		}
+		s, err := archive.Open(*store)
+		if err != nil {
+			return err
+		}
+		c, err := openProfile(*profile)
+		if err != nil {
+			return err
+		}
+		release, err := lockProfile(c.Dir())
+		if err != nil {
+			return err
+		}
+		defer release()
+		if _, err := c.VerifyLog(e.ctx); err != nil {
+			return err
+		}
+		hs, err := c.ChainHeads()
+		if err != nil {
+			return err
+		}
+		heads := map[string]archive.Head{}
+		for conv, h := range hs {
+			heads[conv] = archive.Head{Seq: h.Seq, Chain: h.Chain, Index: h.Index}
+		}
+		checks, err := s.Verify(heads)
+		if err != nil {
+			return err
+		}
+		bad := 0
+		for _, ch := range checks {
+			if !ch.Complete {
+				bad++
+			}
+		}
+		if *asJSON {
+			if err := printJSON(e.stdout, checks); err != nil {
+				return err
+			}
+		} else {
+			for _, ch := range checks {
+				if ch.Complete {
+					fmt.Fprintf(e.stdout, "%s  complete: #%d–#%d, %d records; the log's head #%d (entry %d) matches\n", ch.Conversation, ch.First, ch.Last, ch.Records, ch.HeadSeq, ch.HeadIndex)
+					continue
+				}
+				fmt.Fprintf(e.stdout, "%s  NOT PROVEN: #%d–#%d, %d records\n", ch.Conversation, ch.First, ch.Last, ch.Records)
+				for _, p := range ch.Problems {
+					fmt.Fprintf(e.stdout, "  %s\n", p)
+				}
+			}
+		}
+		if bad > 0 {
+			return fmt.Errorf("%d of %d conversations are not proven complete", bad, len(checks))
 		}
 		return nil
 	case "read":

@@ -28,6 +28,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 	lineLoss := fs.Float64("linecheck-max-loss", 5, "the largest `percent` of the far end's probes a line check may lose and be green")
 	lineRTT := fs.Duration("linecheck-max-rtt", 600*time.Millisecond, "the longest median round trip, end to end through the forwarder, that a line check calls green")
 	readoutWithin := fs.Duration("readout-within", 4*time.Hour, "how long after an ad-hoc call (a principal with a counterpart, outside a scheduled request) its readout is due before the desk is alerted")
+	chainInterval := fs.Duration("chain-interval", time.Minute, "how often the heads of conversations' message chains that moved are committed to the transparency log (0: never)")
 	addrFile := fs.String("addr-file", "", "write the server's URL to this `file` once it listens (for scripts)")
 	proxies := fs.String("trusted-proxy", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For rate limits believe")
 	enrolRate := fs.Float64("enrol-rate", 10, "enrolment attempts allowed per client address per minute")
@@ -64,6 +65,9 @@ func cmdServe(e *cmdEnv, args []string) error {
 	if *lineLoss <= 0 || *lineLoss >= 100 || *lineRTT <= 0 {
 		return usagef("serve: --linecheck-max-loss is a percentage above 0 and below 100, --linecheck-max-rtt a positive duration")
 	}
+	if *chainInterval <= 0 {
+		*chainInterval = -1 // server.Config: negative is never, 0 the default
+	}
 	if *enrolRate <= 0 || *enrolBurst <= 0 {
 		return usagef("serve: --enrol-rate and --enrol-burst must be positive")
 	}
@@ -95,7 +99,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 	}
 	srv, err := server.New(e.ctx, server.Config{
 		DataDir: *data, Database: db().Database, PasswordFile: db().PasswordFile, TLSCert: *cert, TLSKey: *key,
-		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL, ReadoutWithin: *readoutWithin, MaxListeners: *maxListeners,
+		InsecureHTTP: *insecure, Logger: log, CredentialTTL: *credTTL, ReadoutWithin: *readoutWithin, MaxListeners: *maxListeners, ChainInterval: *chainInterval,
 		LineLossMax: *lineLoss / 100, LineRTTMax: *lineRTT,
 		TrustedProxies: trusted, EnrolRate: *enrolRate / 60, EnrolBurst: *enrolBurst,
 		MediaUDP: *mediaUDP, MediaTCP: *mediaTCP, Web: web.Files(), WebOrigins: origins,

@@ -459,6 +459,9 @@ type ConversationMessage struct {
 	Sender       string    `json:"sender,omitempty"`
 	Message      []byte    `json:"message"`
 	Time         time.Time `json:"time"`
+	// Chain is the conversation's message chain after this message
+	// (conversation.ChainNext), which the server commits to the log.
+	Chain []byte `json:"chain,omitempty"`
 }
 
 // ConversationAck is POST /v1/conversations/{id}/ack: every message up to
@@ -901,4 +904,46 @@ type CallHold struct {
 type CallRing struct {
 	User    string `json:"user"`
 	Preempt bool   `json:"preempt,omitempty"`
+}
+
+// RecordsRetention is POST /v1/records/retention (the records officer):
+// records of classification Level are kept Days days (0: for good).
+type RecordsRetention struct {
+	Level string `json:"level"`
+	Days  int    `json:"days"`
+}
+
+// RecordsHold is POST /v1/records/holds (the records officer) and its
+// answer: a legal hold on Conversation ("": on every conversation), for
+// Reason (a stable code: litigation, investigation, inquiry, audit,
+// request).
+type RecordsHold struct {
+	ID           string `json:"id,omitempty"`
+	Conversation string `json:"conversation,omitempty"`
+	Reason       string `json:"reason"`
+}
+
+// RecordsExpire is POST /v1/records/expire (the archive device): it lets
+// Conversation's records go through message Through, as the retention
+// schedule says.
+type RecordsExpire struct {
+	Conversation string `json:"conversation"`
+	Through      int64  `json:"through"`
+}
+
+// RecordsPolicy is GET /v1/records/policy: the retention schedule by level
+// and the legal holds in force (the records officer and the archive). The
+// archive acts on the log's entries, not on this.
+type RecordsPolicy struct {
+	Retention []RecordsRetention `json:"retention"`
+	Holds     []RecordsHoldView  `json:"holds"`
+}
+
+// RecordsHoldView is a hold as GET /v1/records/policy lists it.
+type RecordsHoldView struct {
+	ID           string    `json:"id"`
+	Conversation string    `json:"conversation,omitempty"`
+	Reason       string    `json:"reason"`
+	By           string    `json:"by"`
+	At           time.Time `json:"at"`
 }

@@ -286,3 +286,217 @@ func FuzzUnseal(f *testing.F) {
 		}
 	})
 }
+
+// chainOf folds conversation-style links over n fake messages.
+func chainOf(n int) [][]byte {
+	out := make([][]byte, n+1)
+	out[0] = make([]byte, 32)
+	for i := 1; i <= n; i++ {
+		h := sha256.Sum256(append(bytes.Clone(out[i-1]), byte(i)))
+		out[i] = h[:]
+	}
+	return out
+}
+
+// storeWith makes a store holding messages 3..10 of conversation c1: the
+// odd ones sealed as records, the even ones indexed only.
+func storeWith(t *testing.T) (*Store, [][]byte) {
+	t.Helper()
+	_, to := newKey(t)
+	s, err := Create(t.TempDir(), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := chainOf(12)
+	for seq := int64(3); seq <= 10; seq++ {
+		rec := seq%2 == 1
+		if rec {
+			if err := s.Seal(&Record{Conversation: "c1", Seq: seq, Kind: "text", Text: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Index(Link{Conversation: "c1", Seq: seq, Time: time.Unix(1000*seq, 0), Chain: chain[seq], Recorded: rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, chain
+}
+
+func codes(ch Check) []string {
+	var out []string
+	for _, p := range ch.Problems {
+		code, _, _ := strings.Cut(p, ":")
+		out = append(out, code)
+	}
+	return out
+}
+
+func TestVerify(t *testing.T) {
+	verify := func(s *Store, heads map[string]Head) Check {
+		t.Helper()
+		cs, err := s.Verify(heads)
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("verify: %v %v", cs, err)
+		}
+		return cs[0]
+	}
+	t.Run("complete", func(t *testing.T) {
+		s, chain := storeWith(t)
+		// A message handled twice (a crash before the state was saved).
+		if err := s.Index(Link{Conversation: "c1", Seq: 10, Time: time.Unix(10000, 0), Chain: chain[10]}); err != nil {
+			t.Fatal(err)
+		}
+		ch := verify(s, map[string]Head{"c1": {Seq: 8, Chain: chain[8], Index: 40}})
+		if !ch.Complete || ch.First != 3 || ch.Last != 10 || ch.Records != 4 || ch.HeadSeq != 8 {
+			t.Errorf("%+v", ch)
+		}
+	})
+	cases := []struct {
+		name  string
+		harm  func(t *testing.T, s *Store)
+		head  Head
+		want  []string
+		heads bool
+	}{
+		{name: "a record deleted", harm: func(t *testing.T, s *Store) {
+			os.Remove(filepath.Join(s.Dir(), "c1", recordName(5)))
+		}, want: []string{"missing"}},
+		{name: "a record added", harm: func(t *testing.T, s *Store) {
+			s.Seal(&Record{Conversation: "c1", Seq: 6, Kind: "text", Text: "forged"})
+		}, want: []string{"unindexed"}},
+		{name: "a message left out", harm: func(t *testing.T, s *Store) {
+			rewriteIndex(t, s, func(l string) bool { return !strings.HasPrefix(l, "6 ") })
+		}, want: []string{"gap"}},
+		{name: "a record and its line deleted", harm: func(t *testing.T, s *Store) {
+			os.Remove(filepath.Join(s.Dir(), "c1", recordName(7)))
+			rewriteIndex(t, s, func(l string) bool { return !strings.HasPrefix(l, "7 ") })
+		}, want: []string{"gap"}},
+		{name: "the tail cut", harm: func(t *testing.T, s *Store) {
+			os.Remove(filepath.Join(s.Dir(), "c1", recordName(9)))
+			rewriteIndex(t, s, func(l string) bool { return !strings.HasPrefix(l, "9 ") && !strings.HasPrefix(l, "10 ") })
+		}, want: []string{"behind"}},
+		{name: "other messages", head: Head{Seq: 8, Chain: chainOf(9)[9]}, want: []string{"mismatch"}},
+		{name: "no head", want: []string{"unlogged"}, heads: true},
+		{name: "joined after the head", head: Head{Seq: 2}, want: []string{"before"}},
+		{name: "a bad line", harm: func(t *testing.T, s *Store) {
+			f, _ := os.OpenFile(filepath.Join(s.Dir(), "c1", "chain"), os.O_APPEND|os.O_WRONLY, 0)
+			f.WriteString("11 11000 zz r\n")
+			f.Close()
+		}, want: []string{"index"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, chain := storeWith(t)
+			if tc.harm != nil {
+				tc.harm(t, s)
+			}
+			heads := map[string]Head{"c1": {Seq: 10, Chain: chain[10]}}
+			if tc.head.Seq != 0 {
+				heads["c1"] = tc.head
+			}
+			if tc.heads {
+				heads = nil
+			}
+			ch := verify(s, heads)
+			if ch.Complete || !slices.Equal(codes(ch), tc.want) {
+				t.Errorf("got %v (complete %v), want %v", ch.Problems, ch.Complete, tc.want)
+			}
+		})
+	}
+}
+
+func rewriteIndex(t *testing.T, s *Store, keep func(string) bool) {
+	t.Helper()
+	p := filepath.Join(s.Dir(), "c1", "chain")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if l != "" && keep(l) {
+			out = append(out, l)
+		}
+	}
+	if err := os.WriteFile(p, []byte(strings.Join(out, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzParseLink: an index line is a link with a positive seq and a
+// 32-byte chain, or ErrMalformed.
+func FuzzParseLink(f *testing.F) {
+	f.Add("12 1764000000 " + strings.Repeat("ab", 32) + " r")
+	f.Add("1 0 00 -")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, line string) {
+		l, err := parseLink(line)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatal(err)
+			}
+			return
+		}
+		if l.Seq <= 0 || len(l.Chain) != 32 {
+			t.Fatalf("accepted %+v", l)
+		}
+	})
+}
+
+func TestRetention(t *testing.T) {
+	s, chain := storeWith(t) // messages 3..10 at 3000 s .. 10000 s; odd ones records
+	ct := []byte("attachment ciphertext")
+	h := sha256.Sum256(ct)
+	b := Blob{ID: "blob-5", Size: int64(len(ct)), Hash: h[:]}
+	if err := s.NoteBlob("c1", 5, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBlob(b, ct); err != nil {
+		t.Fatal(err)
+	}
+	level := func(string) string { return "secret" }
+	now := time.Unix(10500, 0)
+	p := Policy{Retention: map[string]time.Duration{"secret": 4000 * time.Second}}
+
+	// Messages before 6500 s go: 3..6, of which records 3 and 5.
+	es, err := s.Expirable(p, level, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Through != 6 || !slices.Equal(es[0].Records, []int64{3, 5}) {
+		t.Fatalf("expirable: %+v", es)
+	}
+	// A hold on the conversation, or on everything, keeps them; so does
+	// a level without a schedule.
+	for _, holds := range []map[string]string{{"h1": "c1"}, {"h2": ""}} {
+		held := Policy{Retention: p.Retention, Holds: holds}
+		if es, _ := s.Expirable(held, level, now); len(es) != 0 {
+			t.Errorf("held %v: %+v", holds, es)
+		}
+	}
+	if es, _ := s.Expirable(p, func(string) string { return "unclassified" }, now); len(es) != 0 {
+		t.Errorf("no schedule: %+v", es)
+	}
+
+	if err := s.Expire("c1", 6); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := s.List()
+	if !slices.Equal(cs[0].Seqs, []int64{7, 9}) || s.HasBlob(b.ID) {
+		t.Errorf("after expiry: %v, blob kept %v", cs[0].Seqs, s.HasBlob(b.ID))
+	}
+	if es, _ := s.Expirable(p, level, now); len(es) != 0 {
+		t.Errorf("expired twice: %+v", es)
+	}
+	checks, err := s.Verify(map[string]Head{"c1": {Seq: 10, Chain: chain[10]}})
+	if err != nil || !checks[0].Complete || checks[0].Expired != 6 || checks[0].Records != 2 {
+		t.Errorf("verify after expiry: %+v %v", checks, err)
+	}
+	// A record back after its expiry shows.
+	if err := s.Seal(&Record{Conversation: "c1", Seq: 3, Kind: "text", Text: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if checks, _ := s.Verify(map[string]Head{"c1": {Seq: 10, Chain: chain[10]}}); checks[0].Complete || !slices.Equal(codes(checks[0]), []string{"unexpired"}) {
+		t.Errorf("a record kept past its expiry: %+v", checks[0].Problems)
+	}
+}

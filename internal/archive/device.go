@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"hotline/internal/attach"
@@ -65,6 +66,9 @@ func run(ctx context.Context, c *client.Client, s *Store, report func(Event), on
 			return fmt.Errorf("archive: seal %s/%d: %w", m.Conversation, m.Seq, err)
 		}
 		if want != nil {
+			if err := s.NoteBlob(m.Conversation, m.Seq, want.ID); err != nil {
+				return err
+			}
 			if err := s.Want(*want); err != nil {
 				return err
 			}
@@ -77,6 +81,15 @@ func run(ctx context.Context, c *client.Client, s *Store, report func(Event), on
 		return nil
 	})
 	defer c.SetRecords(nil)
+	c.SetHandled(func(h client.Handled) error {
+		if len(h.Chain) != 32 {
+			// A server that sends no chain: nothing to index, and
+			// nothing the store can prove complete.
+			return nil
+		}
+		return s.Index(Link{Conversation: h.Conversation, Seq: h.Seq, Time: h.Time, Chain: h.Chain, Recorded: h.Recorded})
+	})
+	defer c.SetHandled(nil)
 	handler := func(u client.Update) {
 		switch u.Kind {
 		case client.UpdateJoined:
@@ -87,6 +100,8 @@ func run(ctx context.Context, c *client.Client, s *Store, report func(Event), on
 			report(Event{Kind: "problem", Conversation: u.Conversation, Err: u.Err})
 		}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if once {
 		c.OnUpdate(handler)
 		defer c.OnUpdate(nil)
@@ -104,16 +119,26 @@ func run(ctx context.Context, c *client.Client, s *Store, report func(Event), on
 			}
 			report(Event{Kind: "blob"})
 		}
-		return nil
+		return expire(ctx, c, s, report)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fetchBlobs(ctx, c, s, blobs, report)
-	}()
-	defer func() { <-done }()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // before the Wait: the goroutines end with ctx
+	wg.Go(func() {
+		t := time.NewTicker(ExpireEvery)
+		defer t.Stop()
+		for {
+			if err := expire(ctx, c, s, report); err != nil && ctx.Err() == nil {
+				report(Event{Kind: "problem", Err: fmt.Errorf("expiry: %w", err)})
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	wg.Go(func() { fetchBlobs(ctx, c, s, blobs, report) })
 	report(Event{Kind: "ready"})
 	err = c.Follow(ctx, handler)
 	cancel()
@@ -164,4 +189,45 @@ func fetchBlob(ctx context.Context, c *client.Client, s *Store, b Blob) error {
 		return err
 	}
 	return s.PutBlob(b, buf.Bytes())
+}
+
+// ExpireEvery is how often a running archive lets go of what the retention
+// schedule no longer keeps.
+var ExpireEvery = time.Hour
+
+// expire lets go of the records the records policy, as the device's
+// verified view of the log says it, no longer keeps: for each conversation
+// it first has the server log the expiry (which the server refuses under a
+// hold), then deletes. A log that does not verify stops it: nothing is
+// deleted on the server's word.
+func expire(ctx context.Context, c *client.Client, s *Store, report func(Event)) error {
+	if _, err := c.VerifyLog(ctx); err != nil {
+		return fmt.Errorf("the log does not verify, so nothing is let go: %w", err)
+	}
+	rp, err := c.RecordsPolicy()
+	if err != nil {
+		return err
+	}
+	p := Policy{Retention: map[string]time.Duration{}, Holds: map[string]string{}}
+	for level, days := range rp.RetentionDays {
+		p.Retention[level] = time.Duration(days) * 24 * time.Hour
+	}
+	for id, h := range rp.Holds {
+		p.Holds[id] = h.Conversation
+	}
+	es, err := s.Expirable(p, func(conv string) string { return c.Conversation(conv).Clearance }, c.Now())
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		if err := c.LogExpiry(ctx, e.Conversation, e.Through); err != nil {
+			report(Event{Kind: "problem", Conversation: e.Conversation, Err: fmt.Errorf("expiry through #%d: %w", e.Through, err)})
+			continue
+		}
+		if err := s.Expire(e.Conversation, e.Through); err != nil {
+			return err
+		}
+		report(Event{Kind: "expired", Conversation: e.Conversation, Seq: e.Through})
+	}
+	return nil
 }

@@ -59,6 +59,7 @@ const (
 	KeySetFile     = "keyset"
 	MonitorFile    = "monitor.json"
 	RolesFile      = "roles.json"
+	ChainsFile     = "chains.json"
 )
 
 // Profile is profile.json.
@@ -113,6 +114,7 @@ type Client struct {
 	unlockFn     func(context.Context) (string, error) // SetUnlock
 	prober       Prober                                // SetProber
 	records      func(Message) error                   // SetRecords
+	handled      func(Handled) error                   // SetHandled
 
 	// unlockMu serializes opening sessions that need an unlock, so that
 	// concurrent calls share one passkey prompt rather than make several.

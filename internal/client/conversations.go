@@ -203,6 +203,9 @@ type convFile struct {
 	// CheckpointSize is the log size of the last checkpoint this device
 	// sent into the conversation.
 	CheckpointSize int64 `json:"checkpoint_size"`
+	// Chain is the conversation's message chain after message Seq, as
+	// this device followed it (conversation.ChainNext).
+	Chain []byte `json:"chain,omitempty"`
 	// TreeApart: Group was stored without the epoch's ratchet tree, which
 	// is in ID.TreeEpoch.tree.
 	TreeApart bool   `json:"tree_apart,omitempty"`
@@ -263,6 +266,8 @@ type convEntry struct {
 	updates   []Update // to hand to the update handler once mu is released
 	// toldEpoch is the epoch the epoch watchers were last told of.
 	toldEpoch uint64
+	// recordedSeq is the last message recorded in the history.
+	recordedSeq int64
 	// history: the records of messages handled since the state was last
 	// saved, written just before it (after a crash in between, the
 	// messages are handled, and recorded, again).
@@ -690,7 +695,7 @@ func (c *Client) CreateConversation(ctx context.Context, o CreateOptions) (Conve
 		{Type: conversation.ExtClassification, Data: o.Classification.Marshal()},
 		mls.ExternalSendersExtension(mls.ExternalSenders{ds}),
 	}
-	e := &convEntry{id: convID(gid), gid: gid, checkAfter: true, file: convFile{LastUpdate: c.now()}}
+	e := &convEntry{id: convID(gid), gid: gid, checkAfter: true, file: convFile{LastUpdate: c.now(), Chain: conversation.ChainStart(gid)}}
 	g, err := mls.NewGroup(nil, suite, gid, kp, sec, signer, exts, c.groupOptions(e))
 	if err != nil {
 		return ConversationInfo{}, err
@@ -871,6 +876,7 @@ func (c *Client) SetRecords(fn func(Message) error) {
 // recordLater adds a message handled to the history written with the
 // conversation's state.
 func (c *Client) recordLater(e *convEntry, m Message) error {
+	e.recordedSeq = m.Seq
 	c.mu.Lock()
 	sink := c.records
 	c.mu.Unlock()
@@ -1401,6 +1407,65 @@ var errGap = errors.New("message out of order")
 // could not save, say); a message this device refuses is reported as an
 // UpdateProblem and counts as handled.
 func (c *Client) handleLocked(ctx context.Context, e *convEntry, m api.ConversationMessage) error {
+	before := e.file.Seq
+	if err := c.handleMessageLocked(ctx, e, m); err != nil {
+		return err
+	}
+	if before < m.Seq && e.file.Seq == m.Seq {
+		c.mu.Lock()
+		fn := c.handled
+		c.mu.Unlock()
+		if fn != nil {
+			return fn(Handled{Conversation: e.id, Seq: m.Seq, Time: m.Time, Chain: bytes.Clone(e.file.Chain), Recorded: e.recordedSeq == m.Seq})
+		}
+	}
+	return nil
+}
+
+// Handled is a message this device handled, as SetHandled reports it.
+type Handled struct {
+	Conversation string
+	Seq          int64
+	Time         time.Time // when the server accepted it
+	Chain        []byte    // the conversation's message chain after it
+	Recorded     bool      // it went to the history (or SetRecords' fn)
+}
+
+// SetHandled makes fn hear of every message this device handles, in the
+// conversation's order, with the conversation's message chain after it
+// and whether it went to the history (or to SetRecords' fn), before the
+// device saves its state and acknowledges it; an error from fn stops the
+// handling. The archive device keeps its index of the chain this way.
+func (c *Client) SetHandled(fn func(Handled) error) {
+	c.mu.Lock()
+	c.handled = fn
+	c.mu.Unlock()
+}
+
+// linkChainLocked follows the conversation's message chain over m from
+// the chain this device holds. The first message a device that joined
+// later handles anchors it at the server's value; from then on the device
+// computes each link itself, and reports a server whose chain differs:
+// it showed this device other messages than it chained (and commits to
+// the log).
+func (c *Client) linkChainLocked(e *convEntry, m api.ConversationMessage) {
+	if len(e.file.Chain) == 0 {
+		e.file.Chain = bytes.Clone(m.Chain)
+		return
+	}
+	next := conversation.ChainNext(e.file.Chain, m.Message)
+	if len(m.Chain) > 0 && !bytes.Equal(next, m.Chain) {
+		e.updates = append(e.updates, Update{Conversation: e.id, Kind: UpdateProblem,
+			Err: fmt.Errorf("message %d: %w", m.Seq, ErrChainMismatch)})
+	}
+	e.file.Chain = next
+}
+
+// ErrChainMismatch: the server's message chain differs from the one this
+// device computed over the messages it was given.
+var ErrChainMismatch = errors.New("the server's message chain does not match the messages it delivered")
+
+func (c *Client) handleMessageLocked(ctx context.Context, e *convEntry, m api.ConversationMessage) error {
 	if m.Seq <= e.file.Seq {
 		e.unacked = true // the server thinks it was lost: tell it again
 		return nil
@@ -1412,6 +1477,7 @@ func (c *Client) handleLocked(ctx context.Context, e *convEntry, m api.Conversat
 		e.updates = append(e.updates, Update{Conversation: e.id, Kind: UpdateProblem, Err: fmt.Errorf("message %d: %w", m.Seq, err)})
 	}
 	defer func() { e.file.Seq, e.dirty, e.unacked = m.Seq, true, true }()
+	c.linkChainLocked(e, m)
 	if len(e.file.Own) > 0 && m.Kind == int(mls.ContentApplication) {
 		if i := slices.Index(e.file.Own, ownKey(m.Message)); i >= 0 {
 			e.file.Own = slices.Delete(e.file.Own, i, i+1)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,6 +114,12 @@ func (c *Client) VerifyLog(ctx context.Context) (*VerifyReport, error) {
 	rep := &VerifyReport{Checkpoint: got, Size: got.Size, Root: fmt.Sprintf("%x", got.Hash[:]), NewEntries: got.Size - old}
 	roles, err := c.rolesFromLog(entries)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.chainsFromLog(old, entries); err != nil {
+		return nil, err
+	}
+	if err := c.recordsFromLog(entries); err != nil {
 		return nil, err
 	}
 	if err := c.checkDevices(ctx, m, roles, old, entries, rep); err != nil {
@@ -264,6 +271,68 @@ func (c *Client) rolesFromLog(entries [][]byte) (*userRoles, error) {
 		return nil, err
 	}
 	return ur, c.st.WriteFile(RolesFile, b)
+}
+
+// ChainHead is a conversation's message chain head as the log commits it
+// (a conversation.chain entry).
+type ChainHead struct {
+	Seq   int64  `json:"seq"`
+	Chain []byte `json:"chain"`
+	Index int64  `json:"index"` // the entry's place in the log
+}
+
+// chainsFromLog keeps, per conversation, the newest chain head the log
+// commits (ChainsFile), so that the archive's store can be checked against
+// it ([Client.ChainHeads]). entries start at index old.
+func (c *Client) chainsFromLog(old int64, entries [][]byte) error {
+	heads, err := c.ChainHeads()
+	if err != nil {
+		return err
+	}
+	changed := false
+	for i, raw := range entries {
+		e, err := tlog.ParseEntry(raw)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrLogProblem, err)
+		}
+		if e.Type != tlog.TypeConversationChain {
+			continue
+		}
+		chain, err := base64.StdEncoding.DecodeString(e.Chain)
+		if err != nil {
+			return fmt.Errorf("%w: chain in log: %v", ErrLogProblem, err)
+		}
+		if h, ok := heads[e.Conversation]; ok && int64(e.Count) <= h.Seq {
+			return fmt.Errorf("%w: the log commits conversation %s's head at #%d after #%d", ErrLogProblem, e.Conversation, e.Count, h.Seq)
+		}
+		heads[e.Conversation] = ChainHead{Seq: int64(e.Count), Chain: chain, Index: old + int64(i)}
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	b, err := json.Marshal(heads)
+	if err != nil {
+		return err
+	}
+	return c.st.WriteFile(ChainsFile, b)
+}
+
+// ChainHeads returns the newest chain head the log commits of each
+// conversation, as far as this device has verified the log.
+func (c *Client) ChainHeads() (map[string]ChainHead, error) {
+	heads := map[string]ChainHead{}
+	b, err := c.st.ReadFile(ChainsFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return heads, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &heads); err != nil {
+		return nil, fmt.Errorf("%s: %w", ChainsFile, err)
+	}
+	return heads, nil
 }
 
 // checkDevices judges this user's devices.

@@ -46,9 +46,10 @@ import (
 //
 // Accepted messages are numbered and stored once per conversation; every
 // member device receives them in order, at least once, until it
-// acknowledges them (Messages, Ack, and the event stream). Membership
-// changes are written to the transparency log in the transaction that
-// accepts them.
+// acknowledges them (Messages, Ack, and the event stream), each with the
+// conversation's message chain after it. Membership changes are written
+// to the transparency log in the transaction that accepts them, and the
+// chains' heads periodically (chains.go).
 
 // Limits on conversations.
 const (
@@ -247,7 +248,7 @@ func (t *txState) push(m store.ConversationMessage, to []string) {
 
 func pushed(m store.ConversationMessage) events.Message {
 	return events.Message{Conversation: ConversationID(m.GroupID), Seq: m.Seq, Epoch: m.Epoch,
-		Kind: m.Kind, Sender: m.Sender, Data: m.Data, Time: m.CreatedAt}
+		Kind: m.Kind, Sender: m.Sender, Data: m.Data, Time: m.CreatedAt, Chain: m.Chain}
 }
 
 func (t *txState) logEntry(ctx context.Context, tx *store.Tx, now time.Time, e tlog.Entry) error {
@@ -494,7 +495,7 @@ func (s *Service) postKnown(ctx context.Context, a org.Actor, groupID []byte, ms
 	}
 	m := store.ConversationMessage{GroupID: groupID, Epoch: pm.Epoch, Kind: int(mls.ContentApplication),
 		Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}
-	m.Seq, err = s.cfg.Store.AppendApplicationMessage(ctx, m)
+	m.Seq, m.Chain, err = s.cfg.Store.AppendApplicationMessage(ctx, m)
 	if errors.Is(err, store.ErrConflict) {
 		return Posted{}, false, nil
 	} else if err != nil {
@@ -553,7 +554,7 @@ func (s *Service) postApplication(ctx context.Context, tx *store.Tx, ts *txState
 	}
 	m := store.ConversationMessage{GroupID: groupID, Epoch: c.Epoch, Kind: int(mls.ContentApplication),
 		Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}
-	if m.Seq, err = tx.AppendConversationMessage(ctx, m, c.Epoch, nil); err != nil {
+	if m.Seq, m.Chain, err = tx.AppendConversationMessage(ctx, m, c.Epoch, nil); err != nil {
 		return err
 	}
 	*out = Posted{Seq: m.Seq, Epoch: c.Epoch, Kind: int(mls.ContentApplication)}
@@ -636,7 +637,7 @@ func (s *Service) proposeRemovals(ctx context.Context, tx *store.Tx, ts *txState
 			st = state
 		}
 		m := store.ConversationMessage{GroupID: c.GroupID, Epoch: c.Epoch, Kind: int(mls.ContentProposal), Data: raw, CreatedAt: now}
-		if m.Seq, err = tx.AppendConversationMessage(ctx, m, c.Epoch, st); err != nil {
+		if m.Seq, m.Chain, err = tx.AppendConversationMessage(ctx, m, c.Epoch, st); err != nil {
 			return 0, err
 		}
 		ts.push(m, deviceIDs(members))
@@ -706,7 +707,7 @@ func (s *Service) postHandshake(ctx context.Context, tx *store.Tx, ts *txState, 
 		}
 		m := store.ConversationMessage{GroupID: groupID, Epoch: c.Epoch, Kind: int(mls.ContentProposal),
 			Sender: a.Device.ID, Data: raw, CreatedAt: s.cfg.Now()}
-		if m.Seq, err = tx.AppendConversationMessage(ctx, m, c.Epoch, state); err != nil {
+		if m.Seq, m.Chain, err = tx.AppendConversationMessage(ctx, m, c.Epoch, state); err != nil {
 			return err
 		}
 		*out = Posted{Seq: m.Seq, Epoch: c.Epoch, Kind: int(mls.ContentProposal)}
@@ -907,7 +908,7 @@ func (s *Service) acceptCommit(ctx context.Context, tx *store.Tx, ts *txState, a
 	}
 	now := s.cfg.Now()
 	cm := store.ConversationMessage{GroupID: groupID, Epoch: c.Epoch, Kind: int(mls.ContentCommit), Sender: a.Device.ID, Data: raw, CreatedAt: now}
-	seq, err := tx.AppendConversationMessage(ctx, cm, pp.Epoch, state)
+	seq, chain, err := tx.AppendConversationMessage(ctx, cm, pp.Epoch, state)
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return apierr.New(apierr.EpochMoved, "another commit took the epoch").WithHint("process the conversation's messages, then make your commit again")
@@ -966,7 +967,7 @@ func (s *Service) acceptCommit(ctx context.Context, tx *store.Tx, ts *txState, a
 			}
 		}
 	}
-	cm.Seq = seq
+	cm.Seq, cm.Chain = seq, chain
 	ts.push(cm, woken) // the members before the commit, those it removes included
 	ts.woken = append(ts.woken, added...)
 	// Members who lapsed and are still in the group: propose their removal

@@ -46,6 +46,7 @@ type Message struct {
 	Sender       string
 	Data         []byte
 	Time         time.Time
+	Chain        []byte // the conversation's message chain after it
 	// Wire is the message as connections send it, encoded once by the
 	// hub's encoder for all its recipients (nil without one).
 	Wire []byte

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -188,6 +189,38 @@ func TestArchiveDevice(t *testing.T) {
 			// A store is bound to its records key.
 			if _, err := archive.Create(storeDir, mustRecipient(t)); !errors.Is(err, archive.ErrRecipient) {
 				t.Errorf("a store took a second records key: %v", err)
+			}
+
+			// Completeness: the server commits the conversation's chain
+			// head to the log; checked against it, the store holds every
+			// message through the head. A record deleted from the store,
+			// or a line of its index, shows.
+			if n, err := e.srv.CommitChains(ctx); err != nil || n == 0 {
+				t.Fatalf("commit chains: %d, %v", n, err)
+			}
+			if _, err := alice.VerifyLog(ctx); err != nil {
+				t.Fatal(err)
+			}
+			hs, err := alice.ChainHeads()
+			if err != nil {
+				t.Fatal(err)
+			}
+			heads := map[string]archive.Head{}
+			for conv, h := range hs {
+				heads[conv] = archive.Head{Seq: h.Seq, Chain: h.Chain, Index: h.Index}
+			}
+			checks, err := ro.Verify(heads)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(checks) != 1 || !checks[0].Complete || checks[0].HeadSeq != last.Seq || checks[0].Last != last.Seq || checks[0].Records != len(recs) {
+				t.Fatalf("verify: %+v (last message #%d, %d records)", checks, last.Seq, len(recs))
+			}
+			if err := os.Remove(filepath.Join(storeDir, info.ID, fmt.Sprintf("%012d.age", recs[1].Seq))); err != nil {
+				t.Fatal(err)
+			}
+			if checks, err := ro.Verify(heads); err != nil || checks[0].Complete || !strings.HasPrefix(strings.Join(checks[0].Problems, ";"), "missing: record #") {
+				t.Errorf("a deleted record: %+v %v", checks, err)
 			}
 			e.noCanary(t, canary, "conversation_messages")
 		})

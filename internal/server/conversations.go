@@ -35,7 +35,7 @@ func apiConversation(v deliver.View) api.Conversation {
 
 func apiConversationMessage(m store.ConversationMessage) *api.ConversationMessage {
 	return &api.ConversationMessage{Conversation: deliver.ConversationID(m.GroupID), Seq: m.Seq, Epoch: m.Epoch, Kind: m.Kind,
-		Sender: m.Sender, Message: m.Data, Time: m.CreatedAt.UTC()}
+		Sender: m.Sender, Message: m.Data, Time: m.CreatedAt.UTC(), Chain: m.Chain}
 }
 
 // kindLabel names an MLS content type for metrics.

@@ -290,7 +290,7 @@ func pushedWire(m events.Message) []byte {
 
 func pushedMessage(m events.Message) *api.ConversationMessage {
 	return &api.ConversationMessage{Conversation: m.Conversation, Seq: m.Seq, Epoch: m.Epoch, Kind: m.Kind, Sender: m.Sender,
-		Message: m.Data, Time: m.Time.UTC()}
+		Message: m.Data, Time: m.Time.UTC(), Chain: m.Chain}
 }
 
 // conversationMessages reads the messages of the device's conversations

@@ -103,7 +103,9 @@ func newEnvAt(t testing.TB, backend, addr string, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	e.invite = res.Invite.Code
-	e.cfg = server.Config{DataDir: e.dir, Logger: log, Now: e.clock.Now, EnrolRate: 1000, EnrolBurst: 1000}
+	// Tests commit message chains to the log when they mean to
+	// (Server.CommitChains), not when a minute has passed.
+	e.cfg = server.Config{DataDir: e.dir, Logger: log, Now: e.clock.Now, EnrolRate: 1000, EnrolBurst: 1000, ChainInterval: -1}
 	for _, o := range opts {
 		o(&e.cfg)
 	}

@@ -105,6 +105,10 @@ type Config struct {
 	// MaxPasskeyCeremonies bounds the passkey ceremonies pending at once
 	// (0: 10,000).
 	MaxPasskeyCeremonies int
+	// ChainInterval is how often the heads of conversations' message
+	// chains that moved are committed to the transparency log (0: a
+	// minute; negative: never; serve --chain-interval).
+	ChainInterval time.Duration
 }
 
 // Server is a running Hotline server.
@@ -262,6 +266,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.wg.Go(func() { s.every(time.Second, s.callTimeouts) })
 	s.wg.Go(func() { s.every(cmp.Or(cfg.DeskSweep, 2*time.Second), s.deskSweep) })
 	s.wg.Go(func() { s.every(cmp.Or(cfg.QualityInterval, 5*time.Second), s.callQuality) })
+	if cfg.ChainInterval >= 0 {
+		s.wg.Go(func() { s.every(cmp.Or(cfg.ChainInterval, time.Minute), s.commitChains) })
+	}
 	s.wg.Go(s.ackLoop)
 	return s, nil
 }
@@ -390,6 +397,22 @@ func (s *Server) deskSweep() {
 		s.log.Warn("desk sweep", "err", err)
 	} else if n > 0 {
 		s.log.Info("desk alerts", "count", n)
+	}
+}
+
+// CommitChains commits to the transparency log the head of every
+// conversation's message chain that moved since its last commit, and
+// returns how many entries it wrote. The server does so every
+// Config.ChainInterval; tests call it to do it now.
+func (s *Server) CommitChains(ctx context.Context) (int, error) {
+	return s.deliver.CommitChains(ctx)
+}
+
+func (s *Server) commitChains() {
+	if n, err := s.deliver.CommitChains(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("commit message chains to the log", "err", err, "committed", n)
+	} else if n > 0 {
+		s.log.Debug("message chains committed to the log", "count", n)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"hotline/internal/conversation"
 	"hotline/internal/identity"
 )
 
@@ -16,6 +17,12 @@ import (
 // receive it has acknowledged it. Delivery is by reading, not by copying a
 // message into every recipient's queue: one row per message whatever the
 // group's size.
+//
+// Each conversation's messages are hash-chained (conversation.ChainNext),
+// by the SQL function hotline_chain in the statement that numbers each
+// message, so the chain costs no round trip; the chain after each message
+// is kept with it, and the chain after the head on the conversation, from
+// which the delivery service commits heads to the transparency log.
 
 // Conversation is one MLS group: its public state (the ratchet tree,
 // GroupContext and transcript hash: no secret, no content) and the
@@ -32,6 +39,10 @@ type Conversation struct {
 	CreatedBy    string // device
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// Chain is the message chain after HeadSeq (conversation.ChainStart
+	// at 0). It is nil for a conversation made before the chain existed
+	// until its next message.
+	Chain []byte
 }
 
 // ConversationMember says which device holds a leaf, and how far its
@@ -68,14 +79,26 @@ type ConversationMessage struct {
 	Sender    string // the sending device, or "" for the delivery service
 	Data      []byte // the MLSMessage
 	CreatedAt time.Time
+	// Chain is the conversation's message chain after this message (nil
+	// for a message stored before the chain existed).
+	Chain []byte
 }
 
-// CreateConversation records a new conversation; ErrConflict if its group
+// ChainHead is a conversation's message chain after its newest message.
+type ChainHead struct {
+	GroupID []byte
+	Seq     int64
+	Chain   []byte
+}
+
+// CreateConversation records a new conversation, its message chain at
+// conversation.ChainStart (c.Chain is ignored); ErrConflict if its group
 // ID is taken.
 func (t *Tx) CreateConversation(ctx context.Context, c Conversation) error {
-	return t.insertNew(ctx, `INSERT INTO conversations (group_id, cipher_suite, epoch, head_seq, pending, state, level, compartments, created_by, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
-		c.GroupID, int(c.CipherSuite), int64(c.Epoch), c.HeadSeq, c.Pending, c.State, int(c.Level), c.Compartments.String(), c.CreatedBy, unix(c.CreatedAt), unix(c.UpdatedAt))
+	return t.insertNew(ctx, `INSERT INTO conversations (group_id, cipher_suite, epoch, head_seq, pending, state, level, compartments, created_by, created_at, updated_at, chain)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+		c.GroupID, int(c.CipherSuite), int64(c.Epoch), c.HeadSeq, c.Pending, c.State, int(c.Level), c.Compartments.String(), c.CreatedBy, unix(c.CreatedAt), unix(c.UpdatedAt),
+		conversation.ChainStart(c.GroupID))
 }
 
 // GetConversation returns a conversation with its state, locking it in a
@@ -99,9 +122,9 @@ func (t *Tx) getConversation(ctx context.Context, groupID []byte, state string) 
 		comps            string
 		created, updated int64
 	)
-	err := t.queryRow(ctx, `SELECT cipher_suite, epoch, head_seq, pending, `+state+`, level, compartments, created_by, created_at, updated_at
+	err := t.queryRow(ctx, `SELECT cipher_suite, epoch, head_seq, pending, `+state+`, level, compartments, created_by, created_at, updated_at, chain
 		FROM conversations WHERE group_id = $1`+t.forUpdate(), groupID).
-		Scan(&suite, &epoch, &c.HeadSeq, &c.Pending, &c.State, &level, &comps, &c.CreatedBy, &created, &updated)
+		Scan(&suite, &epoch, &c.HeadSeq, &c.Pending, &c.State, &level, &comps, &c.CreatedBy, &created, &updated, &c.Chain)
 	if err != nil {
 		return Conversation{}, notFound(err)
 	}
@@ -116,65 +139,84 @@ func (t *Tx) getConversation(ctx context.Context, groupID []byte, state string) 
 // AppendConversationMessage accepts m as the conversation's next message,
 // if the conversation is still at epoch m.Epoch (ErrConflict otherwise:
 // another commit won the epoch), and moves it to epoch next with state
-// (nil: the state is unchanged). It returns the message's seq. A proposal
-// (Kind 2) counts as pending until a commit (Kind 3).
-func (t *Tx) AppendConversationMessage(ctx context.Context, m ConversationMessage, next uint64, state []byte) (int64, error) {
-	var seq int64
-	err := t.queryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1, epoch = $1, state = COALESCE($2, state), updated_at = $3,
+// (nil: the state is unchanged). It returns the message's seq and the
+// conversation's message chain after it. A proposal (Kind 2) counts as
+// pending until a commit (Kind 3).
+func (t *Tx) AppendConversationMessage(ctx context.Context, m ConversationMessage, next uint64, state []byte) (int64, []byte, error) {
+	var (
+		seq   int64
+		chain []byte
+	)
+	err := t.queryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1, chain = hotline_chain(chain, $7), epoch = $1, state = COALESCE($2, state), updated_at = $3,
 		pending = CASE WHEN $6 = 3 THEN 0 WHEN $6 = 2 THEN pending + 1 ELSE pending END
-		WHERE group_id = $4 AND epoch = $5 RETURNING head_seq`,
-		int64(next), state, unix(m.CreatedAt), m.GroupID, int64(m.Epoch), m.Kind).Scan(&seq)
+		WHERE group_id = $4 AND epoch = $5 RETURNING head_seq, chain`,
+		int64(next), state, unix(m.CreatedAt), m.GroupID, int64(m.Epoch), m.Kind, m.Data).Scan(&seq, &chain)
 	if err := notFound(err); err == ErrNotFound {
-		return 0, fmt.Errorf("%w: the conversation is no longer at epoch %d", ErrConflict, m.Epoch)
+		return 0, nil, fmt.Errorf("%w: the conversation is no longer at epoch %d", ErrConflict, m.Epoch)
 	} else if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	_, err = t.exec(ctx, `INSERT INTO conversation_messages (group_id, seq, epoch, kind, sender, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		m.GroupID, seq, int64(m.Epoch), m.Kind, m.Sender, m.Data, unix(m.CreatedAt))
-	return seq, err
+	if err := t.insertMessage(ctx, m, seq, chain); err != nil {
+		return 0, nil, err
+	}
+	return seq, chain, nil
+}
+
+func (t *Tx) insertMessage(ctx context.Context, m ConversationMessage, seq int64, chain []byte) error {
+	_, err := t.exec(ctx, `INSERT INTO conversation_messages (group_id, seq, epoch, kind, sender, data, created_at, chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		m.GroupID, seq, int64(m.Epoch), m.Kind, m.Sender, m.Data, unix(m.CreatedAt), chain)
+	return err
 }
 
 // AppendApplicationMessage accepts an application message as the
 // conversation's next, if the conversation is at epoch m.Epoch with no
 // proposal pending: ErrConflict otherwise (the caller reads the
 // conversation to say why). It is a transaction of its own, one statement
-// where the database allows (one round trip to PostgreSQL).
-func (s *Store) AppendApplicationMessage(ctx context.Context, m ConversationMessage) (int64, error) {
-	var seq int64
+// where the database allows (one round trip to PostgreSQL). It returns the
+// message's seq and the conversation's message chain after it.
+func (s *Store) AppendApplicationMessage(ctx context.Context, m ConversationMessage) (int64, []byte, error) {
+	var (
+		seq   int64
+		chain []byte
+	)
 	if s.dialect.ModifyingCTE() {
 		err := s.UpdateOne(ctx, func(t *Tx) error {
-			return t.queryRow(ctx, `WITH h AS (UPDATE conversations SET head_seq = head_seq + 1, updated_at = $1
-				WHERE group_id = $2 AND epoch = $3 AND pending = 0 RETURNING head_seq)
-				INSERT INTO conversation_messages (group_id, seq, epoch, kind, sender, data, created_at)
-				SELECT $2, head_seq, $3, $4, $5, $6, $1 FROM h RETURNING seq`,
-				unix(m.CreatedAt), m.GroupID, int64(m.Epoch), m.Kind, m.Sender, m.Data).Scan(&seq)
+			return t.queryRow(ctx, `WITH h AS (UPDATE conversations SET head_seq = head_seq + 1, chain = hotline_chain(chain, $6), updated_at = $1
+				WHERE group_id = $2 AND epoch = $3 AND pending = 0 RETURNING head_seq, chain)
+				INSERT INTO conversation_messages (group_id, seq, epoch, kind, sender, data, created_at, chain)
+				SELECT $2, head_seq, $3, $4, $5, $6, $1, chain FROM h RETURNING seq, chain`,
+				unix(m.CreatedAt), m.GroupID, int64(m.Epoch), m.Kind, m.Sender, m.Data).Scan(&seq, &chain)
 		})
 		if err := notFound(err); err == ErrNotFound {
-			return 0, fmt.Errorf("%w: the conversation is not at epoch %d with nothing pending", ErrConflict, m.Epoch)
+			return 0, nil, fmt.Errorf("%w: the conversation is not at epoch %d with nothing pending", ErrConflict, m.Epoch)
 		}
-		return seq, err
+		return seq, chain, err
 	}
 	err := s.Update(ctx, func(t *Tx) error {
 		var err error
-		seq, err = t.appendApplicationMessage(ctx, m)
+		seq, chain, err = t.appendApplicationMessage(ctx, m)
 		return err
 	})
-	return seq, err
+	return seq, chain, err
 }
 
-func (t *Tx) appendApplicationMessage(ctx context.Context, m ConversationMessage) (int64, error) {
-	var seq int64
-	err := t.queryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1, updated_at = $1
-		WHERE group_id = $2 AND epoch = $3 AND pending = 0 RETURNING head_seq`,
-		unix(m.CreatedAt), m.GroupID, int64(m.Epoch)).Scan(&seq)
+func (t *Tx) appendApplicationMessage(ctx context.Context, m ConversationMessage) (int64, []byte, error) {
+	var (
+		seq   int64
+		chain []byte
+	)
+	err := t.queryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1, chain = hotline_chain(chain, $4), updated_at = $1
+		WHERE group_id = $2 AND epoch = $3 AND pending = 0 RETURNING head_seq, chain`,
+		unix(m.CreatedAt), m.GroupID, int64(m.Epoch), m.Data).Scan(&seq, &chain)
 	if err := notFound(err); err == ErrNotFound {
-		return 0, fmt.Errorf("%w: the conversation is not at epoch %d with nothing pending", ErrConflict, m.Epoch)
+		return 0, nil, fmt.Errorf("%w: the conversation is not at epoch %d with nothing pending", ErrConflict, m.Epoch)
 	} else if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	_, err = t.exec(ctx, `INSERT INTO conversation_messages (group_id, seq, epoch, kind, sender, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		m.GroupID, seq, int64(m.Epoch), m.Kind, m.Sender, m.Data, unix(m.CreatedAt))
-	return seq, err
+	if err := t.insertMessage(ctx, m, seq, chain); err != nil {
+		return 0, nil, err
+	}
+	return seq, chain, nil
 }
 
 // PutConversationMember records that a device holds a leaf from JoinedSeq
@@ -277,7 +319,7 @@ func (t *Tx) ConversationMessages(ctx context.Context, groupID []byte, after, up
 	if upTo <= 0 {
 		upTo = 1<<63 - 1
 	}
-	rows, err := t.query(ctx, `SELECT seq, epoch, kind, sender, data, created_at FROM conversation_messages
+	rows, err := t.query(ctx, `SELECT seq, epoch, kind, sender, data, created_at, chain FROM conversation_messages
 		WHERE group_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`, groupID, after, upTo, limit)
 	if err != nil {
 		return nil, err
@@ -287,7 +329,7 @@ func (t *Tx) ConversationMessages(ctx context.Context, groupID []byte, after, up
 	for rows.Next() {
 		m := ConversationMessage{GroupID: groupID}
 		var epoch, at int64
-		if err := rows.Scan(&m.Seq, &epoch, &m.Kind, &m.Sender, &m.Data, &at); err != nil {
+		if err := rows.Scan(&m.Seq, &epoch, &m.Kind, &m.Sender, &m.Data, &at, &m.Chain); err != nil {
 			return nil, err
 		}
 		m.Epoch, m.CreatedAt = uint64(epoch), fromUnix(at)
@@ -327,4 +369,45 @@ func (t *Tx) PruneConversations(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// UnloggedChains returns, up to limit, the conversations whose head has
+// moved past the one last committed to the transparency log
+// (SetChainLogged), with their head's seq and chain, in the order of
+// their group IDs from the first after after (nil: from the start). A
+// conversation made before the chain existed is left out until its next
+// message. It reads every conversation's row: an index on the comparison
+// would have to change with every message.
+func (t *Tx) UnloggedChains(ctx context.Context, after []byte, limit int) ([]ChainHead, error) {
+	where, args := "", []any{limit}
+	if after != nil {
+		where, args = " AND group_id > $2", append(args, after)
+	}
+	rows, err := t.query(ctx, `SELECT group_id, head_seq, chain FROM conversations
+		WHERE head_seq > chain_logged AND chain IS NOT NULL`+where+` ORDER BY group_id LIMIT $1`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ChainHead
+	for rows.Next() {
+		var h ChainHead
+		if err := rows.Scan(&h.GroupID, &h.Seq, &h.Chain); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// SetChainLogged records that the transparency log commits a
+// conversation's chain up to seq; it never moves back. It reports whether
+// it moved.
+func (t *Tx) SetChainLogged(ctx context.Context, groupID []byte, seq int64) (bool, error) {
+	res, err := t.exec(ctx, `UPDATE conversations SET chain_logged = $1 WHERE group_id = $2 AND chain_logged < $1 AND $1 <= head_seq`, seq, groupID)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }

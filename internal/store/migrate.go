@@ -9,8 +9,11 @@ import (
 
 // migrations are applied in order, each once, inside a transaction. Never
 // edit a released migration: append a new one. The SQL is shared by both
-// backends; Dialect.Rewrite replaces BYTES (BLOB | BYTEA) and SERIALPK (an
-// auto-increment primary key).
+// backends; Dialect.Rewrite replaces BYTES (BLOB | BYTEA), SERIALPK (an
+// auto-increment primary key) and CHAINFUNC (the SQL function
+// hotline_chain(prev, data) = SHA-256(prev || SHA-256(data)), with a NULL
+// prev taken as empty: created in PostgreSQL, nothing in SQLite, where the
+// backend registers it with the driver).
 //
 // Times are unix seconds in BIGINT columns so both backends compare them the
 // same way.
@@ -407,6 +410,44 @@ CREATE TABLE note_takers (
 );
 ALTER TABLE readouts ADD COLUMN note_taker TEXT NOT NULL DEFAULT '';
 ALTER TABLE readouts ADD COLUMN note_taker_status TEXT NOT NULL DEFAULT '';
+`,
+	// 15: the message chain (conversation.ChainNext): each message's row
+	// holds the conversation's chain after it, and the conversation's row
+	// the chain after its head and the head last committed to the
+	// transparency log. Rows from before are NULL (no default: '' is TEXT
+	// in SQLite and X'' a bit string in PostgreSQL), and hotline_chain
+	// takes a NULL chain as empty, so such a conversation's chain starts
+	// from the empty string at its first message after the upgrade.
+	`
+ALTER TABLE conversations ADD COLUMN chain BYTES;
+ALTER TABLE conversations ADD COLUMN chain_logged BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE conversation_messages ADD COLUMN chain BYTES;
+CHAINFUNC
+`,
+	// 16: the records policy: retention by classification level, legal
+	// holds (kept after release, for the record), and through which
+	// message the archive let each conversation's records go.
+	`
+CREATE TABLE records_retention (
+	level  TEXT PRIMARY KEY,
+	days   INTEGER NOT NULL,
+	set_by TEXT NOT NULL,
+	set_at BIGINT NOT NULL
+);
+CREATE TABLE records_holds (
+	id           TEXT PRIMARY KEY,
+	group_id     BYTES,
+	reason       TEXT NOT NULL,
+	created_by   TEXT NOT NULL,
+	created_at   BIGINT NOT NULL,
+	released_by  TEXT NOT NULL DEFAULT '',
+	released_at  BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE records_expiries (
+	group_id   BYTES PRIMARY KEY,
+	through    BIGINT NOT NULL,
+	expired_at BIGINT NOT NULL
+);
 `,
 }
 

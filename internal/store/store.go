@@ -38,7 +38,7 @@ type Dialect interface {
 	// Name is "sqlite" or "postgres".
 	Name() string
 	// Rewrite turns the shared SQL of a migration into the backend's: the
-	// tokens BYTES, SERIALPK and LOCKHEAD are replaced.
+	// tokens BYTES, SERIALPK and CHAINFUNC are replaced (see migrations).
 	Rewrite(sql string) string
 	// IsUniqueViolation reports whether err is a unique-constraint error.
 	IsUniqueViolation(err error) bool

@@ -16,6 +16,7 @@ const MaxEntrySize = 16 << 10
 // Limits on entry fields.
 const (
 	sigKeySize    = 32 // Ed25519 public key
+	chainSize     = 32 // a conversation's message chain: SHA-256
 	maxKEMKeySize = 2048
 	maxReasonLen  = 64
 )
@@ -39,6 +40,11 @@ const (
 	TypeConversationCreate = "conversation.create" // Conversation, Actor, ActorDevice, Clearance (Compartments)
 	TypeMemberAdd          = "member.add"          // Conversation, User, Device (Actor, ActorDevice)
 	TypeMemberRemove       = "member.remove"       // Conversation, User, Device, Reason (Actor, ActorDevice)
+	// TypeConversationChain commits a conversation's message chain (see
+	// conversation.ChainNext): Count is the seq of its newest message and
+	// Chain the chain after it, so a member can prove it holds every
+	// message up to there. Only hashes of ciphertexts, never content.
+	TypeConversationChain = "conversation.chain" // Conversation, Count (the head's seq), Chain
 	// Calls: who called, joined and left, and how calls ended (no content,
 	// no media keys). Call is the call's ID.
 	TypeCallStart = "call.start" // Conversation, Call, Actor, ActorDevice
@@ -80,6 +86,13 @@ const (
 	// Line checks before a call.
 	TypeLineCheckStart = "linecheck.start" // Item, Ref (the call request), Actor, ActorDevice
 	TypeLineCheckDone  = "linecheck.done"  // Item, Ref, Reason (green or red)
+	// Records: the retention schedule, legal holds, and the archive's
+	// expiries, so that no record goes unseen (the archive acts on these
+	// entries, not on the server's word).
+	TypeRecordsRetention = "records.retention" // Actor, ActorDevice, Clearance (the level), Count (days kept; 0: for good)
+	TypeRecordsHold      = "records.hold"      // Item (the hold), Actor, ActorDevice, Reason (Conversation: the one held; none: every one)
+	TypeRecordsRelease   = "records.release"   // Item (the hold), Actor, ActorDevice
+	TypeRecordsExpire    = "records.expire"    // Actor, ActorDevice (the archive), Conversation, Count (the records through this message were let go)
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -109,6 +122,7 @@ type Entry struct {
 	At           int64    `json:"at,omitempty"`           // a scheduled time, unix seconds
 	Ref          string   `json:"ref,omitempty"`          // the workflow item Item is about
 	Recipients   []string `json:"recipients,omitempty"`   // users a record was distributed to
+	Chain        string   `json:"chain,omitempty"`        // base64 32-byte conversation message chain
 }
 
 // Marshal validates e and returns its canonical encoding.
@@ -205,6 +219,10 @@ func (e Entry) Validate() error {
 		need("user", e.User != "")
 		need("device", e.Device != "")
 		need("reason", e.Reason != "")
+	case TypeConversationChain:
+		need("conversation", e.Conversation != "")
+		need("count", e.Count > 0)
+		need("chain", e.Chain != "")
 	case TypeCallStart:
 		need("conversation", e.Conversation != "")
 		need("call", e.Call != "")
@@ -296,6 +314,24 @@ func (e Entry) Validate() error {
 	case TypeHotlineRed, TypeHotlineGreen:
 		need("item", e.Item != "")
 		need("reason", e.Type == TypeHotlineGreen || e.Reason != "")
+	case TypeRecordsRetention:
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("clearance", e.Clearance != "")
+	case TypeRecordsHold:
+		need("item", e.Item != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("reason", e.Reason != "")
+	case TypeRecordsRelease:
+		need("item", e.Item != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+	case TypeRecordsExpire:
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("conversation", e.Conversation != "")
+		need("count", e.Count > 0)
 	case TypeCommitmentOpen, TypeCommitmentDue:
 		need("item", e.Item != "")
 		need("user", e.User != "")
@@ -349,6 +385,11 @@ func (e Entry) Validate() error {
 	if e.KEMKey != "" {
 		if k, err := decodeBase64(e.KEMKey); err != nil || len(k) > maxKEMKeySize {
 			return malformed("%s entry kem_key is not base64 of at most %d bytes", e.Type, maxKEMKeySize)
+		}
+	}
+	if e.Chain != "" {
+		if c, err := decodeBase64(e.Chain); err != nil || len(c) != chainSize {
+			return malformed("%s entry chain is not a base64 %d-byte hash", e.Type, chainSize)
 		}
 	}
 	if !isCode(e.Reason) {

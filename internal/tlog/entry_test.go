@@ -25,6 +25,7 @@ func validEntries() []Entry {
 		{Type: TypePolicyRemove, Time: 11, Rule: "deny *"},
 		{Type: TypeContactRefused, Time: 12, Actor: "bob@org.example", ActorDevice: "phone", Target: "ada@org.example", Reason: "clearance", Count: 3},
 		{Type: TypeContactRefused, Time: 1 << 40, Actor: "bob@org.example", Target: "ada@org.example", Reason: "policy.deny"},
+		{Type: TypeConversationChain, Time: 13, Conversation: "AAEC", Count: 1 << 40, Chain: key("chain", 32)},
 	}
 }
 
@@ -48,6 +49,11 @@ func TestEntryRoundTrip(t *testing.T) {
 	}
 	if want := `{"type":"policy.add","time":10,"rule":"allow role:principal -> org:<partner.example> \"quoted\" & <html>"}`; string(b) != want {
 		t.Errorf("Marshal = %s, want %s", b, want)
+	}
+	// chain is the last field, after every field older entries have.
+	b, err = Entry{Type: TypeConversationChain, Time: 1, Conversation: "AAEC", Count: 7, Chain: key("c", 32)}.Marshal()
+	if want := `{"type":"conversation.chain","time":1,"count":7,"conversation":"AAEC","chain":"` + key("c", 32) + `"}`; err != nil || string(b) != want {
+		t.Errorf("Marshal = %s, %v; want %s", b, err, want)
 	}
 }
 
@@ -96,6 +102,11 @@ func TestParseEntryMalformed(t *testing.T) {
 		"duplicate approver":  `{"type":"device.approve","time":1,"user":"a@b","device":"d","approvers":["x@b","x@b"]}`,
 		"empty role":          `{"type":"user.roles","time":1,"user":"a@b","roles":[""]}`,
 		"oversize":            `{"type":"policy.add","time":1,"rule":"` + strings.Repeat("x", MaxEntrySize) + `"}`,
+		"chain 31 bytes":      `{"type":"conversation.chain","time":1,"count":1,"conversation":"AAEC","chain":"` + key("c", 31) + `"}`,
+		"chain 33 bytes":      `{"type":"conversation.chain","time":1,"count":1,"conversation":"AAEC","chain":"` + key("c", 33) + `"}`,
+		"chain unpadded":      `{"type":"conversation.chain","time":1,"count":1,"conversation":"AAEC","chain":"` + strings.TrimRight(key("c", 32), "=") + `"}`,
+		"chain base64url":     `{"type":"conversation.chain","time":1,"count":1,"conversation":"AAEC","chain":"` + strings.Repeat("_", 43) + `="}`,
+		"chain before count":  `{"type":"conversation.chain","time":1,"chain":"` + key("c", 32) + `","count":1,"conversation":"AAEC"}`,
 	}
 	for name, text := range tests {
 		if e, err := ParseEntry([]byte(text)); !errors.Is(err, ErrMalformed) {
@@ -199,6 +210,7 @@ func TestConversationEntries(t *testing.T) {
 		{Type: TypeCallLeave, Time: 1, Conversation: "AAEC", Call: "c0ffee", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Reason: "hangup"},
 		{Type: TypeCallEnd, Time: 1, Conversation: "AAEC", Call: "c0ffee", Reason: "no_answer"},
 		{Type: TypeCallHold, Time: 1, Conversation: "AAEC", Call: "c0ffee", User: "b@o.example", Device: "bbbbbbbbbbbbbbbb", Actor: "a@o.example", Reason: "hold"},
+		{Type: TypeConversationChain, Time: 1, Conversation: "AAEC", Count: 1, Chain: key("c", 32)},
 	}
 	for _, e := range good {
 		b, err := e.Marshal()
@@ -221,6 +233,14 @@ func TestConversationEntries(t *testing.T) {
 		"hold without who":      {Type: TypeCallHold, Time: 1, Conversation: "AAEC", Call: "c1", User: "b@o.example", Device: "d", Reason: "hold"},
 		"hold, other reason":    {Type: TypeCallHold, Time: 1, Conversation: "AAEC", Call: "c1", User: "b@o.example", Device: "d", Actor: "a@o.example", Reason: "pause"},
 		"create without level":  {Type: TypeConversationCreate, Time: 1, Conversation: "AAEC", Actor: "a@o.example", ActorDevice: "d"},
+		"chain without chain":   {Type: TypeConversationChain, Time: 1, Conversation: "AAEC", Count: 1},
+		"chain without count":   {Type: TypeConversationChain, Time: 1, Conversation: "AAEC", Chain: key("c", 32)},
+		"chain, negative count": {Type: TypeConversationChain, Time: 1, Conversation: "AAEC", Count: -1, Chain: key("c", 32)},
+		"chain without group":   {Type: TypeConversationChain, Time: 1, Count: 1, Chain: key("c", 32)},
+		"chain of 16 bytes":     {Type: TypeConversationChain, Time: 1, Conversation: "AAEC", Count: 1, Chain: key("c", 16)},
+		"chain in hex":          {Type: TypeConversationChain, Time: 1, Conversation: "AAEC", Count: 1, Chain: strings.Repeat("ab", 32)},
+		"chain, bad group":      {Type: TypeConversationChain, Time: 1, Conversation: "AAE=", Count: 1, Chain: key("c", 32)},
+		"another type's chain":  {Type: TypeMemberAdd, Time: 1, Conversation: "AAEC", User: "b@o.example", Device: "d", Chain: "!!"},
 	} {
 		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
@@ -404,6 +424,39 @@ func TestLineCheckEntries(t *testing.T) {
 		"start without request": {Type: TypeLineCheckStart, Time: 1, Item: "l1", Actor: "a@o.example", ActorDevice: "d"},
 		"done without result":   {Type: TypeLineCheckDone, Time: 1, Item: "l1", Ref: "r1"},
 		"done, amber":           {Type: TypeLineCheckDone, Time: 1, Item: "l1", Ref: "r1", Reason: "amber"},
+	} {
+		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func TestRecordsEntries(t *testing.T) {
+	const a, d = "ro@o.example", "aaaaaaaaaaaaaaaa"
+	for _, e := range []Entry{
+		{Type: TypeRecordsRetention, Time: 1, Actor: a, ActorDevice: d, Clearance: "secret", Count: 3650},
+		{Type: TypeRecordsRetention, Time: 1, Actor: a, ActorDevice: d, Clearance: "unclassified"},
+		{Type: TypeRecordsHold, Time: 1, Item: "h1", Actor: a, ActorDevice: d, Reason: "litigation", Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		{Type: TypeRecordsHold, Time: 1, Item: "h2", Actor: a, ActorDevice: d, Reason: "inquiry"},
+		{Type: TypeRecordsRelease, Time: 1, Item: "h1", Actor: a, ActorDevice: d},
+		{Type: TypeRecordsExpire, Time: 1, Actor: "archive@o.example", ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 40},
+	} {
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+		if _, err := ParseEntry(b); err != nil {
+			t.Fatalf("%s: %v", e.Type, err)
+		}
+	}
+	for name, e := range map[string]Entry{
+		"retention without level":  {Type: TypeRecordsRetention, Time: 1, Actor: a, ActorDevice: d, Count: 10},
+		"retention negative":       {Type: TypeRecordsRetention, Time: 1, Actor: a, ActorDevice: d, Clearance: "secret", Count: -1},
+		"hold without reason":      {Type: TypeRecordsHold, Time: 1, Item: "h1", Actor: a, ActorDevice: d},
+		"hold with free text":      {Type: TypeRecordsHold, Time: 1, Item: "h1", Actor: a, ActorDevice: d, Reason: "the minister's case"},
+		"release without hold":     {Type: TypeRecordsRelease, Time: 1, Actor: a, ActorDevice: d},
+		"expiry without through":   {Type: TypeRecordsExpire, Time: 1, Actor: a, ActorDevice: d, Conversation: "c1"},
+		"expiry without its actor": {Type: TypeRecordsExpire, Time: 1, Conversation: "c1", Count: 4},
 	} {
 		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)

@@ -10,6 +10,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,8 +20,35 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"hotline/internal/conversation"
 	"hotline/internal/store"
 )
+
+// The store's SQL computes conversations' message chains with
+// hotline_chain(prev, data), which PostgreSQL gets from a migration and
+// SQLite from here (the driver's registry is global: every connection
+// opened through it has the function).
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction("hotline_chain", 2, chainFunc)
+}
+
+// chainFunc is conversation.ChainNext. A NULL or TEXT prev is taken as its
+// bytes (NULL: empty), as is data.
+func chainFunc(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+	var b [2][]byte
+	for i, a := range args {
+		switch v := a.(type) {
+		case nil:
+		case []byte:
+			b[i] = v
+		case string:
+			b[i] = []byte(v)
+		default:
+			return nil, fmt.Errorf("hotline_chain: argument %d is %T, not bytes", i+1, a)
+		}
+	}
+	return conversation.ChainNext(b[0], b[1]), nil
+}
 
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string, log *slog.Logger) (*store.Store, error) {
@@ -76,7 +104,7 @@ type Dialect struct{}
 func (Dialect) Name() string { return "sqlite" }
 
 func (Dialect) Rewrite(s string) string {
-	return strings.NewReplacer("BYTES", "BLOB", "SERIALPK", "INTEGER PRIMARY KEY AUTOINCREMENT").Replace(s)
+	return strings.NewReplacer("BYTES", "BLOB", "SERIALPK", "INTEGER PRIMARY KEY AUTOINCREMENT", "CHAINFUNC", "").Replace(s)
 }
 
 func (Dialect) IsUniqueViolation(err error) bool {

@@ -4,6 +4,7 @@
 package storetest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"hotline/internal/conversation"
 	"hotline/internal/identity"
 	"hotline/internal/store"
 )
@@ -44,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Conversations", testConversations},
 		{"Calls", testCalls},
 		{"ConversationCommitRace", testConversationCommitRace},
+		{"ConversationChain", testConversationChain},
+		{"ConversationChainRace", testConversationChainRace},
 		{"LapsedConversationMembers", testLapsedConversationMembers},
 		{"Passkeys", testPasskeys},
 		{"NoteTakers", testNoteTakers},
@@ -918,7 +922,7 @@ func testConversations(t *testing.T, s *store.Store) {
 			if _, err = tx.GetConversation(ctx, c.GroupID); err != nil {
 				return err
 			}
-			seq, err = tx.AppendConversationMessage(ctx, m, next, state)
+			seq, _, err = tx.AppendConversationMessage(ctx, m, next, state)
 			return err
 		})
 		return seq
@@ -941,14 +945,14 @@ func testConversations(t *testing.T, s *store.Store) {
 		if _, err = tx.GetConversation(ctx, c.GroupID); err != nil {
 			return err
 		}
-		if addSeq, err = tx.AppendConversationMessage(ctx, msg(0, 3, "commit-add"), 1, []byte("s1")); err != nil {
+		if addSeq, _, err = tx.AppendConversationMessage(ctx, msg(0, 3, "commit-add"), 1, []byte("s1")); err != nil {
 			return err
 		}
 		return tx.PutConversationMember(ctx, store.ConversationMember{GroupID: c.GroupID, Leaf: 1, Device: db.ID, User: bob.ID, JoinedSeq: addSeq})
 	})
 	// A message for an epoch the conversation has left is refused.
 	if err := s.Update(ctx, func(tx *store.Tx) error {
-		_, err := tx.AppendConversationMessage(ctx, msg(0, 3, "late commit"), 1, []byte("late"))
+		_, _, err := tx.AppendConversationMessage(ctx, msg(0, 3, "late commit"), 1, []byte("late"))
 		return err
 	}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("a second commit for epoch 0: %v, want ErrConflict", err)
@@ -1055,7 +1059,7 @@ func testConversations(t *testing.T, s *store.Store) {
 	}
 	// An application message needs its epoch, and nothing pending.
 	appOnly := func(epoch uint64) error {
-		_, err := s.AppendApplicationMessage(ctx, msg(epoch, 1, "app"))
+		_, _, err := s.AppendApplicationMessage(ctx, msg(epoch, 1, "app"))
 		return err
 	}
 	if err := appOnly(2); !errors.Is(err, store.ErrConflict) {
@@ -1114,7 +1118,7 @@ func testConversationCommitRace(t *testing.T, s *store.Store) {
 				if err != nil {
 					return err
 				}
-				seq, err = tx.AppendConversationMessage(ctx, store.ConversationMessage{GroupID: c.GroupID, Epoch: cur.Epoch, Kind: 3, Data: []byte{byte(i)}, CreatedAt: t0}, cur.Epoch+1, []byte{byte(i)})
+				seq, _, err = tx.AppendConversationMessage(ctx, store.ConversationMessage{GroupID: c.GroupID, Epoch: cur.Epoch, Kind: 3, Data: []byte{byte(i)}, CreatedAt: t0}, cur.Epoch+1, []byte{byte(i)})
 				return err
 			})
 			if err == nil {
@@ -1159,6 +1163,187 @@ func testConversationCommitRace(t *testing.T, s *store.Store) {
 			break
 		}
 	}
+}
+
+// testConversationChain: each message's row holds the conversation's
+// message chain after it (conversation.ChainNext from ChainStart), whether
+// it was appended in a transaction (handshakes, and application messages
+// on the full path) or by AppendApplicationMessage; the conversation's row
+// holds the chain after its head, and UnloggedChains lists the heads past
+// the one last logged.
+func testConversationChain(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	c := store.Conversation{GroupID: []byte("chain"), CipherSuite: 1, State: []byte("s0"), Compartments: identity.Compartments{}, CreatedBy: "d", CreatedAt: t0, UpdatedAt: t0}
+	quiet := c
+	quiet.GroupID = []byte("quiet")
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.CreateConversation(ctx, c); err != nil {
+			return err
+		}
+		return tx.CreateConversation(ctx, quiet)
+	})
+	// want[seq] is the chain after message seq.
+	want := [][]byte{conversation.ChainStart(c.GroupID)}
+	head := func() store.Conversation {
+		t.Helper()
+		var got store.Conversation
+		view(t, s, func(tx *store.Tx) (err error) { got, err = tx.LockConversation(ctx, c.GroupID); return })
+		return got
+	}
+	if got := head(); !bytes.Equal(got.Chain, want[0]) {
+		t.Errorf("a new conversation's chain %x, want ChainStart %x", got.Chain, want[0])
+	}
+	next := func(seq int64, chain []byte, data string) {
+		t.Helper()
+		want = append(want, conversation.ChainNext(want[len(want)-1], []byte(data)))
+		if seq != int64(len(want)-1) || !bytes.Equal(chain, want[seq]) {
+			t.Errorf("message %q: seq %d chain %x, want seq %d chain %x", data, seq, chain, len(want)-1, want[len(want)-1])
+		}
+	}
+	inTx := func(kind int, epoch, to uint64, data string) {
+		t.Helper()
+		var (
+			seq   int64
+			chain []byte
+		)
+		update(t, s, func(tx *store.Tx) (err error) {
+			if _, err = tx.GetConversation(ctx, c.GroupID); err != nil {
+				return err
+			}
+			m := store.ConversationMessage{GroupID: c.GroupID, Epoch: epoch, Kind: kind, Sender: "d", Data: []byte(data), CreatedAt: t0}
+			seq, chain, err = tx.AppendConversationMessage(ctx, m, to, []byte("state"))
+			return err
+		})
+		next(seq, chain, data)
+	}
+	app := func(epoch uint64, data string) {
+		t.Helper()
+		seq, chain, err := s.AppendApplicationMessage(ctx, store.ConversationMessage{GroupID: c.GroupID, Epoch: epoch, Kind: 1, Sender: "d", Data: []byte(data), CreatedAt: t0})
+		if err != nil {
+			t.Fatalf("application message %q: %v", data, err)
+		}
+		next(seq, chain, data)
+	}
+	app(0, "application 1")
+	inTx(2, 0, 0, "proposal")
+	inTx(3, 0, 1, "commit")
+	inTx(1, 1, 1, "application 4, the full path")
+	app(1, "\x00\xff not UTF-8")
+	app(1, "application 6")
+	view(t, s, func(tx *store.Tx) error {
+		ms, err := tx.ConversationMessages(ctx, c.GroupID, 0, 0, 100)
+		if err != nil || len(ms) != len(want)-1 {
+			t.Fatalf("messages %+v %v", ms, err)
+		}
+		for _, m := range ms {
+			if !bytes.Equal(m.Chain, want[m.Seq]) {
+				t.Errorf("message %d's chain %x, want %x", m.Seq, m.Chain, want[m.Seq])
+			}
+		}
+		return nil
+	})
+	if got := head(); got.HeadSeq != 6 || !bytes.Equal(got.Chain, want[6]) {
+		t.Errorf("the head: seq %d chain %x, want 6 %x", got.HeadSeq, got.Chain, want[6])
+	}
+	unlogged := func() []store.ChainHead {
+		t.Helper()
+		var hs []store.ChainHead
+		view(t, s, func(tx *store.Tx) (err error) { hs, err = tx.UnloggedChains(ctx, nil, 10); return })
+		return hs
+	}
+	// The quiet conversation has no message: nothing to commit.
+	if diff := cmp.Diff([]store.ChainHead{{GroupID: c.GroupID, Seq: 6, Chain: want[6]}}, unlogged()); diff != "" {
+		t.Errorf("unlogged chains (-want +got):\n%s", diff)
+	}
+	for _, step := range []struct {
+		seq   int64
+		moved bool
+	}{{6, true}, {6, false}, {3, false}, {99, false}} {
+		var moved bool
+		update(t, s, func(tx *store.Tx) (err error) { moved, err = tx.SetChainLogged(ctx, c.GroupID, step.seq); return })
+		if moved != step.moved {
+			t.Errorf("SetChainLogged(%d) moved %v, want %v", step.seq, moved, step.moved)
+		}
+	}
+	if hs := unlogged(); len(hs) != 0 {
+		t.Errorf("unlogged chains after logging the head: %+v", hs)
+	}
+	app(1, "application 7")
+	if diff := cmp.Diff([]store.ChainHead{{GroupID: c.GroupID, Seq: 7, Chain: want[7]}}, unlogged()); diff != "" {
+		t.Errorf("unlogged chains after another message (-want +got):\n%s", diff)
+	}
+	// Pages, in the order of group IDs.
+	quietSeq, quietChain, err := s.AppendApplicationMessage(ctx, store.ConversationMessage{GroupID: quiet.GroupID, Kind: 1, Data: []byte("q"), CreatedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range []struct {
+		after []byte
+		want  []store.ChainHead
+	}{
+		{nil, []store.ChainHead{{GroupID: c.GroupID, Seq: 7, Chain: want[7]}}},
+		{c.GroupID, []store.ChainHead{{GroupID: quiet.GroupID, Seq: quietSeq, Chain: quietChain}}},
+		{quiet.GroupID, nil},
+	} {
+		var hs []store.ChainHead
+		view(t, s, func(tx *store.Tx) (err error) { hs, err = tx.UnloggedChains(ctx, page.after, 1); return })
+		if diff := cmp.Diff(page.want, hs); diff != "" {
+			t.Errorf("a page of one after %q (-want +got):\n%s", page.after, diff)
+		}
+	}
+	// Pruned messages take their chains with them; the head keeps its.
+	update(t, s, func(tx *store.Tx) (err error) { _, err = tx.PruneConversations(ctx); return })
+	if got := head(); !bytes.Equal(got.Chain, want[7]) {
+		t.Errorf("the head's chain after pruning %x, want %x", got.Chain, want[7])
+	}
+}
+
+// testConversationChainRace: application messages sent at once are
+// chained in the order they are numbered, each exactly once.
+func testConversationChainRace(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	c := store.Conversation{GroupID: []byte("chain race"), CipherSuite: 1, State: []byte("s0"), Compartments: identity.Compartments{}, CreatedBy: "d", CreatedAt: t0, UpdatedAt: t0}
+	update(t, s, func(tx *store.Tx) error { return tx.CreateConversation(ctx, c) })
+	const senders, each = 6, 5
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		got = map[int64][]byte{} // the chain AppendApplicationMessage returned, by seq
+	)
+	for i := range senders {
+		wg.Go(func() {
+			for j := range each {
+				m := store.ConversationMessage{GroupID: c.GroupID, Kind: 1, Sender: "d", Data: fmt.Appendf(nil, "%d.%d", i, j), CreatedAt: t0}
+				seq, chain, err := s.AppendApplicationMessage(ctx, m)
+				if err != nil {
+					t.Errorf("sender %d: %v", i, err)
+					return
+				}
+				mu.Lock()
+				got[seq] = chain
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	view(t, s, func(tx *store.Tx) error {
+		ms, err := tx.ConversationMessages(ctx, c.GroupID, 0, 0, 100)
+		if err != nil || len(ms) != senders*each {
+			t.Fatalf("%d messages, %v; want %d", len(ms), err, senders*each)
+		}
+		chain := conversation.ChainStart(c.GroupID)
+		for _, m := range ms {
+			chain = conversation.ChainNext(chain, m.Data)
+			if !bytes.Equal(m.Chain, chain) || !bytes.Equal(got[m.Seq], chain) {
+				t.Errorf("message %d: stored chain %x, returned %x, want %x", m.Seq, m.Chain, got[m.Seq], chain)
+			}
+		}
+		h, err := tx.LockConversation(ctx, c.GroupID)
+		if err != nil || !bytes.Equal(h.Chain, chain) {
+			t.Errorf("the head's chain %x %v, want %x", h.Chain, err, chain)
+		}
+		return nil
+	})
 }
 
 // testLapsedConversationMembers: a member lapses when its device is

@@ -1,0 +1,188 @@
+package workflow
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"slices"
+
+	"hotline/internal/api"
+	"hotline/internal/apierr"
+	"hotline/internal/directory"
+	"hotline/internal/identity"
+	"hotline/internal/org"
+	"hotline/internal/store"
+	"hotline/internal/tlog"
+)
+
+// The records policy (the records officer's): retention by classification
+// level, and legal holds. The archive lets records go under it and says so
+// first (Expire). Every change is a log entry, which is what the archive
+// acts on.
+
+// HoldReasons are the stable codes a hold is placed for (the case itself
+// is the records officer's, never the server's).
+var HoldReasons = []string{"litigation", "investigation", "inquiry", "audit", "request"}
+
+// MaxRetentionDays bounds a retention schedule (a century).
+const MaxRetentionDays = 36500
+
+// SetRetention sets how many days records of a level are kept (0: for good).
+func (s *Service) SetRetention(ctx context.Context, a org.Actor, in api.RecordsRetention) (api.RecordsPolicy, error) {
+	if err := a.Can(directory.ActRecordsManage); err != nil {
+		return api.RecordsPolicy{}, err
+	}
+	level, err := identity.ParseClearance(in.Level)
+	if err != nil {
+		return api.RecordsPolicy{}, apierr.New(apierr.BadRequest, "level: %v", err)
+	}
+	if in.Days < 0 || in.Days > MaxRetentionDays {
+		return api.RecordsPolicy{}, apierr.New(apierr.BadRequest, "days: %d is not between 0 (kept for good) and %d", in.Days, MaxRetentionDays)
+	}
+	err = s.update(ctx, func(tx *store.Tx, _ *[]string) error {
+		if err := tx.SetRetention(ctx, store.Retention{Level: level.Token(), Days: in.Days, SetBy: a.User.ID, SetAt: s.cfg.Now()}); err != nil {
+			return err
+		}
+		return s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsRetention, Clearance: level.Token(), Count: in.Days})
+	})
+	if err != nil {
+		return api.RecordsPolicy{}, err
+	}
+	return s.RecordsPolicy(ctx, a)
+}
+
+// PlaceHold places a legal hold on a conversation, or on every one.
+func (s *Service) PlaceHold(ctx context.Context, a org.Actor, in api.RecordsHold) (api.RecordsHold, error) {
+	if err := a.Can(directory.ActRecordsManage); err != nil {
+		return api.RecordsHold{}, err
+	}
+	if !slices.Contains(HoldReasons, in.Reason) {
+		return api.RecordsHold{}, apierr.New(apierr.BadRequest, "reason %q: want one of %v (the case itself stays with the records officer)", in.Reason, HoldReasons)
+	}
+	var group []byte
+	if in.Conversation != "" {
+		g, err := base64.RawURLEncoding.DecodeString(in.Conversation)
+		if err != nil || len(g) == 0 {
+			return api.RecordsHold{}, apierr.New(apierr.BadRequest, "conversation: not a conversation ID")
+		}
+		group = g
+	}
+	h := store.Hold{ID: newID(), GroupID: group, Reason: in.Reason, CreatedBy: a.User.ID, CreatedAt: s.cfg.Now()}
+	err := s.update(ctx, func(tx *store.Tx, _ *[]string) error {
+		if group != nil {
+			if _, err := tx.GetConversation(ctx, group); errors.Is(err, store.ErrNotFound) {
+				return apierr.New(apierr.NotFound, "no such conversation %s", in.Conversation)
+			} else if err != nil {
+				return err
+			}
+		}
+		if err := tx.CreateHold(ctx, h); err != nil {
+			return err
+		}
+		return s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsHold, Item: h.ID, Reason: h.Reason, Conversation: in.Conversation})
+	})
+	return api.RecordsHold{ID: h.ID, Conversation: in.Conversation, Reason: in.Reason}, err
+}
+
+// ReleaseHold releases a hold in force.
+func (s *Service) ReleaseHold(ctx context.Context, a org.Actor, id string, _ struct{}) (api.RecordsPolicy, error) {
+	if err := a.Can(directory.ActRecordsManage); err != nil {
+		return api.RecordsPolicy{}, err
+	}
+	err := s.update(ctx, func(tx *store.Tx, _ *[]string) error {
+		if err := tx.ReleaseHold(ctx, id, a.User.ID, s.cfg.Now()); errors.Is(err, store.ErrNotFound) {
+			return apierr.New(apierr.NotFound, "no hold %s in force", id)
+		} else if err != nil {
+			return err
+		}
+		return s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsRelease, Item: id})
+	})
+	if err != nil {
+		return api.RecordsPolicy{}, err
+	}
+	return s.RecordsPolicy(ctx, a)
+}
+
+// RecordsPolicy returns the schedule and the holds in force, to the
+// records officer and the archive.
+func (s *Service) RecordsPolicy(ctx context.Context, a org.Actor) (api.RecordsPolicy, error) {
+	if a.Can(directory.ActRecordsManage) != nil && !a.User.Roles.Has(identity.RoleArchive) {
+		return api.RecordsPolicy{}, a.Can(directory.ActRecordsManage)
+	}
+	v := api.RecordsPolicy{Retention: []api.RecordsRetention{}, Holds: []api.RecordsHoldView{}}
+	err := s.cfg.Store.View(ctx, func(tx *store.Tx) error {
+		rs, err := tx.Retentions(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			v.Retention = append(v.Retention, api.RecordsRetention{Level: r.Level, Days: r.Days})
+		}
+		hs, err := tx.Holds(ctx, false)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			hv := api.RecordsHoldView{ID: h.ID, Reason: h.Reason, By: h.CreatedBy.String(), At: h.CreatedAt}
+			if h.GroupID != nil {
+				hv.Conversation = base64.RawURLEncoding.EncodeToString(h.GroupID)
+			}
+			v.Holds = append(v.Holds, hv)
+		}
+		return nil
+	})
+	return v, wrap(err)
+}
+
+// Expire records, and logs, that the archive lets a conversation's records
+// go through a message, as the retention schedule for its level allows;
+// refused while a hold covers the conversation. Asking again for a message
+// already let go changes nothing.
+func (s *Service) Expire(ctx context.Context, a org.Actor, in api.RecordsExpire) (api.RecordsExpire, error) {
+	if !a.User.Roles.Has(identity.RoleArchive) {
+		return in, apierr.New(apierr.Forbidden, "only the archive device lets records go")
+	}
+	group, err := base64.RawURLEncoding.DecodeString(in.Conversation)
+	if err != nil || len(group) == 0 {
+		return in, apierr.New(apierr.BadRequest, "conversation: not a conversation ID")
+	}
+	if in.Through <= 0 {
+		return in, apierr.New(apierr.BadRequest, "through: %d is not a message", in.Through)
+	}
+	err = s.update(ctx, func(tx *store.Tx, _ *[]string) error {
+		c, err := tx.GetConversation(ctx, group)
+		if errors.Is(err, store.ErrNotFound) {
+			return apierr.New(apierr.NotFound, "no such conversation %s", in.Conversation)
+		} else if err != nil {
+			return err
+		}
+		if in.Through > c.HeadSeq {
+			return apierr.New(apierr.BadRequest, "through: the conversation has %d messages", c.HeadSeq)
+		}
+		hs, err := tx.Holds(ctx, false)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			if h.GroupID == nil || string(h.GroupID) == string(group) {
+				return apierr.New(apierr.Conflict, "hold %s (%s) is in force on the conversation: nothing of it is deleted", h.ID, h.Reason)
+			}
+		}
+		rs, err := tx.Retentions(ctx)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(rs, func(r store.Retention) bool { return r.Level == c.Level.Token() }) {
+			return apierr.New(apierr.Conflict, "no retention schedule for %s records: they are kept for good", c.Level.Token())
+		}
+		done, err := tx.Expired(ctx, group)
+		if err != nil || in.Through <= done {
+			return err
+		}
+		if err := tx.SetExpired(ctx, group, in.Through, s.cfg.Now()); err != nil {
+			return err
+		}
+		return s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsExpire, Conversation: in.Conversation, Count: int(in.Through)})
+	})
+	return in, err
+}
