@@ -2,14 +2,18 @@ package server_test
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/base64"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"hotline/internal/api"
 	"hotline/internal/client"
 	"hotline/internal/conversation"
+	"hotline/internal/datadir"
 	"hotline/internal/server"
 	"hotline/internal/tlog"
 )
@@ -152,5 +156,52 @@ func TestMessageChainInterval(t *testing.T) {
 			t.Fatal("no conversation.chain entry within 10 s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A device computes each link of the chain itself: a server that delivers
+// a chain other than the one over the messages it sent (here the chain of
+// one message rewritten in its database, as a compromised server might)
+// is reported, and the device keeps its own computed chain, which is what
+// the archive checks against the log.
+func TestChainMismatchReported(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	ctx := t.Context()
+	admin := e.admin(t)
+	alice := newMember(t, e, admin, "alice")
+	bob := newMember(t, e, admin, "bob")
+	info, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, alice, info.ID, "first")
+	sync1(t, bob)
+	if p := bob.problems(); len(p) != 0 {
+		t.Fatalf("problems before any tampering: %v", p)
+	}
+	last, err := alice.Send(ctx, info.ID, text("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, datadir.DatabaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	gid, _ := base64.RawURLEncoding.DecodeString(info.ID)
+	res, err := db.ExecContext(ctx, `UPDATE conversation_messages SET chain = randomblob(32) WHERE group_id = ? AND seq = ?`, gid, last.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("tampered with %d rows", n)
+	}
+	sync1(t, bob)
+	p := bob.problems()
+	if len(p) != 1 || !strings.Contains(p[0], client.ErrChainMismatch.Error()) || !strings.Contains(p[0], fmt.Sprintf("message %d", last.Seq)) {
+		t.Fatalf("problems: %v", p)
+	}
+	if got := texts(t, bob, info.ID); len(got) != 2 {
+		t.Errorf("bob read %q", got)
 	}
 }
