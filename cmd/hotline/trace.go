@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"hotline/internal/archive"
+	"hotline/internal/client"
 	"hotline/internal/trace"
 )
 
@@ -18,8 +20,10 @@ const maxLeak = 1 << 20
 // cmdTrace names the recipient whose marked copy of a memorandum a leaked
 // text came from.
 func cmdTrace(e *cmdEnv, args []string) error {
-	fs := newFlags(e, "trace", "trace FILE --profile DIR [--json]   (FILE: a leaked copy or excerpt; - reads standard input)")
+	fs := newFlags(e, "trace", "trace FILE --profile DIR [--json]   (FILE: a leaked copy or excerpt; - reads standard input)\n   or: hotline trace FILE --store DIR --identity FILE [--json]   (the records officer, from the archive)")
 	profile := profileFlag(fs)
+	store := fs.String("store", "", "trace against the memoranda in the archive's `store` (with --identity) instead of this device's")
+	idFile := fs.String("identity", "", "the private records key, with --store")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
@@ -44,20 +48,37 @@ func cmdTrace(e *cmdEnv, args []string) error {
 	if !utf8.Valid(b) {
 		return usagef("%s is not UTF-8 text", pos[0])
 	}
-	c, release, err := openSynced(e, *profile)
-	if err != nil {
-		return err
-	}
-	defer release()
-	ts, err := c.TraceLeak(e.ctx, string(b))
-	if err != nil {
-		return err
+	var ts []client.Tracing
+	if *store != "" {
+		if err := required(fs, "identity"); err != nil {
+			return err
+		}
+		s, err := archive.Open(*store)
+		if err != nil {
+			return err
+		}
+		id, err := archive.ParseIdentity(*idFile)
+		if err != nil {
+			return err
+		}
+		if ts, err = s.TraceLeak(id, string(b)); err != nil {
+			return err
+		}
+	} else {
+		c, release, err := openSynced(e, *profile)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if ts, err = c.TraceLeak(e.ctx, string(b)); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return printJSON(e.stdout, ts)
 	}
 	if len(ts) == 0 {
-		fmt.Fprintln(e.stdout, "no marked place of any memorandum this device can trace is in the text (it traces the memoranda its user drafted or approved)")
+		fmt.Fprintln(e.stdout, "no marked place of any memorandum this device (or store) can trace is in the text (a device traces the memoranda its user drafted or approved; the records key, those the archive holds)")
 		return nil
 	}
 	t := ts[0]
