@@ -80,7 +80,7 @@ func init() {
 		{"memcon", "memoranda of conversation: draft, list, show, approve, distribute", cmdMemCon},
 		{"trace", "name the recipient whose marked copy of a memorandum leaked", cmdTrace},
 		{"archive", "run the organisation's archive device: archive run", cmdArchive},
-		{"records", "the records officer's side: keygen, list, verify, read, retention, hold, release, policy", cmdRecords},
+		{"records", "the records officer's side: keygen, list, verify, read, grant, grants, open, retention, hold, release, policy", cmdRecords},
 		{"commitment", "commitments from memoranda: list, done, cancel", cmdCommitment},
 		{"readout", "readouts of ad-hoc calls for the duty desk: list, file", cmdReadout},
 		{"hotline", "standing lines tested end to end on a schedule: create, list, keep, wait", cmdHotline},

@@ -112,7 +112,7 @@ func openArchive(e *cmdEnv, profile string) (*client.Client, func(), error) {
 // cmdRecords is the records officer's side: the records key and the
 // sealed store.
 func cmdRecords(e *cmdEnv, args []string) error {
-	const use = "usage: hotline records keygen --out FILE | list --store DIR | verify --store DIR --profile DIR | read --store DIR --identity FILE [--json] [--attachments DIR] -- CONVERSATION | retention LEVEL DAYS | hold --reason CODE [--conversation ID] | release HOLD | policy  (--profile DIR)"
+	const use = "usage: hotline records keygen --out FILE | list --store DIR | verify --store DIR --profile DIR | read --store DIR --identity FILE [--json] [--attachments DIR] -- CONVERSATION | grant USER --store DIR --identity FILE -- CONVERSATION | grants | open GRANT | retention LEVEL DAYS | hold --reason CODE [--conversation ID] | release HOLD | policy  (--profile DIR)"
 	if len(args) == 0 {
 		return usagef(use)
 	}
@@ -305,6 +305,101 @@ func cmdRecords(e *cmdEnv, args []string) error {
 			}
 		}
 		return nil
+	case "grant":
+		fs := newFlags(e, "records grant", "records grant USER --store DIR --identity FILE --profile DIR -- CONVERSATION   (the records officer)")
+		profile := profileFlag(fs)
+		store := fs.String("store", "", "the archive's store directory")
+		idFile := fs.String("identity", "", "the private records key")
+		pos, err := parse(fs, args[1:], 2, 2)
+		if err != nil {
+			return err
+		}
+		if err := required(fs, "store", "identity"); err != nil {
+			return err
+		}
+		s, err := archive.Open(*store)
+		if err != nil {
+			return err
+		}
+		id, err := archive.ParseIdentity(*idFile)
+		if err != nil {
+			return err
+		}
+		recs, err := s.ReadConversation(id, pos[1])
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return fmt.Errorf("the archive holds no records of %s", pos[1])
+		}
+		b, err := json.Marshal(recs)
+		if err != nil {
+			return err
+		}
+		c, release, err := openSynced(e, *profile)
+		if err != nil {
+			return err
+		}
+		defer release()
+		who, err := userArgs(c, pos[:1])
+		if err != nil {
+			return err
+		}
+		g, err := c.GrantRecords(e.ctx, who[0], pos[1], b, len(recs))
+		clear(b)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "grant %s: %d records of %s sent to %s (logged; each opening will be too)\n", g.ID, g.Count, g.Conversation, g.Grantee)
+		return nil
+	case "grants":
+		fs := newFlags(e, "records grants", "records grants --profile DIR [--json]   (yours; every grant, to the records officer)")
+		profile := profileFlag(fs)
+		asJSON := fs.Bool("json", false, "print as JSON")
+		if _, err := parse(fs, args[1:], 0, 0); err != nil {
+			return err
+		}
+		c, err := openProfile(*profile)
+		if err != nil {
+			return err
+		}
+		gs, err := c.Grants(e.ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, gs)
+		}
+		for _, g := range gs {
+			fmt.Fprintf(e.stdout, "%s  %s  %d records of %s, by %s %s, opened %d times\n", g.ID, g.Grantee, g.Count, g.Conversation, g.By, g.At.Format(time.RFC3339), g.Reads)
+		}
+		return nil
+	case "open":
+		fs := newFlags(e, "records open", "records open GRANT --profile DIR [--json]   (the grantee; the opening is logged)")
+		profile := profileFlag(fs)
+		asJSON := fs.Bool("json", false, "print the records as JSON")
+		pos, err := parse(fs, args[1:], 1, 1)
+		if err != nil {
+			return err
+		}
+		c, release, err := openSynced(e, *profile)
+		if err != nil {
+			return err
+		}
+		defer release()
+		_, raw, err := c.OpenGrant(e.ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		var recs []archive.Record
+		if err := json.Unmarshal(raw, &recs); err != nil {
+			return fmt.Errorf("grant %s: the records do not read: %w", pos[0], err)
+		}
+		if *asJSON {
+			return printJSON(e.stdout, recs)
+		}
+		printRecords(e, recs)
+		return nil
 	case "verify":
 		fs := newFlags(e, "records verify", "records verify --store DIR --profile DIR [--json]   (any device of the organisation; exit status 1 if a conversation is not proven complete)")
 		store := fs.String("store", "", "the archive's store directory")
@@ -403,24 +498,30 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if *asJSON {
 			return printJSON(e.stdout, recs)
 		}
-		for _, r := range recs {
-			m := client.Message{Conversation: r.Conversation, Seq: r.Seq, Epoch: r.Epoch, Time: r.Time, User: r.User, Device: r.Device,
-				Kind: r.Kind, Text: r.Text, Data: r.Data, Added: r.Added, Removed: r.Removed}
-			fmt.Fprint(e.stdout, messageLine(m))
-			if r.Kind == "desk" {
-				if d, err := desk.ParseDoc(r.Data); err == nil {
-					var b bytes.Buffer
-					enc := json.NewEncoder(&b)
-					enc.SetIndent("    ", "  ")
-					if enc.Encode(d) == nil {
-						fmt.Fprintf(e.stdout, "    %s", clean(b.String()))
-					}
-				}
-			}
-		}
+		printRecords(e, recs)
 		return nil
 	}
 	return usagef(use)
+}
+
+// printRecords prints records as hotline read prints messages, with each
+// duty-desk document in full.
+func printRecords(e *cmdEnv, recs []archive.Record) {
+	for _, r := range recs {
+		m := client.Message{Conversation: r.Conversation, Seq: r.Seq, Epoch: r.Epoch, Time: r.Time, User: r.User, Device: r.Device,
+			Kind: r.Kind, Text: r.Text, Data: r.Data, Added: r.Added, Removed: r.Removed}
+		fmt.Fprint(e.stdout, messageLine(m))
+		if r.Kind == "desk" {
+			if d, err := desk.ParseDoc(r.Data); err == nil {
+				var b bytes.Buffer
+				enc := json.NewEncoder(&b)
+				enc.SetIndent("    ", "  ")
+				if enc.Encode(d) == nil {
+					fmt.Fprintf(e.stdout, "    %s", clean(b.String()))
+				}
+			}
+		}
+	}
 }
 
 // saveAttachments decrypts each attachment of recs whose ciphertext the

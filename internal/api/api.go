@@ -947,3 +947,17 @@ type RecordsHoldView struct {
 	By           string    `json:"by"`
 	At           time.Time `json:"at"`
 }
+
+// RecordsGrant is POST /v1/records/grants (the records officer: Grantee,
+// Conversation, Count) and how grants are listed (GET /v1/records/grants)
+// and opened (POST /v1/records/grants/{id}/read, the grantee). The records
+// go from the officer's device to the grantee's inside MLS.
+type RecordsGrant struct {
+	ID           string    `json:"id,omitempty"`
+	Grantee      string    `json:"grantee"`
+	Conversation string    `json:"conversation"`
+	Count        int       `json:"count"`
+	By           string    `json:"by,omitempty"`
+	At           time.Time `json:"at,omitzero"`
+	Reads        int       `json:"reads"`
+}

@@ -449,6 +449,21 @@ CREATE TABLE records_expiries (
 	expired_at BIGINT NOT NULL
 );
 `,
+	// 17: need-to-know grants of records: who was given which
+	// conversation's records, by whom, and how often they opened them
+	// (the records themselves never reach the server).
+	`
+CREATE TABLE records_grants (
+	id         TEXT PRIMARY KEY,
+	grantee    TEXT NOT NULL,
+	group_id   BYTES NOT NULL,
+	count      INTEGER NOT NULL,
+	created_by TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	reads      INTEGER NOT NULL
+);
+CREATE INDEX records_grants_grantee ON records_grants(grantee, created_at);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -93,6 +93,8 @@ const (
 	TypeRecordsHold      = "records.hold"      // Item (the hold), Actor, ActorDevice, Reason (Conversation: the one held; none: every one)
 	TypeRecordsRelease   = "records.release"   // Item (the hold), Actor, ActorDevice
 	TypeRecordsExpire    = "records.expire"    // Actor, ActorDevice (the archive), Conversation, Count (the records through this message were let go)
+	TypeRecordsGrant     = "records.grant"     // Item (the grant), Actor, ActorDevice (the records officer), Target (the grantee), Conversation, Count (records given)
+	TypeRecordsRead      = "records.read"      // Item (the grant), Actor, ActorDevice (the grantee opening it), Conversation
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -332,6 +334,18 @@ func (e Entry) Validate() error {
 		need("actor_device", e.ActorDevice != "")
 		need("conversation", e.Conversation != "")
 		need("count", e.Count > 0)
+	case TypeRecordsGrant:
+		need("item", e.Item != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("target", e.Target != "")
+		need("conversation", e.Conversation != "")
+		need("count", e.Count > 0)
+	case TypeRecordsRead:
+		need("item", e.Item != "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("conversation", e.Conversation != "")
 	case TypeCommitmentOpen, TypeCommitmentDue:
 		need("item", e.Item != "")
 		need("user", e.User != "")

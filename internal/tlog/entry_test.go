@@ -440,6 +440,8 @@ func TestRecordsEntries(t *testing.T) {
 		{Type: TypeRecordsHold, Time: 1, Item: "h2", Actor: a, ActorDevice: d, Reason: "inquiry"},
 		{Type: TypeRecordsRelease, Time: 1, Item: "h1", Actor: a, ActorDevice: d},
 		{Type: TypeRecordsExpire, Time: 1, Actor: "archive@o.example", ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 40},
+		{Type: TypeRecordsGrant, Time: 1, Item: "g1", Actor: a, ActorDevice: d, Target: "b@o.example", Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 3},
+		{Type: TypeRecordsRead, Time: 1, Item: "g1", Actor: "b@o.example", ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
 	} {
 		b, err := e.Marshal()
 		if err != nil {
@@ -457,6 +459,9 @@ func TestRecordsEntries(t *testing.T) {
 		"release without hold":     {Type: TypeRecordsRelease, Time: 1, Actor: a, ActorDevice: d},
 		"expiry without through":   {Type: TypeRecordsExpire, Time: 1, Actor: a, ActorDevice: d, Conversation: "c1"},
 		"expiry without its actor": {Type: TypeRecordsExpire, Time: 1, Conversation: "c1", Count: 4},
+		"grant without grantee":    {Type: TypeRecordsGrant, Time: 1, Item: "g1", Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 3},
+		"grant of nothing":         {Type: TypeRecordsGrant, Time: 1, Item: "g1", Actor: a, ActorDevice: d, Target: "b@o.example", Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		"read without grant":       {Type: TypeRecordsRead, Time: 1, Actor: "b@o.example", ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
 	} {
 		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)

@@ -458,9 +458,13 @@ func TestWebCoreVerification(t *testing.T) {
 	// Duty scans the principal's code (what SafetyQR encodes): verified.
 	// Someone else's code, other numbers, or not a Hotline code: refused.
 	number := strings.ReplaceAll(vp[0].SafetyNumber, " ", "")
+	other := "1" + number[1:] // another number: its first digit changed
+	if number[0] == '1' {
+		other = "2" + number[1:]
+	}
 	for name, payload := range map[string]string{
 		"for someone else": "hotline-safety:1:principal@demo.example:notes@demo.example:" + number,
-		"other numbers":    "hotline-safety:1:principal@demo.example:duty@demo.example:1" + number[1:],
+		"other numbers":    "hotline-safety:1:principal@demo.example:duty@demo.example:" + other,
 		"not ours":         "https://example.org/",
 		"not a member":     "hotline-safety:1:notes@demo.example:duty@demo.example:" + number,
 	} {
