@@ -42,13 +42,21 @@ import (
 // read and chat keep a read marker per conversation in the profile
 // (readMarkFile), so read prints what arrived since the last read.
 
-// openSynced opens a profile, takes its lock (lockProfile) and syncs it,
-// printing problems to stderr. The caller calls release when done.
-func openSynced(e *cmdEnv, profile string) (c *client.Client, release func(), err error) {
+// openLocked opens a profile and takes its lock (lockProfile). The caller
+// calls release when done.
+func openLocked(profile string) (c *client.Client, release func(), err error) {
 	if c, err = openProfile(profile); err != nil {
 		return nil, nil, err
 	}
 	if release, err = lockProfile(c.Dir()); err != nil {
+		return nil, nil, err
+	}
+	return c, release, nil
+}
+
+// openSynced is openLocked, then a sync, printing problems to stderr.
+func openSynced(e *cmdEnv, profile string) (c *client.Client, release func(), err error) {
+	if c, release, err = openLocked(profile); err != nil {
 		return nil, nil, err
 	}
 	c.OnUpdate(func(u client.Update) { warnProblem(e.stderr, u) })

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+
 	"hotline/internal/api"
 	"hotline/internal/archive"
 	"hotline/internal/attach"
@@ -44,7 +46,7 @@ func cmdArchive(e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, release, err := openArchive(e, *profile)
+	c, release, err := openLocked(*profile) // no first sync: the archive must seal what it handles
 	if err != nil {
 		return err
 	}
@@ -95,18 +97,32 @@ func cmdArchive(e *cmdEnv, args []string) error {
 	return err
 }
 
-// openArchive opens the archive's profile, locked, without the first sync
-// that openSynced does: the archive must seal what that sync handles.
-func openArchive(e *cmdEnv, profile string) (*client.Client, func(), error) {
-	c, err := openProfile(profile)
+// openVerified is openLocked, then a verification of the log: the records
+// policy and the chain heads are read from the device's verified view.
+func openVerified(e *cmdEnv, profile string) (*client.Client, func(), error) {
+	c, release, err := openLocked(profile)
 	if err != nil {
 		return nil, nil, err
 	}
-	release, err := lockProfile(c.Dir())
-	if err != nil {
+	if _, err := c.VerifyLog(e.ctx); err != nil {
+		release()
 		return nil, nil, err
 	}
 	return c, release, nil
+}
+
+// openStoreKey opens an archive's store and the records key that opens
+// its records (the records officer's).
+func openStoreKey(store, idFile string) (*archive.Store, *age.HybridIdentity, error) {
+	s, err := archive.Open(store)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := archive.ParseIdentity(idFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, id, nil
 }
 
 // cmdRecords is the records officer's side: the records key and the
@@ -253,18 +269,11 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if _, err := parse(fs, args[1:], 0, 0); err != nil {
 			return err
 		}
-		c, err := openProfile(*profile)
-		if err != nil {
-			return err
-		}
-		release, err := lockProfile(c.Dir())
+		c, release, err := openVerified(e, *profile)
 		if err != nil {
 			return err
 		}
 		defer release()
-		if _, err := c.VerifyLog(e.ctx); err != nil {
-			return err
-		}
 		p, err := c.RecordsPolicy()
 		if err != nil {
 			return err
@@ -317,11 +326,7 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err := required(fs, "store", "identity"); err != nil {
 			return err
 		}
-		s, err := archive.Open(*store)
-		if err != nil {
-			return err
-		}
-		id, err := archive.ParseIdentity(*idFile)
+		s, id, err := openStoreKey(*store, *idFile)
 		if err != nil {
 			return err
 		}
@@ -415,27 +420,16 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		c, err := openProfile(*profile)
-		if err != nil {
-			return err
-		}
-		release, err := lockProfile(c.Dir())
+		c, release, err := openVerified(e, *profile)
 		if err != nil {
 			return err
 		}
 		defer release()
-		if _, err := c.VerifyLog(e.ctx); err != nil {
-			return err
-		}
 		hs, err := c.ChainHeads()
 		if err != nil {
 			return err
 		}
-		heads := map[string]archive.Head{}
-		for conv, h := range hs {
-			heads[conv] = archive.Head{Seq: h.Seq, Chain: h.Chain, Index: h.Index}
-		}
-		checks, err := s.Verify(heads)
+		checks, err := s.Verify(hs)
 		if err != nil {
 			return err
 		}
@@ -478,11 +472,7 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err := required(fs, "store", "identity"); err != nil {
 			return err
 		}
-		s, err := archive.Open(*store)
-		if err != nil {
-			return err
-		}
-		id, err := archive.ParseIdentity(*idFile)
+		s, id, err := openStoreKey(*store, *idFile)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"hotline/internal/archive"
 	"hotline/internal/client"
 	"hotline/internal/trace"
 )
@@ -53,11 +52,7 @@ func cmdTrace(e *cmdEnv, args []string) error {
 		if err := required(fs, "identity"); err != nil {
 			return err
 		}
-		s, err := archive.Open(*store)
-		if err != nil {
-			return err
-		}
-		id, err := archive.ParseIdentity(*idFile)
+		s, id, err := openStoreKey(*store, *idFile)
 		if err != nil {
 			return err
 		}

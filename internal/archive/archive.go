@@ -257,24 +257,37 @@ func (s *Store) List() ([]Conversation, error) {
 		if !e.IsDir() || e.Name() == "blobs" || !convName.MatchString(e.Name()) {
 			continue
 		}
-		files, err := os.ReadDir(filepath.Join(s.dir, e.Name()))
+		seqs, err := s.seqsOf(e.Name())
 		if err != nil {
 			return nil, err
 		}
-		c := Conversation{ID: e.Name()}
-		for _, f := range files {
-			name, ok := strings.CutSuffix(f.Name(), ".age")
-			if !ok {
-				continue
-			}
-			if seq, err := strconv.ParseInt(name, 10, 64); err == nil && seq > 0 {
-				c.Seqs = append(c.Seqs, seq)
-			}
-		}
-		slices.Sort(c.Seqs)
-		out = append(out, c)
+		out = append(out, Conversation{ID: e.Name(), Seqs: seqs})
 	}
 	return out, nil
+}
+
+// seqsOf returns the sequence numbers of the records the store holds of a
+// conversation, in order; fs.ErrNotExist if it holds nothing of it.
+func (s *Store) seqsOf(conv string) ([]int64, error) {
+	if !convName.MatchString(conv) {
+		return nil, fmt.Errorf("%w: conversation %q", ErrMalformed, conv)
+	}
+	files, err := os.ReadDir(filepath.Join(s.dir, conv))
+	if err != nil {
+		return nil, err
+	}
+	var seqs []int64
+	for _, f := range files {
+		name, ok := strings.CutSuffix(f.Name(), ".age")
+		if !ok {
+			continue
+		}
+		if seq, err := strconv.ParseInt(name, 10, 64); err == nil && seq > 0 {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	return seqs, nil
 }
 
 // Read opens one record with the records officer's identity.
@@ -325,23 +338,19 @@ func decodeRecord(b []byte) (Record, error) {
 
 // ReadConversation opens every record of a conversation, in order.
 func (s *Store) ReadConversation(id age.Identity, conv string) ([]Record, error) {
-	cs, err := s.List()
-	if err != nil {
+	seqs, err := s.seqsOf(conv)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the archive holds no conversation %s", conv)
+	} else if err != nil {
 		return nil, err
 	}
-	for _, c := range cs {
-		if c.ID != conv {
-			continue
+	out := make([]Record, 0, len(seqs))
+	for _, seq := range seqs {
+		r, err := s.Read(id, conv, seq)
+		if err != nil {
+			return out, fmt.Errorf("%s/%s: %w", conv, recordName(seq), err)
 		}
-		out := make([]Record, 0, len(c.Seqs))
-		for _, seq := range c.Seqs {
-			r, err := s.Read(id, conv, seq)
-			if err != nil {
-				return out, fmt.Errorf("%s/%s: %w", conv, recordName(seq), err)
-			}
-			out = append(out, r)
-		}
-		return out, nil
+		out = append(out, r)
 	}
-	return nil, fmt.Errorf("the archive holds no conversation %s", conv)
+	return out, nil
 }

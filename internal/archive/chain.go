@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"hotline/internal/client"
 )
 
 // The store's chain index, CONV/chain: one line per message of the
@@ -117,12 +119,9 @@ func parseLink(line string) (Link, error) {
 	return Link{Seq: seq, Time: time.Unix(at, 0).UTC(), Chain: chain, Recorded: f[3] == "r"}, nil
 }
 
-// Head is a conversation's chain head as the transparency log commits it.
-type Head struct {
-	Seq   int64
-	Chain []byte
-	Index int64 // the log entry's index
-}
+// Head is a conversation's chain head as the transparency log commits it,
+// as a device's verified view of the log holds it (client.ChainHeads).
+type Head = client.ChainHead
 
 // Check is what Verify found for one conversation of the store.
 type Check struct {
@@ -187,11 +186,9 @@ func (s *Store) verifyOne(c Conversation, heads map[string]Head) Check {
 			}
 		}
 		indexed[l.Seq] = l
-		if l.Recorded {
+		if l.Recorded && l.Seq > ch.Expired {
 			ch.Records++
-			if l.Seq <= ch.Expired {
-				ch.Records--
-			} else if !slices.Contains(c.Seqs, l.Seq) {
+			if !slices.Contains(c.Seqs, l.Seq) {
 				problem("missing: record #%d is not in the store", l.Seq)
 			}
 		}

@@ -139,21 +139,16 @@ func (s *Store) Expire(conv string, through int64) error {
 	if err != nil {
 		return err
 	}
-	cs, err := s.List()
+	seqs, err := s.seqsOf(conv)
 	if err != nil {
 		return err
 	}
-	for _, c := range cs {
-		if c.ID != conv {
-			continue
+	for _, seq := range seqs {
+		if seq > through {
+			break
 		}
-		for _, seq := range c.Seqs {
-			if seq > through {
-				break
-			}
-			if err := os.Remove(filepath.Join(s.dir, conv, recordName(seq))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
+		if err := os.Remove(filepath.Join(s.dir, conv, recordName(seq))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
 	for seq, id := range blobs {

@@ -88,7 +88,14 @@ func (c *Client) VerifyLog(ctx context.Context) (*VerifyReport, error) {
 		entries = append(entries, es.Entries...)
 		start += int64(len(es.Entries))
 	}
-	if err := c.learnKeySets(entries); err != nil {
+	// Parsed once, for every replay below.
+	parsed := make([]tlog.Entry, len(entries))
+	for i, raw := range entries {
+		if parsed[i], err = tlog.ParseEntry(raw); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrLogProblem, err)
+		}
+	}
+	if err := c.learnKeySets(parsed); err != nil {
 		return nil, err
 	}
 	// Only the log key in force may sign a new checkpoint: a retired key,
@@ -112,14 +119,14 @@ func (c *Client) VerifyLog(ctx context.Context) (*VerifyReport, error) {
 		return nil, fmt.Errorf("%w: %v", ErrLogProblem, err)
 	}
 	rep := &VerifyReport{Checkpoint: got, Size: got.Size, Root: fmt.Sprintf("%x", got.Hash[:]), NewEntries: got.Size - old}
-	roles, err := c.rolesFromLog(entries)
+	roles, err := c.rolesFromLog(parsed)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.chainsFromLog(old, entries); err != nil {
+	if err := c.chainsFromLog(old, parsed); err != nil {
 		return nil, err
 	}
-	if err := c.recordsFromLog(entries); err != nil {
+	if err := c.recordsFromLog(parsed); err != nil {
 		return nil, err
 	}
 	if err := c.checkDevices(ctx, m, roles, old, entries, rep); err != nil {
@@ -193,12 +200,8 @@ func (c *Client) keySets() []identity.KeySet {
 
 // learnKeySets checks every key set in new entries against the pinned root
 // key and adopts the newest one's keys.
-func (c *Client) learnKeySets(entries [][]byte) error {
-	for _, raw := range entries {
-		e, err := tlog.ParseEntry(raw)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrLogProblem, err)
-		}
+func (c *Client) learnKeySets(entries []tlog.Entry) error {
+	for _, e := range entries {
 		if e.Type != tlog.TypeOrgCreate && e.Type != tlog.TypeKeysRotate {
 			continue
 		}
@@ -242,18 +245,14 @@ type userRoles struct {
 // rolesFromLog replays the role entries among the new entries onto the
 // state kept in roles.json. Replaying an entry twice is harmless: each sets
 // a user's roles outright.
-func (c *Client) rolesFromLog(entries [][]byte) (*userRoles, error) {
+func (c *Client) rolesFromLog(entries []tlog.Entry) (*userRoles, error) {
 	ur := &userRoles{Roles: map[string]identity.Roles{}, Creator: map[string]string{}}
 	if b, err := c.st.ReadFile(RolesFile); err == nil {
 		if err := json.Unmarshal(b, ur); err != nil {
 			return nil, fmt.Errorf("%s: %w", RolesFile, err)
 		}
 	}
-	for _, raw := range entries {
-		e, err := tlog.ParseEntry(raw)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrLogProblem, err)
-		}
+	for _, e := range entries {
 		switch e.Type {
 		case tlog.TypeUserCreate, tlog.TypeUserRoles:
 			rs, err := identity.ParseRoles(strings.Join(e.Roles, ","))
@@ -284,17 +283,13 @@ type ChainHead struct {
 // chainsFromLog keeps, per conversation, the newest chain head the log
 // commits (ChainsFile), so that the archive's store can be checked against
 // it ([Client.ChainHeads]). entries start at index old.
-func (c *Client) chainsFromLog(old int64, entries [][]byte) error {
+func (c *Client) chainsFromLog(old int64, entries []tlog.Entry) error {
 	heads, err := c.ChainHeads()
 	if err != nil {
 		return err
 	}
 	changed := false
-	for i, raw := range entries {
-		e, err := tlog.ParseEntry(raw)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrLogProblem, err)
-		}
+	for i, e := range entries {
 		if e.Type != tlog.TypeConversationChain {
 			continue
 		}

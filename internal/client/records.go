@@ -58,17 +58,13 @@ func (c *Client) RecordsPolicy() (RecordsPolicy, error) {
 }
 
 // recordsFromLog follows the records entries of the log into RecordsFile.
-func (c *Client) recordsFromLog(entries [][]byte) error {
+func (c *Client) recordsFromLog(entries []tlog.Entry) error {
 	p, err := c.RecordsPolicy()
 	if err != nil {
 		return err
 	}
 	changed := false
-	for _, raw := range entries {
-		e, err := tlog.ParseEntry(raw)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrLogProblem, err)
-		}
+	for _, e := range entries {
 		switch e.Type {
 		case tlog.TypeRecordsRetention:
 			if e.Count == 0 {

@@ -2,20 +2,16 @@ package server_test
 
 import (
 	"crypto/rand"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/mod/sumdb/note"
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
 	"hotline/internal/client"
 	"hotline/internal/conversation"
-	"hotline/internal/identity"
 	"hotline/internal/mls"
 )
 
@@ -132,55 +128,9 @@ type rawConv struct {
 // and credential.
 func newRawConv(t *testing.T, m *member, class conversation.Classification) *rawConv {
 	t.Helper()
-	sig, _, err := identity.ReadDeviceKeys(m.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := os.ReadFile(filepath.Join(m.Dir(), client.CredentialFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := mls.SuiteFor(client.DefaultSuite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := mls.NewEd25519Signer(sig.CryptoSigner())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, sec, err := s.NewKeyPackage(nil, mls.Credential{Type: mls.CredentialBasic, Identity: cred}, signer, mls.Lifetime{},
-		mls.DefaultCapabilities(client.DefaultSuite, []mls.ExtensionType{conversation.ExtClassification}, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := os.ReadFile(filepath.Join(m.Dir(), client.KeySetFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := note.NewVerifier(m.Profile().RootKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := identity.OpenKeySet(ks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := conversation.DeliveryService(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exts := []mls.Extension{{Type: conversation.ExtClassification, Data: class.Marshal()}, mls.ExternalSendersExtension(mls.ExternalSenders{ds})}
-	g, err := mls.NewGroup(nil, s, []byte(rand.Text()), kp, sec, signer, exts, mls.GroupOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gi, err := g.GroupInfo(true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := rawGroup(t, m, []byte(rand.Text()), class)
 	var v api.Conversation
-	raw := (&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatGroupInfo, GroupInfo: gi}).Marshal()
-	if err := m.Do(t.Context(), "POST", "/v1/conversations", api.ConversationCreate{GroupInfo: raw}, &v); err != nil {
+	if err := m.Do(t.Context(), "POST", "/v1/conversations", api.ConversationCreate{GroupInfo: groupInfoOf(t, g)}, &v); err != nil {
 		t.Fatalf("create a conversation: %v", err)
 	}
 	return &rawConv{t: t, m: m, g: g, id: v.ID}

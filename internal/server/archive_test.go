@@ -40,19 +40,7 @@ func TestArchiveDevice(t *testing.T) {
 			alice := newMember(t, e, admin, "alice")
 			bob := newMember(t, e, admin, "bob")
 			arch := newMember(t, e, admin, "archive", "archive")
-			officerKey, recipient, err := archive.GenerateKey()
-			if err != nil {
-				t.Fatal(err)
-			}
-			to, err := archive.ParseRecipient(recipient)
-			if err != nil {
-				t.Fatal(err)
-			}
-			storeDir := filepath.Join(t.TempDir(), "records")
-			s, err := archive.Create(storeDir, to)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, storeDir, id := newRecords(t)
 			if err := archive.Run(ctx, bob.Client, s, nil); !errors.Is(err, archive.ErrNotArchive) {
 				t.Fatalf("bob ran as the archive: %v", err)
 			}
@@ -118,14 +106,6 @@ func TestArchiveDevice(t *testing.T) {
 			}
 
 			// The records officer opens every record, in order.
-			keyFile := filepath.Join(t.TempDir(), "records.key")
-			if err := os.WriteFile(keyFile, []byte("# test\n"+officerKey+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			id, err := archive.ParseIdentity(keyFile)
-			if err != nil {
-				t.Fatal(err)
-			}
 			ro, err := archive.Open(storeDir)
 			if err != nil {
 				t.Fatal(err)
@@ -171,23 +151,12 @@ func TestArchiveDevice(t *testing.T) {
 			}
 
 			// Another key opens nothing.
-			other, _, err := archive.GenerateKey()
-			if err != nil {
-				t.Fatal(err)
-			}
-			otherFile := filepath.Join(t.TempDir(), "other.key")
-			if err := os.WriteFile(otherFile, []byte(other), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			wrong, err := archive.ParseIdentity(otherFile)
-			if err != nil {
-				t.Fatal(err)
-			}
+			wrong, otherTo := recordsKey(t)
 			if _, err := ro.Read(wrong, info.ID, recs[0].Seq); !errors.Is(err, archive.ErrMalformed) {
 				t.Errorf("another key opened a record: %v", err)
 			}
 			// A store is bound to its records key.
-			if _, err := archive.Create(storeDir, mustRecipient(t)); !errors.Is(err, archive.ErrRecipient) {
+			if _, err := archive.Create(storeDir, otherTo); !errors.Is(err, archive.ErrRecipient) {
 				t.Errorf("a store took a second records key: %v", err)
 			}
 
@@ -205,11 +174,7 @@ func TestArchiveDevice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			heads := map[string]archive.Head{}
-			for conv, h := range hs {
-				heads[conv] = archive.Head{Seq: h.Seq, Chain: h.Chain, Index: h.Index}
-			}
-			checks, err := ro.Verify(heads)
+			checks, err := ro.Verify(hs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,7 +184,7 @@ func TestArchiveDevice(t *testing.T) {
 			if err := os.Remove(filepath.Join(storeDir, info.ID, fmt.Sprintf("%012d.age", recs[1].Seq))); err != nil {
 				t.Fatal(err)
 			}
-			if checks, err := ro.Verify(heads); err != nil || checks[0].Complete || !strings.HasPrefix(strings.Join(checks[0].Problems, ";"), "missing: record #") {
+			if checks, err := ro.Verify(hs); err != nil || checks[0].Complete || !strings.HasPrefix(strings.Join(checks[0].Problems, ";"), "missing: record #") {
 				t.Errorf("a deleted record: %+v %v", checks, err)
 			}
 			e.noCanary(t, canary, "conversation_messages")
@@ -227,17 +192,42 @@ func TestArchiveDevice(t *testing.T) {
 	}
 }
 
-func mustRecipient(t *testing.T) *age.HybridRecipient {
+// recordsKey makes a records key as hotline records keygen does and reads
+// it back as the records officer would: its private half from a file
+// (after a comment line, as keygen writes it), its public half as a
+// recipient.
+func recordsKey(t *testing.T) (*age.HybridIdentity, *age.HybridRecipient) {
 	t.Helper()
-	_, r, err := archive.GenerateKey()
+	key, recipient, err := archive.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	to, err := archive.ParseRecipient(r)
+	to, err := archive.ParseRecipient(recipient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return to
+	keyFile := filepath.Join(t.TempDir(), "records.key")
+	if err := os.WriteFile(keyFile, []byte("# records key\n"+key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, err := archive.ParseIdentity(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, to
+}
+
+// newRecords makes a records key and an archive store sealed to it; it
+// returns the store, its directory, and the key that opens it.
+func newRecords(t *testing.T) (*archive.Store, string, *age.HybridIdentity) {
+	t.Helper()
+	id, to := recordsKey(t)
+	dir := filepath.Join(t.TempDir(), "records")
+	s, err := archive.Create(dir, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir, id
 }
 
 // scanFor fails the test if any file under dir holds one of the canaries;

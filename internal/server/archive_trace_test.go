@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -27,19 +26,7 @@ func TestArchiveTracesLeak(t *testing.T) {
 	writeJSON(t, filepath.Join(o.e.dir, "config.json"), d.Config)
 	o.e.restart(t)
 
-	officerKey, recipient, err := archive.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	to, err := archive.ParseRecipient(recipient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	storeDir := filepath.Join(t.TempDir(), "records")
-	s, err := archive.Create(storeDir, to)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _, id := newRecords(t)
 	runOnce := func() {
 		t.Helper()
 		if err := archive.RunOnce(ctx, arch.Client, s, func(ev archive.Event) {
@@ -73,14 +60,6 @@ func TestArchiveTracesLeak(t *testing.T) {
 	}
 	runOnce()
 
-	keyFile := filepath.Join(t.TempDir(), "records.key")
-	if err := os.WriteFile(keyFile, []byte(officerKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	id, err := archive.ParseIdentity(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ps := edit.Paragraphs(got.Doc.Summary)
 	if len(ps) < 4 {
 		t.Fatalf("the corpus document has %d paragraphs", len(ps))

@@ -612,6 +612,14 @@ func TestArchiveRequired(t *testing.T) {
 // of a new conversation whose classification does not require the archive.
 func groupInfoWithout(t *testing.T, m *member) []byte {
 	t.Helper()
+	return groupInfoOf(t, rawGroup(t, m, []byte("no archive here!"), conversation.Classification{}))
+}
+
+// rawGroup makes, with m's device key and credential and the mls package
+// directly (below the client and its own checks), a new group with the
+// delivery service as external sender, classified class.
+func rawGroup(t *testing.T, m *member, groupID []byte, class conversation.Classification) *mls.Group {
+	t.Helper()
 	sig, _, err := identity.ReadDeviceKeys(m.Dir())
 	if err != nil {
 		t.Fatal(err)
@@ -620,8 +628,14 @@ func groupInfoWithout(t *testing.T, m *member) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := mls.SuiteFor(client.DefaultSuite)
-	signer, _ := mls.NewEd25519Signer(sig.CryptoSigner())
+	s, err := mls.SuiteFor(client.DefaultSuite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := mls.NewEd25519Signer(sig.CryptoSigner())
+	if err != nil {
+		t.Fatal(err)
+	}
 	kp, sec, err := s.NewKeyPackage(nil, mls.Credential{Type: mls.CredentialBasic, Identity: cred}, signer, mls.Lifetime{},
 		mls.DefaultCapabilities(client.DefaultSuite, []mls.ExtensionType{conversation.ExtClassification}, nil))
 	if err != nil {
@@ -643,11 +657,17 @@ func groupInfoWithout(t *testing.T, m *member) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exts := []mls.Extension{{Type: conversation.ExtClassification, Data: conversation.Classification{}.Marshal()}, mls.ExternalSendersExtension(mls.ExternalSenders{ds})}
-	g, err := mls.NewGroup(nil, s, []byte("no archive here!"), kp, sec, signer, exts, mls.GroupOptions{})
+	exts := []mls.Extension{{Type: conversation.ExtClassification, Data: class.Marshal()}, mls.ExternalSendersExtension(mls.ExternalSenders{ds})}
+	g, err := mls.NewGroup(nil, s, groupID, kp, sec, signer, exts, mls.GroupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g
+}
+
+// groupInfoOf is g's GroupInfo, with its ratchet tree, as an MLSMessage.
+func groupInfoOf(t *testing.T, g *mls.Group) []byte {
+	t.Helper()
 	gi, err := g.GroupInfo(true)
 	if err != nil {
 		t.Fatal(err)

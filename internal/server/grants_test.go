@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -34,18 +32,7 @@ func testRecordsGrant(t *testing.T, backend string) {
 	carol := newMember(t, e, admin, "carol")
 	officer := newMember(t, e, admin, "ro", "records-officer")
 	arch := newMember(t, e, admin, "archive", "archive")
-	key, recipient, err := archive.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	to, err := archive.ParseRecipient(recipient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := archive.Create(filepath.Join(t.TempDir(), "records"), to)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _, id := newRecords(t)
 	if err := archive.RunOnce(ctx, arch.Client, s, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +46,6 @@ func testRecordsGrant(t *testing.T, backend string) {
 		t.Fatal(err)
 	}
 
-	keyFile := filepath.Join(t.TempDir(), "records.key")
-	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	id, err := archive.ParseIdentity(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	recs, err := s.ReadConversation(id, info.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -29,18 +28,7 @@ func TestRecordsRetention(t *testing.T) {
 			newMember(t, e, admin, "bob")
 			officer := newMember(t, e, admin, "ro", "records-officer")
 			arch := newMember(t, e, admin, "archive", "archive")
-			_, recipient, err := archive.GenerateKey()
-			if err != nil {
-				t.Fatal(err)
-			}
-			to, err := archive.ParseRecipient(recipient)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := archive.Create(filepath.Join(t.TempDir(), "records"), to)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, _, _ := newRecords(t)
 			var expired []archive.Event
 			runOnce := func() {
 				t.Helper()
@@ -145,11 +133,7 @@ func TestRecordsRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 			hs, _ := officer.ChainHeads()
-			heads := map[string]archive.Head{}
-			for conv, h := range hs {
-				heads[conv] = archive.Head{Seq: h.Seq, Chain: h.Chain, Index: h.Index}
-			}
-			checks, err := s.Verify(heads)
+			checks, err := s.Verify(hs)
 			if err != nil || len(checks) != 1 || !checks[0].Complete || checks[0].Expired != expired[0].Seq {
 				t.Errorf("verify after expiry: %+v %v", checks, err)
 			}

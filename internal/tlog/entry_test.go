@@ -26,6 +26,12 @@ func validEntries() []Entry {
 		{Type: TypeContactRefused, Time: 12, Actor: "bob@org.example", ActorDevice: "phone", Target: "ada@org.example", Reason: "clearance", Count: 3},
 		{Type: TypeContactRefused, Time: 1 << 40, Actor: "bob@org.example", Target: "ada@org.example", Reason: "policy.deny"},
 		{Type: TypeConversationChain, Time: 13, Conversation: "AAEC", Count: 1 << 40, Chain: key("chain", 32)},
+		{Type: TypeRecordsRetention, Time: 14, Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Clearance: "secret", Count: 3650},
+		{Type: TypeRecordsHold, Time: 14, Item: "h1", Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Reason: "litigation", Conversation: "AAEC"},
+		{Type: TypeRecordsRelease, Time: 14, Item: "h1", Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa"},
+		{Type: TypeRecordsExpire, Time: 14, Actor: "archive@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC", Count: 40},
+		{Type: TypeRecordsGrant, Time: 14, Item: "g1", Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Target: "ada@org.example", Conversation: "AAEC", Count: 3},
+		{Type: TypeRecordsRead, Time: 14, Item: "g1", Actor: "ada@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC"},
 	}
 }
 

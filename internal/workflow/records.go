@@ -106,8 +106,8 @@ func (s *Service) ReleaseHold(ctx context.Context, a org.Actor, id string, _ str
 // RecordsPolicy returns the schedule and the holds in force, to the
 // records officer and the archive.
 func (s *Service) RecordsPolicy(ctx context.Context, a org.Actor) (api.RecordsPolicy, error) {
-	if a.Can(directory.ActRecordsManage) != nil && !a.User.Roles.Has(identity.RoleArchive) {
-		return api.RecordsPolicy{}, a.Can(directory.ActRecordsManage)
+	if err := a.Can(directory.ActRecordsManage); err != nil && !a.User.Roles.Has(identity.RoleArchive) {
+		return api.RecordsPolicy{}, err
 	}
 	v := api.RecordsPolicy{Retention: []api.RecordsRetention{}, Holds: []api.RecordsHoldView{}}
 	err := s.cfg.Store.View(ctx, func(tx *store.Tx) error {
