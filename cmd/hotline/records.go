@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -128,7 +129,7 @@ func openStoreKey(store, idFile string) (*archive.Store, *age.HybridIdentity, er
 // cmdRecords is the records officer's side: the records key and the
 // sealed store.
 func cmdRecords(e *cmdEnv, args []string) error {
-	const use = "usage: hotline records keygen --out FILE | list --store DIR | verify --store DIR --profile DIR | read --store DIR --identity FILE [--json] [--attachments DIR] -- CONVERSATION | grant USER --store DIR --identity FILE -- CONVERSATION | grants | open GRANT | retention LEVEL DAYS | hold --reason CODE [--conversation ID] | release HOLD | policy  (--profile DIR)"
+	const use = "usage: hotline records keygen --out FILE | list --store DIR | verify --store DIR --profile DIR | read --store DIR --identity FILE [--json] [--attachments DIR] -- CONVERSATION | grant USER --store DIR --identity FILE -- CONVERSATION | export --store DIR --identity FILE --out DIR -- CONVERSATION... | verify-export DIR | grants | open GRANT | retention LEVEL DAYS | hold --reason CODE [--conversation ID] | release HOLD | policy  (--profile DIR)"
 	if len(args) == 0 {
 		return usagef(use)
 	}
@@ -459,6 +460,10 @@ func cmdRecords(e *cmdEnv, args []string) error {
 			return fmt.Errorf("%d of %d conversations are not proven complete", bad, len(checks))
 		}
 		return nil
+	case "export":
+		return recordsExport(e, args[1:])
+	case "verify-export":
+		return recordsVerifyExport(e, args[1:])
 	case "read":
 		fs := newFlags(e, "records read", "records read CONVERSATION --store DIR --identity FILE [--json] [--attachments DIR]")
 		store := fs.String("store", "", "the archive's store directory")
@@ -548,6 +553,174 @@ func saveAttachments(e *cmdEnv, s *archive.Store, recs []archive.Record, dir str
 			return err
 		}
 		fmt.Fprintf(e.stderr, "saved %s\n", filepath.Join(dir, name))
+	}
+	return nil
+}
+
+// recordsExport writes an export of conversations' records for an
+// archivist (internal/archive, export.go): proven complete to the log's
+// heads, logged, signed. It is made under OUT.partial and renamed to OUT
+// only once the server has logged it, so no unlogged export is left.
+func recordsExport(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "records export", "records export --store DIR --identity FILE --out DIR --profile DIR -- CONVERSATION...   (the records officer; logged)")
+	profile := profileFlag(fs)
+	store := fs.String("store", "", "the archive's store directory")
+	idFile := fs.String("identity", "", "the private records key")
+	out := fs.String("out", "", "the export's `directory` (created)")
+	convs, err := parse(fs, args, 1, 1000)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "store", "identity", "out"); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*out); err == nil {
+		return withHint(fmt.Errorf("%s exists", *out), "an export goes to a new directory")
+	}
+	s, id, err := openStoreKey(*store, *idFile)
+	if err != nil {
+		return err
+	}
+	c, release, err := openVerified(e, *profile)
+	if err != nil {
+		return err
+	}
+	defer release()
+	heads, err := c.ChainHeads()
+	if err != nil {
+		return err
+	}
+	in := archive.ExportInput{Store: s, Identity: id, Proofs: map[string]client.EntryProof{}, Made: time.Now()}
+	for _, conv := range convs {
+		if slices.Contains(in.Conversations, conv) {
+			continue
+		}
+		h, ok := heads[conv]
+		if !ok {
+			return withHint(fmt.Errorf("the log commits no chain head of %s yet", conv), "the server commits heads every minute (serve --chain-interval); try again then")
+		}
+		p, cp, err := c.ProveEntry(e.ctx, h.Index)
+		if err != nil {
+			return fmt.Errorf("%s: the proof of its head: %w", conv, err)
+		}
+		in.Conversations = append(in.Conversations, conv)
+		in.Proofs[conv], in.Checkpoint = p, cp
+	}
+	prof := c.Profile()
+	in.Org, in.By, in.Device = prof.Org, prof.User, prof.Device
+	var digest [32]byte
+	_, in.DeviceKey = c.SignExport(digest) // the key; the signature comes once the manifest is made
+	tmp := *out + ".partial"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	m, mb, err := archive.WriteExport(tmp, in)
+	if err != nil {
+		return err
+	}
+	digest = sha256.Sum256(mb)
+	var logged []api.RecordsExportConversation
+	records := 0
+	for _, ec := range m.Conversations {
+		logged = append(logged, api.RecordsExportConversation{Conversation: ec.ID, Records: ec.Records})
+		records += ec.Records
+	}
+	if err := c.LogExport(e.ctx, digest, logged); err != nil {
+		return fmt.Errorf("the server did not log the export, so none was made: %w", err)
+	}
+	sig, _ := c.SignExport(digest)
+	if err := os.WriteFile(filepath.Join(tmp, "manifest.sig"), []byte(base64.StdEncoding.EncodeToString(sig)+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		return err
+	}
+	done = true
+	fmt.Fprintf(e.stdout, "exported %d conversations, %d records, to %s: manifest %x, logged as records.export, signed by device %s\n", len(m.Conversations), records, *out, digest, prof.Device)
+	for _, ec := range m.Conversations {
+		fmt.Fprintf(e.stdout, "  %s  #%d–#%d, %d records; the log's head #%d (entry %d)\n", ec.ID, ec.First, ec.Last, ec.Records, ec.Last, ec.HeadIndex)
+	}
+	return nil
+}
+
+// recordsVerifyExport checks an export: offline against the log keys the
+// device trusts (archive.VerifyExport), then against the device's verified
+// view of the log, which must hold the export's records.export entries and
+// the expiries it claims.
+func recordsVerifyExport(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "records verify-export", "records verify-export DIR --profile DIR [--json]   (any device of the organisation; exit status 1 unless proven complete)")
+	profile := profileFlag(fs)
+	asJSON := fs.Bool("json", false, "print as JSON")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c, release, err := openVerified(e, *profile)
+	if err != nil {
+		return err
+	}
+	defer release()
+	origin, keys := c.LogVerifiers()
+	rep, err := archive.VerifyExport(pos[0], origin, keys)
+	if err != nil {
+		return err
+	}
+	p, err := c.RecordsPolicy()
+	if err != nil {
+		return err
+	}
+	m := rep.Manifest
+	if x, ok := p.Exports[rep.Digest]; !ok {
+		rep.Problems = append(rep.Problems, "unlogged: the log holds no records.export entry of this export (the log integrates an entry a moment after it is made)")
+	} else {
+		if x.By != m.By || x.Device != m.Device {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("unlogged: the log says %s (device %s) made it, the manifest %s (device %s)", x.By, x.Device, m.By, m.Device))
+		}
+		for _, ec := range m.Conversations {
+			if n, ok := x.Conversations[ec.ID]; !ok || n != ec.Records {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("unlogged: the log's entry for %s does not say %d records", ec.ID, ec.Records))
+			}
+		}
+	}
+	for i, ec := range m.Conversations {
+		if i < len(rep.Conversations) && ec.Expired != p.Expired[ec.ID] {
+			ch := &rep.Conversations[i]
+			ch.Problems = append(ch.Problems, fmt.Sprintf("expired: the manifest says the records through #%d were let go, the log says #%d", ec.Expired, p.Expired[ec.ID]))
+			ch.Complete = false
+		}
+	}
+	if *asJSON {
+		if err := printJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "export %s by %s (device %s), %s\n", rep.Digest, m.By, m.Device, m.Made.Format(time.RFC3339))
+		for _, p := range rep.Problems {
+			fmt.Fprintf(e.stdout, "  %s\n", p)
+		}
+		for _, ch := range rep.Conversations {
+			anchor := "from the archive's first message"
+			if ch.Anchored {
+				anchor = "from the conversation's start"
+			}
+			if ch.Complete {
+				fmt.Fprintf(e.stdout, "%s  complete: #%d–#%d, %d records, chained %s to the log's head\n", ch.Conversation, ch.First, ch.Last, ch.Records, anchor)
+				continue
+			}
+			fmt.Fprintf(e.stdout, "%s  NOT PROVEN: #%d–#%d, %d records\n", ch.Conversation, ch.First, ch.Last, ch.Records)
+			for _, p := range ch.Problems {
+				fmt.Fprintf(e.stdout, "  %s\n", p)
+			}
+		}
+	}
+	if !rep.Complete() {
+		return errors.New("the export is not proven whole and complete")
 	}
 	return nil
 }

@@ -948,6 +948,22 @@ type RecordsHoldView struct {
 	At           time.Time `json:"at"`
 }
 
+// RecordsExport is POST /v1/records/exports (the records officer): an
+// export of the records of some conversations, named by the SHA-256 of
+// its manifest (hex), logged (records.export, one entry per conversation)
+// before the export is signed and handed over. The records never reach
+// the server: only this.
+type RecordsExport struct {
+	Manifest      string                      `json:"manifest"`
+	Conversations []RecordsExportConversation `json:"conversations"`
+}
+
+// RecordsExportConversation is one conversation of an export.
+type RecordsExportConversation struct {
+	Conversation string `json:"conversation"`
+	Records      int    `json:"records"`
+}
+
 // RecordsGrant is POST /v1/records/grants (the records officer: Grantee,
 // Conversation, Count) and how grants are listed (GET /v1/records/grants)
 // and opened (POST /v1/records/grants/{id}/read, the grantee). The records

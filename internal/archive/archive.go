@@ -66,6 +66,10 @@ type Record struct {
 	Removed      []string  `json:"removed,omitempty"`
 	// Archived is when the archive sealed it.
 	Archived time.Time `json:"archived"`
+	// Digest is the SHA-256 of the message as the server held it: the
+	// hash the conversation's message chain links (records sealed before
+	// it was kept have none).
+	Digest []byte `json:"message_sha256,omitempty"`
 }
 
 // maxRecord bounds a sealed record's plaintext (a message is at most

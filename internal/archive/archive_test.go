@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -292,10 +293,15 @@ func chainOf(n int) [][]byte {
 	out := make([][]byte, n+1)
 	out[0] = make([]byte, 32)
 	for i := 1; i <= n; i++ {
-		h := sha256.Sum256(append(bytes.Clone(out[i-1]), byte(i)))
-		out[i] = h[:]
+		out[i] = chainAfter(out[i-1], digestOf(i))
 	}
 	return out
+}
+
+// digestOf stands for the SHA-256 of message i.
+func digestOf[T int | int64](i T) []byte {
+	h := sha256.Sum256([]byte{byte(i)})
+	return h[:]
 }
 
 // storeWith makes a store holding messages 3..10 of conversation c1: the
@@ -315,7 +321,7 @@ func storeWith(t *testing.T) (*Store, [][]byte) {
 				t.Fatal(err)
 			}
 		}
-		if err := s.Index(Link{Conversation: "c1", Seq: seq, Time: time.Unix(1000*seq, 0), Chain: chain[seq], Recorded: rec}); err != nil {
+		if err := s.Index(Link{Conversation: "c1", Seq: seq, Time: time.Unix(1000*seq, 0), Chain: chain[seq], Digest: digestOf(seq), Recorded: rec}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -371,6 +377,12 @@ func TestVerify(t *testing.T) {
 			os.Remove(filepath.Join(s.Dir(), "c1", recordName(7)))
 			rewriteIndex(t, s, func(l string) bool { return !strings.HasPrefix(l, "7 ") })
 		}, want: []string{"gap"}},
+		{name: "another message's digest", harm: func(t *testing.T, s *Store) {
+			p := filepath.Join(s.Dir(), "c1", "chain")
+			b, _ := os.ReadFile(p)
+			b = bytes.Replace(b, fmt.Appendf(nil, "%x", digestOf(6)), fmt.Appendf(nil, "%x", digestOf(99)), 1)
+			os.WriteFile(p, b, 0o600)
+		}, want: []string{"broken"}},
 		{name: "the tail cut", harm: func(t *testing.T, s *Store) {
 			os.Remove(filepath.Join(s.Dir(), "c1", recordName(9)))
 			rewriteIndex(t, s, func(l string) bool { return !strings.HasPrefix(l, "9 ") && !strings.HasPrefix(l, "10 ") })
@@ -427,6 +439,8 @@ func rewriteIndex(t *testing.T, s *Store, keep func(string) bool) {
 // 32-byte chain, or ErrMalformed.
 func FuzzParseLink(f *testing.F) {
 	f.Add("12 1764000000 " + strings.Repeat("ab", 32) + " r")
+	f.Add("12 1764000000 " + strings.Repeat("ab", 32) + " - " + strings.Repeat("cd", 32))
+	f.Add("12 1764000000 " + strings.Repeat("ab", 32) + " r cd")
 	f.Add("1 0 00 -")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, line string) {
@@ -437,8 +451,13 @@ func FuzzParseLink(f *testing.F) {
 			}
 			return
 		}
-		if l.Seq <= 0 || len(l.Chain) != 32 {
+		if l.Seq <= 0 || len(l.Chain) != 32 || (l.Digest != nil && len(l.Digest) != 32) {
 			t.Fatalf("accepted %+v", l)
+		}
+		// What parses writes back as a line that parses to the same.
+		again, err := parseLink(strings.TrimSuffix(l.line(), "\n"))
+		if err != nil || again.Seq != l.Seq || !bytes.Equal(again.Chain, l.Chain) || !bytes.Equal(again.Digest, l.Digest) || again.Recorded != l.Recorded {
+			t.Fatalf("%q: wrote %q, read back %+v, %v", line, l.line(), again, err)
 		}
 	})
 }

@@ -20,13 +20,15 @@ import (
 // The store's chain index, CONV/chain: one line per message of the
 // conversation the archive handled, in order,
 //
-//	SEQ TIME CHAIN r|-
+//	SEQ TIME CHAIN r|- DIGEST
 //
 // with the time the server accepted it (unix seconds), the conversation's
-// message chain after it (hex; see conversation.ChainNext) and whether it
+// message chain after it (hex; see conversation.ChainNext), whether it
 // was sealed as a record ("r") or held nothing to keep ("-": a key update,
-// a checkpoint, a message refused). It holds times and hashes of
-// ciphertexts only. Checked against the chain heads the transparency log
+// a checkpoint, a message refused), and the SHA-256 of the message as the
+// server held it (hex), from which the chain after it follows from the
+// chain before it (lines written before the digest was kept end at the
+// mark). It holds times and hashes of ciphertexts only. Checked against the chain heads the transparency log
 // commits, it proves the store holds every message up to a head: a
 // missing, extra or different message shows. The times say which records
 // a retention schedule lets go (retention.go).
@@ -38,11 +40,14 @@ type Link struct {
 	Time         time.Time
 	Chain        []byte
 	Recorded     bool
+	// Digest is the message's SHA-256 (nil in lines written before it was
+	// kept).
+	Digest []byte
 }
 
 // Index notes that the archive handled a message, durably.
 func (s *Store) Index(l Link) error {
-	if !convName.MatchString(l.Conversation) || l.Seq <= 0 || len(l.Chain) != 32 {
+	if !convName.MatchString(l.Conversation) || l.Seq <= 0 || len(l.Chain) != 32 || (l.Digest != nil && len(l.Digest) != 32) {
 		return fmt.Errorf("%w: conversation %q, seq %d", ErrMalformed, l.Conversation, l.Seq)
 	}
 	dir := filepath.Join(s.dir, l.Conversation)
@@ -53,11 +58,7 @@ func (s *Store) Index(l Link) error {
 	if err != nil {
 		return err
 	}
-	mark := "-"
-	if l.Recorded {
-		mark = "r"
-	}
-	_, err = fmt.Fprintf(f, "%d %d %x %s\n", l.Seq, l.Time.Unix(), l.Chain, mark)
+	_, err = f.WriteString(l.line())
 	if err == nil {
 		err = f.Sync()
 	}
@@ -99,9 +100,21 @@ func (s *Store) ChainIndex(conv string) ([]Link, error) {
 	return out, sc.Err()
 }
 
+// line is l as an index line, with its newline.
+func (l Link) line() string {
+	mark := "-"
+	if l.Recorded {
+		mark = "r"
+	}
+	if l.Digest == nil {
+		return fmt.Sprintf("%d %d %x %s\n", l.Seq, l.Time.Unix(), l.Chain, mark)
+	}
+	return fmt.Sprintf("%d %d %x %s %x\n", l.Seq, l.Time.Unix(), l.Chain, mark, l.Digest)
+}
+
 func parseLink(line string) (Link, error) {
 	f := strings.Fields(line)
-	if len(f) != 4 || (f[3] != "r" && f[3] != "-") {
+	if (len(f) != 4 && len(f) != 5) || (f[3] != "r" && f[3] != "-") {
 		return Link{}, fmt.Errorf("%w: index line %q", ErrMalformed, line)
 	}
 	seq, err := strconv.ParseInt(f[0], 10, 64)
@@ -116,7 +129,13 @@ func parseLink(line string) (Link, error) {
 	if err != nil || len(chain) != 32 {
 		return Link{}, fmt.Errorf("%w: index chain %q", ErrMalformed, f[2])
 	}
-	return Link{Seq: seq, Time: time.Unix(at, 0).UTC(), Chain: chain, Recorded: f[3] == "r"}, nil
+	l := Link{Seq: seq, Time: time.Unix(at, 0).UTC(), Chain: chain, Recorded: f[3] == "r"}
+	if len(f) == 5 {
+		if l.Digest, err = hex.DecodeString(f[4]); err != nil || len(l.Digest) != 32 {
+			return Link{}, fmt.Errorf("%w: index digest %q", ErrMalformed, f[4])
+		}
+	}
+	return l, nil
 }
 
 // Head is a conversation's chain head as the transparency log commits it,
@@ -141,7 +160,7 @@ type Check struct {
 	// log's head, as the log commits them.
 	Complete bool `json:"complete"`
 	// Problems say what is wrong, each starting with a stable code: gap,
-	// missing, unindexed, unexpired, mismatch, behind, unlogged, before,
+	// broken, missing, unindexed, unexpired, mismatch, behind, unlogged, before,
 	// index.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -184,6 +203,8 @@ func (s *Store) verifyOne(c Conversation, heads map[string]Head) Check {
 			} else {
 				problem("gap: #%d–#%d are not in the index", links[i-1].Seq+1, l.Seq-1)
 			}
+		} else if i > 0 && l.Digest != nil && !bytes.Equal(chainAfter(links[i-1].Chain, l.Digest), l.Chain) {
+			problem("broken: #%d does not follow from #%d and its message's digest", l.Seq, links[i-1].Seq)
 		}
 		indexed[l.Seq] = l
 		if l.Recorded && l.Seq > ch.Expired {

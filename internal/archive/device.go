@@ -54,7 +54,7 @@ func run(ctx context.Context, c *client.Client, s *Store, report func(Event), on
 	blobs := make(chan Blob, 1)
 	c.SetRecords(func(m client.Message) error {
 		r := Record{Conversation: m.Conversation, Seq: m.Seq, Epoch: m.Epoch, Time: m.Time, User: m.User, Device: m.Device,
-			Kind: m.Kind, Text: m.Text, Data: m.Data, Added: m.Added, Removed: m.Removed}
+			Kind: m.Kind, Text: m.Text, Data: m.Data, Added: m.Added, Removed: m.Removed, Digest: m.Digest}
 		var want *Blob
 		if m.Kind == "attachment" {
 			if d, err := attach.UnmarshalDescriptor(m.Data); err == nil {
@@ -87,7 +87,7 @@ func run(ctx context.Context, c *client.Client, s *Store, report func(Event), on
 			// nothing the store can prove complete.
 			return nil
 		}
-		return s.Index(Link{Conversation: h.Conversation, Seq: h.Seq, Time: h.Time, Chain: h.Chain, Recorded: h.Recorded})
+		return s.Index(Link{Conversation: h.Conversation, Seq: h.Seq, Time: h.Time, Chain: h.Chain, Digest: h.Digest, Recorded: h.Recorded})
 	})
 	defer c.SetHandled(nil)
 	handler := func(u client.Update) {

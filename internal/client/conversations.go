@@ -140,6 +140,9 @@ type Message struct {
 	// made by User) added and removed.
 	Added   []string `json:"added,omitempty"`
 	Removed []string `json:"removed,omitempty"`
+	// Digest is the SHA-256 of the message as the server holds it, the
+	// hash its message chain links (set for SetRecords' fn only).
+	Digest []byte `json:"-"`
 }
 
 func kindName(k conversation.Kind) string {
@@ -268,6 +271,9 @@ type convEntry struct {
 	toldEpoch uint64
 	// recordedSeq is the last message recorded in the history.
 	recordedSeq int64
+	// digest is the SHA-256 of message digestSeq, the one being handled.
+	digest    []byte
+	digestSeq int64
 	// history: the records of messages handled since the state was last
 	// saved, written just before it (after a crash in between, the
 	// messages are handled, and recorded, again).
@@ -881,6 +887,9 @@ func (c *Client) recordLater(e *convEntry, m Message) error {
 	sink := c.records
 	c.mu.Unlock()
 	if sink != nil {
+		if e.digestSeq == m.Seq {
+			m.Digest = e.digest
+		}
 		return sink(m)
 	}
 	b, err := json.Marshal(m)
@@ -1416,7 +1425,7 @@ func (c *Client) handleLocked(ctx context.Context, e *convEntry, m api.Conversat
 		fn := c.handled
 		c.mu.Unlock()
 		if fn != nil {
-			return fn(Handled{Conversation: e.id, Seq: m.Seq, Time: m.Time, Chain: bytes.Clone(e.file.Chain), Recorded: e.recordedSeq == m.Seq})
+			return fn(Handled{Conversation: e.id, Seq: m.Seq, Time: m.Time, Chain: bytes.Clone(e.file.Chain), Digest: e.digest, Recorded: e.recordedSeq == m.Seq})
 		}
 	}
 	return nil
@@ -1428,6 +1437,7 @@ type Handled struct {
 	Seq          int64
 	Time         time.Time // when the server accepted it
 	Chain        []byte    // the conversation's message chain after it
+	Digest       []byte    // the message's SHA-256, which the chain links
 	Recorded     bool      // it went to the history (or SetRecords' fn)
 }
 
@@ -1477,6 +1487,8 @@ func (c *Client) handleMessageLocked(ctx context.Context, e *convEntry, m api.Co
 		e.updates = append(e.updates, Update{Conversation: e.id, Kind: UpdateProblem, Err: fmt.Errorf("message %d: %w", m.Seq, err)})
 	}
 	defer func() { e.file.Seq, e.dirty, e.unacked = m.Seq, true, true }()
+	d := sha256.Sum256(m.Message)
+	e.digest, e.digestSeq = d[:], m.Seq
 	c.linkChainLocked(e, m)
 	if len(e.file.Own) > 0 && m.Kind == int(mls.ContentApplication) {
 		if i := slices.Index(e.file.Own, ownKey(m.Message)); i >= 0 {

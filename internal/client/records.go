@@ -30,6 +30,18 @@ type RecordsPolicy struct {
 	// Expired: through which message each conversation's records were
 	// let go (records.expire entries).
 	Expired map[string]int64 `json:"expired"`
+	// Exports of records, by the SHA-256 of their manifest (hex), as the
+	// records.export entries say.
+	Exports map[string]RecordsExportSeen `json:"exports,omitempty"`
+}
+
+// RecordsExportSeen is an export of records as the log shows it.
+type RecordsExportSeen struct {
+	By     string    `json:"by"`
+	Device string    `json:"device"`
+	At     time.Time `json:"at"`
+	// Conversations: the records exported of each.
+	Conversations map[string]int `json:"conversations"`
 }
 
 // RecordsHold is a legal hold in force.
@@ -80,6 +92,16 @@ func (c *Client) recordsFromLog(entries []tlog.Entry) error {
 			if int64(e.Count) > p.Expired[e.Conversation] {
 				p.Expired[e.Conversation] = int64(e.Count)
 			}
+		case tlog.TypeRecordsExport:
+			if p.Exports == nil {
+				p.Exports = map[string]RecordsExportSeen{}
+			}
+			x, ok := p.Exports[e.Item]
+			if !ok {
+				x = RecordsExportSeen{By: e.Actor, Device: e.ActorDevice, At: time.Unix(e.Time, 0).UTC(), Conversations: map[string]int{}}
+			}
+			x.Conversations[e.Conversation] = e.Count
+			p.Exports[e.Item] = x
 		default:
 			continue
 		}

@@ -1,7 +1,17 @@
 package server_test
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"hotline/internal/archive"
@@ -76,5 +86,83 @@ func TestArchiveTracesLeak(t *testing.T) {
 	// A text nobody received traces to nobody.
 	if ts, err := s.TraceLeak(id, corpusDoc(t, 9)); err != nil || (len(ts) > 0 && ts[0].Accused != "") {
 		t.Errorf("an outsider's text: %+v %v", ts, err)
+	}
+
+	// The records officer exports the draft's conversation for an
+	// archivist: the memorandum rendered as HTML beside the records, and
+	// the log's proof of the conversation's head; it verifies, and a
+	// record taken out of it shows.
+	officer := newMember(t, o.e, o.admin, "ro", "records-officer")
+	if _, err := o.e.srv.CommitChains(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.e.srv.Log().Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := officer.VerifyLog(ctx); err != nil {
+		t.Fatal(err)
+	}
+	heads, err := officer.ChainHeads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, cp, err := officer.ProveEntry(ctx, heads[m.Conversation].Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "export")
+	_, key := officer.SignExport([32]byte{})
+	man, mb, err := archive.WriteExport(dir, archive.ExportInput{Store: s, Identity: id, Conversations: []string{m.Conversation},
+		Proofs: map[string]client.EntryProof{m.Conversation: proof}, Checkpoint: cp,
+		Org: "state.example", By: "ro@state.example", Device: officer.Profile().Device, DeviceKey: key, Made: o.e.clock.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(mb)
+	sig, _ := officer.SignExport(digest)
+	if err := os.WriteFile(filepath.Join(dir, "manifest.sig"), []byte(base64.StdEncoding.EncodeToString(sig)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var page []byte
+	for _, f := range man.Files {
+		if strings.HasPrefix(f.Name, m.Conversation+"/memcons/") {
+			if page, err = os.ReadFile(filepath.Join(dir, f.Name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !bytes.Contains(page, []byte("<title>Memorandum of conversation: Archived call</title>")) || !bytes.Contains(page, []byte(template.HTMLEscapeString(edit.Paragraphs(summary)[1][:60]))) {
+		t.Errorf("the memorandum's page: %.300q", page)
+	}
+	origin, keys := officer.LogVerifiers()
+	rep, err := archive.VerifyExport(dir, origin, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Complete() || len(rep.Conversations) != 1 || rep.Conversations[0].Records == 0 || rep.Digest != hex.EncodeToString(digest[:]) {
+		t.Fatalf("the export: %+v", rep)
+	}
+	// A record taken out shows, beside the altered file.
+	var recs []archive.Record
+	rj := filepath.Join(dir, m.Conversation, "records.json")
+	b, err := os.ReadFile(rj)
+	if err == nil {
+		err = json.Unmarshal(b, &recs)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = json.Marshal(recs[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rj, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err = archive.VerifyExport(dir, origin, keys); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("missing: record #%d is not in the export", recs[0].Seq)
+	if rep.Complete() || len(rep.Problems) != 1 || !strings.HasPrefix(rep.Problems[0], "altered: ") || !slices.Equal(rep.Conversations[0].Problems, []string{want}) {
+		t.Errorf("an export with a record taken out: %+v", rep)
 	}
 }

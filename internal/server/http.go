@@ -139,6 +139,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/records/holds/{id}/release", active, onItem(idOf("hold"), http.StatusOK, s.workflow.ReleaseHold))
 	handle("POST /v1/records/expire", active, create(s.workflow.Expire))
 	handle("POST /v1/records/grants", active, create(s.workflow.Grant))
+	handle("POST /v1/records/exports", active, create(s.workflow.Export))
 	handle("GET /v1/records/grants", active, list(s.workflow.Grants))
 	handle("POST /v1/records/grants/{id}/read", active, onItem(idOf("grant"), http.StatusOK, s.workflow.ReadGrant))
 	handle("POST /v1/readouts/{id}", active, onItem(idOf("call"), http.StatusOK, s.workflow.FileReadout))

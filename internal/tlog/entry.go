@@ -95,6 +95,7 @@ const (
 	TypeRecordsExpire    = "records.expire"    // Actor, ActorDevice (the archive), Conversation, Count (the records through this message were let go)
 	TypeRecordsGrant     = "records.grant"     // Item (the grant), Actor, ActorDevice (the records officer), Target (the grantee), Conversation, Count (records given)
 	TypeRecordsRead      = "records.read"      // Item (the grant), Actor, ActorDevice (the grantee opening it), Conversation
+	TypeRecordsExport    = "records.export"    // Item (the export: its manifest's SHA-256, hex), Actor, ActorDevice (the records officer), Conversation, Count (records exported)
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -341,6 +342,11 @@ func (e Entry) Validate() error {
 		need("target", e.Target != "")
 		need("conversation", e.Conversation != "")
 		need("count", e.Count > 0)
+	case TypeRecordsExport:
+		need("item", len(e.Item) == 64 && strings.Trim(e.Item, "0123456789abcdef") == "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("conversation", e.Conversation != "")
 	case TypeRecordsRead:
 		need("item", e.Item != "")
 		need("actor", e.Actor != "")

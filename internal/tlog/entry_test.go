@@ -32,6 +32,7 @@ func validEntries() []Entry {
 		{Type: TypeRecordsExpire, Time: 14, Actor: "archive@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC", Count: 40},
 		{Type: TypeRecordsGrant, Time: 14, Item: "g1", Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Target: "ada@org.example", Conversation: "AAEC", Count: 3},
 		{Type: TypeRecordsRead, Time: 14, Item: "g1", Actor: "ada@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC"},
+		{Type: TypeRecordsExport, Time: 14, Item: strings.Repeat("ab", 32), Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC", Count: 12},
 	}
 }
 
@@ -448,6 +449,8 @@ func TestRecordsEntries(t *testing.T) {
 		{Type: TypeRecordsExpire, Time: 1, Actor: "archive@o.example", ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 40},
 		{Type: TypeRecordsGrant, Time: 1, Item: "g1", Actor: a, ActorDevice: d, Target: "b@o.example", Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 3},
 		{Type: TypeRecordsRead, Time: 1, Item: "g1", Actor: "b@o.example", ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		{Type: TypeRecordsExport, Time: 1, Item: strings.Repeat("0f", 32), Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 3},
+		{Type: TypeRecordsExport, Time: 1, Item: strings.Repeat("0f", 32), Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
 	} {
 		b, err := e.Marshal()
 		if err != nil {
@@ -458,16 +461,20 @@ func TestRecordsEntries(t *testing.T) {
 		}
 	}
 	for name, e := range map[string]Entry{
-		"retention without level":  {Type: TypeRecordsRetention, Time: 1, Actor: a, ActorDevice: d, Count: 10},
-		"retention negative":       {Type: TypeRecordsRetention, Time: 1, Actor: a, ActorDevice: d, Clearance: "secret", Count: -1},
-		"hold without reason":      {Type: TypeRecordsHold, Time: 1, Item: "h1", Actor: a, ActorDevice: d},
-		"hold with free text":      {Type: TypeRecordsHold, Time: 1, Item: "h1", Actor: a, ActorDevice: d, Reason: "the minister's case"},
-		"release without hold":     {Type: TypeRecordsRelease, Time: 1, Actor: a, ActorDevice: d},
-		"expiry without through":   {Type: TypeRecordsExpire, Time: 1, Actor: a, ActorDevice: d, Conversation: "c1"},
-		"expiry without its actor": {Type: TypeRecordsExpire, Time: 1, Conversation: "c1", Count: 4},
-		"grant without grantee":    {Type: TypeRecordsGrant, Time: 1, Item: "g1", Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 3},
-		"grant of nothing":         {Type: TypeRecordsGrant, Time: 1, Item: "g1", Actor: a, ActorDevice: d, Target: "b@o.example", Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
-		"read without grant":       {Type: TypeRecordsRead, Time: 1, Actor: "b@o.example", ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		"retention without level":   {Type: TypeRecordsRetention, Time: 1, Actor: a, ActorDevice: d, Count: 10},
+		"retention negative":        {Type: TypeRecordsRetention, Time: 1, Actor: a, ActorDevice: d, Clearance: "secret", Count: -1},
+		"hold without reason":       {Type: TypeRecordsHold, Time: 1, Item: "h1", Actor: a, ActorDevice: d},
+		"hold with free text":       {Type: TypeRecordsHold, Time: 1, Item: "h1", Actor: a, ActorDevice: d, Reason: "the minister's case"},
+		"release without hold":      {Type: TypeRecordsRelease, Time: 1, Actor: a, ActorDevice: d},
+		"expiry without through":    {Type: TypeRecordsExpire, Time: 1, Actor: a, ActorDevice: d, Conversation: "c1"},
+		"expiry without its actor":  {Type: TypeRecordsExpire, Time: 1, Conversation: "c1", Count: 4},
+		"grant without grantee":     {Type: TypeRecordsGrant, Time: 1, Item: "g1", Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 3},
+		"grant of nothing":          {Type: TypeRecordsGrant, Time: 1, Item: "g1", Actor: a, ActorDevice: d, Target: "b@o.example", Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		"read without grant":        {Type: TypeRecordsRead, Time: 1, Actor: "b@o.example", ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		"export named by free text": {Type: TypeRecordsExport, Time: 1, Item: "the minister's files", Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		"export of a short hash":    {Type: TypeRecordsExport, Time: 1, Item: "0f0f", Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		"export in upper case":      {Type: TypeRecordsExport, Time: 1, Item: strings.Repeat("0F", 32), Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		"export of nothing":         {Type: TypeRecordsExport, Time: 1, Item: strings.Repeat("0f", 32), Actor: a, ActorDevice: d},
 	} {
 		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strings"
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
@@ -106,4 +107,48 @@ func (s *Service) Grants(ctx context.Context, a org.Actor) ([]api.RecordsGrant, 
 func grantView(g store.Grant) api.RecordsGrant {
 	return api.RecordsGrant{ID: g.ID, Grantee: g.Grantee.String(), Conversation: base64.RawURLEncoding.EncodeToString(g.GroupID),
 		Count: g.Count, By: g.CreatedBy.String(), At: g.CreatedAt, Reads: g.Reads}
+}
+
+// maxExportConversations bounds one export's log entries.
+const maxExportConversations = 1000
+
+// Export logs an export of records by the records officer: one
+// records.export entry per conversation, naming the export by its
+// manifest's SHA-256, so that records that left for another system are
+// visible to reviewers. The records themselves never reach the server.
+func (s *Service) Export(ctx context.Context, a org.Actor, in api.RecordsExport) (api.RecordsExport, error) {
+	if err := a.Can(directory.ActRecordsManage); err != nil {
+		return in, err
+	}
+	if len(in.Manifest) != 64 || strings.Trim(in.Manifest, "0123456789abcdef") != "" {
+		return in, apierr.New(apierr.BadRequest, "manifest: not a SHA-256 in lower-case hex")
+	}
+	if len(in.Conversations) == 0 || len(in.Conversations) > maxExportConversations {
+		return in, apierr.New(apierr.BadRequest, "conversations: an export holds 1 to %d conversations, not %d", maxExportConversations, len(in.Conversations))
+	}
+	groups := make([][]byte, len(in.Conversations))
+	for i, c := range in.Conversations {
+		g, err := base64.RawURLEncoding.DecodeString(c.Conversation)
+		if err != nil || len(g) == 0 {
+			return in, apierr.New(apierr.BadRequest, "conversation %q: not a conversation ID", c.Conversation)
+		}
+		if c.Records < 0 {
+			return in, apierr.New(apierr.BadRequest, "conversation %s: %d records", c.Conversation, c.Records)
+		}
+		groups[i] = g
+	}
+	err := s.update(ctx, func(tx *store.Tx, _ *[]string) error {
+		for i, c := range in.Conversations {
+			if _, err := tx.GetConversation(ctx, groups[i]); errors.Is(err, store.ErrNotFound) {
+				return apierr.New(apierr.NotFound, "no such conversation %s", c.Conversation)
+			} else if err != nil {
+				return err
+			}
+			if err := s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsExport, Item: in.Manifest, Conversation: c.Conversation, Count: c.Records}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return in, wrap(err)
 }
