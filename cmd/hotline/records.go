@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,6 +86,8 @@ func cmdArchive(e *cmdEnv, args []string) error {
 			fmt.Fprintln(e.stderr, "kept an attachment's ciphertext")
 		case "expired":
 			fmt.Fprintf(e.stderr, "expired %s through #%d (the retention schedule; logged first)\n", short(ev.Conversation), ev.Seq)
+		case "moved":
+			fmt.Fprintf(e.stderr, "let go of %s through #%d: moved to another system (logged)\n", short(ev.Conversation), ev.Seq)
 		case "problem":
 			fmt.Fprintf(e.stderr, "archive: warning: %s %v\n", short(ev.Conversation), ev.Err)
 		}
@@ -129,7 +132,7 @@ func openStoreKey(store, idFile string) (*archive.Store, *age.HybridIdentity, er
 // cmdRecords is the records officer's side: the records key and the
 // sealed store.
 func cmdRecords(e *cmdEnv, args []string) error {
-	const use = "usage: hotline records keygen --out FILE | list --store DIR | verify --store DIR --profile DIR | read --store DIR --identity FILE [--json] [--attachments DIR] -- CONVERSATION | grant USER --store DIR --identity FILE -- CONVERSATION | export --store DIR --identity FILE --out DIR -- CONVERSATION... | verify-export DIR | grants | open GRANT | retention LEVEL DAYS | hold --reason CODE [--conversation ID] | release HOLD | policy  (--profile DIR)"
+	const use = "usage: hotline records keygen --out FILE | list --store DIR | verify --store DIR --profile DIR | read --store DIR --identity FILE [--json] [--attachments DIR] -- CONVERSATION | grant USER --store DIR --identity FILE -- CONVERSATION | export --store DIR --identity FILE --out DIR -- CONVERSATION... | verify-export DIR | move --to CODE EXPORT | reclassify LEVEL -- CONVERSATION | grants | open GRANT | retention LEVEL DAYS | hold --reason CODE [--conversation ID] | release HOLD | policy  (--profile DIR)"
 	if len(args) == 0 {
 		return usagef(use)
 	}
@@ -299,6 +302,12 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		for _, conv := range slices.Sorted(maps.Keys(p.Expired)) {
 			fmt.Fprintf(e.stdout, "expired: %s through #%d\n", conv, p.Expired[conv])
 		}
+		for _, conv := range slices.Sorted(maps.Keys(p.Levels)) {
+			fmt.Fprintf(e.stdout, "reclassified: %s kept as %s records\n", conv, p.Levels[conv])
+		}
+		for _, conv := range slices.Sorted(maps.Keys(p.Moved)) {
+			fmt.Fprintf(e.stdout, "moved: %s through #%d\n", conv, p.Moved[conv])
+		}
 		// The log integrates a change a moment after the server makes it:
 		// say what the server has that the log does not show yet.
 		var srv api.RecordsPolicy
@@ -464,6 +473,24 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		return recordsExport(e, args[1:])
 	case "verify-export":
 		return recordsVerifyExport(e, args[1:])
+	case "move":
+		return recordsMove(e, args[1:])
+	case "reclassify":
+		fs := newFlags(e, "records reclassify", "records reclassify LEVEL --profile DIR -- CONVERSATION   (the records officer; logged; retention follows the new level)")
+		profile := profileFlag(fs)
+		pos, err := parse(fs, args[1:], 2, 2)
+		if err != nil {
+			return err
+		}
+		c, err := openProfile(*profile)
+		if err != nil {
+			return err
+		}
+		if err := c.Reclassify(e.ctx, pos[1], pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "the records of %s are kept as %s records from now on (logged)\n", pos[1], strings.ToLower(pos[0]))
+		return nil
 	case "read":
 		fs := newFlags(e, "records read", "records read CONVERSATION --store DIR --identity FILE [--json] [--attachments DIR]")
 		store := fs.String("store", "", "the archive's store directory")
@@ -721,6 +748,54 @@ func recordsVerifyExport(e *cmdEnv, args []string) error {
 	}
 	if !rep.Complete() {
 		return errors.New("the export is not proven whole and complete")
+	}
+	return nil
+}
+
+// recordsMove records that an export's records went to another system:
+// the export must verify, and be in the log, before its records are let
+// go; the server logs a records.move per conversation (refused under a
+// hold), and the archive then lets its copies go.
+func recordsMove(e *cmdEnv, args []string) error {
+	fs := newFlags(e, "records move", "records move --to CODE EXPORT --profile DIR   (the records officer; logged; the archive then lets its copies go)")
+	profile := profileFlag(fs)
+	to := fs.String("to", "", "where the records went, as a code: "+strings.Join(workflow.MoveDestinations, ", "))
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "to"); err != nil {
+		return err
+	}
+	c, release, err := openVerified(e, *profile)
+	if err != nil {
+		return err
+	}
+	defer release()
+	origin, keys := c.LogVerifiers()
+	rep, err := archive.VerifyExport(pos[0], origin, keys)
+	if err != nil {
+		return err
+	}
+	p, err := c.RecordsPolicy()
+	if err != nil {
+		return err
+	}
+	if !rep.Complete() {
+		return withHint(errors.New("the export is not proven whole and complete, so nothing is moved"), "see hotline records verify-export %s", pos[0])
+	}
+	if _, ok := p.Exports[rep.Digest]; !ok {
+		return withHint(errors.New("the log holds no records.export entry of this export yet"), "the log integrates an entry a moment after it is made: try again")
+	}
+	digest, err := hex.DecodeString(rep.Digest)
+	if err != nil || len(digest) != 32 {
+		return fmt.Errorf("the export's digest %q", rep.Digest)
+	}
+	for _, ec := range rep.Manifest.Conversations {
+		if err := c.MoveRecords(e.ctx, [32]byte(digest), ec.ID, ec.Last, *to); err != nil {
+			return fmt.Errorf("%s: %w", ec.ID, err)
+		}
+		fmt.Fprintf(e.stdout, "%s  moved through #%d to %s (logged; the archive lets its copies go)\n", ec.ID, ec.Last, *to)
 	}
 	return nil
 }

@@ -964,6 +964,26 @@ type RecordsExportConversation struct {
 	Records      int    `json:"records"`
 }
 
+// RecordsMove is POST /v1/records/moves (the records officer): the
+// records of a conversation through message Through, exported (Manifest:
+// the export's manifest SHA-256, hex), went to another system (To, one of
+// a fixed set of codes), so the archive lets its copies go. Refused while
+// a hold covers the conversation.
+type RecordsMove struct {
+	Manifest     string `json:"manifest"`
+	Conversation string `json:"conversation"`
+	Through      int64  `json:"through"`
+	To           string `json:"to"`
+}
+
+// RecordsReclassify is POST /v1/records/reclassify (the records officer):
+// a conversation's records are kept under Level from now on (its
+// retention follows; the conversation's own classification is unchanged).
+type RecordsReclassify struct {
+	Conversation string `json:"conversation"`
+	Level        string `json:"level"`
+}
+
 // RecordsGrant is POST /v1/records/grants (the records officer: Grantee,
 // Conversation, Count) and how grants are listed (GET /v1/records/grants)
 // and opened (POST /v1/records/grants/{id}/read, the grantee). The records

@@ -294,6 +294,16 @@ func (s *Store) seqsOf(conv string) ([]int64, error) {
 	return seqs, nil
 }
 
+// HasConversation reports whether the store holds anything of a
+// conversation.
+func (s *Store) HasConversation(conv string) bool {
+	if !convName.MatchString(conv) {
+		return false
+	}
+	st, err := os.Stat(filepath.Join(s.dir, conv))
+	return err == nil && st.IsDir()
+}
+
 // Read opens one record with the records officer's identity.
 func (s *Store) Read(id age.Identity, conv string, seq int64) (Record, error) {
 	if !convName.MatchString(conv) {

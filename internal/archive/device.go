@@ -215,7 +215,29 @@ func expire(ctx context.Context, c *client.Client, s *Store, report func(Event))
 	for id, h := range rp.Holds {
 		p.Holds[id] = h.Conversation
 	}
-	es, err := s.Expirable(p, func(conv string) string { return c.Conversation(conv).Clearance }, c.Now())
+	level := func(conv string) string {
+		if l, ok := rp.Levels[conv]; ok {
+			return l // reclassified
+		}
+		return c.Conversation(conv).Clearance
+	}
+	// Records moved to another system first: the records.move entry is
+	// their log record.
+	for conv, through := range rp.Moved {
+		done, err := s.Expired(conv)
+		if err != nil || through <= done || !s.HasConversation(conv) {
+			continue
+		}
+		if len(p.Held(conv)) > 0 {
+			report(Event{Kind: "problem", Conversation: conv, Err: fmt.Errorf("moved through #%d, but a hold covers it: the copies stay", through)})
+			continue
+		}
+		if err := s.Expire(conv, through); err != nil {
+			return err
+		}
+		report(Event{Kind: "moved", Conversation: conv, Seq: through})
+	}
+	es, err := s.Expirable(p, level, c.Now())
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,13 @@ type RecordsPolicy struct {
 	// Expired: through which message each conversation's records were
 	// let go (records.expire entries).
 	Expired map[string]int64 `json:"expired"`
+	// Levels: the level each reclassified conversation's records are kept
+	// under (records.reclassify entries).
+	Levels map[string]string `json:"levels,omitempty"`
+	// Moved: through which message each conversation's records went to
+	// another system (records.move entries), so the archive lets its
+	// copies go.
+	Moved map[string]int64 `json:"moved,omitempty"`
 	// Exports of records, by the SHA-256 of their manifest (hex), as the
 	// records.export entries say.
 	Exports map[string]RecordsExportSeen `json:"exports,omitempty"`
@@ -92,6 +99,18 @@ func (c *Client) recordsFromLog(entries []tlog.Entry) error {
 			if int64(e.Count) > p.Expired[e.Conversation] {
 				p.Expired[e.Conversation] = int64(e.Count)
 			}
+		case tlog.TypeRecordsReclass:
+			if p.Levels == nil {
+				p.Levels = map[string]string{}
+			}
+			p.Levels[e.Conversation] = e.Clearance
+		case tlog.TypeRecordsMove:
+			if p.Moved == nil {
+				p.Moved = map[string]int64{}
+			}
+			if int64(e.Count) > p.Moved[e.Conversation] {
+				p.Moved[e.Conversation] = int64(e.Count)
+			}
 		case tlog.TypeRecordsExport:
 			if p.Exports == nil {
 				p.Exports = map[string]RecordsExportSeen{}
@@ -141,6 +160,19 @@ func (c *Client) ReleaseHold(ctx context.Context, id string) error {
 // server refuses while a hold covers the conversation. The archive's.
 func (c *Client) LogExpiry(ctx context.Context, conv string, through int64) error {
 	return c.Do(ctx, http.MethodPost, "/v1/records/expire", api.RecordsExpire{Conversation: conv, Through: through}, nil)
+}
+
+// MoveRecords logs that a conversation's records through a message went
+// to another system as an export (its manifest's SHA-256), so the archive
+// lets its copies go. The records officer's; refused under a hold.
+func (c *Client) MoveRecords(ctx context.Context, manifest [32]byte, conv string, through int64, to string) error {
+	return c.Do(ctx, http.MethodPost, "/v1/records/moves", api.RecordsMove{Manifest: fmt.Sprintf("%x", manifest), Conversation: conv, Through: through, To: to}, nil)
+}
+
+// Reclassify keeps a conversation's records under another level from now
+// on; retention follows it. The records officer's.
+func (c *Client) Reclassify(ctx context.Context, conv, level string) error {
+	return c.Do(ctx, http.MethodPost, "/v1/records/reclassify", api.RecordsReclassify{Conversation: conv, Level: level}, nil)
 }
 
 // Now is this device's clock (Options.Now; the system's by default).

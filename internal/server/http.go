@@ -140,6 +140,8 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/records/expire", active, create(s.workflow.Expire))
 	handle("POST /v1/records/grants", active, create(s.workflow.Grant))
 	handle("POST /v1/records/exports", active, create(s.workflow.Export))
+	handle("POST /v1/records/moves", active, create(s.workflow.Move))
+	handle("POST /v1/records/reclassify", active, create(s.workflow.Reclassify))
 	handle("GET /v1/records/grants", active, list(s.workflow.Grants))
 	handle("POST /v1/records/grants/{id}/read", active, onItem(idOf("grant"), http.StatusOK, s.workflow.ReadGrant))
 	handle("POST /v1/readouts/{id}", active, onItem(idOf("call"), http.StatusOK, s.workflow.FileReadout))

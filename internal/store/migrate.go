@@ -464,6 +464,17 @@ CREATE TABLE records_grants (
 );
 CREATE INDEX records_grants_grantee ON records_grants(grantee, created_at);
 `,
+	// 18: records reclassified: the level a conversation's records are
+	// kept under, where the records officer changed it (retention follows
+	// it; the conversation's own classification does not change).
+	`
+CREATE TABLE records_levels (
+	group_id BYTES PRIMARY KEY,
+	level    TEXT NOT NULL,
+	set_by   TEXT NOT NULL,
+	set_at   BIGINT NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -132,6 +132,26 @@ func (t *Tx) SetExpired(ctx context.Context, groupID []byte, through int64, at t
 	return err
 }
 
+// RecordsLevel returns the level a conversation's records were
+// reclassified to ("": never reclassified).
+func (t *Tx) RecordsLevel(ctx context.Context, groupID []byte) (string, error) {
+	var level string
+	err := t.queryRow(ctx, `SELECT level FROM records_levels WHERE group_id = $1`, groupID).Scan(&level)
+	if err := notFound(err); err == ErrNotFound {
+		return "", nil
+	} else if err != nil {
+		return "", err
+	}
+	return level, nil
+}
+
+// SetRecordsLevel reclassifies a conversation's records.
+func (t *Tx) SetRecordsLevel(ctx context.Context, groupID []byte, level string, by identity.UserID, at time.Time) error {
+	_, err := t.exec(ctx, `INSERT INTO records_levels (group_id, level, set_by, set_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (group_id) DO UPDATE SET level = excluded.level, set_by = excluded.set_by, set_at = excluded.set_at`, groupID, level, by.String(), unix(at))
+	return err
+}
+
 // parseUserOrZero reads a user ID the store wrote; a corrupt one reads as
 // the zero ID rather than failing a listing.
 func parseUserOrZero(s string) identity.UserID {

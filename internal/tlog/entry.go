@@ -89,13 +89,15 @@ const (
 	// Records: the retention schedule, legal holds, and the archive's
 	// expiries, so that no record goes unseen (the archive acts on these
 	// entries, not on the server's word).
-	TypeRecordsRetention = "records.retention" // Actor, ActorDevice, Clearance (the level), Count (days kept; 0: for good)
-	TypeRecordsHold      = "records.hold"      // Item (the hold), Actor, ActorDevice, Reason (Conversation: the one held; none: every one)
-	TypeRecordsRelease   = "records.release"   // Item (the hold), Actor, ActorDevice
-	TypeRecordsExpire    = "records.expire"    // Actor, ActorDevice (the archive), Conversation, Count (the records through this message were let go)
-	TypeRecordsGrant     = "records.grant"     // Item (the grant), Actor, ActorDevice (the records officer), Target (the grantee), Conversation, Count (records given)
-	TypeRecordsRead      = "records.read"      // Item (the grant), Actor, ActorDevice (the grantee opening it), Conversation
-	TypeRecordsExport    = "records.export"    // Item (the export: its manifest's SHA-256, hex), Actor, ActorDevice (the records officer), Conversation, Count (records exported)
+	TypeRecordsRetention = "records.retention"  // Actor, ActorDevice, Clearance (the level), Count (days kept; 0: for good)
+	TypeRecordsHold      = "records.hold"       // Item (the hold), Actor, ActorDevice, Reason (Conversation: the one held; none: every one)
+	TypeRecordsRelease   = "records.release"    // Item (the hold), Actor, ActorDevice
+	TypeRecordsExpire    = "records.expire"     // Actor, ActorDevice (the archive), Conversation, Count (the records through this message were let go)
+	TypeRecordsGrant     = "records.grant"      // Item (the grant), Actor, ActorDevice (the records officer), Target (the grantee), Conversation, Count (records given)
+	TypeRecordsRead      = "records.read"       // Item (the grant), Actor, ActorDevice (the grantee opening it), Conversation
+	TypeRecordsExport    = "records.export"     // Item (the export: its manifest's SHA-256, hex), Actor, ActorDevice (the records officer), Conversation, Count (records exported)
+	TypeRecordsMove      = "records.move"       // Item (the export moved: its manifest's SHA-256), Actor, ActorDevice, Conversation, Count (its records through this message), Reason (where to, a code): the archive lets its copies go
+	TypeRecordsReclass   = "records.reclassify" // Actor, ActorDevice, Conversation, Clearance (the level its records are kept under from now on)
 )
 
 // Entry is one log record. Its encoding is canonical JSON: the fields in
@@ -347,6 +349,18 @@ func (e Entry) Validate() error {
 		need("actor", e.Actor != "")
 		need("actor_device", e.ActorDevice != "")
 		need("conversation", e.Conversation != "")
+	case TypeRecordsMove:
+		need("item", len(e.Item) == 64 && strings.Trim(e.Item, "0123456789abcdef") == "")
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("conversation", e.Conversation != "")
+		need("count", e.Count > 0)
+		need("reason", e.Reason != "")
+	case TypeRecordsReclass:
+		need("actor", e.Actor != "")
+		need("actor_device", e.ActorDevice != "")
+		need("conversation", e.Conversation != "")
+		need("clearance", e.Clearance != "")
 	case TypeRecordsRead:
 		need("item", e.Item != "")
 		need("actor", e.Actor != "")

@@ -33,6 +33,8 @@ func validEntries() []Entry {
 		{Type: TypeRecordsGrant, Time: 14, Item: "g1", Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Target: "ada@org.example", Conversation: "AAEC", Count: 3},
 		{Type: TypeRecordsRead, Time: 14, Item: "g1", Actor: "ada@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC"},
 		{Type: TypeRecordsExport, Time: 14, Item: strings.Repeat("ab", 32), Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC", Count: 12},
+		{Type: TypeRecordsMove, Time: 14, Item: strings.Repeat("ab", 32), Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC", Count: 40, Reason: "national-archives"},
+		{Type: TypeRecordsReclass, Time: 14, Actor: "ro@org.example", ActorDevice: "aaaaaaaaaaaaaaaa", Conversation: "AAEC", Clearance: "unclassified"},
 	}
 }
 
@@ -451,6 +453,8 @@ func TestRecordsEntries(t *testing.T) {
 		{Type: TypeRecordsRead, Time: 1, Item: "g1", Actor: "b@o.example", ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
 		{Type: TypeRecordsExport, Time: 1, Item: strings.Repeat("0f", 32), Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 3},
 		{Type: TypeRecordsExport, Time: 1, Item: strings.Repeat("0f", 32), Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
+		{Type: TypeRecordsMove, Time: 1, Item: strings.Repeat("0f", 32), Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Count: 9, Reason: "successor"},
+		{Type: TypeRecordsReclass, Time: 1, Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA", Clearance: "secret"},
 	} {
 		b, err := e.Marshal()
 		if err != nil {
@@ -475,6 +479,11 @@ func TestRecordsEntries(t *testing.T) {
 		"export of a short hash":    {Type: TypeRecordsExport, Time: 1, Item: "0f0f", Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
 		"export in upper case":      {Type: TypeRecordsExport, Time: 1, Item: strings.Repeat("0F", 32), Actor: a, ActorDevice: d, Conversation: "AAAAAAAAAAAAAAAAAAAAAA"},
 		"export of nothing":         {Type: TypeRecordsExport, Time: 1, Item: strings.Repeat("0f", 32), Actor: a, ActorDevice: d},
+		"move without destination":  {Type: TypeRecordsMove, Time: 1, Item: strings.Repeat("0f", 32), Actor: a, ActorDevice: d, Conversation: "c1", Count: 9},
+		"move of no message":        {Type: TypeRecordsMove, Time: 1, Item: strings.Repeat("0f", 32), Actor: a, ActorDevice: d, Conversation: "c1", Reason: "successor"},
+		"move without an export":    {Type: TypeRecordsMove, Time: 1, Actor: a, ActorDevice: d, Conversation: "c1", Count: 9, Reason: "successor"},
+		"reclassify to no level":    {Type: TypeRecordsReclass, Time: 1, Actor: a, ActorDevice: d, Conversation: "c1"},
+		"reclassify nothing":        {Type: TypeRecordsReclass, Time: 1, Actor: a, ActorDevice: d, Clearance: "secret"},
 	} {
 		if _, err := e.Marshal(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"slices"
+	"strings"
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
@@ -159,21 +160,22 @@ func (s *Service) Expire(ctx context.Context, a org.Actor, in api.RecordsExpire)
 		if in.Through > c.HeadSeq {
 			return apierr.New(apierr.BadRequest, "through: the conversation has %d messages", c.HeadSeq)
 		}
-		hs, err := tx.Holds(ctx, false)
-		if err != nil {
+		if err := noHold(ctx, tx, group); err != nil {
 			return err
-		}
-		for _, h := range hs {
-			if h.GroupID == nil || string(h.GroupID) == string(group) {
-				return apierr.New(apierr.Conflict, "hold %s (%s) is in force on the conversation: nothing of it is deleted", h.ID, h.Reason)
-			}
 		}
 		rs, err := tx.Retentions(ctx)
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(rs, func(r store.Retention) bool { return r.Level == c.Level.Token() }) {
-			return apierr.New(apierr.Conflict, "no retention schedule for %s records: they are kept for good", c.Level.Token())
+		level, err := tx.RecordsLevel(ctx, group)
+		if err != nil {
+			return err
+		}
+		if level == "" {
+			level = c.Level.Token()
+		}
+		if !slices.ContainsFunc(rs, func(r store.Retention) bool { return r.Level == level }) {
+			return apierr.New(apierr.Conflict, "no retention schedule for %s records: they are kept for good", level)
 		}
 		done, err := tx.Expired(ctx, group)
 		if err != nil || in.Through <= done {
@@ -183,6 +185,101 @@ func (s *Service) Expire(ctx context.Context, a org.Actor, in api.RecordsExpire)
 			return err
 		}
 		return s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsExpire, Conversation: in.Conversation, Count: int(in.Through)})
+	})
+	return in, err
+}
+
+// MoveDestinations are the stable codes of where records move to (the
+// system itself is the records officer's to note, never the server's).
+var MoveDestinations = []string{"national-archives", "records-centre", "successor", "court", "inquiry"}
+
+// Move records, and logs, that a conversation's records through a message
+// went to another system as an export (named by its manifest's SHA-256),
+// so that the archive lets its copies go (it acts on the records.move
+// entry). Refused while a hold covers the conversation: held records stay.
+func (s *Service) Move(ctx context.Context, a org.Actor, in api.RecordsMove) (api.RecordsMove, error) {
+	if err := a.Can(directory.ActRecordsManage); err != nil {
+		return in, err
+	}
+	if len(in.Manifest) != 64 || strings.Trim(in.Manifest, "0123456789abcdef") != "" {
+		return in, apierr.New(apierr.BadRequest, "manifest: not a SHA-256 in lower-case hex")
+	}
+	if !slices.Contains(MoveDestinations, in.To) {
+		return in, apierr.New(apierr.BadRequest, "to %q: want one of %v (the system itself stays with the records officer)", in.To, MoveDestinations)
+	}
+	group, err := base64.RawURLEncoding.DecodeString(in.Conversation)
+	if err != nil || len(group) == 0 {
+		return in, apierr.New(apierr.BadRequest, "conversation: not a conversation ID")
+	}
+	if in.Through <= 0 {
+		return in, apierr.New(apierr.BadRequest, "through: %d is not a message", in.Through)
+	}
+	err = s.update(ctx, func(tx *store.Tx, _ *[]string) error {
+		c, err := tx.GetConversation(ctx, group)
+		if errors.Is(err, store.ErrNotFound) {
+			return apierr.New(apierr.NotFound, "no such conversation %s", in.Conversation)
+		} else if err != nil {
+			return err
+		}
+		if in.Through > c.HeadSeq {
+			return apierr.New(apierr.BadRequest, "through: the conversation has %d messages", c.HeadSeq)
+		}
+		if err := noHold(ctx, tx, group); err != nil {
+			return err
+		}
+		done, err := tx.Expired(ctx, group)
+		if err != nil {
+			return err
+		}
+		if in.Through > done {
+			if err := tx.SetExpired(ctx, group, in.Through, s.cfg.Now()); err != nil {
+				return err
+			}
+		}
+		return s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsMove, Item: in.Manifest, Conversation: in.Conversation, Count: int(in.Through), Reason: in.To})
+	})
+	return in, err
+}
+
+// noHold refuses when a hold in force covers the conversation.
+func noHold(ctx context.Context, tx *store.Tx, group []byte) error {
+	hs, err := tx.Holds(ctx, false)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		if h.GroupID == nil || string(h.GroupID) == string(group) {
+			return apierr.New(apierr.Conflict, "hold %s (%s) is in force on the conversation: its records stay", h.ID, h.Reason)
+		}
+	}
+	return nil
+}
+
+// Reclassify keeps a conversation's records under another level from now
+// on (retention follows it), and logs it.
+func (s *Service) Reclassify(ctx context.Context, a org.Actor, in api.RecordsReclassify) (api.RecordsReclassify, error) {
+	if err := a.Can(directory.ActRecordsManage); err != nil {
+		return in, err
+	}
+	level, err := identity.ParseClearance(in.Level)
+	if err != nil {
+		return in, apierr.New(apierr.BadRequest, "level: %v", err)
+	}
+	group, err := base64.RawURLEncoding.DecodeString(in.Conversation)
+	if err != nil || len(group) == 0 {
+		return in, apierr.New(apierr.BadRequest, "conversation: not a conversation ID")
+	}
+	in.Level = level.Token()
+	err = s.update(ctx, func(tx *store.Tx, _ *[]string) error {
+		if _, err := tx.GetConversation(ctx, group); errors.Is(err, store.ErrNotFound) {
+			return apierr.New(apierr.NotFound, "no such conversation %s", in.Conversation)
+		} else if err != nil {
+			return err
+		}
+		if err := tx.SetRecordsLevel(ctx, group, in.Level, a.User.ID, s.cfg.Now()); err != nil {
+			return err
+		}
+		return s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsReclass, Conversation: in.Conversation, Clearance: in.Level})
 	})
 	return in, err
 }
