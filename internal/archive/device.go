@@ -145,7 +145,12 @@ func run(ctx context.Context, c *client.Client, s *Store, report func(Event), on
 		}
 	})
 	wg.Go(func() { fetchBlobs(ctx, c, s, blobs, report) })
+	// The line to the media forwarder is made before the device is said
+	// to be ready, so that a call placed then is heard from its start.
 	calls := newRecorder(c, s, report)
+	if err := calls.connect(ctx); err != nil {
+		report(Event{Kind: "problem", Err: err})
+	}
 	wg.Go(func() { calls.run(ctx) })
 	report(Event{Kind: "ready"})
 	// c.Follow, with the stream's call events passed to the recorder's line.

@@ -76,34 +76,36 @@ func (r *recorder) onCall(event string, v api.Call) {
 // event stream may have missed one).
 var redialEvery = 10 * time.Second
 
-// run connects the line, then answers each call on the record that rings
-// on the device, one at a time, until ctx ends.
+// connect makes the recorder's line to the server's media forwarder.
+func (r *recorder) connect(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	l, err := voice.Dial(dctx, r.c, voice.Options{OnCall: r.onCall})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("calls are not recorded until the archive's media connects: %w", err)
+	}
+	r.mu.Lock()
+	r.line = l
+	r.mu.Unlock()
+	r.report(Event{Kind: "media"})
+	return nil
+}
+
+// run answers each call on the record that rings on the device, one at a
+// time, until ctx ends; then it closes the line. A line connect did not
+// make is made here, trying again every redialEvery.
 func (r *recorder) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		l, err := voice.Dial(dctx, r.c, voice.Options{OnCall: r.onCall})
-		cancel()
-		if err == nil {
-			r.mu.Lock()
-			r.line = l
-			r.mu.Unlock()
-			defer l.Close()
-			r.report(Event{Kind: "media"})
-			break
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		r.report(Event{Kind: "problem", Err: fmt.Errorf("calls are not recorded until the archive's media connects: %w", err)})
+	for r.line == nil {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(redialEvery):
 		}
+		if err := r.connect(ctx); err != nil && ctx.Err() == nil {
+			r.report(Event{Kind: "problem", Err: err})
+		}
 	}
-	if ctx.Err() != nil {
-		return
-	}
+	defer r.line.Close()
 	t := time.NewTicker(redialEvery)
 	defer t.Stop()
 	for {
