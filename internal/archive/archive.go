@@ -11,6 +11,11 @@
 // holds the private records key, away from the archive host, so a stolen
 // archive disk, or the server, yields no past content.
 //
+// While it runs (Run), the archive device also answers every call of a
+// conversation on the record, listening, and seals each speaker's audio as
+// it arrives, with a call record when the call ends (recorder.go,
+// calls.go).
+//
 // A Store is a directory:
 //
 //	recipient            the records key's recipient (age1pq1…), fixed on first use
