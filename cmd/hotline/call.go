@@ -378,7 +378,11 @@ func (s *callSession) showLocked(event string, v api.Call) {
 	if event == client.EventCallUpdate || event == client.EventCallEnded {
 		for _, p := range v.Participants {
 			if p.Device != self {
-				once(p.Device+"/"+p.State, "%s: %s (%s, device %s)%s\n", p.State, p.User, p.Role, short(p.Device),
+				role := p.Role
+				if p.Listening {
+					role += ", listening"
+				}
+				once(p.Device+"/"+p.State, "%s: %s (%s, device %s)%s\n", p.State, p.User, role, short(p.Device),
 					s.unverified(v.Conversation, p.Device, p.User))
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -88,6 +89,12 @@ func cmdArchive(e *cmdEnv, args []string) error {
 			fmt.Fprintf(e.stderr, "expired %s through #%d (the retention schedule; logged first)\n", short(ev.Conversation), ev.Seq)
 		case "moved":
 			fmt.Fprintf(e.stderr, "let go of %s through #%d: moved to another system (logged)\n", short(ev.Conversation), ev.Seq)
+		case "media":
+			fmt.Fprintln(e.stderr, "media connected: calls on the record are answered, listening")
+		case "call":
+			fmt.Fprintf(e.stderr, "listening to call %s in %s\n", ev.Call, short(ev.Conversation))
+		case "call sealed":
+			fmt.Fprintf(e.stderr, "sealed call %s in %s: %s\n", ev.Call, short(ev.Conversation), speakers(ev.Speakers))
 		case "problem":
 			fmt.Fprintf(e.stderr, "archive: warning: %s %v\n", short(ev.Conversation), ev.Err)
 		}
@@ -132,7 +139,7 @@ func openStoreKey(store, idFile string) (*archive.Store, *age.HybridIdentity, er
 // cmdRecords is the records officer's side: the records key and the
 // sealed store.
 func cmdRecords(e *cmdEnv, args []string) error {
-	const use = "usage: hotline records keygen --out FILE | list --store DIR | verify --store DIR --profile DIR | read --store DIR --identity FILE [--json] [--attachments DIR] -- CONVERSATION | grant USER --store DIR --identity FILE -- CONVERSATION | export --store DIR --identity FILE --out DIR -- CONVERSATION... | verify-export DIR | move --to CODE EXPORT | reclassify LEVEL -- CONVERSATION | grants | open GRANT | retention LEVEL DAYS | hold --reason CODE [--conversation ID] | release HOLD | policy  (--profile DIR)"
+	const use = "usage: hotline records keygen --out FILE | list --store DIR | verify --store DIR --profile DIR | read --store DIR --identity FILE [--json] [--attachments DIR] [--audio DIR] -- CONVERSATION | grant USER --store DIR --identity FILE -- CONVERSATION | export --store DIR --identity FILE --out DIR -- CONVERSATION... | verify-export DIR | move --to CODE EXPORT | reclassify LEVEL -- CONVERSATION | grants | open GRANT | retention LEVEL DAYS | hold --reason CODE [--conversation ID] | release HOLD | policy  (--profile DIR)"
 	if len(args) == 0 {
 		return usagef(use)
 	}
@@ -195,7 +202,11 @@ func cmdRecords(e *cmdEnv, args []string) error {
 			if len(c.Seqs) > 0 {
 				last = c.Seqs[len(c.Seqs)-1]
 			}
-			fmt.Fprintf(e.stdout, "%s  %d records (last #%d)\n", c.ID, len(c.Seqs), last)
+			calls := ""
+			if len(c.Calls) > 0 {
+				calls = fmt.Sprintf(", %d calls", len(c.Calls))
+			}
+			fmt.Fprintf(e.stdout, "%s  %d records (last #%d)%s\n", c.ID, len(c.Seqs), last, calls)
 		}
 		if pend, err := s.Pending(); err == nil && len(pend) > 0 {
 			fmt.Fprintf(e.stdout, "%d attachments not fetched yet\n", len(pend))
@@ -492,11 +503,12 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		fmt.Fprintf(e.stdout, "the records of %s are kept as %s records from now on (logged)\n", pos[1], strings.ToLower(pos[0]))
 		return nil
 	case "read":
-		fs := newFlags(e, "records read", "records read CONVERSATION --store DIR --identity FILE [--json] [--attachments DIR]")
+		fs := newFlags(e, "records read", "records read --store DIR --identity FILE [--json] [--attachments DIR] [--audio DIR] -- CONVERSATION")
 		store := fs.String("store", "", "the archive's store directory")
 		idFile := fs.String("identity", "", "the private records key (hotline records keygen)")
 		asJSON := fs.Bool("json", false, "print the records as JSON")
 		attDir := fs.String("attachments", "", "also decrypt the attachments into `dir`")
+		audioDir := fs.String("audio", "", "also open the calls' audio into `dir`, as Ogg Opus files (call-CALL-N.ogg)")
 		pos, err := parse(fs, args[1:], 1, 1)
 		if err != nil {
 			return err
@@ -512,6 +524,16 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
+		calls, err := s.ReadCalls(id, pos[0])
+		if err != nil {
+			return err
+		}
+		if *audioDir != "" {
+			if err := saveAudio(e, s, id, pos[0], calls, *audioDir); err != nil {
+				return err
+			}
+		}
+		recs = archive.Transcript(recs, calls)
 		if *attDir != "" {
 			if err := saveAttachments(e, s, recs, *attDir); err != nil {
 				return err
@@ -530,6 +552,10 @@ func cmdRecords(e *cmdEnv, args []string) error {
 // duty-desk document in full.
 func printRecords(e *cmdEnv, recs []archive.Record) {
 	for _, r := range recs {
+		if r.Kind == "call" {
+			fmt.Fprint(e.stdout, callLine(r))
+			continue
+		}
 		m := client.Message{Conversation: r.Conversation, Seq: r.Seq, Epoch: r.Epoch, Time: r.Time, User: r.User, Device: r.Device,
 			Kind: r.Kind, Text: r.Text, Data: r.Data, Added: r.Added, Removed: r.Removed}
 		fmt.Fprint(e.stdout, messageLine(m))
@@ -796,6 +822,81 @@ func recordsMove(e *cmdEnv, args []string) error {
 			return fmt.Errorf("%s: %w", ec.ID, err)
 		}
 		fmt.Fprintf(e.stdout, "%s  moved through #%d to %s (logged; the archive lets its copies go)\n", ec.ID, ec.Last, *to)
+	}
+	return nil
+}
+
+// callLine is a call record as records read prints it: who called, how
+// many spoke, for how long, and the audio files.
+func callLine(r archive.Record) string {
+	c := r.Call
+	var b strings.Builder
+	var longest time.Duration
+	for _, a := range c.Audio {
+		longest = max(longest, a.Duration)
+	}
+	fmt.Fprintf(&b, "call %s %s: %s called; %s, %d s", c.ID, c.Rang.Local().Format("2006-01-02 15:04"), c.Caller,
+		speakers(len(c.Audio)), int(longest.Round(time.Second)/time.Second))
+	if c.Reason != "" {
+		fmt.Fprintf(&b, ", ended: %s", c.Reason)
+	}
+	b.WriteString("\n")
+	for _, p := range c.Participants {
+		how := ""
+		if p.Listening {
+			how = ", listening"
+		}
+		fmt.Fprintf(&b, "    %s (%s%s, device %s): %s\n", p.User, p.Role, how, short(p.Device), p.State)
+	}
+	for _, a := range c.Audio {
+		lost := ""
+		if a.Lost > 0 {
+			lost = fmt.Sprintf(", %d packets lost", a.Lost)
+		}
+		fmt.Fprintf(&b, "    audio %s: %s, %.1f s%s\n", archive.AudioName(a.File), a.User, a.Duration.Seconds(), lost)
+	}
+	return b.String()
+}
+
+func speakers(n int) string {
+	if n == 1 {
+		return "1 speaker"
+	}
+	return fmt.Sprintf("%d speakers", n)
+}
+
+// saveAudio opens the audio of each call into dir, as Ogg Opus files
+// named as the store names them, less the seal (call-CALL-N.ogg). A file
+// the archive never finished is kept as far as it opens, and said so.
+func saveAudio(e *cmdEnv, s *archive.Store, id age.Identity, conv string, calls []archive.Record, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, r := range calls {
+		for _, a := range r.Call.Audio {
+			in, err := s.OpenAudio(id, conv, a.File)
+			if err != nil {
+				return fmt.Errorf("call %s: %w", r.Call.ID, err)
+			}
+			path := filepath.Join(dir, archive.AudioName(a.File))
+			out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				in.Close()
+				return err
+			}
+			_, err = io.Copy(out, in)
+			in.Close()
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if errors.Is(err, archive.ErrMalformed) {
+				fmt.Fprintf(e.stderr, "call %s: %s is incomplete, saved as far as it opens: %v\n", r.Call.ID, path, err)
+				continue
+			} else if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "saved %s (%s)\n", path, a.User)
+		}
 	}
 	return nil
 }

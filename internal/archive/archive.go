@@ -11,10 +11,19 @@
 // holds the private records key, away from the archive host, so a stolen
 // archive disk, or the server, yields no past content.
 //
+// While it runs (Run), the archive device also answers every call of a
+// conversation on the record, listening, and seals each speaker's audio as
+// it arrives, with a call record when the call ends (recorder.go,
+// calls.go).
+//
 // A Store is a directory:
 //
 //	recipient            the records key's recipient (age1pq1…), fixed on first use
 //	CONV/SEQ.age         one message of conversation CONV, sealed (age format)
+//	CONV/call-CALL.age   a call of CONV that the archive listened to: who
+//	                     took part, when, and its audio files (see Call)
+//	CONV/call-CALL-N.ogg.age  one speaker's audio of that call, Ogg Opus,
+//	                     sealed as it was heard
 //	blobs/BLOB           an attachment's ciphertext, as the server held it
 //	                     (its key is inside the sealed message that sent it)
 //	pending-blobs.json   attachments still to fetch: blob names and sizes, no keys
@@ -59,11 +68,13 @@ type Record struct {
 	Time         time.Time `json:"time"`
 	User         string    `json:"user,omitempty"`
 	Device       string    `json:"device,omitempty"`
-	Kind         string    `json:"kind"` // text, attachment, title, desk, members
+	Kind         string    `json:"kind"` // text, attachment, title, desk, members, call
 	Text         string    `json:"text,omitempty"`
 	Data         []byte    `json:"data,omitempty"`
 	Added        []string  `json:"added,omitempty"`
 	Removed      []string  `json:"removed,omitempty"`
+	// Call is a call record's call (Kind "call", Seq 0: not a message).
+	Call *Call `json:"call,omitempty"`
 	// Archived is when the archive sealed it.
 	Archived time.Time `json:"archived"`
 	// Digest is the SHA-256 of the message as the server held it: the
@@ -189,29 +200,38 @@ func (s *Store) Seal(r *Record) error {
 	if r.Archived.IsZero() {
 		r.Archived = time.Now().UTC()
 	}
-	b, err := json.Marshal(r)
+	b, err := sealJSON(s.to, r)
 	if err != nil {
 		return err
 	}
-	defer clear(b)
 	clear(r.Data)
 	r.Text, r.Data = "", nil
-	var out bytes.Buffer
-	w, err := age.Encrypt(&out, s.to)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(b); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
 	dir := filepath.Join(s.dir, r.Conversation)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, recordName(r.Seq)), out.Bytes())
+	return writeFile(filepath.Join(dir, recordName(r.Seq)), b)
+}
+
+// sealJSON returns r as JSON, sealed to the records key.
+func sealJSON(to age.Recipient, r *Record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	var out bytes.Buffer
+	w, err := age.Encrypt(&out, to)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(b); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // writeFile writes b to path atomically and durably.
@@ -247,6 +267,8 @@ func writeFile(path string, b []byte) error {
 type Conversation struct {
 	ID   string  `json:"conversation"`
 	Seqs []int64 `json:"seqs"`
+	// Calls are the IDs of the calls the store holds records of.
+	Calls []string `json:"calls,omitempty"`
 }
 
 // List returns the store's conversations and the sequence numbers of the
@@ -265,7 +287,11 @@ func (s *Store) List() ([]Conversation, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Conversation{ID: e.Name(), Seqs: seqs})
+		calls, err := s.Calls(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Conversation{ID: e.Name(), Seqs: seqs, Calls: calls})
 	}
 	return out, nil
 }
@@ -344,7 +370,8 @@ func decodeRecord(b []byte) (Record, error) {
 	if dec.More() {
 		return Record{}, fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
-	if !convName.MatchString(rec.Conversation) || rec.Seq <= 0 || rec.Kind == "" {
+	isCall := rec.Kind == "call"
+	if !convName.MatchString(rec.Conversation) || rec.Kind == "" || (rec.Seq <= 0) != isCall || (rec.Call != nil) != isCall {
 		return Record{}, fmt.Errorf("%w: conversation %q, seq %d, kind %q", ErrMalformed, rec.Conversation, rec.Seq, rec.Kind)
 	}
 	return rec, nil

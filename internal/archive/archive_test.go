@@ -255,11 +255,13 @@ func TestBlobs(t *testing.T) {
 }
 
 // FuzzDecodeRecord: whatever a record decrypts to, decoding it returns a
-// record that names a conversation, a sequence number and a kind, or
-// ErrMalformed; it never panics.
+// record that names a conversation, a sequence number and a kind (a call
+// record: no sequence number, and its call), or ErrMalformed; it never
+// panics.
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte(`{"conversation":"c1","seq":1,"epoch":0,"time":"2026-12-04T09:00:00Z","kind":"text","text":"hi","archived":"2026-12-04T09:00:01Z"}`))
 	f.Add([]byte(`{"conversation":"c1","seq":1,"kind":"members","added":["a@b.example"]}`))
+	f.Add([]byte(`{"conversation":"c1","seq":0,"kind":"call","call":{"id":"ab12","after":3,"participants":[]}}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeRecord(b)
@@ -269,7 +271,8 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 			return
 		}
-		if !convName.MatchString(r.Conversation) || r.Seq <= 0 || r.Kind == "" {
+		isCall := r.Kind == "call"
+		if !convName.MatchString(r.Conversation) || r.Kind == "" || (r.Seq <= 0) != isCall || (r.Call != nil) != isCall {
 			t.Fatalf("accepted %+v", r)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"hotline/internal/api"
 	"hotline/internal/attach"
 	"hotline/internal/client"
 	"hotline/internal/identity"
@@ -17,9 +18,11 @@ import (
 
 // Event is something the archive device reports as it runs.
 type Event struct {
-	Kind         string // ready, joined, sealed, blob, left, problem
+	Kind         string // ready, media (calls can be answered), joined, sealed, blob, left, expired, call, call sealed, problem
 	Conversation string
 	Seq          int64
+	Call         string // the call joined (call), sealed (call sealed)
+	Speakers     int    // how many speakers' audio a call sealed holds
 	Err          error
 }
 
@@ -28,14 +31,17 @@ var ErrNotArchive = errors.New("archive: this device's account does not hold the
 
 // Run is the archive device: it follows c's conversations until ctx ends,
 // sealing every message c handles into s (c keeps no history of its own),
-// and fetches each attachment's ciphertext. report, if not nil, hears of
-// each step; it must not block.
+// and fetches each attachment's ciphertext. It answers every call of a
+// conversation on the record, listening, and seals what each speaker says
+// as it comes (see recorder.go). report, if not nil, hears of each step;
+// it must not block.
 func Run(ctx context.Context, c *client.Client, s *Store, report func(Event)) error {
 	return run(ctx, c, s, report, false)
 }
 
 // RunOnce seals what is waiting for the archive device, fetches the
 // attachments still to fetch, and returns (for scheduled runs and tests).
+// It answers no call.
 func RunOnce(ctx context.Context, c *client.Client, s *Store, report func(Event)) error {
 	return run(ctx, c, s, report, true)
 }
@@ -139,8 +145,23 @@ func run(ctx context.Context, c *client.Client, s *Store, report func(Event), on
 		}
 	})
 	wg.Go(func() { fetchBlobs(ctx, c, s, blobs, report) })
+	// The line to the media forwarder is made before the device is said
+	// to be ready, so that a call placed then is heard from its start.
+	calls := newRecorder(c, s, report)
+	if err := calls.connect(ctx); err != nil {
+		report(Event{Kind: "problem", Err: err})
+	}
+	wg.Go(func() { calls.run(ctx) })
 	report(Event{Kind: "ready"})
-	err = c.Follow(ctx, handler)
+	// c.Follow, with the stream's call events passed to the recorder's line.
+	if err = c.EnsureKeyPackages(ctx, client.DefaultSuite); err == nil {
+		c.OnUpdate(handler)
+		err = c.Events(ctx, func(m api.StreamMessage) error {
+			calls.handle(m)
+			return nil
+		})
+		c.OnUpdate(nil)
+	}
 	cancel()
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil

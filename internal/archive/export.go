@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -76,6 +77,9 @@ type ExportedConversation struct {
 	Last    int64 `json:"last"`
 	Records int   `json:"records"`
 	Expired int64 `json:"expired,omitempty"`
+	// Calls: the calls on the record (not proven by the chain: see
+	// docs/records.md).
+	Calls int `json:"calls,omitempty"`
 	// HeadIndex is the log entry that commits the head.
 	HeadIndex int64 `json:"head_index"`
 }
@@ -207,7 +211,46 @@ func exportConversation(in ExportInput, conv string, files map[string][]byte) (E
 			}
 		}
 	}
-	return ExportedConversation{ID: conv, First: check.First, Last: head.Seq, Records: len(recs), Expired: check.Expired, HeadIndex: proof.Index}, nil
+	calls, err := in.Store.ReadCalls(in.Identity, conv)
+	if err != nil {
+		return ExportedConversation{}, err
+	}
+	if len(calls) > 0 {
+		cb, err := json.MarshalIndent(calls, "", "  ")
+		if err != nil {
+			return ExportedConversation{}, err
+		}
+		files[conv+"/calls.json"] = append(cb, '\n')
+		for _, r := range calls {
+			for _, a := range r.Call.Audio {
+				b, err := readAudio(in.Store, in.Identity, conv, a.File)
+				if err != nil {
+					return ExportedConversation{}, fmt.Errorf("call %s: %w", r.Call.ID, err)
+				}
+				files[conv+"/calls/"+AudioName(a.File)] = b
+			}
+		}
+	}
+	return ExportedConversation{ID: conv, First: check.First, Last: head.Seq, Records: len(recs), Expired: check.Expired, Calls: len(calls), HeadIndex: proof.Index}, nil
+}
+
+// readAudio opens a call's sealed audio whole. An unfinished stream (the
+// archive stopped mid-call) is kept as far as it opens: Ogg pages are
+// self-delimiting, so players read it to there.
+func readAudio(s *Store, id age.Identity, conv, file string) ([]byte, error) {
+	rc, err := s.OpenAudio(id, conv, file)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxExportFile+1))
+	if err != nil && !errors.Is(err, ErrMalformed) {
+		return nil, err
+	}
+	if len(b) > maxExportFile {
+		return nil, fmt.Errorf("%s: over %d bytes", file, maxExportFile)
+	}
+	return b, nil
 }
 
 // openAttachment decrypts an attachment the store holds the ciphertext of.
@@ -297,6 +340,9 @@ every message (SEQ TIME CHAIN r|- DIGEST: the chain after each message
 follows from the one before it and the message's SHA-256), and
 CONV/head.json the transparency-log entry that commits the conversation's
 chain head, with its inclusion proof against the signed checkpoint.
+CONV/attachments holds the attachments, CONV/memcons the memoranda of
+conversation as HTML, CONV/calls.json the calls on the record and
+CONV/calls their audio, one Ogg Opus file per speaker.
 
 To check it, with any enrolled device of the organisation:
 

@@ -64,13 +64,15 @@ func (c *Call) PlayFile(ctx context.Context, path string) error {
 	return c.Play(ctx, r)
 }
 
-// Recorder writes the decrypted audio of a call to Ogg Opus files, one per
-// sender: the first sender heard to the path given, each further one to
-// the path with "-2", "-3"… before its extension. Packets lost on the way
+// Recorder writes the decrypted audio of a call to Ogg Opus streams, one
+// per sender: with NewRecorder, the first sender heard to the path given,
+// each further one to the path with "-2", "-3"… before its extension; with
+// NewRecorderTo, to whatever writer the caller opens (the archive's
+// writers seal each stream as it is written). Packets lost on the way
 // are written as empty Opus frames (RFC 6716, section 3.2.1: decoders
 // conceal them), so the recording keeps the sender's timing.
 type Recorder struct {
-	path string
+	open func(k int, from client.Member) (w io.WriteCloser, name string, err error)
 
 	mu      sync.Mutex
 	tracks  map[string]*track // by sender device
@@ -80,7 +82,7 @@ type Recorder struct {
 
 type track struct {
 	Recording
-	f      *os.File
+	f      io.WriteCloser
 	w      *oggopus.Writer
 	nextTS uint32 // RTP timestamp expected next
 	toc    byte
@@ -92,6 +94,9 @@ type Recording struct {
 	From    client.Member
 	Packets int // packets received
 	Filled  int // empty packets written for lost ones
+	// Duration is the length of what was written, silence filled in
+	// included.
+	Duration time.Duration
 }
 
 // maxFill bounds the silence written for a gap (5 s): a longer jump in a
@@ -100,7 +105,25 @@ const maxFill = 5 * 48000
 
 // NewRecorder returns a Recorder writing to path (and beside it).
 func NewRecorder(path string) *Recorder {
-	return &Recorder{path: path, tracks: map[string]*track{}}
+	return NewRecorderTo(func(k int, _ client.Member) (io.WriteCloser, string, error) {
+		p := path
+		if k > 1 {
+			ext := ""
+			if i := strings.LastIndex(p, "."); i > strings.LastIndex(p, "/") {
+				p, ext = p[:i], p[i:]
+			}
+			p = fmt.Sprintf("%s-%d%s", p, k, ext)
+		}
+		f, err := os.Create(p)
+		return f, p, err
+	})
+}
+
+// NewRecorderTo returns a Recorder that writes the k-th sender heard
+// (from 1) to what open returns, and names it as open says in its
+// Recordings. Close closes each writer once its Ogg stream is finished.
+func NewRecorderTo(open func(k int, from client.Member) (w io.WriteCloser, name string, err error)) *Recorder {
+	return &Recorder{open: open, tracks: map[string]*track{}}
 }
 
 // Write adds a frame to its sender's file; a Call's OnAudio can be
@@ -123,15 +146,7 @@ func (r *Recorder) writeLocked(f Frame) error {
 	}
 	t := r.tracks[f.From.Device]
 	if t == nil {
-		path := r.path
-		if k := len(r.ordered); k > 0 {
-			ext := ""
-			if i := strings.LastIndex(path, "."); i > strings.LastIndex(path, "/") {
-				path, ext = path[:i], path[i:]
-			}
-			path = fmt.Sprintf("%s-%d%s", path, k+1, ext)
-		}
-		file, err := os.Create(path)
+		file, path, err := r.open(len(r.ordered)+1, f.From)
 		if err != nil {
 			return err
 		}
@@ -159,12 +174,14 @@ func (r *Recorder) writeLocked(f Frame) error {
 				return err
 			}
 			t.Filled++
+			t.Duration += time.Duration(fs) * time.Second / 48000
 		}
 	}
 	if err := t.w.WritePacket(f.Opus); err != nil {
 		return err
 	}
 	t.Packets++
+	t.Duration += time.Duration(n) * time.Second / 48000
 	t.toc = f.Opus[0]
 	t.nextTS = f.Timestamp + uint32(n)
 	return nil

@@ -1,0 +1,274 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+)
+
+// A call on the record is kept as files beside its conversation's
+// messages, never named like one (a message's record is all digits), so
+// that List, Verify and Expire take no call for a message:
+//
+//	CONV/call-CALL.age          the call record: a Record of kind "call"
+//	CONV/call-CALL-N.ogg.age    what one speaker said, Ogg Opus, sealed as it came
+//
+// The audio is sealed as it is written: age encrypts in chunks of 64 KiB,
+// so at most one chunk of a speaker's audio is ever in the archive's
+// memory, and none in the clear on its disk.
+
+// Call is what a call record holds: the call as the server described it to
+// the archive device when it ended, and the audio the archive sealed.
+type Call struct {
+	ID     string `json:"id"`
+	Caller string `json:"caller"`
+	// After is the conversation's last message when the call rang: the
+	// call comes after it in the transcript.
+	After    int64      `json:"after"`
+	Rang     time.Time  `json:"rang"`
+	Answered *time.Time `json:"answered,omitempty"`
+	// Ended is when the call ended, or, if the archive left first (it was
+	// stopped), when it left; Reason says which ("archive_stopped").
+	Ended        time.Time         `json:"ended"`
+	Reason       string            `json:"reason,omitempty"`
+	Participants []CallParticipant `json:"participants"`
+	Audio        []Audio           `json:"audio,omitempty"`
+}
+
+// CallParticipant is a device rung into a call, as the server said.
+type CallParticipant struct {
+	User      string `json:"user"`
+	Device    string `json:"device"`
+	Role      string `json:"role"`
+	State     string `json:"state"` // its last: left, missed, declined…
+	Listening bool   `json:"listening,omitempty"`
+}
+
+// Audio is one speaker's audio of a call: the sealed file that holds it,
+// who spoke (from their device's verified credential in the
+// conversation's group), and how long it lasts.
+type Audio struct {
+	File     string        `json:"file"` // call-CALL-N.ogg.age, in the conversation's folder
+	User     string        `json:"user"`
+	Device   string        `json:"device"`
+	Duration time.Duration `json:"duration"`
+	Packets  int           `json:"packets"`
+	Lost     int           `json:"lost,omitempty"` // packets lost on the way, written as silence
+}
+
+var (
+	// callID is what a call's ID looks like (hex, from the server).
+	callID     = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
+	callRecord = regexp.MustCompile(`^call-([A-Za-z0-9]{1,64})\.age$`)
+	callAudio  = regexp.MustCompile(`^call-([A-Za-z0-9]{1,64})-([1-9][0-9]{0,5})\.ogg\.age$`)
+)
+
+func callName(id string) string { return "call-" + id + ".age" }
+
+// IsCallFile says whether name, a file of a conversation's folder, belongs
+// to a call (its record or its audio) rather than to a message.
+func IsCallFile(name string) bool {
+	return callRecord.MatchString(name) || callAudio.MatchString(name)
+}
+
+// SealAudio opens a new sealed audio file of call in conversation conv:
+// what is written to it is encrypted to the records key as it comes, and
+// Close finishes the age stream and makes the file durable. It returns
+// the file's name (call-CALL-N.ogg.age, N the first free). A file whose
+// writer was never closed (the archive host failed) is a truncated age
+// stream: what it holds opens up to its last whole chunk, then fails.
+func (s *Store) SealAudio(conv, call string) (io.WriteCloser, string, error) {
+	if s.to == nil {
+		return nil, "", errors.New("archive: store opened read-only")
+	}
+	if !convName.MatchString(conv) || !callID.MatchString(call) {
+		return nil, "", fmt.Errorf("%w: conversation %q, call %q", ErrMalformed, conv, call)
+	}
+	dir := filepath.Join(s.dir, conv)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	for n := 1; n < 1000; n++ {
+		name := fmt.Sprintf("call-%s-%d.ogg.age", call, n)
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		} else if err != nil {
+			return nil, "", err
+		}
+		w, err := age.Encrypt(f, s.to)
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, "", err
+		}
+		return &sealedFile{f: f, w: w}, name, nil
+	}
+	return nil, "", fmt.Errorf("call %s: a thousand audio files already", call)
+}
+
+// sealedFile is an age stream into a file.
+type sealedFile struct {
+	f *os.File
+	w io.WriteCloser
+}
+
+func (s *sealedFile) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// Close finishes the stream, then syncs and closes the file and its
+// folder.
+func (s *sealedFile) Close() error {
+	err := s.w.Close()
+	if err == nil {
+		err = s.f.Sync()
+	}
+	err = errors.Join(err, s.f.Close())
+	if d, derr := os.Open(filepath.Dir(s.f.Name())); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return err
+}
+
+// SealCall seals a call record (Kind "call", Call set) to the records key
+// and writes it, durably, as CONV/call-CALL.age. Sealing a call twice
+// rewrites its record.
+func (s *Store) SealCall(r *Record) error {
+	if s.to == nil {
+		return errors.New("archive: store opened read-only")
+	}
+	if r.Kind != "call" || r.Call == nil || !convName.MatchString(r.Conversation) || !callID.MatchString(r.Call.ID) {
+		return fmt.Errorf("%w: not a call record", ErrMalformed)
+	}
+	if r.Archived.IsZero() {
+		r.Archived = time.Now().UTC()
+	}
+	b, err := sealJSON(s.to, r)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.dir, r.Conversation)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, callName(r.Call.ID)), b)
+}
+
+// Calls returns the IDs of the calls whose records the store holds of a
+// conversation, in file name order.
+func (s *Store) Calls(conv string) ([]string, error) {
+	if !convName.MatchString(conv) {
+		return nil, fmt.Errorf("%w: conversation %q", ErrMalformed, conv)
+	}
+	files, err := os.ReadDir(filepath.Join(s.dir, conv))
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, f := range files {
+		if m := callRecord.FindStringSubmatch(f.Name()); m != nil {
+			ids = append(ids, m[1])
+		}
+	}
+	return ids, nil
+}
+
+// ReadCall opens one call record.
+func (s *Store) ReadCall(id age.Identity, conv, call string) (Record, error) {
+	if !convName.MatchString(conv) || !callID.MatchString(call) {
+		return Record{}, fmt.Errorf("%w: conversation %q, call %q", ErrMalformed, conv, call)
+	}
+	f, err := os.Open(filepath.Join(s.dir, conv, callName(call)))
+	if err != nil {
+		return Record{}, err
+	}
+	defer f.Close()
+	r, err := Unseal(f, id)
+	if err == nil && (r.Kind != "call" || r.Call.ID != call || r.Conversation != conv) {
+		err = fmt.Errorf("%w: %s holds another record (%s, %q)", ErrMalformed, callName(call), r.Kind, r.Conversation)
+	}
+	return r, err
+}
+
+// ReadCalls opens every call record of a conversation, in the order the
+// calls rang.
+func (s *Store) ReadCalls(id age.Identity, conv string) ([]Record, error) {
+	ids, err := s.Calls(conv)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, 0, len(ids))
+	for _, c := range ids {
+		r, err := s.ReadCall(id, conv, c)
+		if err != nil {
+			return out, fmt.Errorf("%s/%s: %w", conv, callName(c), err)
+		}
+		out = append(out, r)
+	}
+	slices.SortStableFunc(out, func(a, b Record) int { return a.Call.Rang.Compare(b.Call.Rang) })
+	return out, nil
+}
+
+// Transcript puts calls (ReadCalls) among messages (ReadConversation):
+// each call after the message that was the conversation's last when it
+// rang.
+func Transcript(messages, calls []Record) []Record {
+	out := make([]Record, 0, len(messages)+len(calls))
+	i := 0
+	for _, m := range messages {
+		for ; i < len(calls) && calls[i].Call.After < m.Seq; i++ {
+			out = append(out, calls[i])
+		}
+		out = append(out, m)
+	}
+	return append(out, calls[i:]...)
+}
+
+// OpenAudio opens a call's sealed audio file (an Audio's File) of
+// conversation conv with the records officer's identity: the reader
+// yields the Ogg Opus stream as the archive heard it. A file the archive
+// never finished (see SealAudio) reads up to its last whole chunk, then
+// fails with ErrMalformed.
+func (s *Store) OpenAudio(id age.Identity, conv, file string) (io.ReadCloser, error) {
+	if !convName.MatchString(conv) || !callAudio.MatchString(file) {
+		return nil, fmt.Errorf("%w: conversation %q, audio %q", ErrMalformed, conv, file)
+	}
+	f, err := os.Open(filepath.Join(s.dir, conv, file))
+	if err != nil {
+		return nil, err
+	}
+	r, err := age.Decrypt(f, id)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, file, err)
+	}
+	return &openedAudio{r: r, f: f, name: file}, nil
+}
+
+type openedAudio struct {
+	r    io.Reader
+	f    *os.File
+	name string
+}
+
+func (o *openedAudio) Read(p []byte) (int, error) {
+	n, err := o.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %s: %v", ErrMalformed, o.name, err)
+	}
+	return n, err
+}
+
+func (o *openedAudio) Close() error { return o.f.Close() }
+
+// AudioName is an audio file's name with its seal taken off: what
+// records read --audio writes it as.
+func AudioName(file string) string { return strings.TrimSuffix(file, ".age") }
