@@ -355,12 +355,9 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
+		recs = archive.Grantable(recs)
 		if len(recs) == 0 {
 			return fmt.Errorf("the archive holds no records of %s", pos[1])
-		}
-		b, err := json.Marshal(recs)
-		if err != nil {
-			return err
 		}
 		c, release, err := openSynced(e, *profile)
 		if err != nil {
@@ -371,12 +368,13 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		g, err := c.GrantRecords(e.ctx, who[0], pos[1], b, len(recs))
-		clear(b)
+		g, err := c.GrantRecords(e.ctx, who[0], pos[1], len(recs), func(grant string) ([]byte, error) {
+			return json.Marshal(archive.MarkGrant(archive.GrantKey(id, grant), who[0], recs))
+		})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "grant %s: %d records of %s sent to %s (logged; each opening will be too)\n", g.ID, g.Count, g.Conversation, g.Grantee)
+		fmt.Fprintf(e.stdout, "grant %s: %d records of %s sent to %s, marked for them (logged; each opening will be too)\n", g.ID, g.Count, g.Conversation, g.Grantee)
 		return nil
 	case "grants":
 		fs := newFlags(e, "records grants", "records grants --profile DIR [--json]   (yours; every grant, to the records officer)")

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
+	"hotline/internal/archive"
 	"hotline/internal/client"
 	"hotline/internal/trace"
 )
@@ -19,7 +22,7 @@ const maxLeak = 1 << 20
 // cmdTrace names the recipient whose marked copy of a memorandum a leaked
 // text came from.
 func cmdTrace(e *cmdEnv, args []string) error {
-	fs := newFlags(e, "trace", "trace FILE --profile DIR [--json]   (FILE: a leaked copy or excerpt; - reads standard input)\n   or: hotline trace FILE --store DIR --identity FILE [--json]   (the records officer, from the archive)")
+	fs := newFlags(e, "trace", "trace FILE --profile DIR [--json]   (FILE: a leaked copy or excerpt; - reads standard input)\n   or: hotline trace FILE --store DIR --identity FILE [--profile DIR] [--json]   (the records officer, from the archive; with a profile, granted copies too)")
 	profile := profileFlag(fs)
 	store := fs.String("store", "", "trace against the memoranda in the archive's `store` (with --identity) instead of this device's")
 	idFile := fs.String("identity", "", "the private records key, with --store")
@@ -59,6 +62,28 @@ func cmdTrace(e *cmdEnv, args []string) error {
 		if ts, err = s.TraceLeak(id, string(b)); err != nil {
 			return err
 		}
+		// The granted copies: the grants are the server's to list, so
+		// the records officer's device is needed for them.
+		if *profile != "" {
+			c, err := openProfile(*profile)
+			if err != nil {
+				return err
+			}
+			gs, err := c.Grants(e.ctx)
+			if err != nil {
+				return fmt.Errorf("the grants, to trace granted copies: %w", err)
+			}
+			var granted []archive.Granted
+			for _, g := range gs {
+				granted = append(granted, archive.Granted{ID: g.ID, Grantee: g.Grantee, Conversation: g.Conversation})
+			}
+			more, err := s.TraceGrants(id, granted, string(b))
+			if err != nil {
+				return err
+			}
+			ts = append(ts, more...)
+			slices.SortStableFunc(ts, func(a, b client.Tracing) int { return cmp.Compare(b.Observed, a.Observed) })
+		}
 	} else {
 		c, release, err := openSynced(e, *profile)
 		if err != nil {
@@ -73,11 +98,15 @@ func cmdTrace(e *cmdEnv, args []string) error {
 		return printJSON(e.stdout, ts)
 	}
 	if len(ts) == 0 {
-		fmt.Fprintln(e.stdout, "no marked place of any memorandum this device (or store) can trace is in the text (a device traces the memoranda its user drafted or approved; the records key, those the archive holds)")
+		fmt.Fprintln(e.stdout, "no marked place of any memorandum this device (or store) can trace is in the text (a device traces the memoranda its user drafted or approved; the records key, those the archive holds, and with a profile the granted copies)")
 		return nil
 	}
 	t := ts[0]
-	fmt.Fprintf(e.stdout, "memcon %s (%s): read %d of its %d marked places\n", short(t.MemCon), t.Subject, t.Observed, t.Slots)
+	if t.MemCon != "" {
+		fmt.Fprintf(e.stdout, "memcon %s (%s): read %d of its %d marked places\n", short(t.MemCon), t.Subject, t.Observed, t.Slots)
+	} else {
+		fmt.Fprintf(e.stdout, "%s: read %d of their %d marked places\n", t.Subject, t.Observed, t.Slots)
+	}
 	switch {
 	case t.Accused != "":
 		fmt.Fprintf(e.stdout, "the copy of %s, confidence %s (at least %.3f: accused)\n", t.Accused, confidence(t.Suspects[0].Confidence), trace.AccuseAt)

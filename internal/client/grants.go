@@ -12,21 +12,27 @@ import (
 )
 
 // GrantRecords is the records officer's device giving grantee a
-// conversation's records, which it has opened from the archive's store
-// (records: their JSON, count of them). The server records and logs the
-// grant first; then the records go to the grantee's devices, re-encrypted
-// by MLS, as an attachment in a conversation of the two. The server never
-// sees them.
-func (c *Client) GrantRecords(ctx context.Context, grantee, conv string, records []byte, count int) (api.RecordsGrant, error) {
+// conversation's records (count of them), which it has opened from the
+// archive's store. The server records and logs the grant first; then
+// records makes the grantee's copy for the grant (their JSON, marked for
+// the grantee under the grant's ID), which goes to the grantee's devices,
+// re-encrypted by MLS, as an attachment in a conversation of the two. The
+// server never sees them.
+func (c *Client) GrantRecords(ctx context.Context, grantee, conv string, count int, records func(grant string) ([]byte, error)) (api.RecordsGrant, error) {
 	var g api.RecordsGrant
 	if err := c.Do(ctx, http.MethodPost, "/v1/records/grants", api.RecordsGrant{Grantee: grantee, Conversation: conv, Count: count}, &g); err != nil {
 		return g, err
 	}
+	b, err := records(g.ID)
+	if err != nil {
+		return g, fmt.Errorf("the grant is logged but the records were not sent: %w", err)
+	}
+	defer clear(b)
 	info, err := c.CreateConversation(ctx, CreateOptions{Title: "Records granted (" + g.ID + ")", Members: []string{grantee}})
 	if err != nil {
 		return g, fmt.Errorf("the grant is logged but the records were not sent: %w", err)
 	}
-	if _, err := c.SendAttachment(ctx, info.ID, bytes.NewReader(records), grantFile(g.ID), "application/json"); err != nil {
+	if _, err := c.SendAttachment(ctx, info.ID, bytes.NewReader(b), grantFile(g.ID), "application/json"); err != nil {
 		return g, fmt.Errorf("the grant is logged but the records were not sent: %w", err)
 	}
 	return g, nil

@@ -11,8 +11,11 @@ import (
 
 // Tracing is a leaked text traced against one memorandum's marked copies.
 type Tracing struct {
-	MemCon  string `json:"memcon"`
-	Subject string `json:"subject"`
+	MemCon string `json:"memcon,omitempty"`
+	// Conversation: the conversation whose granted records were traced
+	// (a grant's tracing, from the archive; MemCon is then empty).
+	Conversation string `json:"conversation,omitempty"`
+	Subject      string `json:"subject"`
 	trace.Result
 }
 

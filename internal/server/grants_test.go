@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"hotline/internal/apierr"
@@ -10,6 +11,7 @@ import (
 	"hotline/internal/client"
 	"hotline/internal/conversation"
 	"hotline/internal/tlog"
+	"hotline/internal/trace/edit"
 )
 
 // The records officer grants a user a conversation's records: the officer's
@@ -50,14 +52,15 @@ func testRecordsGrant(t *testing.T, backend string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(recs)
-	if err != nil {
-		t.Fatal(err)
+	copyFor := func(grantee string) func(string) ([]byte, error) {
+		return func(grant string) ([]byte, error) {
+			return json.Marshal(archive.MarkGrant(archive.GrantKey(id, grant), grantee, recs))
+		}
 	}
-	if _, err := alice.GrantRecords(ctx, "carol@state.example", info.ID, b, len(recs)); !apierr.Is(err, apierr.Forbidden) {
+	if _, err := alice.GrantRecords(ctx, "carol@state.example", info.ID, len(recs), copyFor("carol@state.example")); !apierr.Is(err, apierr.Forbidden) {
 		t.Errorf("alice granted records: %v", err)
 	}
-	g, err := officer.GrantRecords(ctx, "carol@state.example", info.ID, b, len(recs))
+	g, err := officer.GrantRecords(ctx, "carol@state.example", info.ID, len(recs), copyFor("carol@state.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +75,8 @@ func testRecordsGrant(t *testing.T, backend string) {
 	if err := json.Unmarshal(raw, &opened); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(opened, func(r archive.Record) bool { return r.Text == canary }) || got.Grantee != "carol@state.example" || got.Reads != 1 {
+	// Carol's copy is marked for her: the text reads the same, retyped.
+	if !slices.ContainsFunc(opened, func(r archive.Record) bool { return edit.Retype(r.Text) == canary && r.Text != canary }) || got.Grantee != "carol@state.example" || got.Reads != 1 {
 		t.Errorf("carol's grant: %+v, %d records", got, len(opened))
 	}
 	if gs, err := carol.Grants(ctx); err != nil || len(gs) != 1 {
@@ -103,4 +107,96 @@ func testRecordsGrant(t *testing.T, backend string) {
 		t.Errorf("log: %v", seen)
 	}
 	e.noCanary(t, canary, "records_grants")
+}
+
+// A grantee's copy is marked for them: the records officer traces a
+// retyped excerpt of three messages of it to that grantee, among two
+// grants of the conversation; a pasted copy by its invisible tag too; the
+// records as the archive holds them accuse nobody. A memorandum's marking
+// key is not granted.
+func TestGrantLeakTrace(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	ctx := t.Context()
+	admin := e.admin(t)
+	alice := newMember(t, e, admin, "alice")
+	newMember(t, e, admin, "bob")
+	carol := newMember(t, e, admin, "carol")
+	officer := newMember(t, e, admin, "ro", "records-officer")
+	arch := newMember(t, e, admin, "archive", "archive")
+	s, _, id := newRecords(t)
+	if err := archive.RunOnce(ctx, arch.Client, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	info, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"bob@state.example"},
+		Classification: conversation.Classification{ArchiveRequired: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paras := edit.Paragraphs(corpusDoc(t, 4))
+	if len(paras) < 8 {
+		t.Fatalf("the corpus document has %d paragraphs", len(paras))
+	}
+	paras = paras[:8]
+	for _, p := range paras {
+		send(t, alice, info.ID, p)
+	}
+	if err := archive.RunOnce(ctx, arch.Client, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.ReadConversation(id, info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant := func(grantee string) string {
+		g, err := officer.GrantRecords(ctx, grantee, info.ID, len(recs), func(grant string) ([]byte, error) {
+			return json.Marshal(archive.MarkGrant(archive.GrantKey(id, grant), grantee, archive.Grantable(recs)))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.ID
+	}
+	gb, gc := grant("bob@state.example"), grant("carol@state.example")
+	_, raw, err := carol.OpenGrant(ctx, gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copy []archive.Record
+	if err := json.Unmarshal(raw, &copy); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, r := range copy {
+		if r.Kind == "text" {
+			texts = append(texts, r.Text)
+		}
+	}
+	if len(texts) != len(paras) || texts[2] == paras[2] {
+		t.Fatalf("carol's copy: %d texts", len(texts))
+	}
+	granted := []archive.Granted{{ID: gb, Grantee: "bob@state.example", Conversation: info.ID}, {ID: gc, Grantee: "carol@state.example", Conversation: info.ID}}
+	trace := func(leaked string) client.Tracing {
+		t.Helper()
+		ts, err := s.TraceGrants(id, granted, leaked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) == 0 {
+			return client.Tracing{}
+		}
+		return ts[0]
+	}
+	want := "carol@state.example (grant " + gc + ")"
+	excerpt := edit.Retype(strings.Join(texts[3:6], "\n\n"))
+	tr := trace(excerpt)
+	if tr.Likely != want || tr.Conversation != info.ID {
+		t.Fatalf("a retyped excerpt of carol's copy: %+v", tr)
+	}
+	t.Logf("a retyped excerpt of three messages: %d of %d marked places read; %s at %.6f (accused: %q)", tr.Observed, tr.Slots, tr.Likely, tr.Suspects[0].Confidence, tr.Accused)
+	if tr := trace(strings.Join(texts, "\n\n")); tr.Accused != want || !tr.Suspects[0].Invisible {
+		t.Errorf("carol's pasted copy: %+v", tr)
+	}
+	if tr := trace(strings.Join(paras, "\n\n")); tr.Accused != "" {
+		t.Errorf("the unmarked records accuse %s", tr.Accused)
+	}
 }

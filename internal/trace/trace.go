@@ -31,6 +31,7 @@
 package trace
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -451,24 +452,72 @@ func Trace(key []byte, doc string, recipients []string, leaked string) Result {
 	return prepare(doc).trace(key, recipients, leaked)
 }
 
+// Copy is a recipient's copy of several documents, each marked under a
+// key of its own (Mark with Keys[i] for the i-th document): the records a
+// person was given, say, each under a key derived for it, so that the
+// marks of one are independent of another's.
+type Copy struct {
+	Recipient string
+	Keys      [][]byte
+	// Label names the copy among the suspects (default: Recipient), for a
+	// recipient who holds more than one.
+	Label string
+}
+
+// TraceCopies reads the marks of leaked, a copy of some of docs or parts
+// of them, against each copy, and ranks the copies' recipients. The
+// places read in every document count together.
+func TraceCopies(docs []string, copies []Copy, leaked string) Result {
+	ps := make([]*prepared, len(docs))
+	for i, doc := range docs {
+		ps[i] = prepare(doc)
+	}
+	return traceCopies(ps, copies, leaked)
+}
+
 // trace is Trace on a prepared document.
 func (p *prepared) trace(key []byte, recipients []string, leaked string) Result {
-	obs := p.observe(tokens(leaked))
+	copies := make([]Copy, len(recipients))
+	for i, rc := range recipients {
+		copies[i] = Copy{Recipient: rc, Keys: [][]byte{key}}
+	}
+	return traceCopies([]*prepared{p}, copies, leaked)
+}
+
+func traceCopies(ps []*prepared, copies []Copy, leaked string) Result {
+	lt := tokens(leaked)
+	type docObs struct {
+		doc int
+		observation
+	}
+	var obs []docObs
+	var plain []observation
+	slots := 0
+	for d, p := range ps {
+		slots += len(p.slots)
+		for _, o := range p.observe(lt) {
+			obs = append(obs, docObs{d, o})
+			plain = append(plain, o)
+		}
+	}
 	found := tags(leaked)
-	res := Result{Slots: len(p.slots), Observed: len(obs), Suspects: []Suspect{}}
-	n := float64(len(recipients))
-	for _, rc := range recipients {
-		s := Suspect{Recipient: rc, Observed: len(obs)}
+	res := Result{Slots: slots, Observed: len(obs), Suspects: []Suspect{}}
+	n := float64(len(copies))
+	for _, cp := range copies {
+		s := Suspect{Recipient: cmp.Or(cp.Label, cp.Recipient), Observed: len(obs)}
 		for _, o := range obs {
-			if choose(key, rc, o.slot, o.of) == o.variant {
+			if o.doc < len(cp.Keys) && choose(cp.Keys[o.doc], cp.Recipient, o.slot, o.of) == o.variant {
 				s.Matches++
 			}
 		}
-		s.chance = tail(obs, s.Matches)
+		s.chance = tail(plain, s.Matches)
 		s.Confidence = max(0, 1-n*s.chance)
-		if slices.Contains(found, tag(key, rc)) {
-			s.Invisible = true
-			s.Confidence = max(s.Confidence, 1-n/(1<<48))
+		for _, k := range cp.Keys {
+			if slices.Contains(found, tag(k, cp.Recipient)) {
+				s.Invisible = true
+				s.Confidence = max(s.Confidence, 1-n/(1<<48))
+				break
+			}
 		}
 		res.Suspects = append(res.Suspects, s)
 	}

@@ -189,3 +189,91 @@ func FuzzTrace(f *testing.F) {
 		}
 	})
 }
+
+// Documents traced together, each marked under a key of its own (the
+// records of a grant: one message a paragraph): a retyped, lightly edited
+// excerpt of three of a recipient's documents names that recipient as
+// it does for one document; copies that none of them received accuse
+// nobody; and one document's places do not stand in for another's.
+func TestTraceCopies(t *testing.T) {
+	docs := corpus(t)
+	recipients := people("state.example", 24)
+	outsider := people("elsewhere.example", 8)
+	keyOf := func(r string, part int) []byte {
+		k := sha256.Sum256(fmt.Appendf(nil, "grant key %s %d", r, part))
+		return k[:]
+	}
+	copyOf := func(r string) Copy {
+		c := Copy{Recipient: r}
+		for i := range 64 {
+			c.Keys = append(c.Keys, keyOf(r, i))
+		}
+		return c
+	}
+	copies := make([]Copy, len(recipients))
+	for i, r := range recipients {
+		copies[i] = copyOf(r)
+	}
+	var right, tries, accused int
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for n := range docs {
+			if !yield(n) {
+				return
+			}
+		}
+	})[:10] {
+		parts := edit.Paragraphs(docs[name])
+		if len(parts) > 64 {
+			parts = parts[:64]
+		}
+		ps := make([]*prepared, len(parts))
+		for i, p := range parts {
+			ps[i] = prepare(p)
+		}
+		excerpt := func(r string, rng *rand.Rand) string {
+			at := rng.IntN(max(1, len(parts)-2))
+			var marked []string
+			for i := at; i < min(at+3, len(parts)); i++ {
+				marked = append(marked, Mark(keyOf(r, i), r, parts[i]))
+			}
+			return edit.Light(edit.Retype(strings.Join(marked, "\n\n")), 0.03, rng)
+		}
+		for i, r := range recipients {
+			res := traceCopies(ps, copies, excerpt(r, rand.New(rand.NewPCG(uint64(i), uint64(len(name))))))
+			tries++
+			if res.Likely == r {
+				right++
+			}
+			if res.Accused != "" && res.Accused != r {
+				t.Errorf("%s: %s's excerpt accuses %s", name, r, res.Accused)
+			}
+			if res.Accused == r {
+				accused++
+			}
+		}
+		for i, x := range outsider {
+			if res := traceCopies(ps, copies, excerpt(x, rand.New(rand.NewPCG(uint64(i)+99, 7)))); res.Accused != "" {
+				t.Errorf("%s: an outsider's excerpt accuses %s", name, res.Accused)
+			}
+		}
+	}
+	t.Logf("%d excerpts of three documents each: %d named their recipient as the most likely, %d accused", tries, right, accused)
+	if float64(right) < 0.95*float64(tries) {
+		t.Errorf("%d of %d excerpts attributed, want at least 95 %%", right, tries)
+	}
+	// One document marked under another document's key matches by
+	// chance only: the places are per document.
+	parts := edit.Paragraphs(docs[slices.Sorted(func(yield func(string) bool) {
+		for n := range docs {
+			if !yield(n) {
+				return
+			}
+		}
+	})[0]])[:4]
+	r := recipients[0]
+	swapped := strings.Join([]string{Mark(keyOf(r, 1), r, parts[0]), Mark(keyOf(r, 0), r, parts[1])}, "\n\n")
+	res := TraceCopies(parts, []Copy{copyOf(r)}, edit.Retype(swapped))
+	if res.Accused == r {
+		t.Errorf("documents marked under each other's keys accuse their recipient: %+v", res)
+	}
+}
