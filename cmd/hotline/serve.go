@@ -24,7 +24,7 @@ func cmdServe(e *cmdEnv, args []string) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	credTTL := fs.Duration("credential-ttl", 7*24*time.Hour, "lifetime of device credentials")
-	maxListeners := fs.Int("max-listeners", 2, "how many listeners (note-takers, the archive, the recorder: on the record, silent) one call takes at most; -1: none")
+	maxListeners := fs.Int("max-listeners", 2, "how many listeners (note-takers, the recorder: on the record, silent) one call takes at most; -1: none (the archive is not counted)")
 	lineLoss := fs.Float64("linecheck-max-loss", 5, "the largest `percent` of the far end's probes a line check may lose and be green")
 	lineRTT := fs.Duration("linecheck-max-rtt", 600*time.Millisecond, "the longest median round trip, end to end through the forwarder, that a line check calls green")
 	readoutWithin := fs.Duration("readout-within", 4*time.Hour, "how long after an ad-hoc call (a principal with a counterpart, outside a scheduled request) its readout is due before the desk is alerted")

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +22,9 @@ import (
 //
 //	CONV/call-CALL.age          the call record: a Record of kind "call"
 //	CONV/call-CALL-N.ogg.age    what one speaker said, Ogg Opus, sealed as it came
+//	CONV/calls                  CALL AFTER per line: each call, and the conversation's
+//	                            last message when it rang, so that retention lets the
+//	                            call go with the messages around it (no key needed)
 //
 // The audio is sealed as it is written: age encrypts in chunks of 64 KiB,
 // so at most one chunk of a speaker's audio is ever in the archive's
@@ -77,6 +82,72 @@ func callName(id string) string { return "call-" + id + ".age" }
 // to a call (its record or its audio) rather than to a message.
 func IsCallFile(name string) bool {
 	return callRecord.MatchString(name) || callAudio.MatchString(name)
+}
+
+// NoteCall notes, before anything of it is sealed, that a call rang in a
+// conversation after its message after (CONV/calls), so that the call's
+// files expire with the messages before it (Expire).
+func (s *Store) NoteCall(conv, call string, after int64) error {
+	if !convName.MatchString(conv) || !callID.MatchString(call) || after < 0 {
+		return fmt.Errorf("%w: call %q of %s after #%d", ErrMalformed, call, conv, after)
+	}
+	return s.appendLine(conv, "calls", fmt.Sprintf("%s %d\n", call, after))
+}
+
+// callsAfter reads CONV/calls: for each call noted, the message it rang
+// after.
+func (s *Store) callsAfter(conv string) (map[string]int64, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, conv, "calls"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for n, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Fields(line)
+		var after int64
+		if len(f) == 2 {
+			after, err = strconv.ParseInt(f[1], 10, 64)
+		}
+		if len(f) != 2 || err != nil || after < 0 || !callID.MatchString(f[0]) {
+			return nil, fmt.Errorf("%w: %s/calls line %d", ErrMalformed, conv, n+1)
+		}
+		out[f[0]] = after
+	}
+	return out, nil
+}
+
+// expireCalls deletes the files of the calls that rang before message
+// through+1 (after a message through or earlier): they expire with it.
+func (s *Store) expireCalls(conv string, through int64) error {
+	after, err := s.callsAfter(conv)
+	if err != nil {
+		return err
+	}
+	files, err := os.ReadDir(filepath.Join(s.dir, conv))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		m := callRecord.FindStringSubmatch(f.Name())
+		if m == nil {
+			m = callAudio.FindStringSubmatch(f.Name())
+		}
+		if m == nil {
+			continue
+		}
+		if a, ok := after[m[1]]; ok && a < through {
+			if err := os.Remove(filepath.Join(s.dir, conv, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // SealAudio opens a new sealed audio file of call in conversation conv:

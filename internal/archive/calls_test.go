@@ -36,6 +36,9 @@ func TestSealCall(t *testing.T) {
 	// 200 KiB of "audio", a canary every 4 KiB: several chunks. While it
 	// is being written, and after, no canary is on disk.
 	const call = "0123abcd"
+	if err := s.NoteCall("c1", call, 6); err != nil {
+		t.Fatal(err)
+	}
 	var audio []byte
 	for len(audio) < 200<<10 {
 		audio = append(audio, "OggS "+canary+" "+strings.Repeat("\x00", 4<<10)...)
@@ -118,12 +121,33 @@ func TestSealCall(t *testing.T) {
 	if k := slices.Index(order, "call "+call); k != 4 || len(order) != 9 {
 		t.Errorf("transcript %v: the call is not after #6", order)
 	}
-	// Expiring the messages leaves the call (it is not a message).
-	if err := s.Expire("c1", 10); err != nil {
+	// The call expires with the messages before it: kept while #6, the
+	// last before it rang, is the last let go; gone, record and audio,
+	// with #7.
+	if err := s.Expire("c1", 6); err != nil {
 		t.Fatal(err)
 	}
 	if ids, _ := s.Calls("c1"); !slices.Equal(ids, []string{call}) {
-		t.Errorf("calls after the messages' expiry: %v", ids)
+		t.Errorf("calls after the expiry through #6: %v", ids)
+	}
+	if err := s.Expire("c1", 7); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s.Calls("c1"); len(ids) != 0 {
+		t.Errorf("calls after the expiry through #7: %v", ids)
+	}
+	if m, _ := filepath.Glob(filepath.Join(s.Dir(), "c1", "call-*")); len(m) != 0 {
+		t.Errorf("call files after their expiry: %v", m)
+	}
+	if err := s.NoteCall("c1", "../x", 1); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a call named ../x: %v", err)
+	}
+	// A note that does not read is an error, and the calls stay.
+	for _, bad := range []string{"x\n", "abc -1\n", "../x 3\n", "abc 3 4\n"} {
+		os.WriteFile(filepath.Join(s.Dir(), "c1", "calls"), []byte(bad), 0o600)
+		if err := s.Expire("c1", 8); !errors.Is(err, ErrMalformed) {
+			t.Errorf("calls note %q: %v", bad, err)
+		}
 	}
 }
 

@@ -50,15 +50,21 @@ func (s *Store) Index(l Link) error {
 	if !convName.MatchString(l.Conversation) || l.Seq <= 0 || len(l.Chain) != 32 || (l.Digest != nil && len(l.Digest) != 32) {
 		return fmt.Errorf("%w: conversation %q, seq %d", ErrMalformed, l.Conversation, l.Seq)
 	}
-	dir := filepath.Join(s.dir, l.Conversation)
+	return s.appendLine(l.Conversation, "chain", l.line())
+}
+
+// appendLine appends a line to one of a conversation's notes (chain,
+// blobs, calls), durably.
+func (s *Store) appendLine(conv, file, line string) error {
+	dir := filepath.Join(s.dir, conv)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "chain"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, file), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(l.line())
+	_, err = f.WriteString(line)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -137,6 +137,10 @@ func (r *recorder) run(ctx context.Context) {
 // comes, and seals the call's record when it ends for the archive.
 func (r *recorder) record(ctx context.Context, v api.Call) {
 	after := r.c.Conversation(v.Conversation).Seq
+	if err := r.s.NoteCall(v.Conversation, v.ID, after); err != nil {
+		r.report(Event{Kind: "problem", Conversation: v.Conversation, Call: v.ID, Err: fmt.Errorf("call %s is not recorded: %w", v.ID, err)})
+		return
+	}
 	call, err := r.line.Answer(ctx, v.ID)
 	if err != nil {
 		r.report(Event{Kind: "problem", Conversation: v.Conversation, Call: v.ID, Err: fmt.Errorf("call %s is not recorded: the archive could not join it: %w", v.ID, err)})

@@ -121,8 +121,10 @@ func (s *Store) Expired(conv string) (int64, error) {
 }
 
 // Expire lets go of a conversation's records through message through: it
-// writes the mark first, then deletes the records and their attachments'
-// ciphertexts (an interrupted expiry finishes on the next). The caller has
+// writes the mark first, then deletes the records, their attachments'
+// ciphertexts, and the calls that rang before the next message (their
+// records and audio; see NoteCall), so an interrupted expiry finishes on
+// the next. The caller has
 // logged the expiry. The index stays: it proves what was there.
 func (s *Store) Expire(conv string, through int64) error {
 	done, err := s.Expired(conv)
@@ -158,7 +160,7 @@ func (s *Store) Expire(conv string, through int64) error {
 			}
 		}
 	}
-	return nil
+	return s.expireCalls(conv, through)
 }
 
 // NoteBlob notes which message sent an attachment (CONV/blobs: SEQ BLOB),
@@ -167,21 +169,7 @@ func (s *Store) NoteBlob(conv string, seq int64, blob string) error {
 	if !convName.MatchString(conv) || !blobName.MatchString(blob) || seq <= 0 {
 		return fmt.Errorf("%w: blob %q of %s #%d", ErrMalformed, blob, conv, seq)
 	}
-	if err := os.MkdirAll(filepath.Join(s.dir, conv), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(s.dir, conv, "blobs"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(f, "%d %s\n", seq, blob)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return s.appendLine(conv, "blobs", fmt.Sprintf("%d %s\n", seq, blob))
 }
 
 func (s *Store) blobsOf(conv string) (map[int64]string, error) {

@@ -780,6 +780,10 @@ func (s *Service) joinLocked(ctx context.Context, tx *store.Tx, ts *txState, a o
 	now := s.cfg.Now()
 	listen := a.User.ID != c.Caller && Listening(roleOf(a.User))
 	answers := true
+	// The archive listens by rule (in conversations on the record), in
+	// view of all: it neither counts against the cap nor is held to it, so
+	// no call on the record goes unrecorded for want of room.
+	archive := roleOf(a.User) == string(identity.RoleArchive)
 	if listen {
 		parts, err := tx.CallParticipants(ctx, c.ID)
 		if err != nil {
@@ -787,14 +791,14 @@ func (s *Service) joinLocked(ctx context.Context, tx *store.Tx, ts *txState, a o
 		}
 		n := 0
 		for _, p := range parts {
-			if p.State == store.PartJoined && p.User != c.Caller && Listening(p.Role) && p.Device != a.Device.ID {
+			if p.State == store.PartJoined && p.User != c.Caller && Listening(p.Role) && p.Role != string(identity.RoleArchive) && p.Device != a.Device.ID {
 				n++
 			}
 			if p.State == store.PartRinging && p.User != a.User.ID && !Listening(p.Role) {
 				answers = false // someone who would speak is still rung: theirs to answer
 			}
 		}
-		if n >= max(0, s.cfg.MaxListeners) {
+		if !archive && n >= max(0, s.cfg.MaxListeners) {
 			return apierr.New(apierr.Forbidden, "this call has %d listeners, the most the organisation's policy allows", n).
 				WithHint("a listener must leave first, or an operator raises --max-listeners")
 		}

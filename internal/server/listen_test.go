@@ -13,7 +13,8 @@ import (
 // to everyone as listening, hearing the others, heard by nobody (the
 // forwarder sends their audio nowhere); an interpreter speaks. The policy
 // caps the listeners: one more than it allows is refused, and may join
-// once a listener leaves.
+// once a listener leaves. The archive listens by rule: it is neither
+// refused nor counted.
 func TestCallListeners(t *testing.T) {
 	e := newEnv(t, "sqlite", func(c *server.Config) {
 		c.MediaUDP, c.MediaTCP = "127.0.0.1:0", "127.0.0.1:0"
@@ -25,12 +26,13 @@ func TestCallListeners(t *testing.T) {
 	interp := newMember(t, e, admin, "interp", "interpreter")
 	notes := newMember(t, e, admin, "notes", "note-taker")
 	notes2 := newMember(t, e, admin, "notes2", "note-taker")
-	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"interp@state.example", "notes@state.example", "notes2@state.example"}})
+	arch := newMember(t, e, admin, "archive", "archive")
+	conv, err := alice.CreateConversation(ctx, client.CreateOptions{Members: []string{"interp@state.example", "notes@state.example", "notes2@state.example", "archive@state.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sync1(t, interp, notes, notes2)
-	pa, pi, pn, pn2 := newPhone(t, alice), newPhone(t, interp), newPhone(t, notes), newPhone(t, notes2)
+	sync1(t, interp, notes, notes2, arch)
+	pa, pi, pn, pn2, parch := newPhone(t, alice), newPhone(t, interp), newPhone(t, notes), newPhone(t, notes2), newPhone(t, arch)
 	ca, err := pa.line.Place(ctx, conv.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -95,5 +97,19 @@ func TestCallListeners(t *testing.T) {
 	})
 	if answerErr != nil {
 		t.Fatalf("the second note-taker: %v", answerErr)
+	}
+	// The cap is reached; the archive joins all the same, listening, and
+	// is not counted.
+	parch.ringing(t, ca.ID)
+	if _, err := parch.line.Answer(ctx, ca.ID); err != nil {
+		t.Fatalf("the archive at the listener cap: %v", err)
+	}
+	if err := alice.Do(ctx, "GET", "/v1/calls/"+ca.ID, nil, &v); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range v.Participants {
+		if p.User == "archive@state.example" && (p.State != "joined" || !p.Listening) {
+			t.Errorf("the archive in the call: %+v", p)
+		}
 	}
 }
