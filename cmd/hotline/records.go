@@ -452,6 +452,13 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
+		calls, err := c.LoggedCalls()
+		if err != nil {
+			return err
+		}
+		if checks, err = s.VerifyCalls(checks, calls); err != nil {
+			return err
+		}
 		bad := 0
 		for _, ch := range checks {
 			if !ch.Complete {
@@ -465,7 +472,11 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		} else {
 			for _, ch := range checks {
 				if ch.Complete {
-					fmt.Fprintf(e.stdout, "%s  complete: #%d–#%d, %d records; the log's head #%d (entry %d) matches\n", ch.Conversation, ch.First, ch.Last, ch.Records, ch.HeadSeq, ch.HeadIndex)
+					calls := ""
+					if ch.Calls > 0 {
+						calls = fmt.Sprintf(", %d calls", ch.Calls)
+					}
+					fmt.Fprintf(e.stdout, "%s  complete: #%d–#%d, %d records%s; the log's head #%d (entry %d) matches\n", ch.Conversation, ch.First, ch.Last, ch.Records, calls, ch.HeadSeq, ch.HeadIndex)
 					continue
 				}
 				fmt.Fprintf(e.stdout, "%s  NOT PROVEN: #%d–#%d, %d records\n", ch.Conversation, ch.First, ch.Last, ch.Records)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"hotline/internal/client"
 )
 
 // A call on the record is kept as files beside its conversation's
@@ -343,3 +345,62 @@ func (o *openedAudio) Close() error { return o.f.Close() }
 // AudioName is an audio file's name with its seal taken off: what
 // records read --audio writes it as.
 func AudioName(file string) string { return strings.TrimSuffix(file, ".age") }
+
+// VerifyCalls adds to checks (Verify's) what the log says of calls: each
+// call of a conversation of the store that someone answered, from the
+// archive's first message on, must be in the store (its record, or at
+// least its audio), unless it has expired. A call missing is a gap in the
+// records: "unrecorded" (the archive was not running, was in another call,
+// or could not join), with the log entry that shows it.
+func (s *Store) VerifyCalls(checks []Check, logged map[string][]client.LoggedCall) ([]Check, error) {
+	for i := range checks {
+		ch := &checks[i]
+		links, err := s.ChainIndex(ch.Conversation)
+		if err != nil || len(links) == 0 {
+			continue // Verify has said so
+		}
+		have, err := s.callFiles(ch.Conversation)
+		if err != nil {
+			return nil, err
+		}
+		since := links[0].Time
+		// The calls that rang before the last message let go expired
+		// with it (to the second the log keeps: one in that second is
+		// not asked for).
+		var until time.Time
+		for _, l := range links {
+			if l.Seq == ch.Expired {
+				until = l.Time
+			}
+		}
+		for _, lc := range logged[ch.Conversation] {
+			if !lc.Answered || lc.Start.Before(since) || (!until.IsZero() && !lc.Start.After(until)) {
+				continue
+			}
+			ch.Calls++
+			if !have[lc.ID] {
+				ch.Problems = append(ch.Problems, fmt.Sprintf("unrecorded: call %s (log entry %d, %s) is not in the store", lc.ID, lc.Index, lc.Start.Format(time.RFC3339)))
+				ch.Complete = false
+			}
+		}
+	}
+	return checks, nil
+}
+
+// callFiles returns the calls the store holds anything of (a record or
+// audio) in a conversation.
+func (s *Store) callFiles(conv string) (map[string]bool, error) {
+	files, err := os.ReadDir(filepath.Join(s.dir, conv))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, f := range files {
+		if m := callRecord.FindStringSubmatch(f.Name()); m != nil {
+			out[m[1]] = true
+		} else if m := callAudio.FindStringSubmatch(f.Name()); m != nil {
+			out[m[1]] = true
+		}
+	}
+	return out, nil
+}

@@ -156,6 +156,9 @@ type Check struct {
 	First   int64 `json:"first"`
 	Last    int64 `json:"last"`
 	Records int   `json:"records"`
+	// Calls: the calls the log records as answered since the archive's
+	// first message, which the store must hold (VerifyCalls).
+	Calls int `json:"calls,omitempty"`
 	// Expired: the records through this message were let go under the
 	// retention schedule (see Store.Expire).
 	Expired int64 `json:"expired,omitempty"`
@@ -167,7 +170,7 @@ type Check struct {
 	Complete bool `json:"complete"`
 	// Problems say what is wrong, each starting with a stable code: gap,
 	// broken, missing, unindexed, unexpired, mismatch, behind, unlogged, before,
-	// index.
+	// index; and, from VerifyCalls, unrecorded.
 	Problems []string `json:"problems,omitempty"`
 }
 

@@ -126,6 +126,9 @@ func (c *Client) VerifyLog(ctx context.Context) (*VerifyReport, error) {
 	if err := c.chainsFromLog(old, parsed); err != nil {
 		return nil, err
 	}
+	if err := c.callsFromLog(old, parsed); err != nil {
+		return nil, err
+	}
 	if err := c.recordsFromLog(parsed); err != nil {
 		return nil, err
 	}
