@@ -356,7 +356,11 @@ func cmdRecords(e *cmdEnv, args []string) error {
 			return err
 		}
 		recs = archive.Grantable(recs)
-		if len(recs) == 0 {
+		calls, err := s.ReadCalls(id, pos[1])
+		if err != nil {
+			return err
+		}
+		if len(recs)+len(calls) == 0 {
 			return fmt.Errorf("the archive holds no records of %s", pos[1])
 		}
 		c, release, err := openSynced(e, *profile)
@@ -368,13 +372,33 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		g, err := c.GrantRecords(e.ctx, who[0], pos[1], len(recs), func(grant string) ([]byte, error) {
-			return json.Marshal(archive.MarkGrant(archive.GrantKey(id, grant), who[0], recs))
+		g, err := c.GrantRecords(e.ctx, who[0], pos[1], len(recs)+len(calls), func(grant string) ([]byte, []client.GrantFile, error) {
+			// The messages marked for the grantee, then the calls (their
+			// audio is not marked) with each speaker's audio.
+			b, err := json.Marshal(archive.Transcript(archive.MarkGrant(archive.GrantKey(id, grant), who[0], recs), calls))
+			if err != nil {
+				return nil, nil, err
+			}
+			var files []client.GrantFile
+			for _, r := range calls {
+				for _, a := range r.Call.Audio {
+					data, err := s.ReadAudio(id, pos[1], a.File)
+					if err != nil {
+						return nil, nil, fmt.Errorf("call %s: %w", r.Call.ID, err)
+					}
+					files = append(files, client.GrantFile{Name: archive.AudioName(a.File), Type: "audio/ogg", Data: data})
+				}
+			}
+			return b, files, nil
 		})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "grant %s: %d records of %s sent to %s, marked for them (logged; each opening will be too)\n", g.ID, g.Count, g.Conversation, g.Grantee)
+		what := ""
+		if len(calls) > 0 {
+			what = fmt.Sprintf(" (%d calls, with their audio)", len(calls))
+		}
+		fmt.Fprintf(e.stdout, "grant %s: %d records of %s%s sent to %s, marked for them (logged; each opening will be too)\n", g.ID, g.Count, g.Conversation, what, g.Grantee)
 		return nil
 	case "grants":
 		fs := newFlags(e, "records grants", "records grants --profile DIR [--json]   (yours; every grant, to the records officer)")
@@ -399,9 +423,10 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		}
 		return nil
 	case "open":
-		fs := newFlags(e, "records open", "records open GRANT --profile DIR [--json]   (the grantee; the opening is logged)")
+		fs := newFlags(e, "records open", "records open GRANT --profile DIR [--json] [--audio DIR]   (the grantee; the opening is logged)")
 		profile := profileFlag(fs)
 		asJSON := fs.Bool("json", false, "print the records as JSON")
+		audioDir := fs.String("audio", "", "also save the calls' audio into `dir`")
 		pos, err := parse(fs, args[1:], 1, 1)
 		if err != nil {
 			return err
@@ -411,9 +436,14 @@ func cmdRecords(e *cmdEnv, args []string) error {
 			return err
 		}
 		defer release()
-		_, raw, err := c.OpenGrant(e.ctx, pos[0])
+		_, raw, files, err := c.OpenGrant(e.ctx, pos[0])
 		if err != nil {
 			return err
+		}
+		if *audioDir != "" {
+			if err := saveGranted(e, c, files, *audioDir); err != nil {
+				return err
+			}
 		}
 		var recs []archive.Record
 		if err := json.Unmarshal(raw, &recs); err != nil {
@@ -601,12 +631,7 @@ func saveAttachments(e *cmdEnv, s *archive.Store, recs []archive.Record, dir str
 			fmt.Fprintf(e.stderr, "#%d %s: the archive does not hold its ciphertext yet (%v)\n", r.Seq, cleanLine(d.Name), err)
 			continue
 		}
-		name := fmt.Sprintf("%d-%s", r.Seq, strings.Map(func(c rune) rune {
-			if c == '/' || c == '\\' || c < 0x20 {
-				return '_'
-			}
-			return c
-		}, filepath.Base(d.Name)))
+		name := fmt.Sprintf("%d-%s", r.Seq, archive.SafeName(d.Name))
 		var out bytes.Buffer
 		if err := attach.Decrypt(&out, bytes.NewReader(ct), d); err != nil {
 			return fmt.Errorf("#%d %s: %w", r.Seq, d.Name, err)
@@ -906,6 +931,30 @@ func saveAudio(e *cmdEnv, s *archive.Store, id age.Identity, conv string, calls 
 			}
 			fmt.Fprintf(e.stderr, "saved %s (%s)\n", path, a.User)
 		}
+	}
+	return nil
+}
+
+// saveGranted saves the files that came with a grant (the calls' audio)
+// into dir.
+func saveGranted(e *cmdEnv, c *client.Client, files []client.GrantedFile, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, archive.SafeName(f.Name))
+		out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		err = c.SaveGrantedFile(e.ctx, f, out)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		fmt.Fprintf(e.stderr, "saved %s\n", path)
 	}
 	return nil
 }

@@ -207,7 +207,7 @@ func exportConversation(in ExportInput, conv string, files map[string][]byte) (E
 				if err := memconPage.Execute(&b, memconView{Record: r, MemCon: d.MemCon, Conversation: conv}); err != nil {
 					return ExportedConversation{}, err
 				}
-				files[fmt.Sprintf("%s/memcons/%d-%s.html", conv, r.Seq, safeName(d.MemCon.ID))] = b.Bytes()
+				files[fmt.Sprintf("%s/memcons/%d-%s.html", conv, r.Seq, SafeName(d.MemCon.ID))] = b.Bytes()
 			}
 		}
 	}
@@ -223,7 +223,7 @@ func exportConversation(in ExportInput, conv string, files map[string][]byte) (E
 		files[conv+"/calls.json"] = append(cb, '\n')
 		for _, r := range calls {
 			for _, a := range r.Call.Audio {
-				b, err := readAudio(in.Store, in.Identity, conv, a.File)
+				b, err := in.Store.ReadAudio(in.Identity, conv, a.File)
 				if err != nil {
 					return ExportedConversation{}, fmt.Errorf("call %s: %w", r.Call.ID, err)
 				}
@@ -234,10 +234,10 @@ func exportConversation(in ExportInput, conv string, files map[string][]byte) (E
 	return ExportedConversation{ID: conv, First: check.First, Last: head.Seq, Records: len(recs), Expired: check.Expired, Calls: len(calls), HeadIndex: proof.Index}, nil
 }
 
-// readAudio opens a call's sealed audio whole. An unfinished stream (the
-// archive stopped mid-call) is kept as far as it opens: Ogg pages are
+// ReadAudio opens a call's sealed audio whole. An unfinished stream (the
+// archive stopped mid-call) reads as far as it opens: Ogg pages are
 // self-delimiting, so players read it to there.
-func readAudio(s *Store, id age.Identity, conv, file string) ([]byte, error) {
+func (s *Store) ReadAudio(id age.Identity, conv, file string) ([]byte, error) {
 	rc, err := s.OpenAudio(id, conv, file)
 	if err != nil {
 		return nil, err
@@ -267,11 +267,11 @@ func openAttachment(s *Store, r Record) (string, []byte, error) {
 	if err := attach.Decrypt(&out, bytes.NewReader(ct), d); err != nil {
 		return "", nil, err
 	}
-	return safeName(d.Name), out.Bytes(), nil
+	return SafeName(d.Name), out.Bytes(), nil
 }
 
-// safeName makes a sender's file name safe as one path element.
-func safeName(s string) string {
+// SafeName makes a sender's file name safe as one path element.
+func SafeName(s string) string {
 	s = strings.Map(func(c rune) rune {
 		if c == '/' || c == '\\' || c < 0x20 || c == 0x7f {
 			return '_'

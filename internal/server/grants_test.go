@@ -52,9 +52,10 @@ func testRecordsGrant(t *testing.T, backend string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copyFor := func(grantee string) func(string) ([]byte, error) {
-		return func(grant string) ([]byte, error) {
-			return json.Marshal(archive.MarkGrant(archive.GrantKey(id, grant), grantee, recs))
+	copyFor := func(grantee string) func(string) ([]byte, []client.GrantFile, error) {
+		return func(grant string) ([]byte, []client.GrantFile, error) {
+			b, err := json.Marshal(archive.MarkGrant(archive.GrantKey(id, grant), grantee, recs))
+			return b, nil, err
 		}
 	}
 	if _, err := alice.GrantRecords(ctx, "carol@state.example", info.ID, len(recs), copyFor("carol@state.example")); !apierr.Is(err, apierr.Forbidden) {
@@ -64,10 +65,10 @@ func testRecordsGrant(t *testing.T, backend string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := bob.OpenGrant(ctx, g.ID); !apierr.Is(err, apierr.NotFound) {
+	if _, _, _, err := bob.OpenGrant(ctx, g.ID); !apierr.Is(err, apierr.NotFound) {
 		t.Errorf("bob opened carol's grant: %v", err)
 	}
-	got, raw, err := carol.OpenGrant(ctx, g.ID)
+	got, raw, _, err := carol.OpenGrant(ctx, g.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +149,9 @@ func TestGrantLeakTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	grant := func(grantee string) string {
-		g, err := officer.GrantRecords(ctx, grantee, info.ID, len(recs), func(grant string) ([]byte, error) {
-			return json.Marshal(archive.MarkGrant(archive.GrantKey(id, grant), grantee, archive.Grantable(recs)))
+		g, err := officer.GrantRecords(ctx, grantee, info.ID, len(recs), func(grant string) ([]byte, []client.GrantFile, error) {
+			b, err := json.Marshal(archive.MarkGrant(archive.GrantKey(id, grant), grantee, archive.Grantable(recs)))
+			return b, nil, err
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -157,7 +159,7 @@ func TestGrantLeakTrace(t *testing.T) {
 		return g.ID
 	}
 	gb, gc := grant("bob@state.example"), grant("carol@state.example")
-	_, raw, err := carol.OpenGrant(ctx, gc)
+	_, raw, _, err := carol.OpenGrant(ctx, gc)
 	if err != nil {
 		t.Fatal(err)
 	}
