@@ -11,6 +11,10 @@ type call struct {
 	name    string
 	members []*member // in the order they joined
 	probe   bool      // a probe session (JoinProbe): it yields to calls
+	// joined are the devices that have joined the call, ever: only a
+	// device's first joining is written the speakers' last packets
+	// (lastPacket), never its return from hold.
+	joined map[string]bool
 }
 
 // A member is a device in a call, with who it hears on each slot. A
@@ -105,7 +109,14 @@ func (s *SFU) join(callName, device string, listen, probe bool) error {
 	}
 	c.members = append(c.members, m)
 	s.member[device] = c
-	s.routeLocked(c)
+	first := ""
+	if !c.joined[device] {
+		if c.joined == nil {
+			c.joined = map[string]bool{}
+		}
+		c.joined[device], first = true, device
+	}
+	s.routeLocked(c, first)
 	for _, o := range c.members {
 		s.reportLocked(c.name, o.device)
 	}
@@ -138,11 +149,12 @@ func (s *SFU) leaveLocked(c *call, device string) {
 	}
 	if p := s.peers[device]; p != nil {
 		p.routes.Store(&[]*outSlot{})
+		p.last.forget() // what it says out of the call is never pre-rolled
 		for _, o := range p.outs {
 			o.setSource(nil)
 		}
 	}
-	s.routeLocked(c)
+	s.routeLocked(c, "")
 	s.reportLocked("", device)
 	for _, o := range c.members {
 		s.reportLocked(c.name, o.device)
@@ -155,8 +167,20 @@ func (s *SFU) leaveLocked(c *call, device string) {
 
 // routeLocked makes the forwarding of a call follow its slot lists: each
 // connected member's microphone goes to its slot on every other connected
-// member. s.mu must be held.
-func (s *SFU) routeLocked(c *call) {
+// member. The slots of first, a device joining the call for the first
+// time, are written each speaker's last packet if nobody heard it and it
+// is fresh (lastPacket). s.mu must be held.
+func (s *SFU) routeLocked(c *call, first string) {
+	type start struct {
+		src *peer
+		o   *outSlot
+	}
+	var starts []start // the slots of a device joining for the first time
+	defer func() {
+		for _, st := range starts {
+			st.src.preRollTo(st.o)
+		}
+	}()
 	for _, m := range c.members {
 		p := s.peers[m.device]
 		if p == nil {
@@ -170,6 +194,9 @@ func (s *SFU) routeLocked(c *call) {
 			}
 			if k := slices.Index(o.slots[:], m.device); k >= 0 {
 				routes = append(routes, op.outs[k])
+				if o.device == first && !c.probe { // a line check measures the path as it is
+					starts = append(starts, start{p, op.outs[k]})
+				}
 			}
 		}
 		p.routes.Store(&routes)

@@ -55,6 +55,11 @@ const minGap = 960
 func (o *outSlot) write(src *peer, in *rtp.Packet, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.writeLocked(src, in, now)
+}
+
+// writeLocked is write with o.mu held.
+func (o *outSlot) writeLocked(src *peer, in *rtp.Packet, now time.Time) {
 	if o.src != src {
 		return
 	}
@@ -213,7 +218,71 @@ func (p *peer) forwardPacket(raw []byte, pkt *rtp.Packet) {
 	}
 	now := time.Now()
 	p.micIn.add(pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, len(pkt.Payload), now)
-	for _, o := range *p.routes.Load() {
+	routes := *p.routes.Load()
+	p.last.keep(pkt, now, len(routes) > 0)
+	for _, o := range routes {
 		o.write(p, pkt, now)
+	}
+}
+
+// A lastPacket is a microphone's newest packet. When a device joins a
+// call for the first time (the callee answers a ringing call), the SFU
+// writes it each speaker's last packet first, if nobody heard that packet
+// (the caller was alone in the call) and it is younger than
+// Config.PreRoll, a frame: the frame being spoken as the callee answers,
+// which it would otherwise never get. The callee hears the caller at once
+// rather than at the next frame, and the first syllable after an answer
+// is not clipped. Nothing older is ever written, nor anything another
+// participant heard (what was said before a device joined a call under
+// way), nor anything to a device returning from hold.
+type lastPacket struct {
+	mu      sync.Mutex
+	header  rtp.Header
+	payload []byte
+	at      time.Time
+	heard   bool // it was forwarded to somebody
+}
+
+// keep copies pkt as the newest packet (its header without extensions or
+// CSRCs, which write drops anyway).
+func (l *lastPacket) keep(pkt *rtp.Packet, now time.Time, heard bool) {
+	l.mu.Lock()
+	l.header = pkt.Header
+	l.header.Extension, l.header.ExtensionProfile, l.header.Extensions, l.header.CSRC = false, 0, nil, nil
+	l.payload = append(l.payload[:0], pkt.Payload...)
+	l.at, l.heard = now, heard
+	l.mu.Unlock()
+}
+
+// forget forgets the packet kept.
+func (l *lastPacket) forget() {
+	l.mu.Lock()
+	l.at = time.Time{}
+	l.mu.Unlock()
+}
+
+// preRollTo writes the microphone's last packet to o, if nobody heard it,
+// it is younger than Config.PreRoll, and o carries the microphone and
+// has written nothing of it yet.
+func (p *peer) preRollTo(o *outSlot) {
+	now := time.Now()
+	p.last.mu.Lock()
+	if p.last.at.IsZero() || p.last.heard || now.Sub(p.last.at) >= p.s.cfg.PreRoll {
+		p.last.mu.Unlock()
+		return
+	}
+	pkt := rtp.Packet{Header: p.last.header, Payload: append([]byte(nil), p.last.payload...)}
+	p.last.mu.Unlock()
+	o.writeFirst(p, &pkt, now)
+}
+
+// writeFirst is write, only while the slot has written nothing of src
+// since it started carrying it: the microphone's own forwarding may have
+// written that packet, or a newer one, already.
+func (o *outSlot) writeFirst(src *peer, in *rtp.Packet, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.src == src && o.fresh {
+		o.writeLocked(src, in, now)
 	}
 }

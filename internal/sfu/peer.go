@@ -42,6 +42,7 @@ type peer struct {
 	neg    sync.Mutex                 // serialises renegotiations
 	routes atomic.Pointer[[]*outSlot] // where the microphone's packets go
 	micIn  recvStats                  // the microphone's stream as received
+	last   lastPacket                 // the microphone's newest packet, for a slot that starts carrying it
 
 	bufMu sync.Mutex               // guards bufs
 	bufs  map[uint32]*streamBuffer // the buffers of the incoming RTP streams, by SSRC
@@ -207,7 +208,7 @@ func (s *SFU) Connect(ctx context.Context, device, offerSDP string) (answerSDP s
 		if old != nil {
 			old.routes.Store(&[]*outSlot{})
 		}
-		s.routeLocked(c)
+		s.routeLocked(c, "")
 		s.reportLocked(c.name, device)
 	}
 	s.mu.Unlock()

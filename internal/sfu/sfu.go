@@ -78,6 +78,9 @@ const Slots = 8
 // udpBuffer is the receive buffer asked of the media socket.
 const udpBuffer = 4 << 20
 
+// DefaultPreRoll is the default of [Config.PreRoll]: one 20 ms frame.
+const DefaultPreRoll = 20 * time.Millisecond
+
 // DefaultDropAfter is the default of [Config.DropAfter].
 const DefaultDropAfter = 10 * time.Second
 
@@ -125,6 +128,12 @@ type Config struct {
 	// devices that cannot use UDP. The same rules apply. Default
 	// "127.0.0.1:0".
 	TCPAddr string
+	// PreRoll is how young a speaker's last packet must be for the SFU to
+	// write it to a slot that starts carrying the speaker (someone
+	// answers or joins): the frame being spoken as they join, so that
+	// they hear it at once and the first syllable is not clipped. 0:
+	// DefaultPreRoll, one frame; negative: never.
+	PreRoll time.Duration
 	// DropAfter is how long a device's transport may stay down (ICE
 	// disconnected or failed, or the connection closed) before the device
 	// is dropped. pion declares ICE disconnected after 5 s without
@@ -189,6 +198,9 @@ func New(cfg Config) (*SFU, error) {
 	}
 	if cfg.DropAfter == 0 {
 		cfg.DropAfter = DefaultDropAfter
+	}
+	if cfg.PreRoll == 0 {
+		cfg.PreRoll = DefaultPreRoll
 	}
 	if cfg.DropAfter < 0 || cfg.DropAfter > time.Minute {
 		return nil, fmt.Errorf("sfu: DropAfter %v: want (0, 1m]", cfg.DropAfter)

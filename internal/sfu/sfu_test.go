@@ -681,3 +681,83 @@ func TestProbeSession(t *testing.T) {
 		x.check()
 	}
 }
+
+// TestPreRoll checks that a device joining a call for the first time is
+// written a speaker's last packet at once if nobody heard it and it is
+// younger than Config.PreRoll (the caller's frame as the callee answers),
+// and never a packet another participant heard, an older one, or one to a
+// device returning from hold.
+func TestPreRoll(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		preRoll time.Duration
+		heard   bool          // a third device is in the call when dev0 speaks
+		wait    time.Duration // after the packet, before the join
+		rejoin  bool          // dev1 was in the call before, and left (hold)
+		want    int
+	}{
+		{name: "fresh", preRoll: 10 * time.Second, want: 1},
+		{name: "heard", preRoll: 10 * time.Second, heard: true},
+		{name: "rejoin", preRoll: 10 * time.Second, rejoin: true},
+		{name: "stale", preRoll: 50 * time.Millisecond, wait: 300 * time.Millisecond},
+		{name: "off", preRoll: -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t)
+			log := newSlotLog()
+			s := newSFU(t, Config{PreRoll: tc.preRoll}, log)
+			a, b, c := newClient(t, "dev0", clientOpts{}), newClient(t, "dev1", clientOpts{}), newClient(t, "dev2", clientOpts{})
+			members := []*client{a}
+			if tc.heard {
+				members = append(members, c)
+			} else {
+				c.connect(ctx, s)
+			}
+			inCall(ctx, t, s, log, members...)
+			b.connect(ctx, s)
+			if tc.rejoin {
+				if err := s.Join("c1", "dev1"); err != nil {
+					t.Fatal(err)
+				}
+				s.Leave("c1", "dev1")
+			}
+			a.send(1)
+			if tc.heard {
+				waitFor(ctx, t, "dev0's packet at dev2", func() bool { return c.count("dev0") == 1 })
+			} else {
+				waitFor(ctx, t, "dev0's packet at the SFU", func() bool {
+					s.mu.Lock()
+					p := s.peers["dev0"]
+					s.mu.Unlock()
+					p.last.mu.Lock()
+					defer p.last.mu.Unlock()
+					return !p.last.at.IsZero()
+				})
+			}
+			time.Sleep(tc.wait)
+			if err := s.Join("c1", "dev1"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.want > 0 {
+				waitFor(ctx, t, "the pre-rolled packet at dev1", func() bool { return b.count("dev0") == tc.want })
+			}
+			// dev0 speaks on: what dev1 gets after the join flows, and by
+			// then anything pre-rolled would have come too.
+			a.send(5)
+			waitFor(ctx, t, "dev0's packets after the join at dev1", func() bool { return b.count("dev0") >= tc.want+3 })
+			b.mu.Lock()
+			var first uint32
+			for _, rc := range b.slots {
+				if ns := rc.from["dev0"]; len(ns) > 0 {
+					first = ns[0]
+				}
+			}
+			b.mu.Unlock()
+			if want := uint32(1 - tc.want); first != want {
+				t.Errorf("dev1's first packet of dev0 is #%d, want #%d", first, want)
+			}
+			b.check()
+		})
+	}
+}

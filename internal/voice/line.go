@@ -671,7 +671,8 @@ func (l *Line) Ringing() []api.Call {
 
 // Place rings the other members of conversation conv and returns the call,
 // sending at once: what is sent before anyone answers is dropped by the
-// server.
+// server, except the last frame, which a device that answers within a
+// frame of it hears first (sfu.Config.PreRoll).
 func (l *Line) Place(ctx context.Context, conv string) (*Call, error) {
 	call, err := l.begin(conv)
 	if err != nil {
