@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/url"
@@ -106,8 +107,9 @@ func MediaSuite(cs mls.CipherSuite) sframe.CipherSuite {
 }
 
 // CallEpoch is what SFrame needs of a conversation's current MLS epoch to
-// key a call's media (RFC 9605, section 5.2). Its Export works only while
-// the conversation is still in that epoch.
+// key a call's media (RFC 9605, section 5.2). Its Export gives the SFrame
+// base key, exported as the epoch was read: the group may move on before
+// it is asked for.
 type CallEpoch struct {
 	Suite sframe.CipherSuite
 	sframe.MLSEpoch
@@ -130,18 +132,23 @@ func (c *Client) CallEpoch(id string) (CallEpoch, error) {
 	for _, m := range g.Members() {
 		width = max(width, uint32(m.Index)+1)
 	}
+	suite := MediaSuite(g.Suite().ID())
+	// Exported now, with the epoch read: a commit processed before the
+	// call asks for it would leave nothing to export it from.
+	key, err := g.Export(sframe.ExporterLabel, []byte{}, suite.KeySize())
+	if err != nil {
+		return CallEpoch{}, err
+	}
 	epoch := g.Epoch()
 	return CallEpoch{
-		Suite: MediaSuite(g.Suite().ID()),
+		Suite: suite,
 		MLSEpoch: sframe.MLSEpoch{
 			Number: epoch, Self: uint32(g.MyLeaf()), GroupSize: width,
 			Export: func(label string, context []byte, n int) ([]byte, error) {
-				e.mu.Lock()
-				defer e.mu.Unlock()
-				if e.group == nil || e.group.Epoch() != epoch {
-					return nil, fmt.Errorf("conversation %s moved past epoch %d", id, epoch)
+				if label != sframe.ExporterLabel || len(context) != 0 || n != len(key) {
+					return nil, fmt.Errorf("conversation %s, epoch %d: only the SFrame base key is exported for a call", id, epoch)
 				}
-				return e.group.Export(label, context, n)
+				return bytes.Clone(key), nil
 			},
 		},
 	}, nil

@@ -90,26 +90,18 @@ func newCall(l *Line, conv string) (*Call, error) {
 	}
 	c := &Call{Conv: conv, line: l, sf: sf, track: client.NewCallTracker(l.c.Profile().Device), members: map[[2]uint64]client.Member{},
 		heard: make(chan struct{}), ended: make(chan struct{})}
-	// Watch before keying, so an epoch the group moves to meanwhile (another
-	// participant's rotation) is not missed; and key again when the epoch
-	// read moved before its secret could be exported.
+	// Watch before keying, so an epoch the group moves to meanwhile
+	// (another participant's rotation) is not missed.
 	c.stopWatch = l.c.WatchEpochs(func(id string, epoch uint64) {
 		if id == conv {
 			c.newEpoch()
 		}
 	})
-	for try := 0; ; try++ {
-		err = sf.AddEpoch(ce.MLSEpoch)
-		if err == nil || len(sf.Epochs()) > 0 {
-			return c, nil // keyed here, or by the watcher at a later epoch
-		}
-		next, cerr := l.c.CallEpoch(conv)
-		if cerr != nil || next.Number == ce.Number || try == 4 {
-			c.stopWatch()
-			return nil, err
-		}
-		ce = next
-	}
+	if err := sf.AddEpoch(ce.MLSEpoch); err != nil && len(sf.Epochs()) == 0 {
+		c.stopWatch()
+		return nil, err
+	} // else keyed, here or by the watcher at a later epoch
+	return c, nil
 }
 
 // newEpoch starts sending under the conversation's current epoch.

@@ -51,21 +51,15 @@ type CallKeys struct {
 // The key is what every member of the epoch can derive; it leaves the
 // module only for the page's own worker.
 func (k *Core) CallKeys(conv string) (CallKeys, error) {
-	// The group may move on between reading its epoch and exporting (a
-	// commit processed meanwhile): read it again, a few times.
-	for try := 0; ; try++ {
-		ce, err := k.c.CallEpoch(conv)
-		if err != nil {
-			return CallKeys{}, err
-		}
-		key, err := ce.Export(sframe.ExporterLabel, []byte{}, ce.Suite.KeySize())
-		if err == nil {
-			return CallKeys{Conversation: conv, Suite: uint16(ce.Suite), Epoch: ce.Number, Self: ce.Self, GroupSize: ce.GroupSize, BaseKey: key}, nil
-		}
-		if now, nerr := k.c.CallEpoch(conv); nerr != nil || now.Number == ce.Number || try == 4 {
-			return CallKeys{}, err
-		}
+	ce, err := k.c.CallEpoch(conv)
+	if err != nil {
+		return CallKeys{}, err
 	}
+	key, err := ce.Export(sframe.ExporterLabel, []byte{}, ce.Suite.KeySize())
+	if err != nil {
+		return CallKeys{}, err
+	}
+	return CallKeys{Conversation: conv, Suite: uint16(ce.Suite), Epoch: ce.Number, Self: ce.Self, GroupSize: ce.GroupSize, BaseKey: key}, nil
 }
 
 // Media sends the page's SDP offer for its media line to the forwarder and
