@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -120,6 +121,20 @@ func openVerified(e *cmdEnv, profile string) (*client.Client, func(), error) {
 		return nil, nil, err
 	}
 	return c, release, nil
+}
+
+// storeKeyFlags adds --store and --identity, the records officer's way to
+// an archive's records; the function it returns, called once the flags
+// are parsed, requires both and opens them (openStoreKey).
+func storeKeyFlags(fs *flag.FlagSet) func() (*archive.Store, *age.HybridIdentity, error) {
+	store := fs.String("store", "", "the archive's store directory")
+	idFile := fs.String("identity", "", "the private records key (hotline records keygen)")
+	return func() (*archive.Store, *age.HybridIdentity, error) {
+		if err := required(fs, "store", "identity"); err != nil {
+			return nil, nil, err
+		}
+		return openStoreKey(*store, *idFile)
+	}
 }
 
 // openStoreKey opens an archive's store and the records key that opens
@@ -338,16 +353,12 @@ func cmdRecords(e *cmdEnv, args []string) error {
 	case "grant":
 		fs := newFlags(e, "records grant", "records grant USER --store DIR --identity FILE --profile DIR -- CONVERSATION   (the records officer)")
 		profile := profileFlag(fs)
-		store := fs.String("store", "", "the archive's store directory")
-		idFile := fs.String("identity", "", "the private records key")
+		openStore := storeKeyFlags(fs)
 		pos, err := parse(fs, args[1:], 2, 2)
 		if err != nil {
 			return err
 		}
-		if err := required(fs, "store", "identity"); err != nil {
-			return err
-		}
-		s, id, err := openStoreKey(*store, *idFile)
+		s, id, err := openStore()
 		if err != nil {
 			return err
 		}
@@ -543,8 +554,7 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		return nil
 	case "read":
 		fs := newFlags(e, "records read", "records read --store DIR --identity FILE [--json] [--attachments DIR] [--audio DIR] -- CONVERSATION")
-		store := fs.String("store", "", "the archive's store directory")
-		idFile := fs.String("identity", "", "the private records key (hotline records keygen)")
+		openStore := storeKeyFlags(fs)
 		asJSON := fs.Bool("json", false, "print the records as JSON")
 		attDir := fs.String("attachments", "", "also decrypt the attachments into `dir`")
 		audioDir := fs.String("audio", "", "also open the calls' audio into `dir`, as Ogg Opus files (call-CALL-N.ogg)")
@@ -552,10 +562,7 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := required(fs, "store", "identity"); err != nil {
-			return err
-		}
-		s, id, err := openStoreKey(*store, *idFile)
+		s, id, err := openStore()
 		if err != nil {
 			return err
 		}
@@ -651,20 +658,19 @@ func saveAttachments(e *cmdEnv, s *archive.Store, recs []archive.Record, dir str
 func recordsExport(e *cmdEnv, args []string) error {
 	fs := newFlags(e, "records export", "records export --store DIR --identity FILE --out DIR --profile DIR -- CONVERSATION...   (the records officer; logged)")
 	profile := profileFlag(fs)
-	store := fs.String("store", "", "the archive's store directory")
-	idFile := fs.String("identity", "", "the private records key")
+	openStore := storeKeyFlags(fs)
 	out := fs.String("out", "", "the export's `directory` (created)")
 	convs, err := parse(fs, args, 1, 1000)
 	if err != nil {
 		return err
 	}
-	if err := required(fs, "store", "identity", "out"); err != nil {
+	if err := required(fs, "out"); err != nil {
 		return err
 	}
 	if _, err := os.Stat(*out); err == nil {
 		return withHint(fmt.Errorf("%s exists", *out), "an export goes to a new directory")
 	}
-	s, id, err := openStoreKey(*store, *idFile)
+	s, id, err := openStore()
 	if err != nil {
 		return err
 	}
