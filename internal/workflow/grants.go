@@ -120,8 +120,8 @@ func (s *Service) Export(ctx context.Context, a org.Actor, in api.RecordsExport)
 	if err := a.Can(directory.ActRecordsManage); err != nil {
 		return in, err
 	}
-	if len(in.Manifest) != 64 || strings.Trim(in.Manifest, "0123456789abcdef") != "" {
-		return in, apierr.New(apierr.BadRequest, "manifest: not a SHA-256 in lower-case hex")
+	if err := checkManifest(in.Manifest); err != nil {
+		return in, err
 	}
 	if len(in.Conversations) == 0 || len(in.Conversations) > maxExportConversations {
 		return in, apierr.New(apierr.BadRequest, "conversations: an export holds 1 to %d conversations, not %d", maxExportConversations, len(in.Conversations))
@@ -151,4 +151,13 @@ func (s *Service) Export(ctx context.Context, a org.Actor, in api.RecordsExport)
 		return nil
 	})
 	return in, wrap(err)
+}
+
+// checkManifest checks an export's name: its manifest's SHA-256, in
+// lower-case hex, as the log's entries name it.
+func checkManifest(m string) error {
+	if len(m) != 64 || strings.Trim(m, "0123456789abcdef") != "" {
+		return apierr.New(apierr.BadRequest, "manifest: not a SHA-256 in lower-case hex")
+	}
+	return nil
 }

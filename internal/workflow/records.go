@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"slices"
-	"strings"
 
 	"hotline/internal/api"
 	"hotline/internal/apierr"
@@ -143,26 +142,7 @@ func (s *Service) Expire(ctx context.Context, a org.Actor, in api.RecordsExpire)
 	if !a.User.Roles.Has(identity.RoleArchive) {
 		return in, apierr.New(apierr.Forbidden, "only the archive device lets records go")
 	}
-	group, err := base64.RawURLEncoding.DecodeString(in.Conversation)
-	if err != nil || len(group) == 0 {
-		return in, apierr.New(apierr.BadRequest, "conversation: not a conversation ID")
-	}
-	if in.Through <= 0 {
-		return in, apierr.New(apierr.BadRequest, "through: %d is not a message", in.Through)
-	}
-	err = s.update(ctx, func(tx *store.Tx, _ *[]string) error {
-		c, err := tx.GetConversation(ctx, group)
-		if errors.Is(err, store.ErrNotFound) {
-			return apierr.New(apierr.NotFound, "no such conversation %s", in.Conversation)
-		} else if err != nil {
-			return err
-		}
-		if in.Through > c.HeadSeq {
-			return apierr.New(apierr.BadRequest, "through: the conversation has %d messages", c.HeadSeq)
-		}
-		if err := noHold(ctx, tx, group); err != nil {
-			return err
-		}
+	err := s.letGo(ctx, a, in.Conversation, in.Through, func(tx *store.Tx, group []byte, c store.Conversation) error {
 		rs, err := tx.Retentions(ctx)
 		if err != nil {
 			return err
@@ -177,16 +157,54 @@ func (s *Service) Expire(ctx context.Context, a org.Actor, in api.RecordsExpire)
 		if !slices.ContainsFunc(rs, func(r store.Retention) bool { return r.Level == level }) {
 			return apierr.New(apierr.Conflict, "no retention schedule for %s records: they are kept for good", level)
 		}
-		done, err := tx.Expired(ctx, group)
-		if err != nil || in.Through <= done {
-			return err
-		}
-		if err := tx.SetExpired(ctx, group, in.Through, s.cfg.Now()); err != nil {
-			return err
-		}
-		return s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsExpire, Conversation: in.Conversation, Count: int(in.Through)})
-	})
+		return nil
+	}, false, tlog.Entry{Type: tlog.TypeRecordsExpire, Conversation: in.Conversation, Count: int(in.Through)})
 	return in, err
+}
+
+// letGo records, and logs as entry, that a conversation's records go
+// through a message: the conversation must have that message, no hold may
+// cover it, and check (if not nil) may refuse. Records already let go
+// through it are not let go again, and logged again only if always.
+func (s *Service) letGo(ctx context.Context, a org.Actor, conv string, through int64, check func(tx *store.Tx, group []byte, c store.Conversation) error, always bool, entry tlog.Entry) error {
+	group, err := base64.RawURLEncoding.DecodeString(conv)
+	if err != nil || len(group) == 0 {
+		return apierr.New(apierr.BadRequest, "conversation: not a conversation ID")
+	}
+	if through <= 0 {
+		return apierr.New(apierr.BadRequest, "through: %d is not a message", through)
+	}
+	return s.update(ctx, func(tx *store.Tx, _ *[]string) error {
+		c, err := tx.GetConversation(ctx, group)
+		if errors.Is(err, store.ErrNotFound) {
+			return apierr.New(apierr.NotFound, "no such conversation %s", conv)
+		} else if err != nil {
+			return err
+		}
+		if through > c.HeadSeq {
+			return apierr.New(apierr.BadRequest, "through: the conversation has %d messages", c.HeadSeq)
+		}
+		if err := noHold(ctx, tx, group); err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(tx, group, c); err != nil {
+				return err
+			}
+		}
+		done, err := tx.Expired(ctx, group)
+		if err != nil {
+			return err
+		}
+		if through > done {
+			if err := tx.SetExpired(ctx, group, through, s.cfg.Now()); err != nil {
+				return err
+			}
+		} else if !always {
+			return nil
+		}
+		return s.log(ctx, tx, a, entry)
+	})
 }
 
 // MoveDestinations are the stable codes of where records move to (the
@@ -201,43 +219,14 @@ func (s *Service) Move(ctx context.Context, a org.Actor, in api.RecordsMove) (ap
 	if err := a.Can(directory.ActRecordsManage); err != nil {
 		return in, err
 	}
-	if len(in.Manifest) != 64 || strings.Trim(in.Manifest, "0123456789abcdef") != "" {
-		return in, apierr.New(apierr.BadRequest, "manifest: not a SHA-256 in lower-case hex")
+	if err := checkManifest(in.Manifest); err != nil {
+		return in, err
 	}
 	if !slices.Contains(MoveDestinations, in.To) {
 		return in, apierr.New(apierr.BadRequest, "to %q: want one of %v (the system itself stays with the records officer)", in.To, MoveDestinations)
 	}
-	group, err := base64.RawURLEncoding.DecodeString(in.Conversation)
-	if err != nil || len(group) == 0 {
-		return in, apierr.New(apierr.BadRequest, "conversation: not a conversation ID")
-	}
-	if in.Through <= 0 {
-		return in, apierr.New(apierr.BadRequest, "through: %d is not a message", in.Through)
-	}
-	err = s.update(ctx, func(tx *store.Tx, _ *[]string) error {
-		c, err := tx.GetConversation(ctx, group)
-		if errors.Is(err, store.ErrNotFound) {
-			return apierr.New(apierr.NotFound, "no such conversation %s", in.Conversation)
-		} else if err != nil {
-			return err
-		}
-		if in.Through > c.HeadSeq {
-			return apierr.New(apierr.BadRequest, "through: the conversation has %d messages", c.HeadSeq)
-		}
-		if err := noHold(ctx, tx, group); err != nil {
-			return err
-		}
-		done, err := tx.Expired(ctx, group)
-		if err != nil {
-			return err
-		}
-		if in.Through > done {
-			if err := tx.SetExpired(ctx, group, in.Through, s.cfg.Now()); err != nil {
-				return err
-			}
-		}
-		return s.log(ctx, tx, a, tlog.Entry{Type: tlog.TypeRecordsMove, Item: in.Manifest, Conversation: in.Conversation, Count: int(in.Through), Reason: in.To})
-	})
+	err := s.letGo(ctx, a, in.Conversation, in.Through, nil, true,
+		tlog.Entry{Type: tlog.TypeRecordsMove, Item: in.Manifest, Conversation: in.Conversation, Count: int(in.Through), Reason: in.To})
 	return in, err
 }
 
