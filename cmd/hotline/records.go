@@ -489,15 +489,12 @@ func cmdRecords(e *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		checks, err := s.Verify(hs)
-		if err != nil {
-			return err
-		}
 		calls, err := c.LoggedCalls()
 		if err != nil {
 			return err
 		}
-		if checks, err = s.VerifyCalls(checks, calls); err != nil {
+		checks, err := s.Verify(hs, calls)
+		if err != nil {
 			return err
 		}
 		bad := 0

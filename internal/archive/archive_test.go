@@ -343,7 +343,7 @@ func codes(ch Check) []string {
 func TestVerify(t *testing.T) {
 	verify := func(s *Store, heads map[string]Head) Check {
 		t.Helper()
-		cs, err := s.Verify(heads)
+		cs, err := s.Verify(heads, nil)
 		if err != nil || len(cs) != 1 {
 			t.Fatalf("verify: %v %v", cs, err)
 		}
@@ -510,7 +510,7 @@ func TestRetention(t *testing.T) {
 	if es, _ := s.Expirable(p, level, now); len(es) != 0 {
 		t.Errorf("expired twice: %+v", es)
 	}
-	checks, err := s.Verify(map[string]Head{"c1": {Seq: 10, Chain: chain[10]}})
+	checks, err := s.Verify(map[string]Head{"c1": {Seq: 10, Chain: chain[10]}}, nil)
 	if err != nil || !checks[0].Complete || checks[0].Expired != 6 || checks[0].Records != 2 {
 		t.Errorf("verify after expiry: %+v %v", checks, err)
 	}
@@ -518,7 +518,7 @@ func TestRetention(t *testing.T) {
 	if err := s.Seal(&Record{Conversation: "c1", Seq: 3, Kind: "text", Text: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	if checks, _ := s.Verify(map[string]Head{"c1": {Seq: 10, Chain: chain[10]}}); checks[0].Complete || !slices.Equal(codes(checks[0]), []string{"unexpired"}) {
+	if checks, _ := s.Verify(map[string]Head{"c1": {Seq: 10, Chain: chain[10]}}, nil); checks[0].Complete || !slices.Equal(codes(checks[0]), []string{"unexpired"}) {
 		t.Errorf("a record kept past its expiry: %+v", checks[0].Problems)
 	}
 }

@@ -131,20 +131,16 @@ func (s *Store) expireCalls(conv string, through int64) error {
 	if err != nil {
 		return err
 	}
-	files, err := os.ReadDir(filepath.Join(s.dir, conv))
+	files, err := s.callFiles(conv)
 	if err != nil {
 		return err
 	}
-	for _, f := range files {
-		m := callRecord.FindStringSubmatch(f.Name())
-		if m == nil {
-			m = callAudio.FindStringSubmatch(f.Name())
-		}
-		if m == nil {
+	for call, names := range files {
+		if a, ok := after[call]; !ok || a >= through {
 			continue
 		}
-		if a, ok := after[m[1]]; ok && a < through {
-			if err := os.Remove(filepath.Join(s.dir, conv, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		for _, name := range names {
+			if err := os.Remove(filepath.Join(s.dir, conv, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 		}
@@ -346,60 +342,57 @@ func (o *openedAudio) Close() error { return o.f.Close() }
 // records read --audio writes it as.
 func AudioName(file string) string { return strings.TrimSuffix(file, ".age") }
 
-// VerifyCalls adds to checks (Verify's) what the log says of calls: each
-// call of a conversation of the store that someone answered, from the
-// archive's first message on, must be in the store (its record, or at
-// least its audio), unless it has expired. A call missing is a gap in the
-// records: "unrecorded" (the archive was not running, was in another call,
-// or could not join), with the log entry that shows it.
-func (s *Store) VerifyCalls(checks []Check, logged map[string][]client.LoggedCall) ([]Check, error) {
-	for i := range checks {
-		ch := &checks[i]
-		links, err := s.ChainIndex(ch.Conversation)
-		if err != nil || len(links) == 0 {
-			continue // Verify has said so
-		}
-		have, err := s.callFiles(ch.Conversation)
-		if err != nil {
-			return nil, err
-		}
-		since := links[0].Time
-		// The calls that rang before the last message let go expired
-		// with it (to the second the log keeps: one in that second is
-		// not asked for).
-		var until time.Time
-		for _, l := range links {
-			if l.Seq == ch.Expired {
-				until = l.Time
-			}
-		}
-		for _, lc := range logged[ch.Conversation] {
-			if !lc.Answered || lc.Start.Before(since) || (!until.IsZero() && !lc.Start.After(until)) {
-				continue
-			}
-			ch.Calls++
-			if !have[lc.ID] {
-				ch.Problems = append(ch.Problems, fmt.Sprintf("unrecorded: call %s (log entry %d, %s) is not in the store", lc.ID, lc.Index, lc.Start.Format(time.RFC3339)))
-				ch.Complete = false
-			}
+// verifyCalls checks a conversation's calls as the log records them
+// (logged) against the store: each call that someone answered, from the
+// archive's first message on (links: the chain index), must be in the
+// store (its record, or at least its audio), unless it has expired. A call
+// missing is a gap in the records: "unrecorded" (the archive was not
+// running, was in another call, or could not join), with the log entry
+// that shows it.
+func (s *Store) verifyCalls(ch *Check, links []Link, logged []client.LoggedCall) error {
+	if len(logged) == 0 {
+		return nil
+	}
+	have, err := s.callFiles(ch.Conversation)
+	if err != nil {
+		return err
+	}
+	since := links[0].Time
+	// The calls that rang before the last message let go expired with it
+	// (to the second the log keeps: one in that second is not asked for).
+	var until time.Time
+	for _, l := range links {
+		if l.Seq == ch.Expired {
+			until = l.Time
 		}
 	}
-	return checks, nil
+	for _, lc := range logged {
+		if !lc.Answered || lc.Start.Before(since) || (!until.IsZero() && !lc.Start.After(until)) {
+			continue
+		}
+		ch.Calls++
+		if len(have[lc.ID]) == 0 {
+			ch.Problems = append(ch.Problems, fmt.Sprintf("unrecorded: call %s (log entry %d, %s) is not in the store", lc.ID, lc.Index, lc.Start.Format(time.RFC3339)))
+		}
+	}
+	return nil
 }
 
-// callFiles returns the calls the store holds anything of (a record or
-// audio) in a conversation.
-func (s *Store) callFiles(conv string) (map[string]bool, error) {
+// callFiles returns the files the store holds of each call of a
+// conversation (its record and its audio), by call ID.
+func (s *Store) callFiles(conv string) (map[string][]string, error) {
 	files, err := os.ReadDir(filepath.Join(s.dir, conv))
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]bool{}
+	out := map[string][]string{}
 	for _, f := range files {
-		if m := callRecord.FindStringSubmatch(f.Name()); m != nil {
-			out[m[1]] = true
-		} else if m := callAudio.FindStringSubmatch(f.Name()); m != nil {
-			out[m[1]] = true
+		m := callRecord.FindStringSubmatch(f.Name())
+		if m == nil {
+			m = callAudio.FindStringSubmatch(f.Name())
+		}
+		if m != nil {
+			out[m[1]] = append(out[m[1]], f.Name())
 		}
 	}
 	return out, nil

@@ -106,7 +106,7 @@ func TestSealCall(t *testing.T) {
 	if err != nil || len(cs) != 1 || !slices.Equal(cs[0].Seqs, []int64{3, 4, 5, 6, 7, 8, 9, 10}) || !slices.Equal(cs[0].Calls, []string{call}) {
 		t.Fatalf("list: %+v, %v", cs, err)
 	}
-	checks, err := s.Verify(map[string]Head{"c1": {Seq: 10, Chain: chain[10]}})
+	checks, err := s.Verify(map[string]Head{"c1": {Seq: 10, Chain: chain[10]}}, nil)
 	if err != nil || !checks[0].Complete || checks[0].Records != 8 {
 		t.Errorf("verify with a call: %+v %v", checks, err)
 	}

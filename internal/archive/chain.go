@@ -175,20 +175,21 @@ type Check struct {
 }
 
 // Verify checks every conversation of the store against the newest chain
-// head the log commits of it (heads, by conversation ID).
-func (s *Store) Verify(heads map[string]Head) ([]Check, error) {
+// head the log commits of it (heads, by conversation ID), and against the
+// calls the log records of it (calls, by conversation ID; see verifyCalls).
+func (s *Store) Verify(heads map[string]Head, calls map[string][]client.LoggedCall) ([]Check, error) {
 	cs, err := s.List()
 	if err != nil {
 		return nil, err
 	}
 	var out []Check
 	for _, c := range cs {
-		out = append(out, s.verifyOne(c, heads))
+		out = append(out, s.verifyOne(c, heads, calls[c.ID]))
 	}
 	return out, nil
 }
 
-func (s *Store) verifyOne(c Conversation, heads map[string]Head) Check {
+func (s *Store) verifyOne(c Conversation, heads map[string]Head, calls []client.LoggedCall) Check {
 	ch := Check{Conversation: c.ID}
 	problem := func(format string, args ...any) { ch.Problems = append(ch.Problems, fmt.Sprintf(format, args...)) }
 	links, err := s.ChainIndex(c.ID)
@@ -245,6 +246,9 @@ func (s *Store) verifyOne(c Conversation, heads map[string]Head) Check {
 		if !bytes.Equal(indexed[h.Seq].Chain, h.Chain) {
 			problem("mismatch: at #%d the store's chain differs from the log's: it holds other messages than the server committed", h.Seq)
 		}
+	}
+	if err := s.verifyCalls(&ch, links, calls); err != nil {
+		problem("index: %v", err)
 	}
 	ch.Complete = len(ch.Problems) == 0
 	return ch

@@ -155,15 +155,13 @@ func exportConversation(in ExportInput, conv string, files map[string][]byte) (E
 	if err != nil {
 		return ExportedConversation{}, err
 	}
-	cs, err := in.Store.List()
-	if err != nil {
+	seqs, err := in.Store.seqsOf(conv)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ExportedConversation{}, fmt.Errorf("the archive holds no conversation %s", conv)
+	} else if err != nil {
 		return ExportedConversation{}, err
 	}
-	i := slices.IndexFunc(cs, func(c Conversation) bool { return c.ID == conv })
-	if i < 0 {
-		return ExportedConversation{}, fmt.Errorf("the archive holds no conversation %s", conv)
-	}
-	check := in.Store.verifyOne(cs[i], map[string]Head{conv: {Seq: head.Seq, Chain: head.Chain, Index: proof.Index}})
+	check := in.Store.verifyOne(Conversation{ID: conv, Seqs: seqs}, map[string]Head{conv: {Seq: head.Seq, Chain: head.Chain, Index: proof.Index}}, nil)
 	if !check.Complete {
 		return ExportedConversation{}, fmt.Errorf("not proven complete to the log's head #%d: %s", head.Seq, strings.Join(check.Problems, "; "))
 	}

@@ -23,8 +23,6 @@ type LoggedCall struct {
 	Caller string    `json:"caller"`
 	// Answered: a device of someone other than the caller joined.
 	Answered bool `json:"answered,omitempty"`
-	// Joined are the users who joined, the caller aside.
-	Joined []string `json:"joined,omitempty"`
 }
 
 // callsFromLog follows the call.start and call.join entries of the log
@@ -51,7 +49,6 @@ func (c *Client) callsFromLog(old int64, entries []tlog.Entry) error {
 				if list[k].ID == e.Call {
 					if e.User != list[k].Caller {
 						list[k].Answered = true
-						list[k].Joined = append(list[k].Joined, e.User)
 					}
 					break
 				}

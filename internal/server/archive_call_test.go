@@ -293,7 +293,7 @@ func TestArchiveRecordsCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checks, err := ro.Verify(hs)
+	checks, err := ro.Verify(hs, nil)
 	if err != nil || len(checks) != 1 || !checks[0].Complete {
 		t.Errorf("verify with a call in the store: %+v, %v", checks, err)
 	}
@@ -303,15 +303,14 @@ func TestArchiveRecordsCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if checks, err = ro.VerifyCalls(checks, logged); err != nil || !checks[0].Complete || checks[0].Calls != 1 {
+	if checks, err = ro.Verify(hs, logged); err != nil || !checks[0].Complete || checks[0].Calls != 1 {
 		t.Errorf("verify the calls: %+v, %v", checks, err)
 	}
 	files, _ := filepath.Glob(filepath.Join(ro.Dir(), info.ID, "call-*"))
 	for _, f := range files {
 		os.Remove(f)
 	}
-	checks, _ = ro.Verify(hs)
-	if checks, err = ro.VerifyCalls(checks, logged); err != nil || checks[0].Complete || len(checks[0].Problems) != 1 || !strings.HasPrefix(checks[0].Problems[0], "unrecorded: call ") {
+	if checks, err = ro.Verify(hs, logged); err != nil || checks[0].Complete || len(checks[0].Problems) != 1 || !strings.HasPrefix(checks[0].Problems[0], "unrecorded: call ") {
 		t.Errorf("verify without the call's files (%d removed): %+v, %v", len(files), checks, err)
 	}
 	e.noCanary(t, canary, "conversation_messages")

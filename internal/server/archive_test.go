@@ -174,7 +174,7 @@ func TestArchiveDevice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checks, err := ro.Verify(hs)
+			checks, err := ro.Verify(hs, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,7 +184,7 @@ func TestArchiveDevice(t *testing.T) {
 			if err := os.Remove(filepath.Join(storeDir, info.ID, fmt.Sprintf("%012d.age", recs[1].Seq))); err != nil {
 				t.Fatal(err)
 			}
-			if checks, err := ro.Verify(hs); err != nil || checks[0].Complete || !strings.HasPrefix(strings.Join(checks[0].Problems, ";"), "missing: record #") {
+			if checks, err := ro.Verify(hs, nil); err != nil || checks[0].Complete || !strings.HasPrefix(strings.Join(checks[0].Problems, ";"), "missing: record #") {
 				t.Errorf("a deleted record: %+v %v", checks, err)
 			}
 			e.noCanary(t, canary, "conversation_messages")

@@ -134,7 +134,7 @@ func TestRecordsRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 			hs, _ := officer.ChainHeads()
-			checks, err := s.Verify(hs)
+			checks, err := s.Verify(hs, nil)
 			if err != nil || len(checks) != 1 || !checks[0].Complete || checks[0].Expired != expired[0].Seq {
 				t.Errorf("verify after expiry: %+v %v", checks, err)
 			}
@@ -264,7 +264,7 @@ func TestRecordsReclassifyMove(t *testing.T) {
 	if _, err := officer.VerifyLog(ctx); err != nil {
 		t.Fatal(err)
 	}
-	checks, err := s.Verify(hs)
+	checks, err := s.Verify(hs, nil)
 	if err != nil || len(checks) != 2 || !checks[0].Complete || !checks[1].Complete {
 		t.Errorf("verify after the move: %+v %v", checks, err)
 	}
