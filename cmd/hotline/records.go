@@ -698,8 +698,7 @@ func recordsExport(e *cmdEnv, args []string) error {
 	}
 	prof := c.Profile()
 	in.Org, in.By, in.Device = prof.Org, prof.User, prof.Device
-	var digest [32]byte
-	_, in.DeviceKey = c.SignExport(digest) // the key; the signature comes once the manifest is made
+	in.DeviceKey = c.ExportKey()
 	tmp := *out + ".partial"
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
@@ -714,7 +713,7 @@ func recordsExport(e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	digest = sha256.Sum256(mb)
+	digest := sha256.Sum256(mb)
 	var logged []api.RecordsExportConversation
 	records := 0
 	for _, ec := range m.Conversations {
@@ -724,7 +723,7 @@ func recordsExport(e *cmdEnv, args []string) error {
 	if err := c.LogExport(e.ctx, digest, logged); err != nil {
 		return fmt.Errorf("the server did not log the export, so none was made: %w", err)
 	}
-	sig, _ := c.SignExport(digest)
+	sig := c.SignExport(digest)
 	if err := os.WriteFile(filepath.Join(tmp, "manifest.sig"), []byte(base64.StdEncoding.EncodeToString(sig)+"\n"), 0o600); err != nil {
 		return err
 	}

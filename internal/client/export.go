@@ -84,10 +84,14 @@ func (c *Client) LogExport(ctx context.Context, manifest [sha256.Size]byte, conv
 const exportSigContext = "hotline records export v1\x00"
 
 // SignExport signs an export's manifest (its SHA-256) with this device's
-// key, and returns the signature and the key (base64).
-func (c *Client) SignExport(manifest [sha256.Size]byte) (sig []byte, key string) {
-	return c.sig.Sign(append([]byte(exportSigContext), manifest[:]...)), c.sig.Public().String()
+// key (ExportKey).
+func (c *Client) SignExport(manifest [sha256.Size]byte) []byte {
+	return c.sig.Sign(append([]byte(exportSigContext), manifest[:]...))
 }
+
+// ExportKey is the key that checks this device's signatures of exports:
+// its signing key, base64.
+func (c *Client) ExportKey() string { return c.sig.Public().String() }
 
 // VerifyExportSignature checks a manifest's signature by a device key
 // (base64) and returns the device it names.

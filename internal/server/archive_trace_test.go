@@ -111,7 +111,7 @@ func TestArchiveTracesLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "export")
-	_, key := officer.SignExport([32]byte{})
+	key := officer.ExportKey()
 	man, mb, err := archive.WriteExport(dir, archive.ExportInput{Store: s, Identity: id, Conversations: []string{m.Conversation},
 		Proofs: map[string]client.EntryProof{m.Conversation: proof}, Checkpoint: cp,
 		Org: "state.example", By: "ro@state.example", Device: officer.Profile().Device, DeviceKey: key, Made: o.e.clock.Now()})
@@ -119,7 +119,7 @@ func TestArchiveTracesLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	digest := sha256.Sum256(mb)
-	sig, _ := officer.SignExport(digest)
+	sig := officer.SignExport(digest)
 	if err := os.WriteFile(filepath.Join(dir, "manifest.sig"), []byte(base64.StdEncoding.EncodeToString(sig)), 0o600); err != nil {
 		t.Fatal(err)
 	}
