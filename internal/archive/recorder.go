@@ -59,11 +59,11 @@ func (r *recorder) onCall(event string, v api.Call) {
 		return
 	}
 	r.mu.Lock()
-	busy := r.in != "" && r.in != v.ID
+	in := r.in
 	r.mu.Unlock()
-	if busy && r.c.Conversation(v.Conversation).ArchiveRequired {
+	if in != "" && in != v.ID && r.c.Conversation(v.Conversation).ArchiveRequired {
 		r.report(Event{Kind: "problem", Conversation: v.Conversation, Call: v.ID,
-			Err: fmt.Errorf("call %s is not recorded: the archive is in call %s, and a device takes part in one call at a time", v.ID, r.in)})
+			Err: fmt.Errorf("call %s is not recorded: the archive is in call %s, and a device takes part in one call at a time", v.ID, in)})
 	}
 	select {
 	case r.wake <- struct{}{}:
