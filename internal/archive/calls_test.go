@@ -224,3 +224,38 @@ func TestCallAudioRefuses(t *testing.T) {
 		t.Error("a read-only store sealed audio")
 	}
 }
+
+// FuzzCallsNote: a conversation's calls note (CALL AFTER per line) reads
+// as calls with valid IDs and places, or ErrMalformed.
+func FuzzCallsNote(f *testing.F) {
+	f.Add("0123abcd 6\n")
+	f.Add("a 0\nb 12\n")
+	f.Add("abc -1\n")
+	f.Add("../x 3\n")
+	f.Add("")
+	_, to := newKey(f)
+	s, err := Create(f.TempDir(), to)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(s.Dir(), "c1"), 0o700); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, note string) {
+		if err := os.WriteFile(filepath.Join(s.Dir(), "c1", "calls"), []byte(note), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		calls, err := s.callsAfter("c1")
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatal(err)
+			}
+			return
+		}
+		for id, after := range calls {
+			if !callID.MatchString(id) || after < 0 {
+				t.Fatalf("accepted call %q after #%d", id, after)
+			}
+		}
+	})
+}
