@@ -87,12 +87,14 @@ type childResponse struct {
 	Err       string
 	User, Sys time.Duration // the child's CPU time
 	Forwarded uint64
+	Fast      uint64 // forwarded on the fast path
 }
 
 // runChild serves an SFU on 127.0.0.1 to the parent benchmark, one JSON
 // request on stdin, one response on stdout, until stdin closes.
 func runChild() int {
-	s, err := New(Config{})
+	// HOTLINE_SFU_BENCH_PIONPATH=1 turns the fast path off, to compare.
+	s, err := New(Config{PionPath: os.Getenv("HOTLINE_SFU_BENCH_PIONPATH") == "1"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -136,7 +138,7 @@ func runChild() int {
 			err = s.Join(req.Call, req.Device)
 		case "usage":
 			resp.User, resp.Sys, err = processCPU()
-			resp.Forwarded = s.forwarded.Load()
+			resp.Forwarded, resp.Fast = s.forwarded.Load(), s.fastOut.Load()
 			usages++
 			switch {
 			case tracePath == "" || err != nil:
@@ -371,6 +373,7 @@ func benchCalls(b *testing.B, calls int, window time.Duration) {
 	b.ReportMetric(float64(user+sys)/float64(time.Microsecond)/fwd, "cpu-us/fwd")
 	b.ReportMetric(float64(sys)/float64(time.Microsecond)/fwd, "sys-us/fwd")
 	b.ReportMetric(fwd/elapsed.Seconds(), "fwd/s")
+	b.ReportMetric(100*float64(u1.Fast-u0.Fast)/fwd, "fast-%")
 	b.ReportMetric(float64(sent)/elapsed.Seconds(), "sent/s")
 	cores, devCores := float64(user+sys)/float64(elapsed), float64(user1-user0+sys1-sys0)/float64(elapsed)
 	b.ReportMetric(cores, "cores")

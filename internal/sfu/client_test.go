@@ -28,6 +28,8 @@ type client struct {
 	mic *webrtc.TrackLocalStaticRTP
 	cut *cutConn // nil unless the client was made with cuttable
 
+	seqBase uint16 // sequence number of the first packet
+
 	sent    atomic.Uint32 // packets sent
 	stop    chan struct{}
 	stopped chan struct{}
@@ -44,18 +46,22 @@ type received struct {
 }
 
 type clientOpts struct {
-	sendrecv  bool // declare the microphone sendrecv rather than sendonly
-	micLast   bool // put the slots before the microphone in the offer
-	tcp       bool // TCP candidates only
-	cuttable  bool // traffic through a cutConn the test can cut
-	slots     int  // number of receiving sections; default Slots
+	sendrecv  bool   // declare the microphone sendrecv rather than sendonly
+	micLast   bool   // put the slots before the microphone in the offer
+	tcp       bool   // TCP candidates only
+	cuttable  bool   // traffic through a cutConn the test can cut
+	slots     int    // number of receiving sections; default Slots
+	seqBase   uint16 // sequence number of the first packet; default 1000
 	noConnect bool
 }
 
 // newClient makes a client; it is closed when the test ends.
 func newClient(tb testing.TB, id string, o clientOpts) *client {
 	tb.Helper()
-	c := &client{tb: tb, id: id, slots: make(map[string]*received), stop: make(chan struct{}), stopped: make(chan struct{})}
+	c := &client{tb: tb, id: id, slots: make(map[string]*received), stop: make(chan struct{}), stopped: make(chan struct{}), seqBase: 1000}
+	if o.seqBase != 0 {
+		c.seqBase = o.seqBase
+	}
 	close(c.stopped)
 
 	var se webrtc.SettingEngine
@@ -210,12 +216,14 @@ func parsePayload(b []byte) (sender string, n uint32, intact bool) {
 }
 
 // send sends up to max packets at 20 ms intervals until stopSending,
-// counting on from the packets sent before.
+// counting on from the packets sent before. A sending already under way
+// is stopped first.
 func (c *client) send(max int) {
-	c.stop = make(chan struct{})
-	c.stopped = make(chan struct{})
+	c.stopSending()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	c.stop, c.stopped = stop, stopped
 	go func() {
-		defer close(c.stopped)
+		defer close(stopped)
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		start := c.sent.Load()
@@ -225,7 +233,7 @@ func (c *client) send(max int) {
 				Header: rtp.Header{
 					Version:        2,
 					PayloadType:    111,
-					SequenceNumber: uint16(n + 1000),
+					SequenceNumber: c.seqBase + uint16(n),
 					Timestamp:      n * 960,
 					Marker:         i == 0,
 				},
@@ -234,7 +242,7 @@ func (c *client) send(max int) {
 			_ = c.mic.WriteRTP(pkt) // fails only while the connection closes
 			c.sent.Store(n + 1)
 			select {
-			case <-c.stop:
+			case <-stop:
 				return
 			case <-t.C:
 			}

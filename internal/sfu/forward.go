@@ -15,6 +15,7 @@ import (
 // RTP stream state that keeps the slot one continuous stream while its
 // source changes.
 type outSlot struct {
+	owner  *peer // the device the slot sends to
 	track  *webrtc.TrackLocalStaticRTP
 	t      *webrtc.RTPTransceiver
 	sender *webrtc.RTPSender
@@ -33,6 +34,9 @@ type outSlot struct {
 	packets  uint64      // packets written
 	bytes    uint64      // payload bytes written
 	remote   remoteStats // from the device's receiver reports
+	pt       uint8       // the payload type negotiated for Opus
+	roc      uint32      // SRTP rollover count: times lastSeq wrapped
+	fast     bool        // written on the fast path
 }
 
 // setSource makes the slot carry src's microphone (nil: nothing).
@@ -75,8 +79,14 @@ func (o *outSlot) writeLocked(src *peer, in *rtp.Packet, now time.Time) {
 	out.SequenceNumber += o.seqOff
 	out.Timestamp += o.tsOff
 	out.Extension, out.ExtensionProfile, out.Extensions, out.CSRC = false, 0, nil, nil
-	if err := o.track.WriteRTP(&out); err != nil {
-		return // the receiving connection is closing
+	wrapped := o.started && int16(out.SequenceNumber-o.lastSeq) > 0 && out.SequenceNumber < o.lastSeq
+	if wrapped {
+		o.roc++
+	}
+	if !o.writeFast(&out) {
+		if err := o.track.WriteRTP(&out); err != nil {
+			return // the receiving connection is closing
+		}
 	}
 	src.s.forwarded.Add(1)
 	if !o.started || int16(out.SequenceNumber-o.lastSeq) > 0 {
@@ -178,6 +188,7 @@ func (p *peer) startForwardingLocked(t *webrtc.TrackRemote) {
 		return
 	}
 	pt := uint8(t.PayloadType())
+	p.micStream.Store(&micStream{ssrc: uint32(t.SSRC()), pt: pt})
 	var pkt rtp.Packet // used by one writer at a time
 	b.setHook(func(raw []byte) {
 		if len(raw) < 2 || raw[1]&0x7f != pt {

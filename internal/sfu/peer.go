@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -46,6 +47,16 @@ type peer struct {
 
 	bufMu sync.Mutex               // guards bufs
 	bufs  map[uint32]*streamBuffer // the buffers of the incoming RTP streams, by SSRC
+
+	// The fast path (fast.go).
+	hs         handshakeLog              // what the SFU saw of its DTLS handshake
+	micStream  atomic.Pointer[micStream] // the microphone's stream, once pion knows it
+	line       atomic.Pointer[fastLine]  // nil: none (yet)
+	verified   atomic.Bool               // the derived keys decrypted the microphone
+	lineMu     sync.Mutex                // guards the fields below, and serialises changes to line
+	lineClosed bool                      // the connection is closing: no more lines
+	recv       *srtp.Context             // the derived keys
+	send       *sendKeys
 
 	// Guarded by s.mu.
 	up        bool      // connected now
@@ -241,11 +252,18 @@ func (s *SFU) newPeer(device string, o *offer) (*peer, error) {
 	ir := &interceptor.Registry{}
 	se := s.se
 	se.BufferFactory = p.newBuffer
+	if !s.cfg.PionPath {
+		se.SetDTLSKeyLogWriter(&p.hs)
+		se.SetDTLSServerHelloMessageHook(p.hs.serverHello)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
 	var err error
 	p.pc, err = api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+		// No RTP header encryption (RFC 9335): the fast path's SRTP
+		// contexts do not do it.
+		RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable,
 	})
 	if err != nil {
 		return nil, err
@@ -276,12 +294,15 @@ func (s *SFU) newPeer(device string, o *offer) (*peer, error) {
 			p.close()
 			return nil, err
 		}
-		o := &outSlot{track: track, t: t, sender: t.Sender()}
+		o := &outSlot{owner: p, track: track, t: t, sender: t.Sender()}
 		if enc := o.sender.GetParameters().Encodings; len(enc) > 0 {
 			o.ssrc = uint32(enc[0].SSRC)
 		}
 		p.outs[k] = o
 	}
+	p.micT.Receiver().Transport().ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
+		p.updateLine()
+	})
 	return p, nil
 }
 
@@ -305,6 +326,13 @@ func (p *peer) negotiate(ctx context.Context, offerSDP string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	for _, o := range p.outs {
+		if c := o.sender.GetParameters().Codecs; len(c) > 0 {
+			o.mu.Lock()
+			o.pt = uint8(c[0].PayloadType)
+			o.mu.Unlock()
+		}
+	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return "", err
@@ -319,6 +347,7 @@ func (p *peer) negotiate(ctx context.Context, offerSDP string) (string, error) {
 
 func (p *peer) close() {
 	p.closing.Do(func() { close(p.done) })
+	p.dropLine()
 	if err := p.pc.Close(); err != nil {
 		p.s.log.Debug("close connection", "device", p.device, "err", err)
 	}
@@ -344,6 +373,9 @@ func (p *peer) stateChanged(st webrtc.PeerConnectionState) {
 	}
 	s.mu.Unlock()
 	s.wakeReaper()
+	if st == webrtc.PeerConnectionStateConnected {
+		p.updateLine()
+	}
 }
 
 // track starts forwarding the microphone.

@@ -46,6 +46,13 @@
 // for [Config.DropAfter] is dropped: it leaves its call, its connection is
 // closed, and [Config.OnGone] is called.
 //
+// Packets take one of two paths. pion's PeerConnection does signalling,
+// ICE, DTLS, RTCP and ICE-TCP, and carries each connection's media until
+// the SFU has verified SRTP keys of its own for it; from then on a
+// microphone's packets over UDP take the fast path (fast.go): off the
+// socket, decrypted, forwarded and sent on one goroutine, never crossing
+// pion's. [Config.PionPath] turns the fast path off.
+//
 // # Stats
 //
 // [SFU.Stats] reports, per device, what came in from its microphone and
@@ -153,6 +160,9 @@ type Config struct {
 	// Logger receives the SFU's log, pion's included (pion's info and
 	// debug at Debug). nil discards it.
 	Logger *slog.Logger
+	// PionPath turns the fast path off (fast.go): every packet goes
+	// through pion's pipeline. For comparison in benchmarks and tests.
+	PionPath bool
 }
 
 // SFU forwards the audio of calls among connected devices. Its methods
@@ -163,14 +173,15 @@ type Config struct {
 // SFU's methods, and should not block for long, since later callbacks
 // wait for them.
 type SFU struct {
-	cfg    Config
-	log    *slog.Logger
-	pion   *pionLogs
-	udp    net.PacketConn
-	tcp    net.Listener
-	udpMux ice.UDPMux
-	tcpMux ice.TCPMux
-	se     webrtc.SettingEngine
+	cfg     Config
+	log     *slog.Logger
+	pion    *pionLogs
+	udp     *mediaConn   // the media socket as the UDP mux reads it
+	udpConn *net.UDPConn // the media socket itself
+	tcp     net.Listener
+	udpMux  ice.UDPMux
+	tcpMux  ice.TCPMux
+	se      webrtc.SettingEngine
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -179,6 +190,15 @@ type SFU struct {
 	events eventQueue
 	// forwarded counts the packets written to slots, for benchmarks.
 	forwarded atomic.Uint64
+
+	lines   atomic.Pointer[fastLines] // the fast paths, by device address
+	linesMu sync.Mutex                // serialises changes to lines
+	// fastIn and fastOut count the packets received and sent on fast
+	// paths, for tests and benchmarks.
+	fastIn, fastOut atomic.Uint64
+	// spoilKeys, if set by a test, damages each handshake before its
+	// keys are derived.
+	spoilKeys func(*handshakeLog)
 
 	mu     sync.Mutex // guards the fields below, and every peer's up, everUp, ended and downSince
 	closed bool
@@ -237,18 +257,24 @@ func New(cfg Config) (*SFU, error) {
 
 	pl := &pionLogs{log: log}
 	s := &SFU{
-		cfg:    cfg,
-		log:    log,
-		pion:   pl,
-		udp:    udp,
-		tcp:    tcp,
-		udpMux: webrtc.NewICEUDPMux(pl.NewLogger("udpmux"), udp),
-		tcpMux: webrtc.NewICETCPMux(pl.NewLogger("tcpmux"), tcp, 64),
-		reap:   make(chan struct{}, 1),
-		peers:  make(map[string]*peer),
-		calls:  make(map[string]*call),
-		member: make(map[string]*call),
+		cfg:     cfg,
+		log:     log,
+		pion:    pl,
+		udpConn: udp,
+		tcp:     tcp,
+		tcpMux:  webrtc.NewICETCPMux(pl.NewLogger("tcpmux"), tcp, 64),
+		reap:    make(chan struct{}, 1),
+		peers:   make(map[string]*peer),
+		calls:   make(map[string]*call),
+		member:  make(map[string]*call),
 	}
+	if s.udp, err = newMediaConn(udp, s); err != nil {
+		udp.Close()
+		tcp.Close()
+		return nil, fmt.Errorf("sfu: %w", err)
+	}
+	s.udpMux = webrtc.NewICEUDPMux(pl.NewLogger("udpmux"), s.udp)
+	s.lines.Store(&fastLines{})
 	s.se = s.settingEngine(udpAddr.Addr(), tcpAddr.Addr())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.events.init()
@@ -318,6 +344,11 @@ func (s *SFU) settingEngine(udpIP, tcpIP netip.Addr) webrtc.SettingEngine {
 	se.SetNetworkTypes(types)
 	// The SFU never dials out: devices reach it, not the reverse.
 	se.DisableActiveTCP(true)
+	// The SFU is the DTLS server, so that it can derive its connections'
+	// SRTP keys for the fast path (fast.go).
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		panic(err) // a valid role
+	}
 	return se
 }
 
