@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 
 	"github.com/pion/dtls/v3/pkg/crypto/prf"
 	"github.com/pion/dtls/v3/pkg/protocol/extension"
@@ -56,9 +54,8 @@ type handshakeLog struct {
 
 // Write takes pion's key log: lines "CLIENT_RANDOM <hex> <hex>".
 func (h *handshakeLog) Write(b []byte) (int, error) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := bytes.Fields(sc.Bytes())
+	for line := range bytes.Lines(b) {
+		f := bytes.Fields(line)
 		if len(f) != 3 || string(f[0]) != "CLIENT_RANDOM" {
 			continue
 		}
@@ -135,21 +132,18 @@ func (h *handshakeLog) keys() (recv, send *srtp.Context) {
 	return recv, send
 }
 
-// A fastLine is a connection's fast path: its keys and where it is.
+// A fastLine is where a connection's fast path sends: the device's
+// address, the selected pair's remote UDP candidate. The keys are the
+// peer's (recv, send, verified), the same for every line it has.
 type fastLine struct {
-	p        *peer
-	addr     netip.AddrPort // the device's address: the selected pair's remote UDP candidate
-	verified *atomic.Bool   // the keys decrypted a packet pion also took; shared by the peer's lines
+	p    *peer
+	addr netip.AddrPort
+	to   sockaddr // addr, as the system takes it
 
-	// Used only by the socket's reading goroutine.
-	recv  *srtp.Context
+	// Scratch space of the socket's reading goroutine.
 	hdr   rtp.Header
 	pkt   rtp.Packet
 	trial []byte
-
-	// The sending side, shared by the peer's lines.
-	send *sendKeys
-	to   sockaddr // addr, as the system takes it
 }
 
 // sendKeys encrypt what the SFU sends a device on its fast path.
@@ -218,17 +212,17 @@ func (s *SFU) take(pkt []byte, from netip.AddrPort) bool {
 	if mic == nil || binary.BigEndian.Uint32(pkt[8:12]) != mic.ssrc {
 		return false // the microphone not yet known to pion, or another stream
 	}
-	if !f.verified.Load() {
+	if !p.verified.Load() {
 		// pion decrypts this one; if our keys decrypt a copy too, they
 		// are the connection's.
 		f.trial = append(f.trial[:0], pkt...)
-		if _, err := f.recv.DecryptRTP(f.trial, f.trial, &f.hdr); err == nil {
-			f.verified.Store(true)
+		if _, err := p.recv.DecryptRTP(f.trial, f.trial, &f.hdr); err == nil {
+			p.verified.Store(true)
 			s.log.Debug("fast path verified", "device", p.device)
 		}
 		return false
 	}
-	plain, err := f.recv.DecryptRTP(pkt, pkt, &f.hdr)
+	plain, err := p.recv.DecryptRTP(pkt, pkt, &f.hdr)
 	if err != nil {
 		return true // not authentic, or a replay: dropped, as pion would
 	}
@@ -295,7 +289,7 @@ func (p *peer) updateLine() {
 	}
 	// A new address (an ICE restart) keeps the connection's keys and
 	// streams: the line moves.
-	f := &fastLine{p: p, addr: addr, verified: &p.verified, recv: p.recv, send: p.send, to: makeSockaddr(addr)}
+	f := &fastLine{p: p, addr: addr, to: makeSockaddr(addr)}
 	p.line.Store(f)
 	p.s.setLine(p, addr, f)
 	p.s.log.Debug("fast path", "device", p.device, "addr", addr)
@@ -329,12 +323,12 @@ func (p *peer) dropLine() {
 // took the packet: not before the path is verified. o.mu is held.
 func (o *outSlot) writeFast(out *rtp.Packet) bool {
 	f := o.owner.line.Load()
-	if f == nil || !f.verified.Load() {
+	if f == nil || !o.owner.verified.Load() {
 		return false
 	}
 	h := out.Header
 	h.SSRC, h.PayloadType = o.ssrc, o.pt
-	k := f.send
+	k := o.owner.send
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !o.fast {

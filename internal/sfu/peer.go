@@ -53,10 +53,13 @@ type peer struct {
 	micStream  atomic.Pointer[micStream] // the microphone's stream, once pion knows it
 	line       atomic.Pointer[fastLine]  // nil: none (yet)
 	verified   atomic.Bool               // the derived keys decrypted the microphone
-	lineMu     sync.Mutex                // guards the fields below, and serialises changes to line
+	lineMu     sync.Mutex                // guards lineClosed, and serialises changes to line
 	lineClosed bool                      // the connection is closing: no more lines
-	recv       *srtp.Context             // the derived keys
-	send       *sendKeys
+	// The derived keys: set once, under lineMu, before the first line is
+	// stored, and read only through a line. recv is used by the socket's
+	// reading goroutine alone; send has its own lock.
+	recv *srtp.Context
+	send *sendKeys
 
 	// Guarded by s.mu.
 	up        bool      // connected now
