@@ -9,8 +9,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,4 +265,93 @@ func TestIsRTP(t *testing.T) {
 			t.Errorf("isRTP(% x) = %v, want %v", tc.pkt, got, tc.want)
 		}
 	}
+}
+
+// FuzzKeyLog feeds the key-log parser anything: it never panics, and
+// keys come only from a whole, well-formed handshake.
+func FuzzKeyLog(f *testing.F) {
+	f.Add([]byte("CLIENT_RANDOM " + strings.Repeat("ab", 32) + " " + strings.Repeat("cd", 48) + "\n"))
+	f.Add([]byte("CLIENT_RANDOM zz 00\n"))
+	f.Add([]byte("CLIENT_RANDOM\n\n\nSERVER_RANDOM 00 00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h handshakeLog
+		if n, err := h.Write(b); n != len(b) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		// No ServerHello was seen: no keys, whatever the log said.
+		if recv, send := h.keys(); recv != nil || send != nil {
+			t.Fatal("keys without a ServerHello")
+		}
+	})
+}
+
+// TestTakeMalformed sends a verified fast line packets that are not
+// authentic SRTP from its microphone: each is dropped or left to pion,
+// never forwarded, and the microphone's stream state is unchanged.
+func TestTakeMalformed(t *testing.T) {
+	s, p, from := fastLineForTest(t)
+	mic := []byte{0x80, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0x30, 0x39} // SSRC 12345
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		took bool
+	}{
+		{"empty", nil, false},
+		{"short", mic[:11], false},
+		{"stun", append([]byte{0, 1, 0, 0}, make([]byte, 16)...), false},
+		{"rtcp", []byte{0x80, 200, 0, 6, 0, 0, 0x30, 0x39, 0, 0, 0, 0}, false},
+		{"other stream", []byte{0x80, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9, 9}, false},
+		{"header only", mic, true},
+		{"forged", append(append([]byte{}, mic...), make([]byte, 40)...), true},
+	} {
+		pkt := append([]byte(nil), tc.pkt...)
+		if took := s.take(pkt, from); took != tc.took {
+			t.Errorf("%s: take = %v, want %v", tc.name, took, tc.took)
+		}
+	}
+	if in := micPackets(p); in != 0 {
+		t.Errorf("%d malformed packets counted as the microphone's", in)
+	}
+}
+
+// FuzzTake feeds a verified fast line anything: it never panics, and
+// nothing unauthentic reaches the microphone's stream.
+func FuzzTake(f *testing.F) {
+	f.Add([]byte{0x80, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0x30, 0x39, 1, 2, 3})
+	f.Add([]byte{0x80, 200, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, p, from := fastLineForTest(t)
+		s.take(b, from)
+		if in := micPackets(p); in != 0 {
+			t.Fatalf("an unauthentic packet counted as the microphone's")
+		}
+	})
+}
+
+// fastLineForTest makes an SFU value with one peer whose fast path is
+// verified, on random keys, for microphone SSRC 12345 at from.
+func fastLineForTest(t *testing.T) (*SFU, *peer, netip.AddrPort) {
+	t.Helper()
+	key, salt := make([]byte, 16), make([]byte, 12)
+	rand.Read(key)
+	rand.Read(salt)
+	recv, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm, srtp.SRTPReplayProtection(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &SFU{log: slog.New(slog.DiscardHandler)}
+	p := &peer{s: s, device: "dev0", recv: recv}
+	p.routes.Store(&[]*outSlot{})
+	p.micStream.Store(&micStream{ssrc: 12345, pt: 111})
+	p.verified.Store(true)
+	from := netip.MustParseAddrPort("127.0.0.1:40000")
+	s.lines.Store(&fastLines{from: {p: p, addr: from}})
+	return s, p, from
+}
+
+// micPackets is how many packets of the microphone the peer received.
+func micPackets(p *peer) uint64 {
+	p.micIn.mu.Lock()
+	defer p.micIn.mu.Unlock()
+	return p.micIn.packets
 }
